@@ -1,0 +1,287 @@
+// The `edge-relay` command line: parses argv with node:util parseArgs and runs a subcommand.
+// Usage and config errors print `edge-relay: <sentence>` and exit 2; tokens and secrets are never printed.
+import { parseArgs } from "node:util";
+import { isValidBackendName, mintToken, parseDuration } from "../src/auth.ts";
+import {
+  buildAgentConfig,
+  ConfigError,
+  DEFAULT_GRACE_PERIOD_MS,
+  MAX_CONNECTIONS,
+  RELAY_URL_ENV,
+  TOKEN_ENV,
+  type RawAgentOptions,
+} from "./config.ts";
+
+export const SECRET_ENV = "RELAY_SECRET";
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** A mistake in how the command was invoked (exit 2). */
+class UsageError extends Error {}
+
+type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"];
+type Values = Record<string, string | boolean | undefined>;
+
+interface Command {
+  usage: string;
+  options: Options;
+  allowPositionals: boolean;
+  run(values: Values, positionals: string[], secrets: string[]): Promise<number>;
+}
+
+const HELP_OPTION = { help: { type: "boolean", short: "h" } } as const;
+
+const MAIN_USAGE = `edge-relay: reach an HTTP service behind NAT through an edge-relay Worker.
+
+Usage:
+  edge-relay agent --relay <url> --backend <name> --token <token> --to <target> [flags]
+  edge-relay token <name> [--ttl <duration>] [--secret <secret>]
+  edge-relay help [<command>]
+
+Commands:
+  agent   Keep tunnels open to the relay and serve one backend's public requests from a local target.
+  token   Mint an agent token for a backend, signed with the relay's secret.
+  help    Show this text, or a command's flags.
+
+Run \`edge-relay <command> --help\` for a command's flags.
+
+Example:
+  npx edge-relay agent --relay http://127.0.0.1:8787 --backend demo --token $(npx edge-relay token demo) --to http://127.0.0.1:3000
+`;
+
+const AGENT_USAGE = `Usage: edge-relay agent --relay <url> --backend <name> --token <token> --to <target> [flags]
+
+Keep tunnels open to the relay and serve the public requests for one backend from a local target.
+Stops on SIGINT or SIGTERM, letting in-flight requests finish within the grace period.
+
+Flags:
+  --relay <url>           The relay's base URL (http, https, ws or wss); /_relay/connect is appended.
+  --backend <name>        The backend to serve: 1 to 63 lowercase letters, digits or hyphens.
+  --token <token>         The agent token for this backend, from \`edge-relay token <name>\`.
+  --to <target>           Where requests go; see Targets.
+  --preserve-host         Send the public Host header to the target instead of the target's host.
+  --origin-ca <file>      Trust the CA certificates in this PEM file for an https target.
+  --origin-insecure       Skip certificate verification for an https target.
+  --connections <n>       Tunnels to keep open, 1 to ${MAX_CONNECTIONS} (default 1).
+  --grace-period <dur>    How long in-flight requests may finish on shutdown (default ${DEFAULT_GRACE_PERIOD_MS / 1000}s).
+  --config <file>         A JSON object of these flags by long name; command-line flags win over it.
+  -h, --help              Show this text.
+
+Targets:
+  http://host:port        Plain HTTP.
+  https://host:port       HTTPS; see --origin-ca and --origin-insecure.
+  unix:/path/to.sock      HTTP over a Unix domain socket.
+
+Durations: a whole number with an optional unit s, m, h or d (45s, 15m, 12h, 30d); a bare number is seconds.
+
+Environment:
+  ${RELAY_URL_ENV}          Used for --relay when neither the command line nor --config sets it.
+  ${TOKEN_ENV}        Used for --token when neither the command line nor --config sets it.
+
+Config file (relative paths in it are relative to the file):
+  {
+    "relay": "https://relay.example.com",
+    "backend": "demo",
+    "to": "https://127.0.0.1:8443",
+    "origin-ca": "ca.pem",
+    "connections": 2
+  }
+
+Examples:
+  npx edge-relay agent --relay http://127.0.0.1:8787 --backend demo --token $(npx edge-relay token demo) --to http://127.0.0.1:3000
+  ${TOKEN_ENV}=... edge-relay agent --config agent.json --to unix:/run/app.sock
+`;
+
+const TOKEN_USAGE = `Usage: edge-relay token <name> [--ttl <duration>] [--secret <secret>]
+
+Mint an agent token for backend <name> and print only the token on stdout.
+
+Flags:
+  --ttl <duration>        How long the token is valid, like 30d, 12h, 15m or 45s (default: it never expires).
+  --secret <secret>       The relay's signing secret; prefer ${SECRET_ENV}, since flags show up in \`ps\` and shell history.
+  -h, --help              Show this text.
+
+Environment:
+  ${SECRET_ENV}            The relay's signing secret (the Worker's ${SECRET_ENV}), used unless --secret is given.
+
+Examples:
+  ${SECRET_ENV}=... npx edge-relay token demo
+  ${SECRET_ENV}=... npx edge-relay token demo --ttl 30d
+`;
+
+const COMMANDS: Record<string, Command> = {
+  agent: {
+    usage: AGENT_USAGE,
+    allowPositionals: false,
+    options: {
+      relay: { type: "string" },
+      backend: { type: "string" },
+      token: { type: "string" },
+      to: { type: "string" },
+      "preserve-host": { type: "boolean" },
+      "origin-ca": { type: "string" },
+      "origin-insecure": { type: "boolean" },
+      connections: { type: "string" },
+      "grace-period": { type: "string" },
+      config: { type: "string" },
+      ...HELP_OPTION,
+    },
+    run: runAgentCommand,
+  },
+  token: {
+    usage: TOKEN_USAGE,
+    allowPositionals: true,
+    options: {
+      ttl: { type: "string" },
+      secret: { type: "string" },
+      ...HELP_OPTION,
+    },
+    run: runTokenCommand,
+  },
+  // ---- `connect` goes here: add its Command entry (usage, options, run) and a line in MAIN_USAGE. ----
+};
+
+/** Placeholders for flags' values in "needs a value" errors. */
+const VALUE_NAMES: Record<string, string> = {
+  relay: "<url>",
+  backend: "<name>",
+  token: "<token>",
+  to: "<target>",
+  "origin-ca": "<file>",
+  connections: "<n>",
+  "grace-period": "<duration>",
+  config: "<file>",
+  ttl: "<duration>",
+  secret: "<secret>",
+};
+
+/** Runs the `edge-relay` command line and resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const secrets = collectSecrets(argv, process.env);
+  try {
+    return await dispatch(argv, secrets);
+  } catch (error) {
+    const usage = error instanceof UsageError || error instanceof ConfigError;
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`edge-relay: ${redact(message, secrets)}\n`);
+    return usage ? EXIT_USAGE : EXIT_FAILURE;
+  }
+}
+
+async function dispatch(argv: string[], secrets: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined) {
+    process.stderr.write(MAIN_USAGE);
+    return EXIT_USAGE;
+  }
+  if (name === "--help" || name === "-h" || name === "help") {
+    const topic = name === "help" ? args[0] : undefined;
+    if (topic !== undefined && !Object.hasOwn(COMMANDS, topic)) throw unknownCommand(topic);
+    process.stdout.write(topic === undefined ? MAIN_USAGE : COMMANDS[topic].usage);
+    return EXIT_OK;
+  }
+  if (!Object.hasOwn(COMMANDS, name)) throw unknownCommand(name);
+  const command = COMMANDS[name];
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(command.usage);
+    return EXIT_OK;
+  }
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args, options: command.options, allowPositionals: command.allowPositionals, strict: true }) as typeof parsed;
+  } catch (error) {
+    throw new UsageError(describeParseError(error, name));
+  }
+  return command.run(parsed.values, parsed.positionals, secrets);
+}
+
+async function runAgentCommand(values: Values, _positionals: string[], secrets: string[]): Promise<number> {
+  const { help: _help, ...raw } = values;
+  const config = buildAgentConfig(raw as RawAgentOptions, process.env);
+  secrets.push(config.token);
+  const { runAgent } = await import("./supervisor.ts");
+  return await runAgent(config);
+}
+
+async function runTokenCommand(values: Values, positionals: string[], _secrets: string[]): Promise<number> {
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0
+        ? "`edge-relay token` needs the backend name, like `edge-relay token demo`."
+        : `\`edge-relay token\` takes one backend name, but was given ${positionals.length} arguments.`,
+    );
+  }
+  const [name] = positionals;
+  if (!isValidBackendName(name)) {
+    throw new UsageError(
+      `"${name}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`,
+    );
+  }
+  let ttlSeconds: number | undefined;
+  if (typeof values.ttl === "string") {
+    try {
+      ttlSeconds = parseDuration(values.ttl);
+    } catch {}
+    if (!ttlSeconds) {
+      throw new UsageError(`--ttl "${values.ttl}": the lifetime must be a duration of at least 1s, like 30d, 12h, 15m, 45s or 90 (seconds).`);
+    }
+  }
+  const secret = typeof values.secret === "string" ? values.secret : process.env[SECRET_ENV];
+  if (!secret) {
+    throw new UsageError(
+      values.secret === undefined
+        ? `there is no secret to sign with; set ${SECRET_ENV} to the relay's secret, or pass --secret.`
+        : "--secret is empty; pass the relay's secret, or set " + SECRET_ENV + " and leave out --secret.",
+    );
+  }
+  process.stdout.write(`${await mintToken(secret, name, { ttlSeconds })}\n`);
+  return EXIT_OK;
+}
+
+function unknownCommand(name: string): UsageError {
+  if (name.startsWith("-")) {
+    return new UsageError(`${name} is not a flag of edge-relay itself; put flags after a command, like \`edge-relay agent ${name} ...\`, or run \`edge-relay --help\`.`);
+  }
+  return new UsageError(`"${name}" is not a command; run \`edge-relay --help\` to see the commands.`);
+}
+
+/** Turns a parseArgs error into a sentence of our own: Node's wording varies by version and may quote a value. */
+function describeParseError(error: unknown, command: string): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : "";
+  const flag = /'(-{1,2}[A-Za-z0-9][\w-]*)/.exec(message)?.[1];
+  const help = `run \`edge-relay ${command} --help\` to see its flags`;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && flag) {
+    return `${flag} is not a flag of \`edge-relay ${command}\`; ${help}.`;
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && flag) {
+    if (/does not take an argument/.test(message)) return `${flag} is a switch and takes no value; write just ${flag}.`;
+    const value = VALUE_NAMES[flag.replace(/^-+/, "")] ?? "<value>";
+    return `${flag} needs a value, like ${flag} ${value} (to pass a value starting with "-", write ${flag}=-...).`;
+  }
+  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+    return `\`edge-relay ${command}\` takes no positional arguments; pass every setting as a flag, like --to http://127.0.0.1:3000.`;
+  }
+  return `the arguments to \`edge-relay ${command}\` could not be parsed; ${help}.`;
+}
+
+/** The token and secret values this run may know, from flags and env, for scrubbing messages. */
+function collectSecrets(argv: string[], env: Record<string, string | undefined>): string[] {
+  const secrets = [env[TOKEN_ENV], env[SECRET_ENV]];
+  argv.forEach((arg, i) => {
+    for (const flag of ["--token", "--secret"]) {
+      if (arg === flag) secrets.push(argv[i + 1]);
+      else if (arg.startsWith(`${flag}=`)) secrets.push(arg.slice(flag.length + 1));
+    }
+  });
+  return secrets.filter((value): value is string => typeof value === "string" && value.length > 0);
+}
+
+/**
+ * Replaces known secrets in a message from code we do not control (the supervisor, Node).
+ * Values shorter than 6 characters are left alone: scrubbing them would mangle ordinary words.
+ */
+function redact(message: string, secrets: string[]): string {
+  return secrets.filter((secret) => secret.length >= 6).reduce((text, secret) => text.split(secret).join("[redacted]"), message);
+}

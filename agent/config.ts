@@ -1,0 +1,469 @@
+// The agent's settings: flags, an optional JSON --config file and env fallbacks, validated
+// into one typed AgentConfig; every error is a sentence naming the flag (or file and line).
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { inspect } from "node:util";
+import { isValidBackendName, parseDuration, readTokenClaims } from "../src/auth.ts";
+
+export type Target =
+  | { kind: "http"; url: URL }
+  | { kind: "https"; url: URL; ca?: string; insecure: boolean }
+  | { kind: "unix"; path: string };
+
+export interface AgentConfig {
+  /** ws: or wss: URL of the relay's `/_relay/connect`. */
+  relayUrl: URL;
+  backend: string;
+  /** Secret: print `redactedConfig(config)` instead; `JSON.stringify` and `util.inspect` already redact it. */
+  token: string;
+  target: Target;
+  /** Send the public Host header to the target instead of the target's own host. */
+  preserveHost: boolean;
+  /** Tunnels to keep open, 1 to 16. */
+  connections: number;
+  /** How long in-flight requests may finish after SIGINT/SIGTERM. */
+  gracePeriodMs: number;
+}
+
+/** Flag values as `node:util` parseArgs returns them, keyed by long flag name. */
+export interface RawAgentOptions {
+  relay?: string;
+  backend?: string;
+  token?: string;
+  to?: string;
+  "preserve-host"?: boolean;
+  "origin-ca"?: string;
+  "origin-insecure"?: boolean;
+  connections?: string;
+  "grace-period"?: string;
+  config?: string;
+}
+
+/** A setting that cannot be used; `field` is the long flag name without dashes. */
+export class ConfigError extends Error {
+  readonly field: string;
+  readonly file?: string;
+  readonly line?: number;
+
+  constructor(message: string, where: { field: string; file?: string; line?: number }) {
+    super(message);
+    this.name = "ConfigError";
+    this.field = where.field;
+    if (where.file !== undefined) this.file = where.file;
+    if (where.line !== undefined) this.line = where.line;
+  }
+}
+
+export const RELAY_URL_ENV = "EDGE_RELAY_URL";
+export const TOKEN_ENV = "EDGE_RELAY_TOKEN";
+export const CONNECT_PATH = "/_relay/connect";
+export const DEFAULT_CONNECTIONS = 1;
+export const MAX_CONNECTIONS = 16;
+export const DEFAULT_GRACE_PERIOD_MS = 30_000;
+export const MAX_GRACE_PERIOD_MS = 24 * 3600 * 1000;
+
+type Key = Exclude<keyof RawAgentOptions, "config">;
+const BOOLEAN_KEYS = ["preserve-host", "origin-insecure"] as const;
+const NUMERIC_KEYS: readonly string[] = ["connections", "grace-period"];
+const FILE_KEYS: readonly Key[] = ["relay", "backend", "token", "to", "preserve-host", "origin-ca", "origin-insecure", "connections", "grace-period"];
+const ENV_FALLBACKS: Partial<Record<Key, string>> = { relay: RELAY_URL_ENV, token: TOKEN_ENV };
+const WS_PROTOCOLS: Record<string, string> = { "http:": "ws:", "https:": "wss:", "ws:": "ws:", "wss:": "wss:" };
+const JSON_STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+const JSON_NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const JSON_WORDS = [["true", true], ["false", false], ["null", null]] as const;
+const MAX_JSON_DEPTH = 64;
+
+type Origin = { kind: "flag" } | { kind: "env"; name: string } | { kind: "file"; file: string; line: number };
+
+/** One setting's value as text, how to quote it in errors, and where it came from. */
+interface Setting {
+  key: Key;
+  text: string;
+  shown: string;
+  origin: Origin;
+}
+
+/**
+ * Validates the agent's options into an AgentConfig. Precedence: command-line flags, then
+ * the `--config` JSON file, then the env fallbacks. Throws ConfigError.
+ */
+export function buildAgentConfig(
+  raw: RawAgentOptions,
+  env: Record<string, string | undefined>,
+  readFile: (path: string) => string = (path) => readFileSync(path, "utf8"),
+): AgentConfig {
+  for (const key of Object.keys(raw)) {
+    if (key !== "config" && !FILE_KEYS.includes(key as Key)) {
+      throw new ConfigError(`--${key} is not an agent flag; run \`edge-relay agent --help\` to see them.`, { field: key });
+    }
+  }
+  const file = raw.config === undefined ? undefined : loadConfigFile(raw.config, readFile);
+  const pick = (key: Key): Setting | undefined => {
+    const flag = raw[key];
+    if (flag !== undefined) return { key, text: String(flag), shown: JSON.stringify(String(flag)), origin: { kind: "flag" } };
+    const fromFile = file?.settings.get(key);
+    if (fromFile) return fromFile;
+    const name = ENV_FALLBACKS[key];
+    const value = name === undefined ? undefined : env[name];
+    if (name !== undefined && value !== undefined && value !== "") {
+      return { key, text: value, shown: JSON.stringify(value), origin: { kind: "env", name } };
+    }
+    return undefined;
+  };
+
+  const relayUrl = parseRelayUrl(pick("relay"));
+  const backendSetting = pick("backend");
+  const backend = parseBackend(backendSetting);
+  const token = parseToken(pick("token"), backendSetting, backend);
+  const target = parseTarget(pick("to"), pick("origin-ca"), pick("origin-insecure"), file?.dir, readFile);
+  const config: AgentConfig = {
+    relayUrl,
+    backend,
+    token,
+    target,
+    preserveHost: parseBoolean(pick("preserve-host")),
+    connections: parseConnections(pick("connections")),
+    gracePeriodMs: parseGracePeriod(pick("grace-period")),
+  };
+  Object.defineProperty(config, "toJSON", { value: () => redactedConfig(config) });
+  Object.defineProperty(config, inspect.custom, { value: () => redactedConfig(config) });
+  return config;
+}
+
+/** A printable copy of the config with the token replaced by `[redacted]`. */
+export function redactedConfig(config: AgentConfig): Record<string, unknown> {
+  const { target } = config;
+  return {
+    relayUrl: config.relayUrl.href,
+    backend: config.backend,
+    token: "[redacted]",
+    target: target.kind === "unix" ? `unix:${target.path}` : target.url.origin,
+    ...(target.kind === "https" ? { originCa: target.ca !== undefined, originInsecure: target.insecure } : {}),
+    preserveHost: config.preserveHost,
+    connections: config.connections,
+    gracePeriodMs: config.gracePeriodMs,
+  };
+}
+
+function parseBackend(setting: Setting | undefined): string {
+  if (!setting) {
+    throw new ConfigError('--backend is required: pass --backend <name> or put "backend" in the --config file.', { field: "backend" });
+  }
+  if (!isValidBackendName(setting.text)) {
+    invalid(setting, "the backend name", "must be 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit");
+  }
+  return setting.text;
+}
+
+function parseRelayUrl(setting: Setting | undefined): URL {
+  if (!setting) {
+    throw new ConfigError(
+      `--relay is required: pass --relay <url> (the relay's base URL, like https://relay.example.com) or set ${RELAY_URL_ENV}.`,
+      { field: "relay" },
+    );
+  }
+  const rule = "must be an http://, https://, ws:// or wss:// URL of the relay, like https://relay.example.com";
+  const url = URL.canParse(setting.text) ? new URL(setting.text) : undefined;
+  if (!url || !url.hostname) invalid(setting, "the relay URL", rule);
+  const protocol = WS_PROTOCOLS[url.protocol];
+  if (!protocol) invalid(setting, "the relay URL", rule);
+  if (url.username || url.password) {
+    invalid(setting, "the relay URL", "must not carry a user name or password; the agent authenticates with --token");
+  }
+  url.protocol = protocol;
+  url.hash = "";
+  const path = url.pathname.replace(/\/+$/, "");
+  url.pathname = path.endsWith(CONNECT_PATH) ? path : path + CONNECT_PATH;
+  return url;
+}
+
+function parseToken(setting: Setting | undefined, backendSetting: Setting | undefined, backend: string): string {
+  if (!setting) {
+    throw new ConfigError(
+      `--token is required: pass --token or set ${TOKEN_ENV}; mint one with \`edge-relay token ${backend}\`.`,
+      { field: "token" },
+    );
+  }
+  const claims = readTokenClaims(setting.text);
+  if (!claims) {
+    problem(setting, `is not an agent token; tokens look like er1.<payload>.<signature>, mint one with \`edge-relay token ${backend}\``);
+  }
+  if (claims.backend !== backend) {
+    const backendName = backendSetting ? nameOf(backendSetting) : "--backend";
+    problem(setting, `was minted for backend "${claims.backend}", but ${backendName} is "${backend}"; mint one with \`edge-relay token ${backend}\``);
+  }
+  return setting.text;
+}
+
+function parseTarget(
+  to: Setting | undefined,
+  caSetting: Setting | undefined,
+  insecureSetting: Setting | undefined,
+  configDir: string | undefined,
+  readFile: (path: string) => string,
+): Target {
+  if (!to) {
+    throw new ConfigError(
+      '--to is required: pass --to with http://host:port, https://host:port or unix:/path, or put "to" in the --config file.',
+      { field: "to" },
+    );
+  }
+  const target = parseTargetText(to, configDir);
+  const insecure = parseBoolean(insecureSetting);
+  if (target.kind !== "https") {
+    const https = "applies only to https:// targets";
+    if (caSetting) problem(caSetting, `${https}, but ${nameOf(to)} is ${to.shown}`);
+    if (insecure && insecureSetting) problem(insecureSetting, `${https}, but ${nameOf(to)} is ${to.shown}`);
+    return target;
+  }
+  if (!caSetting) return { ...target, insecure };
+  if (insecure && insecureSetting) {
+    problem(insecureSetting, `cannot be combined with ${nameOf(caSetting)}: either trust that CA or skip verification, not both`);
+  }
+  const path = resolveFromFile(caSetting, configDir);
+  const at = path === caSetting.text ? "" : ` at ${path}`;
+  let pem: string;
+  try {
+    pem = readFile(path);
+  } catch (error) {
+    problem(caSetting, `names a file that cannot be read (${describeError(error)}${at})`, path);
+  }
+  if (!/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(pem)) {
+    problem(caSetting, 'names a file that holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" block)', path);
+  }
+  return { ...target, ca: pem, insecure };
+}
+
+function parseTargetText(setting: Setting, configDir: string | undefined): Target {
+  const rule = "must be http://host:port, https://host:port or unix:/path";
+  const text = setting.text;
+  if (text.startsWith("unix:")) {
+    const path = text.slice("unix:".length).replace(/^\/\/(?=\/)/, "");
+    if (!path) invalid(setting, "the target", rule);
+    return { kind: "unix", path: resolveFromFile({ ...setting, text: path }, configDir) };
+  }
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || !url.hostname) {
+    invalid(setting, "the target", rule);
+  }
+  if (url.username || url.password || url.pathname !== "/" || url.search || url.hash) {
+    invalid(setting, "the target", "must be only a scheme, host and port, with no user, path, query or fragment");
+  }
+  return url.protocol === "http:" ? { kind: "http", url } : { kind: "https", url, insecure: false };
+}
+
+function parseBoolean(setting: Setting | undefined): boolean {
+  return setting?.text === "true";
+}
+
+function parseConnections(setting: Setting | undefined): number {
+  if (!setting) return DEFAULT_CONNECTIONS;
+  const count = /^\d+$/.test(setting.text) ? Number(setting.text) : NaN;
+  if (!(count >= 1 && count <= MAX_CONNECTIONS)) {
+    invalid(setting, "the connection count", `must be a whole number from 1 to ${MAX_CONNECTIONS}`);
+  }
+  return count;
+}
+
+function parseGracePeriod(setting: Setting | undefined): number {
+  if (!setting) return DEFAULT_GRACE_PERIOD_MS;
+  let ms = NaN;
+  try {
+    ms = parseDuration(setting.text) * 1000;
+  } catch {}
+  if (!(ms <= MAX_GRACE_PERIOD_MS)) {
+    invalid(setting, "the grace period", "must be a duration from 0s to 24h, like 45s, 15m, 2h or 90 (seconds)");
+  }
+  return ms;
+}
+
+/**
+ * Throws for a value that breaks `rule`. Flags and env read `--to "ftp://x": the target must be …`;
+ * file entries read `agent.json line 4: "to" must be …, not "ftp://x".` The token is never quoted.
+ */
+function invalid(setting: Setting, noun: string, rule: string): never {
+  const secret = setting.key === "token";
+  const where = { field: setting.key, ...fileOf(setting) };
+  const { origin } = setting;
+  if (origin.kind === "file") {
+    const shown = secret ? "" : `, not ${setting.shown}`;
+    throw new ConfigError(`${origin.file} line ${origin.line}: "${setting.key}" ${rule}${shown}.`, where);
+  }
+  const name = origin.kind === "flag" ? `--${setting.key}` : origin.name;
+  throw new ConfigError(`${name}${secret ? "" : ` ${setting.shown}`}: ${noun} ${rule}.`, where);
+}
+
+/** Throws `<subject> <predicate>.`, prefixed by the file and line when the setting came from the file. */
+function problem(setting: Setting, predicate: string, file?: string): never {
+  const prefix = setting.origin.kind === "file" ? `${setting.origin.file} line ${setting.origin.line}: ` : "";
+  const where = { field: setting.key, ...fileOf(setting), ...(file !== undefined && setting.origin.kind !== "file" ? { file } : {}) };
+  throw new ConfigError(`${prefix}${subjectOf(setting)} ${predicate}.`, where);
+}
+
+/** `--to`, `EDGE_RELAY_URL` or `"to"` (in a file). */
+function nameOf(setting: Setting): string {
+  const { origin } = setting;
+  return origin.kind === "flag" ? `--${setting.key}` : origin.kind === "env" ? origin.name : `"${setting.key}"`;
+}
+
+/** The name with the value (left out for the token and boolean flags): `--to "x"` or `"to": "x"`. */
+function subjectOf(setting: Setting): string {
+  const isBooleanFlag = setting.origin.kind === "flag" && (BOOLEAN_KEYS as readonly string[]).includes(setting.key);
+  if (setting.key === "token" || isBooleanFlag) return nameOf(setting);
+  return `${nameOf(setting)}${setting.origin.kind === "file" ? ":" : ""} ${setting.shown}`;
+}
+
+/** Paths written in the --config file are relative to that file, as in tsconfig.json. */
+function resolveFromFile(setting: Setting, configDir: string | undefined): string {
+  return setting.origin.kind === "file" && configDir !== undefined ? resolve(configDir, setting.text) : setting.text;
+}
+
+function fileOf(setting: Setting): { file?: string; line?: number } {
+  return setting.origin.kind === "file" ? { file: setting.origin.file, line: setting.origin.line } : {};
+}
+
+function describeError(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "ENOENT") return "no such file";
+  if (code === "EACCES") return "permission denied";
+  if (code === "EISDIR") return "it is a directory";
+  return typeof code === "string" ? code : error instanceof Error ? error.message : String(error);
+}
+
+interface ConfigFile {
+  dir: string;
+  settings: Map<Key, Setting>;
+}
+
+function loadConfigFile(path: string, readFile: (path: string) => string): ConfigFile {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (error) {
+    throw new ConfigError(`--config "${path}": the file cannot be read (${describeError(error)}).`, { field: "config", file: path });
+  }
+  const entries = parseJsonObject(text, path);
+  const settings = new Map<Key, Setting>();
+  for (const [key, { value, line }] of entries) {
+    const origin: Origin = { kind: "file", file: path, line };
+    const shown = key === "token" ? "" : `, not ${JSON.stringify(value)}`;
+    let rule: string | undefined;
+    if (!FILE_KEYS.includes(key as Key)) {
+      rule = `is not a setting; the keys are the long flag names: ${FILE_KEYS.join(", ")}`;
+    } else if ((BOOLEAN_KEYS as readonly string[]).includes(key)) {
+      if (typeof value !== "boolean") rule = `must be true or false${shown}`;
+    } else if (typeof value !== "string" && !(typeof value === "number" && NUMERIC_KEYS.includes(key))) {
+      rule = `must be a string${shown}`;
+    }
+    if (rule !== undefined) {
+      throw new ConfigError(`${path} line ${line}: "${key}" ${rule}.`, { field: key, file: path, line });
+    }
+    settings.set(key as Key, { key: key as Key, text: String(value), shown: JSON.stringify(value), origin });
+  }
+  return { dir: dirname(path), settings };
+}
+
+/**
+ * Parses JSON text whose top level must be an object, returning each top-level key with its
+ * value and line. Hand-rolled so syntax errors carry a line on every Node version and never
+ * quote the surrounding text (which may hold a token).
+ */
+export function parseJsonObject(text: string, file: string): Map<string, { value: unknown; line: number }> {
+  const source = text.replace(/^\uFEFF/, "");
+  const entries = new Map<string, { value: unknown; line: number }>();
+  let pos = 0;
+
+  function lineAt(at: number): number {
+    let line = 1;
+    for (let i = 0; i < at && i < source.length; i++) if (source.charCodeAt(i) === 10) line++;
+    return line;
+  }
+  function fail(what: string): never {
+    const line = lineAt(pos);
+    throw new ConfigError(`${file} line ${line}: the file is not valid JSON: ${what}.`, { field: "config", file, line });
+  }
+  function found(): string {
+    return pos >= source.length ? "the end of the file" : JSON.stringify(source[pos]);
+  }
+  function skipSpace(): void {
+    while (pos < source.length && " \t\r\n".includes(source[pos])) pos++;
+  }
+  function take(char: string): boolean {
+    skipSpace();
+    if (source[pos] !== char) return false;
+    pos++;
+    return true;
+  }
+  function readString(): string {
+    JSON_STRING.lastIndex = pos;
+    const match = JSON_STRING.exec(source);
+    if (!match) fail("a string is not closed, or holds a raw control character or a bad escape");
+    pos = JSON_STRING.lastIndex;
+    return JSON.parse(match[0]) as string;
+  }
+  function readValue(depth: number): unknown {
+    skipSpace();
+    if (depth > MAX_JSON_DEPTH) fail("values are nested too deeply");
+    if (source[pos] === '"') return readString();
+    if (source[pos] === "{") return readObject(depth + 1);
+    if (source[pos] === "[") return readArray(depth + 1);
+    JSON_NUMBER.lastIndex = pos;
+    const number = JSON_NUMBER.exec(source);
+    if (number) {
+      pos = JSON_NUMBER.lastIndex;
+      return Number(number[0]);
+    }
+    for (const [word, value] of JSON_WORDS) {
+      if (source.startsWith(word, pos)) {
+        pos += word.length;
+        return value;
+      }
+    }
+    return fail(`expected a value but found ${found()}`);
+  }
+  function readArray(depth: number): unknown[] {
+    pos++;
+    const items: unknown[] = [];
+    if (take("]")) return items;
+    do items.push(readValue(depth));
+    while (take(","));
+    if (!take("]")) fail(`expected "," or "]" in an array but found ${found()}`);
+    return items;
+  }
+  function readObject(depth: number): Record<string, unknown> {
+    pos++;
+    const object: Record<string, unknown> = Object.create(null);
+    if (take("}")) return object;
+    do {
+      skipSpace();
+      if (source[pos] === "}") fail("a comma before } is not allowed in JSON");
+      if (source[pos] !== '"') fail(`expected a quoted key but found ${found()}`);
+      const line = lineAt(pos);
+      const key = readString();
+      if (!take(":")) fail(`expected ":" after the key "${key}" but found ${found()}`);
+      const value = readValue(depth);
+      if (depth === 1) {
+        if (entries.has(key)) {
+          throw new ConfigError(`${file} line ${line}: "${key}" appears twice; keep one.`, { field: key, file, line });
+        }
+        entries.set(key, { value, line });
+      }
+      object[key] = value;
+    } while (take(","));
+    if (!take("}")) fail(`expected "," or "}" after a value but found ${found()}`);
+    return object;
+  }
+
+  skipSpace();
+  if (source[pos] !== "{") {
+    const line = lineAt(pos);
+    throw new ConfigError(
+      `${file} line ${line}: the file must hold a JSON object whose keys are long flag names, like {"backend": "demo"}.`,
+      { field: "config", file, line },
+    );
+  }
+  readObject(1);
+  skipSpace();
+  if (pos < source.length) fail(`unexpected ${found()} after the closing }`);
+  return entries;
+}

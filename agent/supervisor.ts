@@ -1,0 +1,94 @@
+// Keeps the configured number of tunnels up: reconnects with jittered backoff, prints one line
+// per tunnel up or down, and on SIGINT/SIGTERM drains in-flight streams then closes cleanly.
+import type { AgentConfig } from "./config.ts";
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.ts";
+import { createOrigin, type Origin } from "./origin.ts";
+import { AgentTunnel } from "./tunnel.ts";
+
+export interface SupervisorOptions {
+  log?: (line: string) => void;
+  backoff?: BackoffOptions;
+  /** Aborting it starts a graceful shutdown (the CLI wires SIGINT/SIGTERM to it). */
+  signal?: AbortSignal;
+  origin?: Origin;
+}
+
+/** Runs tunnels until `signal` aborts; resolves with the exit code. */
+export async function superviseTunnels(config: AgentConfig, opts: SupervisorOptions = {}): Promise<number> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const origin = opts.origin ?? createOrigin(config);
+  const backoff = opts.backoff ?? DEFAULT_BACKOFF;
+  const live = new Set<AgentTunnel>();
+  let stopping = false;
+  let wakeSleepers: Array<() => void> = [];
+  const where = `relay=${config.relayUrl.origin} backend=${config.backend}`;
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      wakeSleepers.push(done);
+    });
+
+  async function keepUp(slot: number): Promise<void> {
+    let attempt = 0;
+    let lastFailure = "";
+    while (!stopping) {
+      const tunnel = new AgentTunnel(config, origin);
+      try {
+        await tunnel.open();
+        live.add(tunnel);
+        attempt = 0;
+        lastFailure = "";
+        log(`edge-relay: tunnel ${slot} up: ${where} tunnels=${live.size}/${config.connections}`);
+        const { code, reason } = await tunnel.closed;
+        live.delete(tunnel);
+        if (stopping) break;
+        log(`edge-relay: tunnel ${slot} down: ${where} code=${code}${reason ? ` reason="${reason}"` : ""} tunnels=${live.size}/${config.connections}`);
+      } catch (err) {
+        const message = (err as Error).message;
+        if (message !== lastFailure) log(`edge-relay: tunnel ${slot} cannot connect: ${message}; retrying`);
+        lastFailure = message;
+      }
+      if (stopping) break;
+      await sleep(backoffDelay(attempt++, backoff));
+    }
+  }
+
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    for (const wake of wakeSleepers) wake();
+    wakeSleepers = [];
+    const deadline = Date.now() + config.gracePeriodMs;
+    for (const t of live) t.drain();
+    while ([...live].some((t) => t.load > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const t of live) t.close();
+  };
+
+  if (opts.signal?.aborted) return 0;
+  opts.signal?.addEventListener("abort", () => void shutdown(), { once: true });
+  const slots = Array.from({ length: config.connections }, (_, i) => keepUp(i + 1));
+  await Promise.all(slots);
+  await Promise.all([...live].map((t) => t.closed));
+  origin.close();
+  log(`edge-relay: stopped (${where})`);
+  return 0;
+}
+
+/** Entry point of `edge-relay agent`: runs until SIGINT or SIGTERM. */
+export async function runAgent(config: AgentConfig): Promise<number> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    return await superviseTunnels(config, { signal: controller.signal });
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
+}

@@ -1,0 +1,156 @@
+// One WebSocket to the relay carrying one protocol session; hands incoming streams to the origin.
+import { randomUUID } from "node:crypto";
+import WebSocket from "ws";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION, ProtocolError, TunnelClose } from "../src/protocol/frame.ts";
+import { decodeRequestHead } from "../src/protocol/head.ts";
+import { Session } from "../src/protocol/session.ts";
+import type { AgentConfig } from "./config.ts";
+import type { Origin } from "./origin.ts";
+
+export const AGENT_VERSION = "0.1.0";
+/** One id per agent process, announced in every tunnel's hello. */
+export const AGENT_ID = randomUUID();
+
+/** Heartbeat: a text ping this often; the tunnel is dropped when no pong came for 3 of them. */
+export const HEARTBEAT_MS = 15_000;
+
+export interface TunnelClosed {
+  code: number;
+  reason: string;
+}
+
+/** One tunnel. `open()` resolves once the relay's hello arrived. */
+export class AgentTunnel {
+  session?: Session;
+  /** The relay's tunnel id, from its hello. */
+  relayTunnelId?: string;
+  readonly closed: Promise<TunnelClosed>;
+  private ws?: WebSocket;
+  private resolveClosed!: (c: TunnelClosed) => void;
+  private heartbeat?: NodeJS.Timeout;
+  private lastPong = Date.now();
+  private draining = false;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly origin: Origin,
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  /** Streams in flight. */
+  get load(): number {
+    return this.session?.activeStreams ?? 0;
+  }
+
+  /** Connects and exchanges hellos; rejects with a sentence when the relay cannot be used. */
+  open(): Promise<void> {
+    const url = new URL(this.config.relayUrl);
+    url.searchParams.set("backend", this.config.backend);
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${this.config.token}` },
+      perMessageDeflate: false,
+      handshakeTimeout: 10_000,
+      maxPayload: 64 * 1024 * 1024,
+    });
+    this.ws = ws;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (message: string) => {
+        if (settled) return;
+        settled = true;
+        reject(new Error(message));
+      };
+      ws.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d.slice(0, 2000)));
+        res.on("end", () => {
+          let detail = body.trim().slice(0, 300);
+          try {
+            const json = JSON.parse(body) as { error?: string; message?: string };
+            if (json.error) detail = `${json.error}: ${json.message ?? ""}`;
+          } catch {
+            // Not our JSON error body: show the text as is.
+          }
+          fail(`the relay answered ${res.statusCode}${detail ? ` (${detail})` : ""}`);
+          ws.terminate();
+        });
+      });
+      ws.on("error", (err) => fail(`cannot reach the relay: ${err.message}`));
+      ws.on("open", () => {
+        this.session = this.makeSession(() => {
+          settled = true;
+          resolve();
+        });
+        this.session.sendHello();
+        this.startHeartbeat();
+      });
+      ws.on("message", (data, isBinary) => {
+        if (isBinary) return this.session?.receive(data as Buffer);
+        if (data.toString() === HEARTBEAT_PONG) this.lastPong = Date.now();
+      });
+      ws.on("close", (code, reason) => {
+        clearInterval(this.heartbeat);
+        this.session?.destroy();
+        fail(`the relay closed the connection before its hello (${code} ${reason.toString()})`);
+        this.resolveClosed({ code, reason: reason.toString() });
+      });
+    });
+  }
+
+  private makeSession(onReady: () => void): Session {
+    return new Session({
+      role: "agent",
+      hello: {
+        v: PROTOCOL_VERSION,
+        software: `edge-relay-agent/${AGENT_VERSION}`,
+        id: AGENT_ID,
+        caps: this.origin.caps,
+        window: DEFAULT_WINDOW,
+        maxFrame: DEFAULT_MAX_FRAME,
+      },
+      send: (message) => this.ws?.send(message),
+      onHello: (hello) => {
+        this.relayTunnelId = hello.id;
+        onReady();
+      },
+      onStream: (stream, list) => {
+        if (this.draining) return stream.reset(ErrorCode.RefusedStream, "the agent is shutting down");
+        try {
+          this.origin.serve(stream, decodeRequestHead(list));
+        } catch (err) {
+          const code = err instanceof ProtocolError ? ErrorCode.ProtocolError : ErrorCode.InternalError;
+          stream.reset(code, err instanceof Error ? err.message : String(err));
+        }
+      },
+      onError: (error) => this.close(error.closeCode, error.message),
+    });
+  }
+
+  private startHeartbeat(): void {
+    this.lastPong = Date.now();
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastPong > 3 * HEARTBEAT_MS) {
+        this.ws?.terminate();
+        return;
+      }
+      this.ws?.send(HEARTBEAT_PING);
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /** Stops taking new streams: tells the relay with GOAWAY; in-flight streams go on. */
+  drain(): void {
+    this.draining = true;
+    this.session?.goAway(ErrorCode.NoError, "agent shutting down");
+  }
+
+  /** Closes the tunnel. */
+  close(code: number = TunnelClose.Normal, reason = "agent shutting down"): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    if (ws.readyState === WebSocket.CONNECTING) return void ws.terminate();
+    ws.close(code, reason.slice(0, 120));
+  }
+}

@@ -1,0 +1,178 @@
+// Agent tokens: `er1.<payload>.<signature>`, HMAC-SHA256 over WebCrypto only, so the
+// Worker and the Node agent share this file (no `node:` or `cloudflare:` imports).
+
+/** The claims an agent token carries. */
+export interface TokenClaims {
+  backend: string;
+  /** Issued at, unix seconds. */
+  iat: number;
+  /** Expiry, unix seconds; absent means the token never expires. */
+  exp?: number;
+}
+
+export type TokenFailure = "missing" | "malformed" | "bad_signature" | "expired";
+
+export type TokenVerification =
+  | { ok: true; backend: string; exp?: number }
+  | { ok: false; reason: TokenFailure; message: string };
+
+const VERSION = "er1";
+const SIGNATURE_BYTES = 32;
+/** Longer input is rejected before any decoding or crypto work. */
+const MAX_TOKEN_LENGTH = 1024;
+const MAX_CACHED_KEYS = 16;
+const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const DURATION = /^(\d+)([smhd]?)$/;
+const UNIT_SECONDS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const keys = new Map<string, Promise<CryptoKey>>();
+
+/**
+ * Mints a token for `backend`, signed with `secret`. `now` is unix seconds; without
+ * `ttlSeconds` the token never expires. Throws on an empty secret, a bad name or a bad ttl.
+ */
+export async function mintToken(
+  secret: string,
+  backend: string,
+  opts: { ttlSeconds?: number; now?: number } = {},
+): Promise<string> {
+  if (!isValidBackendName(backend)) {
+    throw new Error(`"${backend}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`);
+  }
+  const { ttlSeconds } = opts;
+  if (ttlSeconds !== undefined && !(Number.isSafeInteger(ttlSeconds) && ttlSeconds > 0)) {
+    throw new Error(`The token lifetime must be a whole number of seconds above zero, not ${ttlSeconds}.`);
+  }
+  const iat = opts.now ?? unixNow();
+  const claims: { b: string; iat: number; exp?: number } = { b: backend, iat };
+  if (ttlSeconds !== undefined) claims.exp = iat + ttlSeconds;
+  const payloadPart = toBase64Url(encoder.encode(JSON.stringify(claims)));
+  const signed = `${VERSION}.${payloadPart}`;
+  const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(signed));
+  return `${signed}.${toBase64Url(new Uint8Array(mac))}`;
+}
+
+/**
+ * Checks a token's signature (constant time, via `crypto.subtle.verify`) and expiry.
+ * `now` is unix seconds. Failure messages never quote the token or the secret.
+ * Throws only when `secret` is empty, which is a relay misconfiguration, not a bad token.
+ */
+export async function verifyToken(
+  secret: string,
+  token: string | null | undefined,
+  now: number = unixNow(),
+): Promise<TokenVerification> {
+  assertSecret(secret);
+  if (!token) return fail("missing", "No agent token was given.");
+  const parts = splitToken(token);
+  if (!parts) return fail("malformed", "The agent token is not in the er1.<payload>.<signature> form.");
+  const key = await hmacKey(secret);
+  const valid = await crypto.subtle.verify("HMAC", key, parts.signature, encoder.encode(parts.signed));
+  if (!valid) {
+    return fail("bad_signature", "The agent token's signature does not match; it was minted with a different secret or altered.");
+  }
+  const claims = decodeClaims(parts.payload);
+  if (!claims) return fail("malformed", "The agent token's payload is not a valid claims object.");
+  if (claims.exp !== undefined && now >= claims.exp) {
+    return fail(
+      "expired",
+      `The agent token for "${claims.backend}" expired at ${new Date(claims.exp * 1000).toISOString()}; mint a new one with \`edge-relay token ${claims.backend}\`.`,
+    );
+  }
+  return claims.exp === undefined ? { ok: true, backend: claims.backend } : { ok: true, backend: claims.backend, exp: claims.exp };
+}
+
+/**
+ * Reads a token's claims WITHOUT checking its signature: for early hints on the agent
+ * side (such as a token minted for another backend), never for authorisation.
+ */
+export function readTokenClaims(token: string): TokenClaims | undefined {
+  const parts = splitToken(token);
+  return parts && decodeClaims(parts.payload);
+}
+
+/** True for a DNS-label-shaped backend name: 1-63 of `a-z 0-9 -`, not starting or ending with `-`. */
+export function isValidBackendName(name: string): boolean {
+  return typeof name === "string" && BACKEND_NAME.test(name);
+}
+
+/** Parses `30d`, `12h`, `15m`, `45s` or bare seconds (`90`) into whole seconds. */
+export function parseDuration(text: string): number {
+  const match = DURATION.exec(text);
+  const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2]] : NaN;
+  if (!Number.isSafeInteger(seconds)) {
+    throw new Error(`"${text}" is not a duration; use a whole number with an optional unit s, m, h or d, like 45s, 15m, 12h, 30d or 90 (seconds).`);
+  }
+  return seconds;
+}
+
+function fail(reason: TokenFailure, message: string): TokenVerification {
+  return { ok: false, reason, message };
+}
+
+function unixNow(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function splitToken(token: string): { signed: string; payload: Uint8Array; signature: Uint8Array<ArrayBuffer> } | undefined {
+  if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) return undefined;
+  const parts = token.split(".");
+  if (parts.length !== 3 || parts[0] !== VERSION) return undefined;
+  const payload = fromBase64Url(parts[1]);
+  const signature = fromBase64Url(parts[2]);
+  if (!payload || !signature || signature.length !== SIGNATURE_BYTES) return undefined;
+  return { signed: `${VERSION}.${parts[1]}`, payload, signature };
+}
+
+function decodeClaims(payload: Uint8Array): TokenClaims | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const { b, iat, exp } = value as Record<string, unknown>;
+  if (typeof b !== "string" || !isValidBackendName(b)) return undefined;
+  if (!isUnixSeconds(iat) || (exp !== undefined && !isUnixSeconds(exp))) return undefined;
+  return exp === undefined ? { backend: b, iat } : { backend: b, iat, exp };
+}
+
+function isUnixSeconds(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+function assertSecret(secret: string): void {
+  if (typeof secret !== "string" || secret.length === 0) {
+    throw new Error("The relay secret is empty; set RELAY_SECRET to a long random string.");
+  }
+}
+
+function hmacKey(secret: string): Promise<CryptoKey> {
+  assertSecret(secret);
+  let key = keys.get(secret);
+  if (!key) {
+    if (keys.size >= MAX_CACHED_KEYS) keys.delete(keys.keys().next().value!);
+    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+    keys.set(secret, key);
+    key.catch(() => keys.delete(secret));
+  }
+  return key;
+}
+
+function toBase64Url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Decodes canonical unpadded base64url only, so each token has exactly one spelling. */
+function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | undefined {
+  if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
+  const bytes = Uint8Array.from(binary, (char) => char.charCodeAt(0));
+  return toBase64Url(bytes) === text ? bytes : undefined;
+}

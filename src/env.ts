@@ -1,0 +1,12 @@
+// The Worker's bindings (wrangler.toml [vars], secrets, the Durable Object namespace).
+import type { BackendHub } from "./backend-hub.ts";
+
+export interface Env {
+  /** Secret that signs agent tokens (wrangler secret put RELAY_SECRET; .dev.vars locally). */
+  RELAY_SECRET: string;
+  /** When set, host <name>.<RELAY_DOMAIN> routes to backend <name>. */
+  RELAY_DOMAIN?: string;
+  /** Seconds to wait for an agent's response headers before answering 504 (default 100). */
+  RELAY_RESPONSE_TIMEOUT?: string;
+  BACKEND_HUB: DurableObjectNamespace<BackendHub>;
+}

@@ -1,0 +1,50 @@
+// Every HTTP error the relay answers with: a stable code, a status and a JSON body
+// {error, message, backend}. The table in README.md lists them all.
+
+/** Stable error codes and their HTTP statuses. */
+export const ERROR_STATUS = {
+  bad_backend_name: 400,
+  token_missing: 401,
+  token_invalid: 401,
+  token_expired: 401,
+  token_backend_mismatch: 403,
+  not_found: 404,
+  upgrade_required: 426,
+  no_agent: 502,
+  origin_unreachable: 502,
+  origin_error: 502,
+  tunnel_lost: 502,
+  protocol_error: 502,
+  overloaded: 503,
+  internal_error: 500,
+  relay_misconfigured: 500,
+  timeout: 504,
+} as const;
+
+export type ErrorName = keyof typeof ERROR_STATUS;
+
+/** An error that becomes a JSON response. */
+export class RelayError extends Error {
+  constructor(
+    readonly code: ErrorName,
+    message: string,
+    readonly backend?: string,
+  ) {
+    super(message);
+    this.name = "RelayError";
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+
+  /** The JSON response: {error, message, backend}. */
+  toResponse(extraHeaders?: HeadersInit): Response {
+    const body: Record<string, string> = { error: this.code, message: this.message };
+    if (this.backend) body.backend = this.backend;
+    const headers = new Headers(extraHeaders);
+    headers.set("content-type", "application/json; charset=utf-8");
+    headers.set("cache-control", "no-store");
+    return new Response(JSON.stringify(body), { status: this.status, headers });
+  }
+}

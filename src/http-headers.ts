@@ -1,0 +1,48 @@
+// HTTP header rules both sides apply: hop-by-hop removal (RFC 9110 7.6.1) and the relay's
+// reserved x-relay- prefix. Pure, shared by the Worker and the agent.
+import type { HeaderList } from "./protocol/frame.ts";
+
+/** Headers that describe one connection and never cross a proxy. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "http2-settings",
+]);
+
+/** Headers starting with this are the relay's own and are never taken from the public side. */
+export const RELAY_PREFIX = "x-relay-";
+
+/**
+ * Drops hop-by-hop fields, every field the Connection header names, `proxy-*`, and (when
+ * `dropRelay`) the relay's own x-relay- fields. Names come back lower-case.
+ */
+export function endToEnd(fields: Iterable<[string, string]>, dropRelay = false): HeaderList {
+  const list: HeaderList = [];
+  const named = new Set<string>();
+  for (const [rawName, value] of fields) {
+    const name = rawName.toLowerCase();
+    if (name === "connection") for (const token of value.split(",")) named.add(token.trim().toLowerCase());
+    list.push([name, value]);
+  }
+  return list.filter(
+    ([name]) =>
+      !HOP_BY_HOP.has(name) &&
+      !named.has(name) &&
+      !name.startsWith("proxy-") &&
+      !(dropRelay && name.startsWith(RELAY_PREFIX)),
+  );
+}
+
+/** Pairs up Node's flat rawHeaders array ([name, value, name, value, ...]). */
+export function pairs(raw: readonly string[]): HeaderList {
+  const list: HeaderList = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) list.push([raw[i], raw[i + 1]]);
+  return list;
+}

@@ -1,0 +1,92 @@
+// The relay Worker: routes public requests to their backend's Durable Object, accepts agent
+// tunnels at /_relay/connect, and answers /_relay/health. Exports the Durable Object class.
+import { Hono } from "hono";
+import { verifyToken } from "./auth.ts";
+import { Internal } from "./backend-hub.ts";
+import type { Env } from "./env.ts";
+import { ERROR_STATUS, RelayError } from "./errors.ts";
+import { RELAY_PREFIX } from "./http-headers.ts";
+import { route } from "./routing.ts";
+
+export { BackendHub } from "./backend-hub.ts";
+
+const app = new Hono<{ Bindings: Env }>();
+
+/** Forwards anything not the relay's own to a backend, before the relay's routes match. */
+app.use("*", async (c, next) => {
+  const request = c.req.raw;
+  const r = route(request.url, request.headers.get("host"), request.headers.get("x-relay-backend"), c.env.RELAY_DOMAIN);
+  if (r.kind === "redirect") return c.redirect(r.location, 308);
+  if (r.kind === "relay" || (r.via === "header" && new URL(request.url).pathname.startsWith("/_relay/"))) return next();
+  return forward(request, c.env, r.backend, r.path);
+});
+
+app.get("/_relay/health", (c) => c.json({ ok: true }));
+
+app.get("/_relay/connect", async (c) => {
+  const secret = c.env.RELAY_SECRET;
+  if (!secret) throw new RelayError("relay_misconfigured", "The relay has no RELAY_SECRET: set it with `wrangler secret put RELAY_SECRET`.");
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
+  const verdict = await verifyToken(secret, bearer?.[1] ?? "");
+  if (!verdict.ok) {
+    const code = verdict.reason === "expired" ? "token_expired" : verdict.reason === "missing" ? "token_missing" : "token_invalid";
+    throw new RelayError(code, verdict.message);
+  }
+  const asked = c.req.query("backend");
+  if (asked !== undefined && asked !== verdict.backend) {
+    throw new RelayError("token_backend_mismatch", `The token is for backend "${verdict.backend}", not "${asked.slice(0, 80)}".`, asked.slice(0, 80));
+  }
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    throw new RelayError("upgrade_required", "Connect with a WebSocket upgrade.", verdict.backend);
+  }
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(Internal.op, "connect");
+  headers.set(Internal.backend, verdict.backend);
+  return hub(c.env, verdict.backend).fetch(new Request(c.req.raw, { headers }));
+});
+
+app.notFound(() =>
+  new RelayError("not_found", "No backend route matched: use <name>.<relay domain>, /r/<name>/, or the X-Relay-Backend header.").toResponse(),
+);
+
+app.onError((err) => {
+  if (err instanceof RelayError) return err.toResponse();
+  if ((err as { overloaded?: boolean }).overloaded) return new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.").toResponse();
+  console.error("relay error", err);
+  return new RelayError("internal_error", "The relay failed to handle the request.").toResponse();
+});
+
+function hub(env: Env, backend: string) {
+  return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(backend));
+}
+
+/** Sends a public request to its backend's Durable Object with forwarding headers added. */
+async function forward(request: Request, env: Env, backend: string, path: string): Promise<Response> {
+  const url = new URL(request.url);
+  const host = request.headers.get("host") ?? url.host;
+  const headers = new Headers();
+  for (const [name, value] of request.headers) if (!name.startsWith(RELAY_PREFIX)) headers.append(name, value);
+  const clientIp = request.headers.get("cf-connecting-ip");
+  if (clientIp) {
+    const prior = request.headers.get("x-forwarded-for");
+    // The edge appends the client to X-Forwarded-For already; add it only where it is missing.
+    const last = prior?.split(",").pop()?.trim();
+    headers.set("x-forwarded-for", !prior ? clientIp : last === clientIp ? prior : `${prior}, ${clientIp}`);
+  }
+  headers.set("x-forwarded-proto", url.protocol.replace(":", ""));
+  headers.set("x-forwarded-host", host);
+  headers.set(Internal.backend, backend);
+  headers.set(Internal.path, path);
+  headers.set(Internal.scheme, url.protocol.replace(":", ""));
+  headers.set(Internal.authority, host);
+  try {
+    return await hub(env, backend).fetch(new Request(request.url, { method: request.method, headers, body: request.body, redirect: "manual" }));
+  } catch (err) {
+    if ((err as { overloaded?: boolean }).overloaded) {
+      throw new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.", backend);
+    }
+    throw err;
+  }
+}
+
+export default app satisfies ExportedHandler<Env>;

@@ -1,0 +1,65 @@
+// Request and response heads as header lists with HTTP/2-style pseudo-fields (README "Header block").
+import { ProtocolError, type HeaderList } from "./frame.ts";
+
+/** A tunnelled request's head. */
+export interface RequestHead {
+  method: string;
+  /** Path and query exactly as the public client sent them (after the /r/<name> prefix). */
+  path: string;
+  scheme: string;
+  authority: string;
+  /** Regular fields, in order; repeated names repeat. */
+  headers: HeaderList;
+}
+
+/** A tunnelled response's head. */
+export interface ResponseHead {
+  status: number;
+  headers: HeaderList;
+}
+
+/** Builds the header list for a request head. */
+export function encodeRequestHead(head: RequestHead): HeaderList {
+  return [
+    [":method", head.method],
+    [":path", head.path],
+    [":scheme", head.scheme],
+    [":authority", head.authority],
+    ...head.headers,
+  ];
+}
+
+/** Builds the header list for a response head. */
+export function encodeResponseHead(head: ResponseHead): HeaderList {
+  return [[":status", String(head.status)], ...head.headers];
+}
+
+function split(list: HeaderList): { pseudo: Map<string, string>; headers: HeaderList } {
+  const pseudo = new Map<string, string>();
+  let i = 0;
+  for (; i < list.length && list[i][0].startsWith(":"); i++) pseudo.set(list[i][0], list[i][1]);
+  const headers = list.slice(i);
+  if (headers.some(([name]) => name.startsWith(":"))) throw new ProtocolError("pseudo-fields must come before regular fields");
+  return { pseudo, headers };
+}
+
+/** Reads a request head; missing pseudo-fields are a protocol error. */
+export function decodeRequestHead(list: HeaderList): RequestHead {
+  const { pseudo, headers } = split(list);
+  const get = (name: string) => {
+    const v = pseudo.get(name);
+    if (v === undefined) throw new ProtocolError(`request head lacks ${name}`);
+    return v;
+  };
+  return { method: get(":method"), path: get(":path"), scheme: get(":scheme"), authority: get(":authority"), headers };
+}
+
+/** Reads a response head; a missing or malformed :status is a protocol error. */
+export function decodeResponseHead(list: HeaderList): ResponseHead {
+  const { pseudo, headers } = split(list);
+  const status = Number(pseudo.get(":status"));
+  if (!Number.isInteger(status) || status < 100 || status > 999) {
+    throw new ProtocolError(`response head has a bad :status ${JSON.stringify(pseudo.get(":status"))}`);
+  }
+  return { status, headers };
+}

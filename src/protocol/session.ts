@@ -1,0 +1,413 @@
+// The multiplexer: one session per tunnel, over any message transport (a WebSocket in the
+// relay's Durable Object, a `ws` socket in the agent, an in-memory pair in tests).
+import {
+  decodeError,
+  decodeHeaderBlock,
+  decodeHello,
+  decodeMessage,
+  decodeU32,
+  encodeError,
+  encodeFrames,
+  encodeHeaderBlock,
+  encodeHello,
+  encodeU32,
+} from "./codec.ts";
+import {
+  ErrorCode,
+  Flag,
+  FrameType,
+  MAX_MESSAGE_BYTES,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  TunnelClose,
+  type Frame,
+  type HeaderList,
+  type Hello,
+} from "./frame.ts";
+import { ReceiveWindow, SendWindow } from "./flow.ts";
+import { StreamEvent, StreamState, idleStatus, transition, type StreamStatus } from "./stream.ts";
+
+/** Why a stream ended early: a RST_STREAM from either side, or the tunnel going away. */
+export class StreamReset extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** True when the tunnel closed under the stream rather than a RST_STREAM. */
+    readonly tunnelLost = false,
+  ) {
+    super(message);
+    this.name = "StreamReset";
+  }
+}
+
+export interface SessionOptions {
+  /** The relay opens odd stream ids; the agent would open even ones. */
+  role: "relay" | "agent";
+  /** What this side announces; its window and maxFrame bound what the peer may send. */
+  hello: Hello;
+  /** The peer's hello when already known (a relay session rebuilt after hibernation). */
+  remoteHello?: Hello;
+  /** Sends one binary message on the transport. */
+  send(message: Uint8Array): void;
+  /** The peer's HELLO arrived (not called for a rebuilt session). */
+  onHello?(hello: Hello): void;
+  /** The peer opened a stream. Set the stream's handlers before returning. */
+  onStream?(stream: Stream, head: HeaderList, fin: boolean): void;
+  /** The peer sent GOAWAY: open nothing new on this session. */
+  onGoAway?(code: number, reason: string): void;
+  /** A PING we sent came back. */
+  onPingAck?(payload: Uint8Array): void;
+  /** The session failed: close the transport with `error.closeCode`. */
+  onError?(error: ProtocolError): void;
+  /** First id this side opens (default 1 for the relay). Must have the role's parity. */
+  firstStreamId?: number;
+  /** How a flush of coalesced frames is deferred (default: a microtask). */
+  schedule?(flush: () => void): void;
+}
+
+/** One stream of a session. Handlers are set by whoever opened or accepted it. */
+export class Stream {
+  status: StreamStatus = idleStatus();
+  readonly sendWindow: SendWindow;
+  readonly recvWindow: ReceiveWindow;
+  /** Set once the stream has been reset or lost with its tunnel. */
+  error?: StreamReset;
+
+  /** The peer's HEADERS for this stream (the response head, for the relay). */
+  onHeaders: (head: HeaderList, fin: boolean) => void = () => {};
+  /** Body bytes; call `consumed(n)` once they are handed on. */
+  onData: (chunk: Uint8Array) => void = () => {};
+  /** The peer's FIN: no more data will come. */
+  onEnd: () => void = () => {};
+  /** The stream was reset by the peer, or the tunnel closed under it. */
+  onReset: (reset: StreamReset) => void = () => {};
+
+  private writeTail: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly session: Session,
+    readonly id: number,
+    sendCredit: number,
+    receiveWindow: number,
+  ) {
+    this.sendWindow = new SendWindow(sendCredit);
+    this.recvWindow = new ReceiveWindow(receiveWindow);
+  }
+
+  get state(): StreamState {
+    return this.status.state;
+  }
+
+  /** Sends this side's HEADERS (the request, or the response); `fin` when no body follows. */
+  sendHeaders(head: HeaderList, fin = false): void {
+    this.apply(StreamEvent.SendHeaders);
+    if (fin) this.apply(StreamEvent.SendFin);
+    this.session.queue(FrameType.Headers, fin ? Flag.FIN : 0, this.id, encodeHeaderBlock(head));
+    if (fin) this.session.settle(this);
+  }
+
+  /**
+   * Sends body bytes, waiting for credit as needed; writes are sent in call order. Rejects with
+   * StreamReset when the stream ends first. The chunk must not be changed afterwards.
+   */
+  write(chunk: Uint8Array): Promise<void> {
+    const run = this.writeTail.then(() => this.writeNow(chunk));
+    this.writeTail = run.catch(() => {});
+    return run;
+  }
+
+  /** Ends this side's direction (FIN) after every pending write. */
+  end(): Promise<void> {
+    const run = this.writeTail.then(() => {
+      if (this.error) throw this.error;
+      this.apply(StreamEvent.SendFin);
+      this.session.queue(FrameType.Data, Flag.FIN, this.id, new Uint8Array(0));
+      this.session.settle(this);
+    });
+    this.writeTail = run.catch(() => {});
+    return run;
+  }
+
+  /** Aborts both directions and tells the peer why. No-op on a closed stream. */
+  reset(code: ErrorCode, message = ""): void {
+    if (this.status.state === StreamState.Closed) return;
+    this.apply(StreamEvent.SendRst);
+    this.error = new StreamReset(code, message);
+    this.session.queue(FrameType.RstStream, 0, this.id, encodeError(code, message));
+    this.sendWindow.wake();
+    this.session.settle(this);
+  }
+
+  /** Records that `n` received bytes were handed on; sends credit back in batches. */
+  consumed(n: number): void {
+    if (this.status.state === StreamState.Closed) return;
+    const credit = this.recvWindow.consumed(n);
+    if (credit > 0 && this.status.state !== StreamState.HalfClosedRemote) {
+      this.session.queue(FrameType.WindowUpdate, 0, this.id, encodeU32(credit));
+    }
+  }
+
+  /** True while this side may still send. */
+  get writable(): boolean {
+    const s = this.status.state;
+    return s === StreamState.Open || s === StreamState.HalfClosedRemote;
+  }
+
+  private async writeNow(chunk: Uint8Array): Promise<void> {
+    let at = 0;
+    while (at < chunk.byteLength) {
+      if (this.error) throw this.error;
+      this.apply(StreamEvent.SendData);
+      const credit = this.sendWindow.available;
+      if (credit === 0) {
+        await this.sendWindow.waitForCredit();
+        continue;
+      }
+      const n = Math.min(credit, this.session.peerMaxFrame, chunk.byteLength - at);
+      this.sendWindow.consume(n);
+      this.session.queue(FrameType.Data, 0, this.id, chunk.subarray(at, at + n));
+      at += n;
+    }
+  }
+
+  /** Moves the state machine; used by the session for received frames too. */
+  apply(event: StreamEvent): void {
+    this.status = transition(this.status, event);
+  }
+
+  /** Ends the stream from outside (peer RST, tunnel gone) and tells the handler once. */
+  fail(reset: StreamReset): void {
+    if (this.status.state === StreamState.Closed && this.error) return;
+    this.apply(StreamEvent.RecvRst);
+    this.error = reset;
+    this.sendWindow.wake();
+    this.onReset(reset);
+  }
+}
+
+/** A tunnel's multiplexer: frames in, frames out, streams in between. */
+export class Session {
+  readonly streams = new Map<number, Stream>();
+  remoteHello?: Hello;
+  /** The peer sent GOAWAY. */
+  remoteGoingAway = false;
+  /** We sent GOAWAY. */
+  localGoingAway = false;
+  closed = false;
+
+  private nextId: number;
+  private outbox: Frame[] = [];
+  private outboxBytes = 0;
+  private flushScheduled = false;
+  private readonly schedule: (flush: () => void) => void;
+  private readonly flushBound = () => this.flush();
+
+  constructor(private readonly opts: SessionOptions) {
+    this.remoteHello = opts.remoteHello;
+    this.nextId = opts.firstStreamId ?? (opts.role === "relay" ? 1 : 2);
+    if (this.nextId % 2 !== (opts.role === "relay" ? 1 : 0)) throw new Error(`stream id ${this.nextId} has the wrong parity`);
+    this.schedule = opts.schedule ?? ((flush) => queueMicrotask(flush));
+  }
+
+  /** Largest DATA payload the peer accepts. */
+  get peerMaxFrame(): number {
+    return this.remoteHello?.maxFrame ?? 16 * 1024;
+  }
+
+  /** Streams not yet closed. */
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+
+  /** Whether this side can open streams now. */
+  get ready(): boolean {
+    return !!this.remoteHello && !this.closed && !this.remoteGoingAway && !this.localGoingAway;
+  }
+
+  /** Sends our HELLO. The agent calls this first; the relay once the agent's hello arrived. */
+  sendHello(): void {
+    this.queue(FrameType.Hello, 0, 0, encodeHello(this.opts.hello));
+  }
+
+  /** Opens a stream with its HEADERS; `fin` when no body follows. */
+  open(head: HeaderList, fin = false): Stream {
+    if (!this.remoteHello) throw new Error("cannot open a stream before the peer's hello");
+    if (this.closed) throw new StreamReset(ErrorCode.InternalError, "the tunnel is closed", true);
+    let id = this.nextId;
+    while (this.streams.has(id)) id = this.advance(id);
+    this.nextId = this.advance(id);
+    const stream = new Stream(this, id, this.remoteHello.window, this.opts.hello.window);
+    this.streams.set(id, stream);
+    stream.sendHeaders(head, fin);
+    return stream;
+  }
+
+  /** Tells the peer to open nothing new; in-flight streams go on. */
+  goAway(code: ErrorCode = ErrorCode.NoError, reason = ""): void {
+    if (this.localGoingAway) return;
+    this.localGoingAway = true;
+    this.queue(FrameType.GoAway, 0, 0, encodeError(code, reason));
+  }
+
+  /** Sends a PING with an 8-byte payload. */
+  ping(payload: Uint8Array): void {
+    this.queue(FrameType.Ping, 0, 0, payload);
+  }
+
+  /** Feeds one binary message from the transport. A protocol error ends the session. */
+  receive(message: Uint8Array | ArrayBuffer): void {
+    if (this.closed) return;
+    const bytes = message instanceof Uint8Array ? message : new Uint8Array(message);
+    try {
+      for (const frame of decodeMessage(bytes, Math.max(this.opts.hello.maxFrame, 64 * 1024))) this.dispatch(frame);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.fail(err);
+    }
+  }
+
+  /** Ends the session after a protocol error: streams fail, the owner closes the transport. */
+  fail(error: ProtocolError): void {
+    if (this.closed) return;
+    this.destroy(`protocol error: ${error.message}`);
+    this.opts.onError?.(error);
+  }
+
+  /** The transport closed: every stream fails with a tunnel-lost reset. */
+  destroy(reason = "the tunnel closed"): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const s of streams) s.fail(new StreamReset(ErrorCode.Cancel, reason, true));
+  }
+
+  /** Queues a frame for the next coalesced message. */
+  queue(type: FrameType, flags: number, streamId: number, payload: Uint8Array): void {
+    if (this.closed) return;
+    this.outbox.push({ type, flags, streamId, payload });
+    this.outboxBytes += payload.byteLength;
+    if (this.outboxBytes >= MAX_MESSAGE_BYTES) return this.flush();
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.schedule(this.flushBound);
+    }
+  }
+
+  /** Sends every queued frame now, coalesced into as few messages as the size cap allows. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.outbox.length === 0) return;
+    const frames = this.outbox;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < frames.length; i++) {
+      const size = frames[i].payload.byteLength + 10;
+      if (i > start && bytes + size > MAX_MESSAGE_BYTES) {
+        this.opts.send(encodeFrames(frames.slice(start, i)));
+        start = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    this.opts.send(encodeFrames(start === 0 ? frames : frames.slice(start)));
+  }
+
+  /** Forgets a stream once both directions are done. */
+  settle(stream: Stream): void {
+    if (stream.state === StreamState.Closed) this.streams.delete(stream.id);
+  }
+
+  private advance(id: number): number {
+    const next = id + 2;
+    return next > 0x7fffffff ? (this.opts.role === "relay" ? 1 : 2) : next;
+  }
+
+  private dispatch(frame: Frame): void {
+    if (!this.remoteHello) {
+      if (frame.type !== FrameType.Hello) throw new ProtocolError("the first frame must be HELLO", TunnelClose.BadHello);
+      const hello = decodeHello(frame.payload);
+      if (hello.v !== PROTOCOL_VERSION) {
+        throw new ProtocolError(`protocol version ${hello.v} is not supported (this side speaks ${PROTOCOL_VERSION})`, TunnelClose.BadHello);
+      }
+      this.remoteHello = hello;
+      this.opts.onHello?.(hello);
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.Hello:
+        throw new ProtocolError("HELLO may be sent only once");
+      case FrameType.Ping:
+        if (frame.flags & Flag.ACK) this.opts.onPingAck?.(frame.payload);
+        else this.queue(FrameType.Ping, Flag.ACK, 0, frame.payload.slice());
+        return;
+      case FrameType.GoAway: {
+        const { code, message } = decodeError(frame.payload);
+        this.remoteGoingAway = true;
+        this.opts.onGoAway?.(code, message);
+        return;
+      }
+      default:
+        return this.dispatchStream(frame);
+    }
+  }
+
+  private dispatchStream(frame: Frame): void {
+    let stream = this.streams.get(frame.streamId);
+    if (!stream) {
+      const peerOpened = frame.streamId % 2 === (this.opts.role === "relay" ? 0 : 1);
+      // Frames for a stream we already closed crossed our RST_STREAM: drop them.
+      if (!peerOpened || frame.type !== FrameType.Headers) return;
+      if (!this.opts.onStream) throw new ProtocolError(`the peer may not open streams (stream ${frame.streamId})`);
+      stream = new Stream(this, frame.streamId, this.remoteHello!.window, this.opts.hello.window);
+      this.streams.set(stream.id, stream);
+      const fin = (frame.flags & Flag.FIN) !== 0;
+      stream.apply(StreamEvent.RecvHeaders);
+      if (fin) stream.apply(StreamEvent.RecvFin);
+      this.opts.onStream(stream, decodeHeaderBlock(frame.payload), fin);
+      if (fin) stream.onEnd();
+      return;
+    }
+    const fin = (frame.flags & Flag.FIN) !== 0;
+    switch (frame.type) {
+      case FrameType.Headers:
+        stream.apply(StreamEvent.RecvHeaders);
+        if (fin) stream.apply(StreamEvent.RecvFin);
+        stream.onHeaders(decodeHeaderBlock(frame.payload), fin);
+        break;
+      case FrameType.Data:
+        stream.apply(StreamEvent.RecvData);
+        if (frame.payload.byteLength > 0) {
+          try {
+            stream.recvWindow.receive(frame.payload.byteLength);
+          } catch (err) {
+            const message = (err as Error).message;
+            stream.reset(ErrorCode.FlowControlError, message);
+            stream.onReset(new StreamReset(ErrorCode.FlowControlError, message));
+            return;
+          }
+          stream.onData(frame.payload);
+        }
+        if (fin) stream.apply(StreamEvent.RecvFin);
+        break;
+      case FrameType.WindowUpdate: {
+        const n = decodeU32(frame.payload);
+        if (n === 0) throw new ProtocolError(`WINDOW_UPDATE of 0 on stream ${stream.id}`);
+        stream.sendWindow.grant(n);
+        return;
+      }
+      case FrameType.RstStream: {
+        const { code, message } = decodeError(frame.payload);
+        this.streams.delete(stream.id);
+        stream.fail(new StreamReset(code, message));
+        return;
+      }
+    }
+    if (fin) stream.onEnd();
+    this.settle(stream);
+  }
+}

@@ -1,0 +1,66 @@
+// Agent tunnels as the Durable Object sees them: the socket attachment schema, the session
+// rebuilt around a socket (after hibernation too), and the choice of tunnel for a new stream.
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION, ProtocolError, type Hello } from "./protocol/frame.ts";
+import { Session } from "./protocol/session.ts";
+
+/** Socket tag every agent tunnel carries (ctx.getWebSockets(TUNNEL_TAG)). */
+export const TUNNEL_TAG = "tunnel";
+
+/** What survives hibernation with the socket (serializeAttachment; must stay well under 16 KiB). */
+export interface TunnelAttachment {
+  tunnelId: string;
+  backend: string;
+  connectedAt: number;
+  /** The agent's hello, once it arrived: the tunnel is usable from then on. */
+  hello?: Hello;
+}
+
+/** The relay's hello: what it supports and accepts. */
+export function relayHello(tunnelId: string): Hello {
+  return { v: PROTOCOL_VERSION, software: "edge-relay/0.1.0", id: tunnelId, caps: ["http"], window: DEFAULT_WINDOW, maxFrame: DEFAULT_MAX_FRAME };
+}
+
+/** One agent WebSocket and the session over it. */
+export class Tunnel {
+  readonly session: Session;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly meta: TunnelAttachment,
+    onError: (tunnel: Tunnel, error: ProtocolError) => void,
+  ) {
+    this.session = new Session({
+      role: "relay",
+      hello: relayHello(meta.tunnelId),
+      remoteHello: meta.hello,
+      // After eviction the old counter is gone: start at a random odd id (README "Streams").
+      firstStreamId: meta.hello ? (Math.floor(Math.random() * 0x3fffffff) * 2 + 1) : 1,
+      send: (message) => ws.send(message),
+      onHello: (hello) => {
+        this.meta.hello = hello;
+        ws.serializeAttachment(this.meta);
+        this.session.sendHello();
+      },
+      onError: (error) => onError(this, error),
+    });
+  }
+
+  /** Streams in flight on this tunnel. */
+  get load(): number {
+    return this.session.activeStreams;
+  }
+}
+
+/** Picks the ready tunnel with the fewest streams in flight; ties are broken at random. */
+export function pickTunnel<T extends { load: number; session: { ready: boolean } }>(
+  tunnels: Iterable<T>,
+  random: () => number = Math.random,
+): T | undefined {
+  let best: T[] = [];
+  for (const t of tunnels) {
+    if (!t.session.ready) continue;
+    if (best.length === 0 || t.load < best[0].load) best = [t];
+    else if (t.load === best[0].load) best.push(t);
+  }
+  return best.length ? best[Math.floor(random() * best.length)] : undefined;
+}

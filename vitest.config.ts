@@ -1,0 +1,43 @@
+import { fileURLToPath } from "node:url";
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { configDefaults, defineConfig } from "vitest/config";
+
+// Two projects in one `vitest run`:
+//  - "workers": test/**/*.workers.test.ts inside workerd (@cloudflare/vitest-pool-workers 0.23,
+//    vitest 4 plugin API), Worker = test/relay/wrangler.test.toml (main ../../src/index.ts).
+//  - "node": every other test/**/*.test.ts in plain Node (forks), e2e tests that start wrangler.
+const wranglerTestConfig = fileURLToPath(new URL("./test/relay/wrangler.test.toml", import.meta.url));
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: wranglerTestConfig },
+            miniflare: {
+              // Test-only secret; takes precedence over wrangler vars / .dev.vars.
+              bindings: { RELAY_SECRET: "test-relay-secret-0123456789abcdef" },
+            },
+          }),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/**/*.workers.test.ts"],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: "node",
+          include: ["test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, "test/**/*.workers.test.ts"],
+          pool: "forks",
+          environment: "node",
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
