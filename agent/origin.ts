@@ -12,8 +12,9 @@ export interface Origin {
   /**
    * Answers one request: reads its body from `stream` (handlers must be set before returning),
    * then sends the response head and body on it, or resets it with an error code.
+   * `hasBody` is false when the request's HEADERS carried FIN.
    */
-  serve(stream: Stream, head: RequestHead): void;
+  serve(stream: Stream, head: RequestHead, hasBody: boolean): void;
   /** Releases pooled connections. */
   close(): void;
 }

@@ -115,10 +115,10 @@ export class AgentTunnel {
         this.relayTunnelId = hello.id;
         onReady();
       },
-      onStream: (stream, list) => {
+      onStream: (stream, list, fin) => {
         if (this.draining) return stream.reset(ErrorCode.RefusedStream, "the agent is shutting down");
         try {
-          this.origin.serve(stream, decodeRequestHead(list));
+          this.origin.serve(stream, decodeRequestHead(list), !fin);
         } catch (err) {
           const code = err instanceof ProtocolError ? ErrorCode.ProtocolError : ErrorCode.InternalError;
           stream.reset(code, err instanceof Error ? err.message : String(err));

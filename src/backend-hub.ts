@@ -149,6 +149,10 @@ export class BackendHub extends DurableObject<Env> {
           const { status, headers } = decodeResponseHead(list);
           const out = new Headers();
           for (const [name, value] of endToEnd(headers)) out.append(name, value);
+          // The runtime gzips responses without a Content-Encoding for clients that accept gzip,
+          // buffering the whole body first (PLATFORM-NOTES). "identity" with encodeBody manual
+          // keeps streams streaming and bytes untouched.
+          if (!out.has("content-encoding")) out.set("content-encoding", "identity");
           const empty = fin || NULL_BODY.has(status) || method === "HEAD";
           if (empty && !fin) stream.reset(ErrorCode.NoError, "no body expected");
           // encodeBody "manual": pass the backend's bytes and Content-Encoding through untouched,

@@ -80,7 +80,8 @@ async function forward(request: Request, env: Env, backend: string, path: string
   headers.set(Internal.scheme, url.protocol.replace(":", ""));
   headers.set(Internal.authority, host);
   try {
-    return await hub(env, backend).fetch(new Request(request.url, { method: request.method, headers, body: request.body, redirect: "manual" }));
+    // Re-wrapping the request itself (not its body stream) keeps a known Content-Length.
+    return await hub(env, backend).fetch(new Request(request, { headers, redirect: "manual" }));
   } catch (err) {
     if ((err as { overloaded?: boolean }).overloaded) {
       throw new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.", backend);

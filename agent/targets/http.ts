@@ -43,9 +43,17 @@ export class HttpOrigin implements Origin {
     }
   }
 
-  serve(stream: Stream, head: RequestHead): void {
+  serve(stream: Stream, head: RequestHead, hasBody: boolean): void {
     const headers: string[] = [];
-    for (const [name, value] of head.headers) if (name !== "host") headers.push(name, value);
+    let length = false;
+    for (const [name, value] of head.headers) {
+      if (name === "host") continue;
+      if (name === "content-length") length = true;
+      headers.push(name, value);
+    }
+    // Node frames bodies of DELETE and OPTIONS only when told: say chunked for any body of
+    // unknown length (the relay's runtime may have turned a Content-Length into chunks).
+    if (hasBody && !length) headers.push("transfer-encoding", "chunked");
     headers.push("host", this.preserveHost && head.authority ? head.authority : this.ownHost);
     let responded = false;
     const req = this.request({

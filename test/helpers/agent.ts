@@ -1,0 +1,76 @@
+// Runs the real agent (`edge-relay agent`) as a child process and waits on its output lines.
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const BIN = fileURLToPath(new URL("../../agent/bin/edge-relay.mjs", import.meta.url));
+
+export interface AgentProcess {
+  proc: ChildProcess;
+  /** Every stdout and stderr line so far. */
+  lines: string[];
+  /** Resolves with the first line (past or future) matching `re`; rejects after `ms`. */
+  waitForLine(re: RegExp, ms?: number, from?: number): Promise<string>;
+  /** Sends a signal and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `edge-relay <args>`; with `waitUp`, resolves once `count` tunnels are up. */
+export async function startAgent(args: string[], opts: { waitUp?: number; env?: NodeJS.ProcessEnv } = {}): Promise<AgentProcess> {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const listeners = new Set<(line: string) => void>();
+  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  for (const s of [proc.stdout!, proc.stderr!]) {
+    let rest = "";
+    s.setEncoding("utf8");
+    s.on("data", (d: string) => {
+      const parts = (rest + d).split("\n");
+      rest = parts.pop()!;
+      for (const line of parts) {
+        lines.push(line);
+        for (const l of listeners) l(line);
+      }
+    });
+  }
+  const waitForLine = (re: RegExp, ms = 20_000, from = 0) =>
+    new Promise<string>((resolve, reject) => {
+      const seen = lines.slice(from).find((l) => re.test(l));
+      if (seen) return resolve(seen);
+      const timer = setTimeout(() => {
+        listeners.delete(check);
+        reject(new Error(`agent printed no line matching ${re} within ${ms} ms; output:\n${lines.join("\n")}`));
+      }, ms);
+      const check = (line: string) => {
+        if (!re.test(line)) return;
+        clearTimeout(timer);
+        listeners.delete(check);
+        resolve(line);
+      };
+      listeners.add(check);
+      void exited.then(() => {
+        if (!listeners.has(check)) return;
+        clearTimeout(timer);
+        listeners.delete(check);
+        reject(new Error(`agent exited before printing ${re}; output:\n${lines.join("\n")}`));
+      });
+    });
+  const agent: AgentProcess = {
+    proc,
+    lines,
+    waitForLine,
+    stop: async (signal = "SIGTERM") => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+  if (opts.waitUp) await waitForLine(new RegExp(`tunnels=${opts.waitUp}/`));
+  return agent;
+}
+
+/** Arguments for `edge-relay agent` against a relay, backend name and target. */
+export function agentArgs(relayUrl: string, backend: string, token: string, target: string, extra: string[] = []): string[] {
+  return ["agent", "--relay", relayUrl, "--backend", backend, "--token", token, "--to", target, ...extra];
+}

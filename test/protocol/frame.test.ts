@@ -1,0 +1,204 @@
+// Pins every wire constant of the tunnel protocol to the numbers in src/protocol/README.md, and
+// checks the README's own tables against the enums so the spec and the code cannot drift apart.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import {
+  ALLOWED_FLAGS,
+  DEFAULT_MAX_FRAME,
+  DEFAULT_WINDOW,
+  ErrorCode,
+  Flag,
+  FrameType,
+  HEADER_BYTES,
+  HEARTBEAT_PING,
+  HEARTBEAT_PONG,
+  MAX_HEADER_BLOCK,
+  MAX_MESSAGE_BYTES,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  TunnelClose,
+} from "../../src/protocol/frame.ts";
+
+const README = readFileSync(new URL("../../src/protocol/README.md", import.meta.url), "utf8");
+
+/** Numeric members of a TypeScript enum, without the reverse mapping. */
+function members(e: Record<string, string | number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(e).filter(([, v]) => typeof v === "number")) as Record<string, number>;
+}
+
+/** Rows of the first markdown table after `heading` whose first cell matches `cell`. */
+function tableRows(heading: string, cell: RegExp): string[][] {
+  const start = README.indexOf(heading);
+  expect(start, `README has "${heading}"`).toBeGreaterThanOrEqual(0);
+  const rows: string[][] = [];
+  let inTable = false;
+  for (const line of README.slice(start).split("\n")) {
+    if (line.startsWith("|")) {
+      inTable = true;
+      const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+      if (cell.test(cells[0])) rows.push(cells);
+    } else if (inTable) break;
+  }
+  return rows;
+}
+
+// Written by hand from README "Frame layout".
+const SPEC_TYPES: Array<[string, FrameType, number]> = [
+  ["HELLO", FrameType.Hello, 0x0],
+  ["HEADERS", FrameType.Headers, 0x1],
+  ["DATA", FrameType.Data, 0x2],
+  ["WINDOW_UPDATE", FrameType.WindowUpdate, 0x3],
+  ["RST_STREAM", FrameType.RstStream, 0x4],
+  ["PING", FrameType.Ping, 0x5],
+  ["GOAWAY", FrameType.GoAway, 0x6],
+];
+
+// README "Error codes".
+const SPEC_CODES: Array<[string, ErrorCode, number]> = [
+  ["NO_ERROR", ErrorCode.NoError, 0],
+  ["PROTOCOL_ERROR", ErrorCode.ProtocolError, 1],
+  ["INTERNAL_ERROR", ErrorCode.InternalError, 2],
+  ["FLOW_CONTROL_ERROR", ErrorCode.FlowControlError, 3],
+  ["STREAM_CLOSED", ErrorCode.StreamClosed, 4],
+  ["REFUSED_STREAM", ErrorCode.RefusedStream, 5],
+  ["CANCEL", ErrorCode.Cancel, 6],
+  ["ORIGIN_UNREACHABLE", ErrorCode.OriginUnreachable, 7],
+  ["ORIGIN_RESET", ErrorCode.OriginReset, 8],
+  ["TIMEOUT", ErrorCode.Timeout, 9],
+];
+
+describe("frame types", () => {
+  it.each(SPEC_TYPES)("%s is %i", (_name, actual, expected) => {
+    expect(actual).toBe(expected);
+  });
+
+  it("has exactly the seven types of version 1", () => {
+    expect(members(FrameType)).toEqual({
+      Hello: 0,
+      Headers: 1,
+      Data: 2,
+      WindowUpdate: 3,
+      RstStream: 4,
+      Ping: 5,
+      GoAway: 6,
+    });
+  });
+
+  it("matches the README's type table", () => {
+    const rows = tableRows("## Frame layout", /^0x[0-9a-f]+$/i);
+    const fromReadme = rows.map(([hex, name]) => [name.replaceAll("`", ""), Number.parseInt(hex, 16)]);
+    expect(fromReadme).toEqual(SPEC_TYPES.map(([name, , value]) => [name, value]));
+  });
+});
+
+describe("flags", () => {
+  it("FIN is 0x01 and ACK is 0x02, and there are no others", () => {
+    expect(Flag.FIN).toBe(0x01);
+    expect(Flag.ACK).toBe(0x02);
+    expect(Object.keys(Flag).sort()).toEqual(["ACK", "FIN"]);
+  });
+
+  it("ALLOWED_FLAGS: FIN on HEADERS and DATA, ACK on PING, nothing elsewhere", () => {
+    expect(ALLOWED_FLAGS).toEqual({
+      [FrameType.Hello]: 0,
+      [FrameType.Headers]: 0x01,
+      [FrameType.Data]: 0x01,
+      [FrameType.WindowUpdate]: 0,
+      [FrameType.RstStream]: 0,
+      [FrameType.Ping]: 0x02,
+      [FrameType.GoAway]: 0,
+    });
+  });
+
+  it("matches the README's flag table, including which types carry each flag", () => {
+    const rows = tableRows("| flag |", /^0x[0-9a-f]+$/i);
+    expect(rows).toHaveLength(2);
+    const byName = new Map(SPEC_TYPES.map(([name, type]) => [name, type]));
+    const allowed = new Map<FrameType, number>();
+    for (const [hex, name, on] of rows) {
+      const value = Number.parseInt(hex, 16);
+      expect(Flag[name.replaceAll("`", "") as keyof typeof Flag]).toBe(value);
+      for (const typeName of on.replaceAll("`", "").split(",").map((s) => s.trim())) {
+        const type = byName.get(typeName);
+        expect(type, `README names type ${typeName}`).toBeDefined();
+        allowed.set(type!, (allowed.get(type!) ?? 0) | value);
+      }
+    }
+    for (const [, type] of SPEC_TYPES) expect(ALLOWED_FLAGS[type]).toBe(allowed.get(type) ?? 0);
+  });
+});
+
+describe("error codes", () => {
+  it.each(SPEC_CODES)("%s is %i", (_name, actual, expected) => {
+    expect(actual).toBe(expected);
+  });
+
+  it("has exactly the ten codes of version 1", () => {
+    expect(Object.values(members(ErrorCode)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it("matches the README's error code table", () => {
+    const rows = tableRows("### Error codes", /^\d+$/);
+    const fromReadme = rows.map(([code, name]) => [name.replaceAll("`", ""), Number(code)]);
+    expect(fromReadme).toEqual(SPEC_CODES.map(([name, , value]) => [name, value]));
+  });
+});
+
+describe("tunnel close codes", () => {
+  it("pins 1000, 1002, 1011 and 4400", () => {
+    expect(TunnelClose.Normal).toBe(1000);
+    expect(TunnelClose.ProtocolError).toBe(1002);
+    expect(TunnelClose.InternalError).toBe(1011);
+    expect(TunnelClose.BadHello).toBe(4400);
+    expect(Object.values(members(TunnelClose)).sort((a, b) => a - b)).toEqual([1000, 1002, 1011, 4400]);
+  });
+
+  it("matches the README's close code table", () => {
+    const codes = tableRows("## Tunnel close codes", /^\d+$/).map(([code]) => Number(code));
+    expect(codes).toEqual([1000, 1002, 1011, 4400]);
+  });
+});
+
+describe("sizes and other constants", () => {
+  it("the frame header is 10 bytes", () => {
+    expect(HEADER_BYTES).toBe(10);
+    expect(README).toContain("10-byte header");
+  });
+
+  it("MAX_HEADER_BLOCK is 256 KiB", () => {
+    expect(MAX_HEADER_BLOCK).toBe(262_144);
+    expect(README).toContain("`MAX_HEADER_BLOCK`\n(256 KiB");
+  });
+
+  it("MAX_MESSAGE_BYTES is 1 MiB", () => {
+    expect(MAX_MESSAGE_BYTES).toBe(1_048_576);
+    expect(README).toContain("`MAX_MESSAGE_BYTES`, 1 MiB");
+  });
+
+  it("the default window is 1 MiB and the default maxFrame 256 KiB", () => {
+    expect(DEFAULT_WINDOW).toBe(1_048_576);
+    expect(DEFAULT_MAX_FRAME).toBe(262_144);
+    expect(README).toContain("Defaults: `window` 1 MiB, `maxFrame` 256 KiB");
+  });
+
+  it("the protocol version is 1", () => {
+    expect(PROTOCOL_VERSION).toBe(1);
+    expect(README).toContain("# edge-relay tunnel protocol, version 1");
+  });
+
+  it("heartbeats are the text messages ping and pong", () => {
+    expect(HEARTBEAT_PING).toBe("ping");
+    expect(HEARTBEAT_PONG).toBe("pong");
+  });
+});
+
+describe("ProtocolError", () => {
+  it("defaults to close code 1002 and keeps a given one", () => {
+    const plain = new ProtocolError("bad frame");
+    expect(plain).toBeInstanceOf(Error);
+    expect(plain.name).toBe("ProtocolError");
+    expect(plain.message).toBe("bad frame");
+    expect(plain.closeCode).toBe(1002);
+    expect(new ProtocolError("no hello", TunnelClose.BadHello).closeCode).toBe(4400);
+  });
+});
