@@ -6,6 +6,7 @@ import {
   HEADER_BYTES,
   MAX_HEADER_BLOCK,
   ProtocolError,
+  TunnelClose,
   type Frame,
   type HeaderList,
   type Hello,
@@ -171,7 +172,7 @@ export function decodeHello(bytes: Uint8Array): Hello {
   try {
     value = JSON.parse(fromUtf8.decode(bytes));
   } catch {
-    throw new ProtocolError("hello is not UTF-8 JSON");
+    throw new ProtocolError("hello is not UTF-8 JSON", TunnelClose.BadHello);
   }
   const h = value as Partial<Hello> | null;
   const positive = (n: unknown) => typeof n === "number" && Number.isInteger(n) && n > 0 && n <= 0x7fffffff;
@@ -186,7 +187,7 @@ export function decodeHello(bytes: Uint8Array): Hello {
     !positive(h.window) ||
     !positive(h.maxFrame)
   ) {
-    throw new ProtocolError("hello lacks v, software, id, caps, window or maxFrame");
+    throw new ProtocolError("hello lacks v, software, id, caps, window or maxFrame", TunnelClose.BadHello);
   }
   return h as Hello;
 }

@@ -1,7 +1,7 @@
 // Starts the real relay Worker in workerd (wrangler's startWorker on a loopback port) for tests
 // and the benchmark, with a throwaway RELAY_SECRET; stops it afterwards.
 import { randomBytes } from "node:crypto";
-import { execFileSync } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { mintToken } from "../../src/auth.ts";
 
@@ -30,13 +30,15 @@ export interface RelayOptions {
   vars?: Record<string, string>;
   /** Fixed port (default: any free one). */
   port?: number;
+  /** Fixed RELAY_SECRET (default: a random one), e.g. to mint tokens before the relay starts. */
+  secret?: string;
 }
 
 /** Starts the relay Worker from wrangler.toml on 127.0.0.1. */
 export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> {
   const { unstable_startWorker } = await import("wrangler");
-  const secret = randomBytes(32).toString("hex");
-  const before = new Set(workerdProcesses());
+  const secret = opts.secret ?? randomBytes(32).toString("hex");
+  const before = new Set(workerdDescendants());
   const vars = { RELAY_DOMAIN: "localhost", ...opts.vars };
   const bindings: Record<string, { type: "plain_text"; value: string }> = { RELAY_SECRET: { type: "plain_text", value: secret } };
   for (const [k, v] of Object.entries(vars)) bindings[k] = { type: "plain_text", value: v };
@@ -54,7 +56,7 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> 
   } as Parameters<typeof unstable_startWorker>[0]);
   await worker.ready;
   const url = (await worker.url).origin;
-  const pids = workerdProcesses().filter((p) => !before.has(p));
+  const pids = workerdDescendants().filter((p) => !before.has(p));
   return {
     url,
     port: Number(new URL(url).port),
@@ -65,23 +67,32 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> 
   };
 }
 
-/** Pids of running workerd processes. */
-export function workerdProcesses(): number[] {
-  try {
-    return execFileSync("pgrep", ["-x", "workerd"], { encoding: "utf8" })
-      .split("\n")
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
+/** Pids of workerd processes started by this process (directly or through wrangler). */
+export function workerdDescendants(root: number = process.pid): number[] {
+  const parent = new Map<number, number>();
+  const names = new Map<number, string>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      names.set(Number(entry), stat.slice(stat.indexOf("(") + 1, close));
+      parent.set(Number(entry), Number(stat.slice(close + 2).split(" ")[1]));
+    } catch {
+      // The process ended while we looked.
+    }
   }
+  const isDescendant = (pid: number): boolean => {
+    for (let p = parent.get(pid); p !== undefined && p > 1; p = parent.get(p)) if (p === root) return true;
+    return false;
+  };
+  return [...names].filter(([pid, name]) => name === "workerd" && isDescendant(pid)).map(([pid]) => pid);
 }
 
 /** Resident memory of a process in bytes (Linux /proc), 0 when it is gone. */
 export function rssBytes(pid: number): number {
   try {
-    const status = execFileSync("cat", [`/proc/${pid}/status`], { encoding: "utf8" });
-    const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
     return kb ? Number(kb) * 1024 : 0;
   } catch {
     return 0;

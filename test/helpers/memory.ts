@@ -1,0 +1,43 @@
+// Samples resident memory of processes while a test runs, for "memory stays flat" checks.
+import { rssBytes } from "./relay.ts";
+
+export interface RssSampler {
+  /** Stops sampling; returns each pid's baseline and peak in MiB. */
+  stop(): Array<{ pid: number; baselineMiB: number; peakMiB: number; growthMiB: number }>;
+}
+
+/** Starts sampling the RSS of `pids` every `everyMs`. */
+export function sampleRss(pids: number[], everyMs = 100): RssSampler {
+  const baseline = new Map(pids.map((p) => [p, rssBytes(p)]));
+  const peak = new Map(baseline);
+  const timer = setInterval(() => {
+    for (const p of pids) peak.set(p, Math.max(peak.get(p) ?? 0, rssBytes(p)));
+  }, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
+      return pids.map((pid) => {
+        const b = baseline.get(pid) ?? 0;
+        const p = Math.max(peak.get(pid) ?? 0, rssBytes(pid));
+        return { pid, baselineMiB: mib(b), peakMiB: mib(p), growthMiB: mib(p - b) };
+      });
+    },
+  };
+}
+
+/** Resolves once `read()` has returned the same value for `stableMs`; rejects after `timeoutMs`. */
+export async function waitUntilStable(read: () => number, stableMs: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = read();
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = read();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= stableMs) return now;
+  }
+  throw new Error(`value kept changing for ${timeoutMs} ms (last ${last})`);
+}
