@@ -1,0 +1,87 @@
+// `npm start`: the relay locally (wrangler dev, workerd), a demo backend and an agent for it,
+// then the URLs that reach the backend. Ctrl-C stops everything.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { mintToken } from "../src/auth.ts";
+import { startDemoBackend } from "./demo-backend.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const PORT = Number(process.env.PORT ?? 8787);
+const NAME = "demo";
+const DEV_VARS = `${ROOT}.dev.vars`;
+
+/** The local RELAY_SECRET: from .dev.vars, which is created (git-ignored) when missing. */
+function localSecret(): string {
+  const existing = existsSync(DEV_VARS) ? /^RELAY_SECRET\s*=\s*"?([^"\n]+)"?/m.exec(readFileSync(DEV_VARS, "utf8"))?.[1] : undefined;
+  if (existing) return existing;
+  const secret = randomBytes(32).toString("hex");
+  writeFileSync(DEV_VARS, `${existsSync(DEV_VARS) ? readFileSync(DEV_VARS, "utf8") + "\n" : ""}RELAY_SECRET=${secret}\n`, { mode: 0o600 });
+  console.log("created .dev.vars with a random RELAY_SECRET (git-ignored)");
+  return secret;
+}
+
+async function waitForHealth(url: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`${url}/_relay/health`)).ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the relay did not answer ${url}/_relay/health within ${ms / 1000} s (is port ${PORT} free? set PORT=...)`);
+}
+
+const children: ChildProcess[] = [];
+const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" };
+
+const secret = localSecret();
+const relayUrl = `http://127.0.0.1:${PORT}`;
+const wrangler = spawn(process.execPath, [`${ROOT}node_modules/wrangler/bin/wrangler.js`, "dev", "--ip", "127.0.0.1", "--port", String(PORT)], {
+  cwd: ROOT,
+  env,
+  stdio: ["ignore", "inherit", "inherit"],
+});
+children.push(wrangler);
+const backend = await startDemoBackend();
+await waitForHealth(relayUrl, 60_000);
+
+const token = await mintToken(secret, NAME);
+const agent = spawn(
+  process.execPath,
+  [`${ROOT}agent/bin/edge-relay.mjs`, "agent", "--relay", relayUrl, "--backend", NAME, "--to", backend.url],
+  { env: { ...env, EDGE_RELAY_TOKEN: token }, stdio: ["ignore", "pipe", "inherit"] },
+);
+children.push(agent);
+agent.stdout!.setEncoding("utf8");
+let announced = false;
+agent.stdout!.on("data", (text: string) => {
+  process.stdout.write(text);
+  if (!announced && /tunnel \d+ up/.test(text)) {
+    announced = true;
+    console.log(`
+  edge-relay is running locally.
+    relay              ${relayUrl}   (health: ${relayUrl}/_relay/health)
+    demo backend       ${backend.url}
+    reach it at        ${relayUrl}/r/${NAME}/
+                  or   http://${NAME}.localhost:${PORT}/
+                  or   curl -H 'X-Relay-Backend: ${NAME}' ${relayUrl}/
+  Ctrl-C stops the relay, the agent and the backend.
+`);
+  }
+});
+
+const stop = () => {
+  for (const c of children) c.kill("SIGTERM");
+  backend.close();
+  setTimeout(() => process.exit(0), 1500).unref();
+};
+process.once("SIGINT", stop);
+process.once("SIGTERM", stop);
+wrangler.on("exit", (code) => {
+  if (code) console.error(`wrangler dev exited with code ${code}`);
+  stop();
+});
