@@ -46,7 +46,7 @@ Commands:
 
 Run \`edge-relay <command> --help\` for a command's flags.
 
-Example:
+Example (\`edge-relay token\` signs with ${SECRET_ENV} from the environment):
   npx edge-relay agent --relay http://127.0.0.1:8787 --backend demo --token $(npx edge-relay token demo) --to http://127.0.0.1:3000
 `;
 

@@ -1,6 +1,7 @@
 // The Durable Object, one per backend name: accepts agent tunnels (hibernatable WebSockets)
 // and relays every public request for the backend over them.
 import { DurableObject } from "cloudflare:workers";
+import { benchResponse } from "./bench.ts";
 import { TunnelBody, pumpBody } from "./bodies.ts";
 import type { Env } from "./env.ts";
 import { RelayError } from "./errors.ts";
@@ -8,7 +9,16 @@ import { endToEnd } from "./http-headers.ts";
 import { ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose } from "./protocol/frame.ts";
 import { decodeResponseHead, encodeRequestHead } from "./protocol/head.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
-import { TUNNEL_TAG, Tunnel, pickTunnel, type TunnelAttachment } from "./tunnels.ts";
+import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
+import {
+  CLIENT_TAG,
+  HANDSHAKE_HEADERS,
+  bindClient,
+  clientClosed,
+  clientMessage,
+  clientsOf,
+  type ClientAttachment,
+} from "./public-websockets.ts";
 
 /** Internal headers the Worker sets on requests it forwards here (public ones are stripped). */
 export const Internal = {
@@ -41,7 +51,9 @@ export class BackendHub extends DurableObject<Env> {
   }
 
   async fetch(request: Request): Promise<Response> {
-    if (request.headers.get(Internal.op) === "connect") return this.acceptTunnel(request);
+    const op = request.headers.get(Internal.op);
+    if (op === "connect") return this.acceptTunnel(request);
+    if (op === "bench" && this.env.RELAY_BENCH === "1") return benchResponse(request, request.headers.get(Internal.path) ?? "/");
     return this.relay(request);
   }
 
@@ -50,14 +62,22 @@ export class BackendHub extends DurableObject<Env> {
     const backend = request.headers.get(Internal.backend)!;
     const { 0: client, 1: server } = new WebSocketPair();
     const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now() };
-    this.ctx.acceptWebSocket(server, [TUNNEL_TAG]);
+    this.ctx.acceptWebSocket(server, [TUNNEL_TAG, tunnelTag(meta.tunnelId)]);
     server.serializeAttachment(meta);
     this.tunnels.set(server, this.makeTunnel(server, meta));
     return new Response(null, { status: 101, webSocket: client });
   }
 
   private makeTunnel(ws: WebSocket, meta: TunnelAttachment): Tunnel {
-    return new Tunnel(ws, meta, (tunnel, error) => this.closeTunnel(tunnel.ws, error.closeCode, error.message));
+    const tunnel = new Tunnel(ws, meta, (t, error) => this.closeTunnel(t.ws, error.closeCode, error.message));
+    if (meta.hello) {
+      // Rebuilt after hibernation: public WebSockets it carried are idle streams with full windows.
+      for (const client of this.ctx.getWebSockets(clientsOf(meta.tunnelId))) {
+        const att = client.deserializeAttachment() as ClientAttachment;
+        bindClient(client, tunnel.session.adopt(att.streamId));
+      }
+    }
+    return tunnel;
   }
 
   /** The tunnel for a socket, rebuilt from its attachment after hibernation. */
@@ -70,13 +90,20 @@ export class BackendHub extends DurableObject<Env> {
     return tunnel;
   }
 
-  /** Every tunnel of this backend, including ones accepted before a hibernation. */
+  /** Every open tunnel of this backend, including ones accepted before a hibernation. */
   private allTunnels(): Tunnel[] {
-    return this.ctx.getWebSockets(TUNNEL_TAG).map((ws) => this.tunnelFor(ws));
+    // A socket we closed stays in getWebSockets (CLOSING) until the agent answers the close;
+    // rebuilding a tunnel for it would open streams on a dead socket.
+    return this.ctx
+      .getWebSockets(TUNNEL_TAG)
+      .filter((ws) => ws.readyState === WebSocket.OPEN)
+      .map((ws) => this.tunnelFor(ws));
   }
 
   private closeTunnel(ws: WebSocket, code: number, reason: string): void {
-    this.tunnels.get(ws)?.session.destroy(reason || "the tunnel closed");
+    // tunnelFor, not tunnels.get: after hibernation the session must be rebuilt so that the
+    // public WebSockets it carried are closed too.
+    if (ws.deserializeAttachment()) this.tunnelFor(ws).session.destroy(reason || "the tunnel closed");
     this.tunnels.delete(ws);
     try {
       ws.close(sendableCloseCode(code), reason.slice(0, 120));
@@ -85,7 +112,26 @@ export class BackendHub extends DurableObject<Env> {
     }
   }
 
+  /** The stream a public client socket is bridged to (rebuilding its tunnel if needed). */
+  private clientStream(ws: WebSocket): Stream | undefined {
+    const att = ws.deserializeAttachment() as ClientAttachment | null;
+    const tunnelWs = att && this.ctx.getWebSockets(tunnelTag(att.tunnelId))[0];
+    return tunnelWs ? this.tunnelFor(tunnelWs).session.streams.get(att.streamId) : undefined;
+  }
+
+  private isClient(ws: WebSocket): boolean {
+    return this.ctx.getTags(ws).includes(CLIENT_TAG);
+  }
+
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (this.isClient(ws)) {
+      try {
+        return clientMessage(ws, this.clientStream(ws), message);
+      } catch (err) {
+        console.error("client message failed", err);
+        return ws.close(1011, "internal error");
+      }
+    }
     try {
       if (typeof message === "string") {
         throw new ProtocolError(`unexpected text message (only "${HEARTBEAT_PING}" is allowed)`);
@@ -99,12 +145,22 @@ export class BackendHub extends DurableObject<Env> {
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    // Close our side too, or the agent waits ~10 s and sees 1006 (PLATFORM-NOTES).
-    this.closeTunnel(ws, code, reason);
+    try {
+      // Close our side too, or the peer waits ~10 s and sees 1006 (PLATFORM-NOTES).
+      if (this.isClient(ws)) clientClosed(ws, this.clientStream(ws), code, reason);
+      else this.closeTunnel(ws, code, reason);
+    } catch (err) {
+      console.error("close handling failed", err);
+    }
   }
 
   async webSocketError(ws: WebSocket): Promise<void> {
-    this.closeTunnel(ws, TunnelClose.InternalError, "socket error");
+    try {
+      if (this.isClient(ws)) clientClosed(ws, this.clientStream(ws), 1006, "socket error");
+      else this.closeTunnel(ws, TunnelClose.InternalError, "socket error");
+    } catch (err) {
+      console.error("error handling failed", err);
+    }
   }
 
   /** Relays one public request over the least-loaded tunnel. */
@@ -115,20 +171,36 @@ export class BackendHub extends DurableObject<Env> {
     if (!tunnel) {
       return new RelayError("no_agent", `No agent is connected for backend "${backend}".`, backend).toResponse();
     }
+    const upgrade = h.get("upgrade")?.toLowerCase() === "websocket";
     const head = encodeRequestHead({
       method: request.method,
       path: h.get(Internal.path) ?? "/",
       scheme: h.get(Internal.scheme) ?? "https",
       authority: h.get(Internal.authority) ?? "",
-      headers: endToEnd(h, true),
+      ...(upgrade ? { protocol: "websocket" } : {}),
+      headers: endToEnd(h, true).filter(([name]) => !(upgrade && HANDSHAKE_HEADERS.has(name))),
     });
-    const stream = tunnel.session.open(head, request.body === null);
-    if (request.body) void pumpBody(request.body, stream);
-    return this.awaitResponse(stream, request.method, backend);
+    const stream = tunnel.session.open(head, !upgrade && request.body === null);
+    if (request.body && !upgrade) void pumpBody(request.body, stream);
+    return this.awaitResponse(stream, request.method, backend, upgrade ? tunnel.meta.tunnelId : undefined);
   }
 
-  /** Waits for the agent's response head and streams the body under credit. */
-  private awaitResponse(stream: Stream, method: string, backend: string): Promise<Response> {
+  /** Answers a WebSocket upgrade the agent accepted: a hibernatable client socket on the stream. */
+  private acceptClient(stream: Stream, tunnelId: string, backend: string, protocol: string | null): Response {
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [CLIENT_TAG, clientsOf(tunnelId)]);
+    server.serializeAttachment({ tunnelId, streamId: stream.id, backend } satisfies ClientAttachment);
+    bindClient(server, stream);
+    const headers = new Headers();
+    if (protocol) headers.set("sec-websocket-protocol", protocol);
+    return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  /**
+   * Waits for the agent's response head and streams the body under credit; for an upgrade
+   * (`wsTunnel` set) a 101 becomes the public client's WebSocket.
+   */
+  private awaitResponse(stream: Stream, method: string, backend: string, wsTunnel?: string): Promise<Response> {
     const seconds = Number(this.env.RELAY_RESPONSE_TIMEOUT) || DEFAULT_TIMEOUT_SECONDS;
     return new Promise<Response>((resolve) => {
       const body = new TunnelBody(stream);
@@ -147,6 +219,11 @@ export class BackendHub extends DurableObject<Env> {
       stream.onHeaders = (list, fin) => {
         try {
           const { status, headers } = decodeResponseHead(list);
+          if (status === 101) {
+            if (!wsTunnel) throw new ProtocolError("101 to a request that asked for no upgrade");
+            const chosen = headers.find(([name]) => name === "sec-websocket-protocol")?.[1] ?? null;
+            return answer(this.acceptClient(stream, wsTunnel, backend, chosen));
+          }
           const out = new Headers();
           for (const [name, value] of endToEnd(headers)) out.append(name, value);
           // The runtime gzips responses without a Content-Encoding for clients that accept gzip,
@@ -157,7 +234,7 @@ export class BackendHub extends DurableObject<Env> {
           if (empty && !fin) stream.reset(ErrorCode.NoError, "no body expected");
           // encodeBody "manual": pass the backend's bytes and Content-Encoding through untouched,
           // never gzipped again and never buffered by the runtime's compression (PLATFORM-NOTES).
-          answer(new Response(empty ? null : body.readable, { status, headers: out, encodeBody: "manual" }));
+          answer(new Response(empty ? null : body.open(out.get("content-length")), { status, headers: out, encodeBody: "manual" }));
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           stream.reset(ErrorCode.ProtocolError, message);

@@ -8,5 +8,7 @@ export interface Env {
   RELAY_DOMAIN?: string;
   /** Seconds to wait for an agent's response headers before answering 504 (default 100). */
   RELAY_RESPONSE_TIMEOUT?: string;
+  /** "1" enables the benchmark's /_relay/bench/<name>/ route (`npm run bench` only; never deploy it). */
+  RELAY_BENCH?: string;
   BACKEND_HUB: DurableObjectNamespace<BackendHub>;
 }

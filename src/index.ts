@@ -1,12 +1,12 @@
 // The relay Worker: routes public requests to their backend's Durable Object, accepts agent
 // tunnels at /_relay/connect, and answers /_relay/health. Exports the Durable Object class.
 import { Hono } from "hono";
-import { verifyToken } from "./auth.ts";
+import { isValidBackendName, verifyToken } from "./auth.ts";
 import { Internal } from "./backend-hub.ts";
 import type { Env } from "./env.ts";
 import { ERROR_STATUS, RelayError } from "./errors.ts";
 import { RELAY_PREFIX } from "./http-headers.ts";
-import { route } from "./routing.ts";
+import { pathAndQuery, route } from "./routing.ts";
 
 export { BackendHub } from "./backend-hub.ts";
 
@@ -45,6 +45,14 @@ app.get("/_relay/connect", async (c) => {
   return hub(c.env, verdict.backend).fetch(new Request(c.req.raw, { headers }));
 });
 
+/** Benchmark only (var RELAY_BENCH=1, never deployed): the backend's Durable Object answers itself. */
+app.all("/_relay/bench/:name/*", (c) => {
+  const name = c.req.param("name");
+  if (c.env.RELAY_BENCH !== "1" || !isValidBackendName(name)) return c.notFound();
+  const path = pathAndQuery(c.req.url).slice(`/_relay/bench/${name}`.length);
+  return forward(c.req.raw, c.env, name, path, "bench");
+});
+
 app.notFound(() =>
   new RelayError("not_found", "No backend route matched: use <name>.<relay domain>, /r/<name>/, or the X-Relay-Backend header.").toResponse(),
 );
@@ -61,7 +69,7 @@ function hub(env: Env, backend: string) {
 }
 
 /** Sends a public request to its backend's Durable Object with forwarding headers added. */
-async function forward(request: Request, env: Env, backend: string, path: string): Promise<Response> {
+async function forward(request: Request, env: Env, backend: string, path: string, op?: "bench"): Promise<Response> {
   const url = new URL(request.url);
   const host = request.headers.get("host") ?? url.host;
   const headers = new Headers();
@@ -79,6 +87,7 @@ async function forward(request: Request, env: Env, backend: string, path: string
   headers.set(Internal.path, path);
   headers.set(Internal.scheme, url.protocol.replace(":", ""));
   headers.set(Internal.authority, host);
+  if (op) headers.set(Internal.op, op);
   try {
     // Re-wrapping the request itself (not its body stream) keeps a known Content-Length.
     return await hub(env, backend).fetch(new Request(request, { headers, redirect: "manual" }));

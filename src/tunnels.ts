@@ -6,6 +6,9 @@ import { Session } from "./protocol/session.ts";
 /** Socket tag every agent tunnel carries (ctx.getWebSockets(TUNNEL_TAG)). */
 export const TUNNEL_TAG = "tunnel";
 
+/** Tag naming one tunnel's socket, so public WebSockets can find their tunnel after hibernation. */
+export const tunnelTag = (tunnelId: string) => `tid:${tunnelId}`;
+
 /** What survives hibernation with the socket (serializeAttachment; must stay well under 16 KiB). */
 export interface TunnelAttachment {
   tunnelId: string;
@@ -13,6 +16,8 @@ export interface TunnelAttachment {
   connectedAt: number;
   /** The agent's hello, once it arrived: the tunnel is usable from then on. */
   hello?: Hello;
+  /** The agent sent GOAWAY: open no new streams, after a hibernation too. */
+  goingAway?: boolean;
 }
 
 /** The relay's hello: what it supports and accepts. */
@@ -41,8 +46,13 @@ export class Tunnel {
         ws.serializeAttachment(this.meta);
         this.session.sendHello();
       },
+      onGoAway: () => {
+        this.meta.goingAway = true;
+        ws.serializeAttachment(this.meta);
+      },
       onError: (error) => onError(this, error),
     });
+    this.session.remoteGoingAway = !!meta.goingAway;
   }
 
   /** Streams in flight on this tunnel. */

@@ -8,6 +8,7 @@ import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts
 import { StreamReset, type Stream } from "../../src/protocol/session.ts";
 import type { Target } from "../config.ts";
 import type { Origin } from "../origin.ts";
+import { serveWebSocket, type WebSocketTarget } from "./websocket.ts";
 
 /** A short, safe description of a connection error (no addresses beyond the code). */
 export function describeError(err: NodeJS.ErrnoException): string {
@@ -15,11 +16,12 @@ export function describeError(err: NodeJS.ErrnoException): string {
 }
 
 export class HttpOrigin implements Origin {
-  readonly caps = ["http"];
+  readonly caps = ["http", "ws"];
   private readonly agent: http.Agent;
   private readonly base: http.RequestOptions;
   private readonly request: typeof http.request;
   private readonly ownHost: string;
+  private readonly wsTarget: WebSocketTarget;
 
   constructor(
     target: Target,
@@ -31,6 +33,7 @@ export class HttpOrigin implements Origin {
       this.base = { socketPath: target.path };
       this.request = http.request;
       this.ownHost = "localhost";
+      this.wsTarget = { base: `ws+unix:${target.path}`, host: this.ownHost };
     } else {
       const { hostname, port } = target.url;
       const secure = target.kind === "https";
@@ -40,10 +43,19 @@ export class HttpOrigin implements Origin {
       this.agent = secure
         ? new https.Agent({ ...options, ca: target.ca, rejectUnauthorized: !target.insecure })
         : new http.Agent(options);
+      this.wsTarget = {
+        base: `${secure ? "wss" : "ws"}://${target.url.host}`,
+        host: this.ownHost,
+        ...(target.kind === "https" ? { tls: { ca: target.ca, rejectUnauthorized: !target.insecure } } : {}),
+      };
     }
   }
 
   serve(stream: Stream, head: RequestHead, hasBody: boolean): void {
+    if (head.protocol === "websocket") {
+      const host = this.preserveHost && head.authority ? head.authority : this.ownHost;
+      return serveWebSocket(stream, head, { ...this.wsTarget, host });
+    }
     const headers: string[] = [];
     let length = false;
     for (const [name, value] of head.headers) {
@@ -90,7 +102,7 @@ export class HttpOrigin implements Origin {
 }
 
 /** Streams a target's response body into a tunnel stream; a target that breaks off resets it. */
-async function sendBody(res: http.IncomingMessage, stream: Stream): Promise<void> {
+export async function sendBody(res: http.IncomingMessage, stream: Stream): Promise<void> {
   try {
     for await (const chunk of res) await stream.write(chunk as Uint8Array);
     await stream.end();

@@ -58,6 +58,7 @@ function checkHeader(type: number, flags: number, streamId: number, length: numb
   if ((type === FrameType.RstStream || type === FrameType.GoAway) && length < 4) {
     throw new ProtocolError(`${FrameType[type]} payload must hold a 4-byte error code`);
   }
+  if (type === FrameType.Close && length < 2) throw new ProtocolError("CLOSE payload must hold a 2-byte close code");
 }
 
 /**
@@ -217,4 +218,19 @@ export function encodeU32(n: number): Uint8Array {
 /** Decodes a u32 (the WINDOW_UPDATE payload). */
 export function decodeU32(bytes: Uint8Array): number {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
+}
+
+/** Encodes the CLOSE payload: u16 WebSocket close code, then a UTF-8 reason. */
+export function encodeClose(code: number, reason = ""): Uint8Array {
+  const text = utf8.encode(reason);
+  const out = new Uint8Array(2 + text.byteLength);
+  new DataView(out.buffer).setUint16(0, code);
+  out.set(text, 2);
+  return out;
+}
+
+/** Decodes the CLOSE payload. Invalid UTF-8 in the reason is replaced. */
+export function decodeClose(bytes: Uint8Array): { code: number; reason: string } {
+  const code = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(0);
+  return { code, reason: new TextDecoder().decode(bytes.subarray(2)) };
 }

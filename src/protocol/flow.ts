@@ -57,11 +57,12 @@ export class ReceiveWindow {
 
   /**
    * Records bytes handed on. Returns the credit to send in a WINDOW_UPDATE now, or 0 while the
-   * unreturned amount is below half the window (updates go out in batches).
+   * unreturned amount is below half the window (updates go out in batches); `all` returns
+   * whatever is unreturned.
    */
-  consumed(n: number): number {
+  consumed(n: number, all = false): number {
     this.unreturned += n;
-    if (this.unreturned < this.size / 2) return 0;
+    if (this.unreturned === 0 || (!all && this.unreturned < this.size / 2)) return 0;
     const credit = this.unreturned;
     this.unreturned = 0;
     this.remaining += credit;

@@ -23,6 +23,8 @@ export enum FrameType {
   Ping = 0x5,
   /** Stream 0. u32 error code then a UTF-8 reason: no new streams on this tunnel. */
   GoAway = 0x6,
+  /** Message streams: u16 WebSocket close code then a UTF-8 reason; ends the sender's direction. */
+  Close = 0x7,
 }
 
 /** Frame flags. */
@@ -31,17 +33,22 @@ export const Flag = {
   FIN: 0x01,
   /** This PING answers one with the same payload. */
   ACK: 0x02,
+  /** Message streams: this DATA frame ends a message. */
+  EOM: 0x04,
+  /** Message streams: this DATA frame belongs to a text (UTF-8) message. */
+  TEXT: 0x08,
 } as const;
 
 /** Flags each frame type may carry; any other bit is a protocol error. */
 export const ALLOWED_FLAGS: Record<FrameType, number> = {
   [FrameType.Hello]: 0,
   [FrameType.Headers]: Flag.FIN,
-  [FrameType.Data]: Flag.FIN,
+  [FrameType.Data]: Flag.FIN | Flag.EOM | Flag.TEXT,
   [FrameType.WindowUpdate]: 0,
   [FrameType.RstStream]: 0,
   [FrameType.Ping]: Flag.ACK,
   [FrameType.GoAway]: 0,
+  [FrameType.Close]: 0,
 };
 
 /** Error codes carried by RST_STREAM and GOAWAY. */
@@ -66,6 +73,8 @@ export enum ErrorCode {
   OriginReset = 8,
   /** The relay gave up waiting for the response headers. */
   Timeout = 9,
+  /** A WebSocket message over the size limit (close code 1009). */
+  MessageTooBig = 10,
 }
 
 /** WebSocket close codes a tunnel ends with. */
@@ -79,6 +88,9 @@ export enum TunnelClose {
   /** Missing or unsupported hello. */
   BadHello = 4400,
 }
+
+/** Largest WebSocket message carried on a message stream (README "Message streams"). */
+export const MAX_WS_MESSAGE = 16 * 1024 * 1024;
 
 /** Largest header block a receiver accepts. */
 export const MAX_HEADER_BLOCK = 256 * 1024;

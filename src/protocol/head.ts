@@ -8,6 +8,8 @@ export interface RequestHead {
   path: string;
   scheme: string;
   authority: string;
+  /** "websocket" for a WebSocket upgrade (README "Message streams"), else absent. */
+  protocol?: string;
   /** Regular fields, in order; repeated names repeat. */
   headers: HeaderList;
 }
@@ -25,6 +27,7 @@ export function encodeRequestHead(head: RequestHead): HeaderList {
     [":path", head.path],
     [":scheme", head.scheme],
     [":authority", head.authority],
+    ...(head.protocol ? ([[":protocol", head.protocol]] as HeaderList) : []),
     ...head.headers,
   ];
 }
@@ -51,7 +54,10 @@ export function decodeRequestHead(list: HeaderList): RequestHead {
     if (v === undefined) throw new ProtocolError(`request head lacks ${name}`);
     return v;
   };
-  return { method: get(":method"), path: get(":path"), scheme: get(":scheme"), authority: get(":authority"), headers };
+  const head: RequestHead = { method: get(":method"), path: get(":path"), scheme: get(":scheme"), authority: get(":authority"), headers };
+  const protocol = pseudo.get(":protocol");
+  if (protocol !== undefined) head.protocol = protocol;
+  return head;
 }
 
 /** Reads a response head; a missing or malformed :status is a protocol error. */

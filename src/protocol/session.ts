@@ -1,11 +1,13 @@
 // The multiplexer: one session per tunnel, over any message transport (a WebSocket in the
 // relay's Durable Object, a `ws` socket in the agent, an in-memory pair in tests).
 import {
+  decodeClose,
   decodeError,
   decodeHeaderBlock,
   decodeHello,
   decodeMessage,
   decodeU32,
+  encodeClose,
   encodeError,
   encodeFrames,
   encodeHeaderBlock,
@@ -61,7 +63,7 @@ export interface SessionOptions {
   onError?(error: ProtocolError): void;
   /** First id this side opens (default 1 for the relay). Must have the role's parity. */
   firstStreamId?: number;
-  /** How a flush of coalesced frames is deferred (default: a microtask). */
+  /** How a flush of coalesced frames is deferred (default: a zero-delay timer). */
   schedule?(flush: () => void): void;
 }
 
@@ -75,8 +77,10 @@ export class Stream {
 
   /** The peer's HEADERS for this stream (the response head, for the relay). */
   onHeaders: (head: HeaderList, fin: boolean) => void = () => {};
-  /** Body bytes; call `consumed(n)` once they are handed on. */
-  onData: (chunk: Uint8Array) => void = () => {};
+  /** Body bytes (with the frame's EOM/TEXT flags on message streams); call `consumed(n)` once handed on. */
+  onData: (chunk: Uint8Array, flags: number) => void = () => {};
+  /** Message streams: the peer's CLOSE (its direction ended with a WebSocket close code). */
+  onClose: (code: number, reason: string) => void = () => {};
   /** The peer's FIN: no more data will come. */
   onEnd: () => void = () => {};
   /** The stream was reset by the peer, or the tunnel closed under it. */
@@ -116,6 +120,28 @@ export class Stream {
     return run;
   }
 
+  /**
+   * Message streams: sends one whole message (fragmented to the peer's maxFrame), after every
+   * pending write, waiting for credit as needed.
+   */
+  writeMessage(data: Uint8Array, text: boolean): Promise<void> {
+    const run = this.writeTail.then(() => this.writeNow(data, text ? Flag.TEXT : 0, Flag.EOM));
+    this.writeTail = run.catch(() => {});
+    return run;
+  }
+
+  /** Message streams: ends this side's direction with a WebSocket close code, after pending writes. */
+  close(code: number, reason = ""): Promise<void> {
+    const run = this.writeTail.then(() => {
+      if (this.error) throw this.error;
+      this.apply(StreamEvent.SendFin);
+      this.session.queue(FrameType.Close, 0, this.id, encodeClose(code, reason));
+      this.session.settle(this);
+    });
+    this.writeTail = run.catch(() => {});
+    return run;
+  }
+
   /** Ends this side's direction (FIN) after every pending write. */
   end(): Promise<void> {
     const run = this.writeTail.then(() => {
@@ -138,10 +164,13 @@ export class Stream {
     this.session.settle(this);
   }
 
-  /** Records that `n` received bytes were handed on; sends credit back in batches. */
-  consumed(n: number): void {
+  /**
+   * Records that `n` received bytes were handed on; sends credit back in batches, or all of it
+   * at once with `all` (message streams, once a whole message was handed on).
+   */
+  consumed(n: number, all = false): void {
     if (this.status.state === StreamState.Closed) return;
-    const credit = this.recvWindow.consumed(n);
+    const credit = this.recvWindow.consumed(n, all);
     if (credit > 0 && this.status.state !== StreamState.HalfClosedRemote) {
       this.session.queue(FrameType.WindowUpdate, 0, this.id, encodeU32(credit));
     }
@@ -153,8 +182,14 @@ export class Stream {
     return s === StreamState.Open || s === StreamState.HalfClosedRemote;
   }
 
-  private async writeNow(chunk: Uint8Array): Promise<void> {
+  private async writeNow(chunk: Uint8Array, flags = 0, lastFlags = 0): Promise<void> {
     let at = 0;
+    if (chunk.byteLength === 0 && lastFlags) {
+      if (this.error) throw this.error;
+      this.apply(StreamEvent.SendData);
+      this.session.queue(FrameType.Data, flags | lastFlags, this.id, chunk);
+      return;
+    }
     while (at < chunk.byteLength) {
       if (this.error) throw this.error;
       this.apply(StreamEvent.SendData);
@@ -165,8 +200,8 @@ export class Stream {
       }
       const n = Math.min(credit, this.session.peerMaxFrame, chunk.byteLength - at);
       this.sendWindow.consume(n);
-      this.session.queue(FrameType.Data, 0, this.id, chunk.subarray(at, at + n));
       at += n;
+      this.session.queue(FrameType.Data, at === chunk.byteLength ? flags | lastFlags : flags, this.id, chunk.subarray(at - n, at));
     }
   }
 
@@ -206,7 +241,9 @@ export class Session {
     this.remoteHello = opts.remoteHello;
     this.nextId = opts.firstStreamId ?? (opts.role === "relay" ? 1 : 2);
     if (this.nextId % 2 !== (opts.role === "relay" ? 1 : 0)) throw new Error(`stream id ${this.nextId} has the wrong parity`);
-    this.schedule = opts.schedule ?? ((flush) => queueMicrotask(flush));
+    // A macrotask, not a microtask: a write or end() runs a few promise hops after it is called, so
+    // a microtask flush would send each one alone instead of one message per turn (README "Transport").
+    this.schedule = opts.schedule ?? ((flush) => setTimeout(flush, 0));
   }
 
   /** Largest DATA payload the peer accepts. */
@@ -239,6 +276,21 @@ export class Session {
     const stream = new Stream(this, id, this.remoteHello.window, this.opts.hello.window);
     this.streams.set(id, stream);
     stream.sendHeaders(head, fin);
+    return stream;
+  }
+
+  /**
+   * Re-creates a stream that was open before this session was rebuilt (a relay session after
+   * hibernation, for an idle WebSocket): both heads were exchanged and both windows are full.
+   */
+  adopt(id: number, localEnded = false, remoteEnded = false): Stream {
+    if (!this.remoteHello) throw new Error("cannot adopt a stream before the peer's hello");
+    const stream = new Stream(this, id, this.remoteHello.window, this.opts.hello.window);
+    stream.apply(StreamEvent.SendHeaders);
+    stream.apply(StreamEvent.RecvHeaders);
+    if (localEnded) stream.apply(StreamEvent.SendFin);
+    if (remoteEnded) stream.apply(StreamEvent.RecvFin);
+    this.streams.set(id, stream);
     return stream;
   }
 
@@ -357,6 +409,9 @@ export class Session {
   }
 
   private dispatchStream(frame: Frame): void {
+    if (frame.type === FrameType.Data && frame.payload.byteLength > this.opts.hello.maxFrame) {
+      throw new ProtocolError(`DATA payload of ${frame.payload.byteLength} bytes exceeds maxFrame ${this.opts.hello.maxFrame}`);
+    }
     let stream = this.streams.get(frame.streamId);
     if (!stream) {
       const peerOpened = frame.streamId % 2 === (this.opts.role === "relay" ? 0 : 1);
@@ -390,10 +445,19 @@ export class Session {
             stream.onReset(new StreamReset(ErrorCode.FlowControlError, message));
             return;
           }
-          stream.onData(frame.payload);
+          stream.onData(frame.payload, frame.flags);
+        } else if (frame.flags & Flag.EOM) {
+          stream.onData(frame.payload, frame.flags);
         }
         if (fin) stream.apply(StreamEvent.RecvFin);
         break;
+      case FrameType.Close: {
+        const { code, reason } = decodeClose(frame.payload);
+        stream.apply(StreamEvent.RecvFin);
+        stream.onClose(code, reason);
+        this.settle(stream);
+        return;
+      }
       case FrameType.WindowUpdate: {
         const n = decodeU32(frame.payload);
         if (n === 0) throw new ProtocolError(`WINDOW_UPDATE of 0 on stream ${stream.id}`);

@@ -3,11 +3,13 @@
 import { describe, expect, it } from "vitest";
 import {
   FrameDecoder,
+  decodeClose,
   decodeError,
   decodeHeaderBlock,
   decodeHello,
   decodeMessage,
   decodeU32,
+  encodeClose,
   encodeError,
   encodeFrame,
   encodeFrames,
@@ -109,12 +111,19 @@ const FIXTURES: Array<[name: string, hex: string, frame: Frame]> = [
     "06 00 00000000 00000009 00000002 647261696e",
     frame(FrameType.GoAway, 0, 0, hex("00000002 647261696e")),
   ],
+  [
+    "DATA EOM|TEXT on stream 1 with hi (a text message)",
+    "02 0c 00000001 00000002 6869",
+    frame(FrameType.Data, Flag.EOM | Flag.TEXT, 1, ascii("hi")),
+  ],
+  ["CLOSE 1000 bye on stream 1", "07 00 00000001 00000005 03e8 627965", frame(FrameType.Close, 0, 1, hex("03e8 627965"))],
 ];
 
 describe("frame fixtures", () => {
   it("cover every frame type", () => {
     const types = new Set(FIXTURES.map(([, , f]) => f.type));
-    expect([...types].sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    const all = Object.values(FrameType).filter((v) => typeof v === "number");
+    expect([...types].sort()).toEqual(all.sort());
   });
 
   describe.each(FIXTURES)("%s", (_name, fixture, expected) => {
@@ -230,8 +239,8 @@ describe("round trip of every frame type", () => {
 
 describe("protocol errors", () => {
   it.each([
-    ["type 0x7", "07 00 00000000 00000000"],
-    ["type 0x8 on a stream", "08 00 00000001 00000000"],
+    ["type 0x8", "08 00 00000000 00000000"],
+    ["type 0x9 on a stream", "09 00 00000001 00000000"],
     ["type 0xff", "ff 00 00000000 00000000"],
   ])("rejects unknown %s", (_name, fixture) => {
     expectProtocolError(() => decodeMessage(hex(fixture)), /unknown frame type/);
@@ -243,6 +252,8 @@ describe("protocol errors", () => {
     ["HEADERS with 0x04", "01 04 00000001 00000002 0000"],
     ["DATA with ACK", "02 02 00000001 00000000"],
     ["DATA with 0x80", "02 80 00000001 00000000"],
+    ["DATA with 0x10", "02 10 00000001 00000000"],
+    ["CLOSE with FIN", "07 01 00000001 00000002 03e8"],
     ["WINDOW_UPDATE with FIN", "03 01 00000001 00000004 00000001"],
     ["RST_STREAM with FIN", "04 01 00000001 00000004 00000000"],
     ["PING with FIN", "05 01 00000000 00000008 0000000000000000"],
@@ -257,6 +268,7 @@ describe("protocol errors", () => {
     ["DATA", "02 00 00000000 00000000"],
     ["WINDOW_UPDATE", "03 00 00000000 00000004 00000001"],
     ["RST_STREAM", "04 00 00000000 00000004 00000000"],
+    ["CLOSE", "07 00 00000000 00000002 03e8"],
   ])("rejects %s on stream 0", (_name, fixture) => {
     expectProtocolError(() => decodeMessage(hex(fixture)), /on stream 0/);
   });
@@ -307,6 +319,11 @@ describe("protocol errors", () => {
   ])("rejects type %i with a payload under 4 bytes (%i, %i)", (type, streamId, n) => {
     const f = encodeFrame(frame(type, 0, streamId, new Uint8Array(n)));
     expectProtocolError(() => decodeMessage(f), /4-byte error code/);
+  });
+
+  it.each([0, 1])("rejects a CLOSE of %i bytes", (n) => {
+    const f = encodeFrame(frame(FrameType.Close, 0, 1, new Uint8Array(n)));
+    expectProtocolError(() => decodeMessage(f), /2-byte close code/);
   });
 
   it("rejects a message that ends inside a frame header or payload", () => {
@@ -507,6 +524,26 @@ describe("error payload", () => {
 
   it("replaces invalid UTF-8 in the message rather than failing", () => {
     expect(decodeError(hex("00000001 61ff62"))).toEqual({ code: 1, message: "a\ufffdb" });
+  });
+});
+
+describe("close payload", () => {
+  it("encodes the u16 close code then the UTF-8 reason", () => {
+    expect(toHex(encodeClose(1000, "bye"))).toBe("03e8627965");
+    expect(toHex(encodeClose(1005))).toBe("03ed");
+  });
+
+  it.each<[number, string]>([
+    [1000, ""],
+    [1009, "message too big"],
+    [4000, "fermé ☃"],
+  ])("round-trips %i %j", (code, reason) => {
+    expect(decodeClose(encodeClose(code, reason))).toEqual({ code, reason });
+  });
+
+  it("reads a payload that is a view into a frame", () => {
+    const [f] = decodeMessage(encodeFrame(frame(FrameType.Close, 0, 3, encodeClose(1011, "reset"))));
+    expect(decodeClose(f.payload)).toEqual({ code: 1011, reason: "reset" });
   });
 });
 

@@ -14,6 +14,7 @@ import {
   HEARTBEAT_PONG,
   MAX_HEADER_BLOCK,
   MAX_MESSAGE_BYTES,
+  MAX_WS_MESSAGE,
   PROTOCOL_VERSION,
   ProtocolError,
   TunnelClose,
@@ -51,6 +52,7 @@ const SPEC_TYPES: Array<[string, FrameType, number]> = [
   ["RST_STREAM", FrameType.RstStream, 0x4],
   ["PING", FrameType.Ping, 0x5],
   ["GOAWAY", FrameType.GoAway, 0x6],
+  ["CLOSE", FrameType.Close, 0x7],
 ];
 
 // README "Error codes".
@@ -65,6 +67,7 @@ const SPEC_CODES: Array<[string, ErrorCode, number]> = [
   ["ORIGIN_UNREACHABLE", ErrorCode.OriginUnreachable, 7],
   ["ORIGIN_RESET", ErrorCode.OriginReset, 8],
   ["TIMEOUT", ErrorCode.Timeout, 9],
+  ["MESSAGE_TOO_BIG", ErrorCode.MessageTooBig, 10],
 ];
 
 describe("frame types", () => {
@@ -72,7 +75,7 @@ describe("frame types", () => {
     expect(actual).toBe(expected);
   });
 
-  it("has exactly the seven types of version 1", () => {
+  it("has exactly the eight types of version 1", () => {
     expect(members(FrameType)).toEqual({
       Hello: 0,
       Headers: 1,
@@ -81,6 +84,7 @@ describe("frame types", () => {
       RstStream: 4,
       Ping: 5,
       GoAway: 6,
+      Close: 7,
     });
   });
 
@@ -92,27 +96,30 @@ describe("frame types", () => {
 });
 
 describe("flags", () => {
-  it("FIN is 0x01 and ACK is 0x02, and there are no others", () => {
+  it("FIN is 0x01, ACK 0x02, EOM 0x04 and TEXT 0x08, and there are no others", () => {
     expect(Flag.FIN).toBe(0x01);
     expect(Flag.ACK).toBe(0x02);
-    expect(Object.keys(Flag).sort()).toEqual(["ACK", "FIN"]);
+    expect(Flag.EOM).toBe(0x04);
+    expect(Flag.TEXT).toBe(0x08);
+    expect(Object.keys(Flag).sort()).toEqual(["ACK", "EOM", "FIN", "TEXT"]);
   });
 
-  it("ALLOWED_FLAGS: FIN on HEADERS and DATA, ACK on PING, nothing elsewhere", () => {
+  it("ALLOWED_FLAGS: FIN on HEADERS and DATA, EOM and TEXT on DATA, ACK on PING, nothing elsewhere", () => {
     expect(ALLOWED_FLAGS).toEqual({
       [FrameType.Hello]: 0,
       [FrameType.Headers]: 0x01,
-      [FrameType.Data]: 0x01,
+      [FrameType.Data]: 0x01 | 0x04 | 0x08,
       [FrameType.WindowUpdate]: 0,
       [FrameType.RstStream]: 0,
       [FrameType.Ping]: 0x02,
       [FrameType.GoAway]: 0,
+      [FrameType.Close]: 0,
     });
   });
 
   it("matches the README's flag table, including which types carry each flag", () => {
     const rows = tableRows("| flag |", /^0x[0-9a-f]+$/i);
-    expect(rows).toHaveLength(2);
+    expect(rows).toHaveLength(4);
     const byName = new Map(SPEC_TYPES.map(([name, type]) => [name, type]));
     const allowed = new Map<FrameType, number>();
     for (const [hex, name, on] of rows) {
@@ -133,8 +140,8 @@ describe("error codes", () => {
     expect(actual).toBe(expected);
   });
 
-  it("has exactly the ten codes of version 1", () => {
-    expect(Object.values(members(ErrorCode)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  it("has exactly the eleven codes of version 1", () => {
+    expect(Object.values(members(ErrorCode)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
   it("matches the README's error code table", () => {
@@ -179,6 +186,11 @@ describe("sizes and other constants", () => {
     expect(DEFAULT_WINDOW).toBe(1_048_576);
     expect(DEFAULT_MAX_FRAME).toBe(262_144);
     expect(README).toContain("Defaults: `window` 1 MiB, `maxFrame` 256 KiB");
+  });
+
+  it("MAX_WS_MESSAGE, the largest message on a message stream, is 16 MiB", () => {
+    expect(MAX_WS_MESSAGE).toBe(16_777_216);
+    expect(README).toMatch(/over the limit \(16 MiB\)/);
   });
 
   it("the protocol version is 1", () => {

@@ -1,0 +1,60 @@
+// Benchmark only: answers `/_relay/bench/<name>/...` inside the backend's Durable Object with no
+// tunnel, the cost the platform itself imposes (`npm run bench`, row do-ceiling). The Worker routes
+// here only when the var RELAY_BENCH is "1", which no deployed configuration sets.
+
+/** The small body the bench's backend and this responder both answer. */
+export const BENCH_SMALL_BODY = "hello from edge-relay\n";
+
+const BLOCK_BYTES = 64 * 1024;
+let block: Uint8Array | undefined;
+
+/** The bench's deterministic byte pattern (the same as test/helpers/backend.ts patternBlock). */
+function patternBlock(): Uint8Array {
+  if (block) return block;
+  block = new Uint8Array(BLOCK_BYTES);
+  let x = 0x12345678;
+  for (let i = 0; i < BLOCK_BYTES; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    block[i] = x >>> 24;
+  }
+  return block;
+}
+
+/**
+ * Answers like the bench's backend: `/bytes?n=N` streams N pattern bytes, a request with a body
+ * answers `{length, sha256}` of it, anything else the small body.
+ */
+export async function benchResponse(request: Request, path: string): Promise<Response> {
+  const url = new URL(path, "http://bench");
+  if (request.body) {
+    const digest = new crypto.DigestStream("SHA-256");
+    const writer = digest.getWriter();
+    let length = 0;
+    for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
+      length += chunk.byteLength;
+      await writer.write(chunk);
+    }
+    await writer.close();
+    const sha256 = [...new Uint8Array(await digest.digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return Response.json({ length, sha256 });
+  }
+  if (url.pathname === "/bytes") {
+    const n = Number(url.searchParams.get("n") ?? 0);
+    const pattern = patternBlock();
+    let left = n;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (left <= 0) return controller.close();
+          const size = Math.min(left, BLOCK_BYTES);
+          controller.enqueue(pattern.slice(0, size));
+          left -= size;
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const headers = { "content-type": "application/octet-stream", "content-length": String(n) };
+    return new Response(body, { headers, encodeBody: "manual" });
+  }
+  return new Response(BENCH_SMALL_BODY, { headers: { "content-type": "text/plain" } });
+}

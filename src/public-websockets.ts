@@ -1,0 +1,83 @@
+// Public WebSocket clients in the Durable Object: each is a hibernatable socket bridged to a
+// message stream of one tunnel (README "Message streams" in src/protocol).
+import { ErrorCode, MAX_WS_MESSAGE } from "./protocol/frame.ts";
+import { closeReason, receiveMessages, sendableClose } from "./protocol/messages.ts";
+import { StreamState } from "./protocol/stream.ts";
+import type { Stream } from "./protocol/session.ts";
+
+/** Tag of every public client socket. */
+export const CLIENT_TAG = "client";
+/** Tag linking a client socket to its tunnel, so the tunnel can adopt it after hibernation. */
+export const clientsOf = (tunnelId: string) => `c:${tunnelId}`;
+
+/** What survives hibernation with a client socket. */
+export interface ClientAttachment {
+  tunnelId: string;
+  streamId: number;
+  backend: string;
+}
+
+/**
+ * Bytes a client may have sent that the agent has not yet given credit for. The runtime
+ * delivers client messages with no way to pause them (workerd#988), so past this the client
+ * is closed with 1013 rather than buffered without bound.
+ */
+export const CLIENT_BACKLOG_LIMIT = 2 * MAX_WS_MESSAGE;
+
+const backlog = new WeakMap<Stream, number>();
+
+/** Request headers of the client's own handshake; the agent makes its own. */
+export const HANDSHAKE_HEADERS = new Set(["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"]);
+
+/** Sends what arrives on the stream to the client socket, and ends the socket with the stream. */
+export function bindClient(ws: WebSocket, stream: Stream): void {
+  receiveMessages(
+    stream,
+    (message, handedOn) => {
+      // workerd has no bufferedAmount (workerd#988): a sent message counts as handed on.
+      ws.send(message.text ? new TextDecoder().decode(message.data) : message.data);
+      handedOn();
+    },
+    () => safeClose(ws, 1009, "message too big"),
+  );
+  stream.onClose = (code, reason) => safeClose(ws, sendableClose(code), closeReason(reason));
+  stream.onReset = (reset) => safeClose(ws, reset.code === ErrorCode.MessageTooBig ? 1009 : 1011, reset.tunnelLost ? "backend connection lost" : "reset");
+}
+
+/** A message from the public client: up the stream, within the backlog limit. */
+export function clientMessage(ws: WebSocket, stream: Stream | undefined, message: string | ArrayBuffer): void {
+  if (!stream || !stream.writable) return safeClose(ws, 1011, "backend connection lost");
+  const data = typeof message === "string" ? new TextEncoder().encode(message) : new Uint8Array(message);
+  if (data.byteLength > MAX_WS_MESSAGE) {
+    stream.reset(ErrorCode.MessageTooBig, `client message of ${data.byteLength} bytes`);
+    return safeClose(ws, 1009, `messages are limited to ${MAX_WS_MESSAGE} bytes`);
+  }
+  const pending = (backlog.get(stream) ?? 0) + data.byteLength;
+  if (pending > CLIENT_BACKLOG_LIMIT) {
+    stream.reset(ErrorCode.Cancel, "client backlog over the limit");
+    return safeClose(ws, 1013, "the backend is not reading");
+  }
+  backlog.set(stream, pending);
+  stream
+    .writeMessage(data, typeof message === "string")
+    .then(() => backlog.set(stream, (backlog.get(stream) ?? 0) - data.byteLength))
+    .catch(() => {});
+}
+
+/** The public client closed (or dropped): tell the agent, and finish the close handshake. */
+export function clientClosed(ws: WebSocket, stream: Stream | undefined, code: number, reason: string): void {
+  if (stream && stream.state !== StreamState.Closed) {
+    if (code === 1006) stream.reset(ErrorCode.Cancel, "the public client dropped the WebSocket");
+    else if (stream.writable) stream.close(code, reason).catch(() => {});
+  }
+  // Without this the client waits ~10 s and sees 1006 (PLATFORM-NOTES).
+  safeClose(ws, sendableClose(code) ?? 1000, closeReason(reason));
+}
+
+function safeClose(ws: WebSocket, code: number | undefined, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // Already closed.
+  }
+}

@@ -1,0 +1,477 @@
+// The Durable Object inside workerd, with the test playing the agent over the real protocol:
+// a real WebSocket through the real Worker, a real Session, real frames.
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { mintToken } from "../../src/auth.ts";
+import type { BackendHub } from "../../src/backend-hub.ts";
+import { encodeFrame } from "../../src/protocol/codec.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, FrameType, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
+import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
+import { Session, type Stream } from "../../src/protocol/session.ts";
+import type { TunnelAttachment } from "../../src/tunnels.ts";
+
+const BASE = "http://relay.test";
+
+/** A fresh backend name per test, so tests never share a Durable Object. */
+function backendName(): string {
+  return `t-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+function stubFor(backend: string): DurableObjectStub<BackendHub> {
+  return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(backend));
+}
+
+/** Resolves with `promise`, or rejects after `ms` naming what was awaited. */
+function within<T>(promise: Promise<T>, what: string, ms = 5_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
+  ]);
+}
+
+/** A stream the test agent accepted: its request head, and the whole body once it ended. */
+interface Incoming {
+  stream: Stream;
+  head: RequestHead;
+  body: Promise<Uint8Array>;
+}
+
+interface TestAgent {
+  ws: WebSocket;
+  session: Session;
+  /** The hello this agent sent. */
+  hello: Hello;
+  /** The relay's HELLO. */
+  relayHello: Promise<Hello>;
+  /** The close the relay sent: code and reason. */
+  closed: Promise<{ code: number; reason: string }>;
+  /** Text messages received (heartbeat answers); `nextText()` waits for the next one. */
+  texts: string[];
+  nextText(): Promise<string>;
+  /** Payloads of PING ACKs, as they arrive. */
+  onPingAck?: (payload: Uint8Array) => void;
+  /** Streams the relay opened, in order; `next()` waits for the next one. */
+  incoming: Incoming[];
+  next(): Promise<Incoming>;
+}
+
+/** Opens the agent WebSocket without speaking the protocol yet. */
+async function openSocket(backend: string): Promise<WebSocket> {
+  const token = await mintToken(env.RELAY_SECRET, backend);
+  const resp = await exports.default.fetch(`${BASE}/_relay/connect?backend=${backend}`, {
+    headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` },
+  });
+  expect(resp.status).toBe(101);
+  const ws = resp.webSocket!;
+  expect(ws).toBeTruthy();
+  ws.accept();
+  // At this compatibility date a client WebSocket's binaryType defaults to "blob" (the standard).
+  ws.binaryType = "arraybuffer";
+  return ws;
+}
+
+/** Plays the agent: WebSocket, Session, HELLO; every opened stream is queued in `incoming`. */
+async function connectAgent(backend: string, opts: { hello?: Partial<Hello>; sendHello?: boolean } = {}): Promise<TestAgent> {
+  const ws = await openSocket(backend);
+  const incoming: Incoming[] = [];
+  const waiters: Array<() => void> = [];
+  const texts: string[] = [];
+  const textWaiters: Array<(text: string) => void> = [];
+  const hello: Hello = {
+    v: 1,
+    software: "test-agent/0",
+    id: `agent-${crypto.randomUUID()}`,
+    caps: ["http"],
+    window: DEFAULT_WINDOW,
+    maxFrame: DEFAULT_MAX_FRAME,
+    ...opts.hello,
+  };
+  let onRelayHello!: (h: Hello) => void;
+  const relayHello = new Promise<Hello>((resolve) => (onRelayHello = resolve));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.addEventListener("close", (ev) => resolve({ code: ev.code, reason: ev.reason })),
+  );
+  const session = new Session({
+    role: "agent",
+    hello,
+    send: (m) => ws.send(m),
+    onHello: onRelayHello,
+    onPingAck: (payload) => agent.onPingAck?.(payload),
+    onStream: (stream, list) => {
+      const chunks: Uint8Array[] = [];
+      const body = new Promise<Uint8Array>((resolve, reject) => {
+        stream.onData = (chunk) => {
+          chunks.push(chunk.slice());
+          stream.consumed(chunk.byteLength);
+        };
+        stream.onEnd = () => resolve(concat(chunks));
+        stream.onReset = reject;
+      });
+      body.catch(() => {});
+      incoming.push({ stream, head: decodeRequestHead(list), body });
+      for (const w of waiters.splice(0)) w();
+    },
+  });
+  ws.addEventListener("message", (ev) => {
+    if (typeof ev.data === "string") {
+      texts.push(ev.data);
+      textWaiters.shift()?.(ev.data);
+    } else {
+      session.receive(new Uint8Array(ev.data as ArrayBuffer));
+    }
+  });
+  closed.then(() => session.destroy());
+  if (opts.sendHello !== false) session.sendHello();
+  let taken = 0;
+  const next = async (): Promise<Incoming> => {
+    while (incoming.length <= taken) await within(new Promise<void>((r) => waiters.push(r)), "a stream from the relay");
+    return incoming[taken++];
+  };
+  const nextText = () => within(new Promise<string>((resolve) => textWaiters.push(resolve)), "a text message");
+  const agent: TestAgent = { ws, session, hello, relayHello, closed, texts, nextText, incoming, next };
+  return agent;
+}
+
+/** A connected agent whose hello exchange is complete. */
+async function readyAgent(backend: string, hello?: Partial<Hello>): Promise<TestAgent> {
+  const agent = await connectAgent(backend, { hello });
+  await within(agent.relayHello, "the relay's HELLO");
+  return agent;
+}
+
+/** Answers a stream with a status, headers and an optional body. */
+async function respond(stream: Stream, status: number, headers: HeaderList = [], body?: string | Uint8Array): Promise<void> {
+  if (body === undefined) return stream.sendHeaders(encodeResponseHead({ status, headers }), true);
+  stream.sendHeaders(encodeResponseHead({ status, headers }));
+  await stream.write(typeof body === "string" ? new TextEncoder().encode(body) : body);
+  await stream.end();
+}
+
+/** Sends a PING and waits for its ACK: every frame sent before it has been processed. */
+function roundTrip(agent: TestAgent): Promise<void> {
+  const payload = crypto.getRandomValues(new Uint8Array(8));
+  const acked = new Promise<void>((resolve) => {
+    agent.onPingAck = (p) => {
+      if (p.every((b, i) => b === payload[i])) resolve();
+    };
+  });
+  agent.session.ping(payload);
+  return within(acked, "the PING ACK");
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+function publicFetch(backend: string, path = "/", init?: RequestInit): Promise<Response> {
+  return exports.default.fetch(`${BASE}/r/${backend}${path}`, init);
+}
+
+async function expectError(resp: Response, status: number, error: string, backend: string): Promise<void> {
+  expect(resp.status).toBe(status);
+  expect(resp.headers.get("content-type")).toMatch(/^application\/json/);
+  const body = (await resp.json()) as { error: string; backend?: string; message: string };
+  expect(body).toMatchObject({ error, backend });
+  expect(body.message).toEqual(expect.any(String));
+}
+
+/** Closes an agent socket and waits for the relay's answering close. */
+async function closeAgent(agent: TestAgent): Promise<void> {
+  try {
+    agent.ws.close(1000, "test done");
+  } catch {
+    // Already closed.
+  }
+  await within(agent.closed, "the tunnel close").catch(() => {});
+}
+
+describe("hello exchange", () => {
+  it("answers the agent's HELLO with v 1 and a tunnel id, and keeps the hello in the attachment", async () => {
+    const backend = backendName();
+    const agent = await connectAgent(backend, { hello: { caps: ["http", "x-test"], window: 512 * 1024 } });
+    const hello = await within(agent.relayHello, "the relay's HELLO");
+    expect(hello.v).toBe(1);
+    expect(hello.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(hello.caps).toContain("http");
+
+    const seen = await runInDurableObject(stubFor(backend), (_instance, state) => ({
+      all: state.getWebSockets().length,
+      tunnels: state.getWebSockets("tunnel").map((ws) => ({ tags: state.getTags(ws), meta: ws.deserializeAttachment() as TunnelAttachment })),
+    }));
+    expect(seen.all).toBe(1);
+    expect(seen.tunnels).toHaveLength(1);
+    expect(seen.tunnels[0].tags).toContain("tunnel");
+    const { meta } = seen.tunnels[0];
+    expect(meta.backend).toBe(backend);
+    expect(meta.tunnelId).toBe(hello.id);
+    expect(meta.hello).toMatchObject({ v: 1, id: agent.hello.id, caps: ["http", "x-test"], window: 512 * 1024 });
+    await closeAgent(agent);
+  });
+});
+
+describe("relaying a request", () => {
+  it("carries method, path, forwarding headers and body to the agent, and the response back", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const sent = "hello agent, ".repeat(1000);
+    const pending = publicFetch(backend, "/x?y=1", {
+      method: "POST",
+      body: sent,
+      headers: { "content-type": "text/plain", "x-custom": "abc", "cf-connecting-ip": "203.0.113.7", "x-relay-sneaky": "no" },
+    });
+
+    const req = await agent.next();
+    expect(req.head.method).toBe("POST");
+    expect(req.head.path).toBe("/x?y=1");
+    expect(req.head.scheme).toBe("http");
+    expect(req.head.authority).toBe("relay.test");
+    const headers = new Map(req.head.headers);
+    expect(headers.get("x-forwarded-proto")).toBe("http");
+    expect(headers.get("x-forwarded-host")).toBe("relay.test");
+    expect(headers.get("x-forwarded-for")).toBe("203.0.113.7");
+    expect(headers.get("x-custom")).toBe("abc");
+    expect(headers.get("content-type")).toBe("text/plain");
+    expect([...headers.keys()].filter((n) => n.startsWith("x-relay-"))).toEqual([]);
+    expect(new TextDecoder().decode(await within(req.body, "the request body"))).toBe(sent);
+
+    await respond(req.stream, 201, [["content-type", "text/plain"], ["x-agent", "yes"], ["set-cookie", "a=1"], ["set-cookie", "b=2"]], "created!");
+    const resp = await within(pending, "the public response");
+    expect(resp.status).toBe(201);
+    expect(resp.headers.get("x-agent")).toBe("yes");
+    expect(resp.headers.get("content-type")).toBe("text/plain");
+    // getSetCookie is in the runtime but not yet in this version of @cloudflare/workers-types.
+    expect((resp.headers as Headers & { getSetCookie(): string[] }).getSetCookie()).toEqual(["a=1", "b=2"]);
+    expect(await resp.text()).toBe("created!");
+    await closeAgent(agent);
+  });
+});
+
+describe("no agent", () => {
+  it("answers 502 no_agent at once when no tunnel is connected", async () => {
+    const backend = backendName();
+    await expectError(await within(publicFetch(backend, "/a"), "the 502"), 502, "no_agent", backend);
+  });
+
+  it("answers 502 no_agent when the only tunnel sent GOAWAY", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    agent.session.goAway(ErrorCode.NoError, "draining");
+    await roundTrip(agent);
+    await expectError(await within(publicFetch(backend, "/a"), "the 502"), 502, "no_agent", backend);
+    expect(agent.incoming).toHaveLength(0);
+    await closeAgent(agent);
+  });
+
+  it("still answers 502 no_agent for a tunnel that sent GOAWAY after the object was evicted", async () => {
+    const backend = backendName();
+    const stub = stubFor(backend);
+    const agent = await readyAgent(backend);
+    agent.session.goAway(ErrorCode.NoError, "draining");
+    await roundTrip(agent);
+    await within(evictDurableObject(stub), "the eviction", 10_000);
+    const meta = await runInDurableObject(stub, (_i, state) => state.getWebSockets("tunnel")[0].deserializeAttachment() as TunnelAttachment);
+    expect(meta.goingAway).toBe(true);
+    await expectError(await within(publicFetch(backend, "/a"), "the 502"), 502, "no_agent", backend);
+    expect(agent.incoming).toHaveLength(0);
+    await closeAgent(agent);
+  });
+});
+
+describe("hibernation", () => {
+  it("routes over the same socket after eviction, rebuilding the tunnel from its attachment", async () => {
+    const backend = backendName();
+    const stub = stubFor(backend);
+    const agent = await readyAgent(backend);
+
+    // One request before eviction, its body read to the end (eviction waits on open bodies).
+    const first = publicFetch(backend, "/before");
+    await respond((await agent.next()).stream, 200, [], "one");
+    expect(await (await first).text()).toBe("one");
+
+    const mark = crypto.randomUUID();
+    await runInDurableObject(stub, (instance) => {
+      (instance as unknown as Record<string, string>).testMark = mark;
+    });
+    await within(evictDurableObject(stub), "the eviction", 10_000);
+
+    const rebuilt = await runInDurableObject(stub, (instance, state) => ({
+      mark: (instance as unknown as Record<string, string>).testMark,
+      tunnelsInMemory: (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size,
+      sockets: state.getWebSockets("tunnel").length,
+    }));
+    expect(rebuilt).toEqual({ mark: undefined, tunnelsInMemory: 0, sockets: 1 });
+
+    const second = publicFetch(backend, "/after?z=2");
+    const req = await agent.next();
+    expect(req.head.path).toBe("/after?z=2");
+    expect(req.stream.id % 2).toBe(1);
+    await respond(req.stream, 200, [["x-after", "1"]], "two");
+    const resp = await within(second, "the response after eviction");
+    expect(resp.headers.get("x-after")).toBe("1");
+    expect(await resp.text()).toBe("two");
+
+    const after = await runInDurableObject(stub, (instance) => (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size);
+    expect(after).toBe(1);
+    await closeAgent(agent);
+  });
+});
+
+describe("text messages", () => {
+  it("answers the heartbeat ping with pong", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const answer = agent.nextText();
+    agent.ws.send("ping");
+    expect(await answer).toBe("pong");
+    // The tunnel is still up and speaking the protocol.
+    await roundTrip(agent);
+    expect(agent.texts).toEqual(["pong"]);
+    await closeAgent(agent);
+  });
+
+  it("closes the tunnel with 1002 on any other text message", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    agent.ws.send("hello?");
+    const { code, reason } = await within(agent.closed, "the close");
+    expect(code).toBe(1002);
+    expect(reason).toMatch(/text/);
+  });
+});
+
+describe("bad tunnels", () => {
+  it("closes with 4400 when the first binary frame is not HELLO", async () => {
+    const backend = backendName();
+    const agent = await connectAgent(backend, { sendHello: false });
+    agent.ws.send(encodeFrame({ type: FrameType.Ping, flags: 0, streamId: 0, payload: new Uint8Array(8) }));
+    expect((await within(agent.closed, "the close")).code).toBe(4400);
+  });
+
+  it("closes with 4400 on a HELLO of another version", async () => {
+    const backend = backendName();
+    const agent = await connectAgent(backend, { hello: { v: 2 } });
+    expect((await within(agent.closed, "the close")).code).toBe(4400);
+  });
+
+  it("closes with 1002 on garbage bytes, without touching other tunnels", async () => {
+    const backend = backendName();
+    const other = backendName();
+    const good = await readyAgent(backend);
+    const elsewhere = await readyAgent(other);
+    const bad = await readyAgent(backend);
+
+    bad.ws.send(new Uint8Array([0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0, 0, 0, 1, 0]));
+    expect((await within(bad.closed, "the close")).code).toBe(1002);
+    // The closed socket lingers in getWebSockets (CLOSING: this agent never answers the close):
+    // it must not be chosen again.
+    const states = await runInDurableObject(stubFor(backend), (_i, state) => state.getWebSockets("tunnel").map((ws) => ws.readyState));
+    expect(states.sort()).toEqual([WebSocket.OPEN, WebSocket.CLOSING]);
+
+    // Several requests in turn: with two equally loaded tunnels, each would pick the bad one half the time.
+    for (const [agent, name] of [
+      [good, backend],
+      [good, backend],
+      [good, backend],
+      [good, backend],
+      [elsewhere, other],
+    ] as const) {
+      const pending = publicFetch(name, "/still-ok");
+      await respond((await agent.next()).stream, 200, [], name);
+      expect(await (await within(pending, "a response")).text()).toBe(name);
+    }
+    expect(bad.incoming).toHaveLength(0);
+    await closeAgent(good);
+    await closeAgent(elsewhere);
+  });
+});
+
+describe("streams that end before their response head", () => {
+  it("answers 502 tunnel_lost when the tunnel closes under a waiting request", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const pending = publicFetch(backend, "/slow");
+    await agent.next();
+    agent.ws.close(1001, "agent going away");
+    await expectError(await within(pending, "the 502"), 502, "tunnel_lost", backend);
+  });
+
+  it("answers 502 origin_unreachable when the agent resets with ORIGIN_UNREACHABLE", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const pending = publicFetch(backend, "/down");
+    (await agent.next()).stream.reset(ErrorCode.OriginUnreachable, "connect ECONNREFUSED 127.0.0.1:9");
+    await expectError(await within(pending, "the 502"), 502, "origin_unreachable", backend);
+    await closeAgent(agent);
+  });
+});
+
+describe("flow control", () => {
+  it("streams several MiB of response body under credit, byte-exact", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const pending = publicFetch(backend, "/big");
+    const { stream } = await agent.next();
+    stream.sendHeaders(encodeResponseHead({ status: 200, headers: [["content-type", "application/octet-stream"]] }));
+
+    const CHUNK = 192 * 1024;
+    const CHUNKS = 32; // 6 MiB, six times the relay's window
+    let sentSum = 0;
+    let minCredit = Infinity;
+    const writing = (async () => {
+      for (let i = 0; i < CHUNKS; i++) {
+        const chunk = new Uint8Array(CHUNK);
+        for (let j = 0; j < CHUNK; j += 97) chunk[j] = (i * 31 + j) & 0xff;
+        for (let j = 0; j < CHUNK; j += 97) sentSum += chunk[j];
+        await stream.write(chunk);
+        minCredit = Math.min(minCredit, stream.sendWindow.available);
+      }
+      await stream.end();
+    })();
+
+    const resp = await within(pending, "the response head");
+    expect(resp.status).toBe(200);
+    const reader = resp.body!.getReader();
+    let received = 0;
+    let receivedSum = 0;
+    for (;;) {
+      const { done, value } = await within(reader.read(), "a body chunk");
+      if (done) break;
+      for (let j = 0; j < value.byteLength; j++) if ((received + j) % CHUNK % 97 === 0) receivedSum += value[j];
+      received += value.byteLength;
+    }
+    await within(writing, "the agent's writes");
+    expect(received).toBe(CHUNK * CHUNKS);
+    expect(receivedSum).toBe(sentSum);
+    expect(minCredit).toBeGreaterThanOrEqual(0);
+    await closeAgent(agent);
+  });
+});
+
+describe("tunnel choice", () => {
+  it("sends new requests to the less loaded tunnel", async () => {
+    const backend = backendName();
+    const a = await readyAgent(backend);
+    const held = [publicFetch(backend, "/a1"), publicFetch(backend, "/a2"), publicFetch(backend, "/a3")];
+    const onA = [await a.next(), await a.next(), await a.next()];
+
+    const b = await readyAgent(backend);
+    const more = [publicFetch(backend, "/b1"), publicFetch(backend, "/b2"), publicFetch(backend, "/b3")];
+    const onB = [await b.next(), await b.next(), await b.next()];
+    expect(onB.map((r) => r.head.path).sort()).toEqual(["/b1", "/b2", "/b3"]);
+    expect(a.incoming).toHaveLength(3);
+
+    for (const r of [...onA, ...onB]) await respond(r.stream, 200, [], r.head.path);
+    const bodies = await Promise.all([...held, ...more].map(async (p) => (await within(p, "a response")).text()));
+    expect(bodies).toEqual(["/a1", "/a2", "/a3", "/b1", "/b2", "/b3"]);
+    await closeAgent(a);
+    await closeAgent(b);
+  });
+});
