@@ -13,6 +13,7 @@ import {
 } from "./config.ts";
 
 export const SECRET_ENV = "RELAY_SECRET";
+export const ACCESS_TOKEN_ENV = "EDGE_RELAY_ACCESS_TOKEN";
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
@@ -36,12 +37,14 @@ const MAIN_USAGE = `edge-relay: reach an HTTP service behind NAT through an edge
 
 Usage:
   edge-relay agent --relay <url> --backend <name> --token <token> --to <target> [flags]
-  edge-relay token <name> [--ttl <duration>] [--secret <secret>]
+  edge-relay token <name> [--ttl <duration>] [--access] [--secret <secret>]
+  edge-relay connect <relay-url> --backend <name> --listen <host:port> [--token <token>]
   edge-relay help [<command>]
 
 Commands:
   agent   Keep tunnels open to the relay and serve one backend's public requests from a local target.
-  token   Mint an agent token for a backend, signed with the relay's secret.
+  token   Mint an agent token (or, with --access, an access token) for a backend.
+  connect Open a local TCP port whose connections reach a backend's tcp:// target.
   help    Show this text, or a command's flags.
 
 Run \`edge-relay <command> --help\` for a command's flags.
@@ -61,6 +64,8 @@ Flags:
   --token <token>         The agent token for this backend, from \`edge-relay token <name>\`.
   --to <target>           Where requests go; see Targets.
   --preserve-host         Send the public Host header to the target instead of the target's host.
+  --require-access-token  Public requests must carry an access token (X-Relay-Access-Token header);
+                          mint one with \`edge-relay token <name> --access\`.
   --origin-ca <file>      Trust the CA certificates in this PEM file for an https target.
   --origin-insecure       Skip certificate verification for an https target.
   --connections <n>       Tunnels to keep open, 1 to ${MAX_CONNECTIONS} (default 1).
@@ -72,6 +77,8 @@ Targets:
   http://host:port        Plain HTTP.
   https://host:port       HTTPS; see --origin-ca and --origin-insecure.
   unix:/path/to.sock      HTTP over a Unix domain socket.
+  tcp://host:port         Raw TCP: each public WebSocket stream is one TCP connection
+                          (reach it with \`edge-relay connect\`).
 
 Durations: a whole number with an optional unit s, m, h or d (45s, 15m, 12h, 30d); a bare number is seconds.
 
@@ -99,6 +106,8 @@ Mint an agent token for backend <name> and print only the token on stdout.
 
 Flags:
   --ttl <duration>        How long the token is valid, like 30d, 12h, 15m or 45s (default: it never expires).
+  --access                Mint an access token, for clients of a backend whose agent runs with
+                          --require-access-token (e.g. \`edge-relay connect --token\`), not an agent token.
   --secret <secret>       The relay's signing secret; prefer ${SECRET_ENV}, since flags show up in \`ps\` and shell history.
   -h, --help              Show this text.
 
@@ -108,6 +117,30 @@ Environment:
 Examples:
   ${SECRET_ENV}=... npx edge-relay token demo
   ${SECRET_ENV}=... npx edge-relay token demo --ttl 30d
+`;
+
+const CONNECT_USAGE = `Usage: edge-relay connect <relay-url> --backend <name> (--listen <host:port> | --stdio) [--token <token>]
+
+Listen on a local TCP port and carry every connection accepted there over its own WebSocket to
+the backend, whose agent runs with a tcp:// target (like \`cloudflared access tcp\`). Half-closes
+pass each way; a reset on either end resets the other. Stops on SIGINT or SIGTERM.
+
+Flags:
+  --backend <name>        The backend to reach.
+  --listen <host:port>    Local address to listen on, like 127.0.0.1:6380 (port 0 picks one).
+  --stdio                 Carry standard input and output as one connection instead (for ssh's
+                          ProxyCommand).
+  --token <token>         Access token, when the backend's agent requires one
+                          (\`edge-relay token <name> --access\`).
+  -h, --help              Show this text.
+
+Environment:
+  ${ACCESS_TOKEN_ENV}  Used for --token when it is not given.
+
+Examples:
+  edge-relay connect https://relay.example.com --backend redis --listen 127.0.0.1:6380
+  redis-cli -p 6380 PING
+  ssh -o ProxyCommand='npx edge-relay connect https://relay.example.com --backend ssh --stdio' me@ssh
 `;
 
 const COMMANDS: Record<string, Command> = {
@@ -120,6 +153,7 @@ const COMMANDS: Record<string, Command> = {
       token: { type: "string" },
       to: { type: "string" },
       "preserve-host": { type: "boolean" },
+      "require-access-token": { type: "boolean" },
       "origin-ca": { type: "string" },
       "origin-insecure": { type: "boolean" },
       connections: { type: "string" },
@@ -134,12 +168,24 @@ const COMMANDS: Record<string, Command> = {
     allowPositionals: true,
     options: {
       ttl: { type: "string" },
+      access: { type: "boolean" },
       secret: { type: "string" },
       ...HELP_OPTION,
     },
     run: runTokenCommand,
   },
-  // ---- `connect` goes here: add its Command entry (usage, options, run) and a line in MAIN_USAGE. ----
+  connect: {
+    usage: CONNECT_USAGE,
+    allowPositionals: true,
+    options: {
+      backend: { type: "string" },
+      listen: { type: "string" },
+      stdio: { type: "boolean" },
+      token: { type: "string" },
+      ...HELP_OPTION,
+    },
+    run: runConnectCommand,
+  },
 };
 
 /** Placeholders for flags' values in "needs a value" errors. */
@@ -154,6 +200,7 @@ const VALUE_NAMES: Record<string, string> = {
   config: "<file>",
   ttl: "<duration>",
   secret: "<secret>",
+  listen: "<host:port>",
 };
 
 /** Runs the `edge-relay` command line and resolves to the process exit code. */
@@ -235,8 +282,40 @@ async function runTokenCommand(values: Values, positionals: string[], _secrets: 
         : "--secret is empty; pass the relay's secret, or set " + SECRET_ENV + " and leave out --secret.",
     );
   }
-  process.stdout.write(`${await mintToken(secret, name, { ttlSeconds })}\n`);
+  process.stdout.write(`${await mintToken(secret, name, { ttlSeconds, scope: values.access ? "access" : "agent" })}\n`);
   return EXIT_OK;
+}
+
+async function runConnectCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
+  if (positionals.length !== 1) {
+    throw new UsageError("`edge-relay connect` takes the relay's URL, like `edge-relay connect https://relay.example.com --backend db --listen 127.0.0.1:5432`.");
+  }
+  const [relayText] = positionals;
+  const relay = URL.canParse(relayText) ? new URL(relayText) : undefined;
+  if (!relay || !["http:", "https:", "ws:", "wss:"].includes(relay.protocol)) {
+    throw new UsageError(`the relay URL "${relayText}" must start with http://, https://, ws:// or wss://.`);
+  }
+  const backend = typeof values.backend === "string" ? values.backend : "";
+  if (!isValidBackendName(backend)) {
+    throw new UsageError(backend ? `--backend "${backend}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens.` : "--backend is required: name the backend to reach.");
+  }
+  const token = typeof values.token === "string" ? values.token : process.env[ACCESS_TOKEN_ENV] || undefined;
+  if (token) secrets.push(token);
+  const { runConnect, connectStdio } = await import("./connect.ts");
+  if (values.stdio) {
+    if (values.listen !== undefined) throw new UsageError("--stdio and --listen cannot be combined: carry standard input and output, or listen on a port.");
+    return connectStdio({ relay, backend, token });
+  }
+  const listen = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(typeof values.listen === "string" ? values.listen : "");
+  const port = listen ? Number(listen[3]) : NaN;
+  if (!listen || port > 65535) {
+    throw new UsageError(`--listen ${values.listen === undefined ? "is required" : `"${values.listen}" is not host:port`}: pass the local address to listen on, like --listen 127.0.0.1:6380 (or use --stdio).`);
+  }
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  return runConnect({ relay, backend, host: listen[1] ?? listen[2], port, token, signal: controller.signal });
 }
 
 function unknownCommand(name: string): UsageError {

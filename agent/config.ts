@@ -8,7 +8,9 @@ import { isValidBackendName, parseDuration, readTokenClaims } from "../src/auth.
 export type Target =
   | { kind: "http"; url: URL }
   | { kind: "https"; url: URL; ca?: string; insecure: boolean }
-  | { kind: "unix"; path: string };
+  | { kind: "unix"; path: string }
+  /** Raw TCP: a public WebSocket stream becomes a TCP connection (README "Reaching a TCP service"). */
+  | { kind: "tcp"; host: string; port: number };
 
 export interface AgentConfig {
   /** ws: or wss: URL of the relay's `/_relay/connect`. */
@@ -19,6 +21,8 @@ export interface AgentConfig {
   target: Target;
   /** Send the public Host header to the target instead of the target's own host. */
   preserveHost: boolean;
+  /** Public requests must carry an access token (`edge-relay token <name> --access`). */
+  requireAccess: boolean;
   /** Tunnels to keep open, 1 to 16. */
   connections: number;
   /** How long in-flight requests may finish after SIGINT/SIGTERM. */
@@ -32,6 +36,7 @@ export interface RawAgentOptions {
   token?: string;
   to?: string;
   "preserve-host"?: boolean;
+  "require-access-token"?: boolean;
   "origin-ca"?: string;
   "origin-insecure"?: boolean;
   connections?: string;
@@ -63,9 +68,9 @@ export const DEFAULT_GRACE_PERIOD_MS = 30_000;
 export const MAX_GRACE_PERIOD_MS = 24 * 3600 * 1000;
 
 type Key = Exclude<keyof RawAgentOptions, "config">;
-const BOOLEAN_KEYS = ["preserve-host", "origin-insecure"] as const;
+const BOOLEAN_KEYS = ["preserve-host", "origin-insecure", "require-access-token"] as const;
 const NUMERIC_KEYS: readonly string[] = ["connections", "grace-period"];
-const FILE_KEYS: readonly Key[] = ["relay", "backend", "token", "to", "preserve-host", "origin-ca", "origin-insecure", "connections", "grace-period"];
+const FILE_KEYS: readonly Key[] = ["relay", "backend", "token", "to", "preserve-host", "require-access-token", "origin-ca", "origin-insecure", "connections", "grace-period"];
 const ENV_FALLBACKS: Partial<Record<Key, string>> = { relay: RELAY_URL_ENV, token: TOKEN_ENV };
 const WS_PROTOCOLS: Record<string, string> = { "http:": "ws:", "https:": "wss:", "ws:": "ws:", "wss:": "wss:" };
 const JSON_STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
@@ -122,6 +127,7 @@ export function buildAgentConfig(
     token,
     target,
     preserveHost: parseBoolean(pick("preserve-host")),
+    requireAccess: parseBoolean(pick("require-access-token")),
     connections: parseConnections(pick("connections")),
     gracePeriodMs: parseGracePeriod(pick("grace-period")),
   };
@@ -137,9 +143,10 @@ export function redactedConfig(config: AgentConfig): Record<string, unknown> {
     relayUrl: config.relayUrl.href,
     backend: config.backend,
     token: "[redacted]",
-    target: target.kind === "unix" ? `unix:${target.path}` : target.url.origin,
+    target: target.kind === "unix" ? `unix:${target.path}` : target.kind === "tcp" ? `tcp://${target.host}:${target.port}` : target.url.origin,
     ...(target.kind === "https" ? { originCa: target.ca !== undefined, originInsecure: target.insecure } : {}),
     preserveHost: config.preserveHost,
+    requireAccess: config.requireAccess,
     connections: config.connections,
     gracePeriodMs: config.gracePeriodMs,
   };
@@ -204,7 +211,7 @@ function parseTarget(
 ): Target {
   if (!to) {
     throw new ConfigError(
-      '--to is required: pass --to with http://host:port, https://host:port or unix:/path, or put "to" in the --config file.',
+      '--to is required: pass --to with http://host:port, https://host:port, unix:/path or tcp://host:port, or put "to" in the --config file.',
       { field: "to" },
     );
   }
@@ -235,8 +242,16 @@ function parseTarget(
 }
 
 function parseTargetText(setting: Setting, configDir: string | undefined): Target {
-  const rule = "must be http://host:port, https://host:port or unix:/path";
+  const rule = "must be http://host:port, https://host:port, unix:/path or tcp://host:port";
   const text = setting.text;
+  if (text.startsWith("tcp://")) {
+    const url = URL.canParse(text) ? new URL(text) : undefined;
+    if (!url || !url.hostname || !url.port) invalid(setting, "the target", "must be tcp://host:port, with the port");
+    if (url.username || url.password || (url.pathname !== "" && url.pathname !== "/") || url.search || url.hash) {
+      invalid(setting, "the target", "must be only tcp://host:port, with no user, path, query or fragment");
+    }
+    return { kind: "tcp", host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port) };
+  }
   if (text.startsWith("unix:")) {
     const path = text.slice("unix:".length).replace(/^\/\/(?=\/)/, "");
     if (!path) invalid(setting, "the target", rule);

@@ -1,9 +1,10 @@
 // The one interface between tunnels and targets: every target kind (http, https, unix, and
-// later h2c, tcp, hbone, bridge) answers tunnelled requests through it.
+// tcp, and later h2c, hbone, bridge) answers tunnelled requests through it.
 import type { RequestHead } from "../src/protocol/head.ts";
 import type { Stream } from "../src/protocol/session.ts";
 import type { AgentConfig } from "./config.ts";
 import { HttpOrigin } from "./targets/http.ts";
+import { TcpOrigin } from "./targets/tcp.ts";
 
 /** Something that can answer tunnelled requests. */
 export interface Origin {
@@ -21,5 +22,6 @@ export interface Origin {
 
 /** The origin for a configured target. */
 export function createOrigin(config: AgentConfig): Origin {
-  return new HttpOrigin(config.target, config.preserveHost);
+  const target = config.target;
+  return target.kind === "tcp" ? new TcpOrigin(target.host, target.port) : new HttpOrigin(target, config.preserveHost);
 }

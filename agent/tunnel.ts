@@ -109,6 +109,7 @@ export class AgentTunnel {
         caps: this.origin.caps,
         window: DEFAULT_WINDOW,
         maxFrame: DEFAULT_MAX_FRAME,
+        ...(this.config.requireAccess ? { requireAccess: true } : {}),
       },
       send: (message) => this.ws?.send(message),
       onHello: (hello) => {

@@ -1,5 +1,7 @@
-// Agent tokens: `er1.<payload>.<signature>`, HMAC-SHA256 over WebCrypto only, so the
-// Worker and the Node agent share this file (no `node:` or `cloudflare:` imports).
+// Tokens: `er1.<payload>.<signature>`, HMAC-SHA256 over WebCrypto only, so the Worker and the
+// Node agent share this file (no `node:` or `cloudflare:` imports). An agent token lets an
+// agent serve a backend; an access token (scope "access") lets a public client reach a backend
+// whose agent requires one.
 
 /** The claims an agent token carries. */
 export interface TokenClaims {
@@ -8,12 +10,17 @@ export interface TokenClaims {
   iat: number;
   /** Expiry, unix seconds; absent means the token never expires. */
   exp?: number;
+  /** What the token allows: serving the backend (agent) or reaching it (access). */
+  scope: TokenScope;
 }
+
+/** "agent" tokens carry no scope claim; "access" tokens carry `"s": "access"`. */
+export type TokenScope = "agent" | "access";
 
 export type TokenFailure = "missing" | "malformed" | "bad_signature" | "expired";
 
 export type TokenVerification =
-  | { ok: true; backend: string; exp?: number }
+  | { ok: true; backend: string; exp?: number; scope: TokenScope }
   | { ok: false; reason: TokenFailure; message: string };
 
 const VERSION = "er1";
@@ -37,7 +44,7 @@ const keys = new Map<string, Promise<CryptoKey>>();
 export async function mintToken(
   secret: string,
   backend: string,
-  opts: { ttlSeconds?: number; now?: number } = {},
+  opts: { ttlSeconds?: number; now?: number; scope?: TokenScope } = {},
 ): Promise<string> {
   if (!isValidBackendName(backend)) {
     throw new Error(`"${backend}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`);
@@ -47,8 +54,9 @@ export async function mintToken(
     throw new Error(`The token lifetime must be a whole number of seconds above zero, not ${ttlSeconds}.`);
   }
   const iat = opts.now ?? unixNow();
-  const claims: { b: string; iat: number; exp?: number } = { b: backend, iat };
+  const claims: { b: string; iat: number; exp?: number; s?: "access" } = { b: backend, iat };
   if (ttlSeconds !== undefined) claims.exp = iat + ttlSeconds;
+  if (opts.scope === "access") claims.s = "access";
   const payloadPart = toBase64Url(encoder.encode(JSON.stringify(claims)));
   const signed = `${VERSION}.${payloadPart}`;
   const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(signed));
@@ -82,7 +90,8 @@ export async function verifyToken(
       `The agent token for "${claims.backend}" expired at ${new Date(claims.exp * 1000).toISOString()}; mint a new one with \`edge-relay token ${claims.backend}\`.`,
     );
   }
-  return claims.exp === undefined ? { ok: true, backend: claims.backend } : { ok: true, backend: claims.backend, exp: claims.exp };
+  const ok = { ok: true as const, backend: claims.backend, scope: claims.scope };
+  return claims.exp === undefined ? ok : { ...ok, exp: claims.exp };
 }
 
 /**
@@ -135,10 +144,12 @@ function decodeClaims(payload: Uint8Array): TokenClaims | undefined {
     return undefined;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const { b, iat, exp } = value as Record<string, unknown>;
+  const { b, iat, exp, s } = value as Record<string, unknown>;
   if (typeof b !== "string" || !isValidBackendName(b)) return undefined;
   if (!isUnixSeconds(iat) || (exp !== undefined && !isUnixSeconds(exp))) return undefined;
-  return exp === undefined ? { backend: b, iat } : { backend: b, iat, exp };
+  if (s !== undefined && s !== "access") return undefined;
+  const scope: TokenScope = s === "access" ? "access" : "agent";
+  return exp === undefined ? { backend: b, iat, scope } : { backend: b, iat, exp, scope };
 }
 
 function isUnixSeconds(value: unknown): value is number {

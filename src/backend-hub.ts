@@ -10,6 +10,7 @@ import { ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose }
 import { decodeResponseHead, encodeRequestHead } from "./protocol/head.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
 import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
+import { FLOW_SUBPROTOCOL, takeFlowOffer } from "./client-flow.ts";
 import {
   CLIENT_TAG,
   HANDSHAKE_HEADERS,
@@ -27,7 +28,10 @@ export const Internal = {
   path: "x-relay-path",
   scheme: "x-relay-scheme",
   authority: "x-relay-authority",
+  /** "granted" when the Worker verified an access token for this backend. */
+  access: "x-relay-access",
 } as const;
+
 
 /** Statuses whose responses never have a body (the Response constructor refuses one). */
 const NULL_BODY = new Set([101, 204, 205, 304]);
@@ -74,7 +78,7 @@ export class BackendHub extends DurableObject<Env> {
       // Rebuilt after hibernation: public WebSockets it carried are idle streams with full windows.
       for (const client of this.ctx.getWebSockets(clientsOf(meta.tunnelId))) {
         const att = client.deserializeAttachment() as ClientAttachment;
-        bindClient(client, tunnel.session.adopt(att.streamId));
+        bindClient(client, tunnel.session.adopt(att.streamId), att.flow);
       }
     }
     return tunnel;
@@ -126,7 +130,8 @@ export class BackendHub extends DurableObject<Env> {
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     if (this.isClient(ws)) {
       try {
-        return clientMessage(ws, this.clientStream(ws), message);
+        const att = ws.deserializeAttachment() as ClientAttachment | null;
+        return clientMessage(ws, this.clientStream(ws), message, att?.flow);
       } catch (err) {
         console.error("client message failed", err);
         return ws.close(1011, "internal error");
@@ -167,30 +172,48 @@ export class BackendHub extends DurableObject<Env> {
   private async relay(request: Request): Promise<Response> {
     const h = request.headers;
     const backend = h.get(Internal.backend) ?? "";
-    const tunnel = pickTunnel(this.allTunnels());
+    const tunnels = this.allTunnels();
+    const tunnel = pickTunnel(tunnels);
     if (!tunnel) {
       return new RelayError("no_agent", `No agent is connected for backend "${backend}".`, backend).toResponse();
     }
+    if (tunnels.some((t) => t.meta.hello?.requireAccess) && h.get(Internal.access) !== "granted") {
+      return new RelayError(
+        "access_denied",
+        `Backend "${backend}" requires an access token in the X-Relay-Access-Token header (mint one with \`edge-relay token ${backend} --access\`).`,
+        backend,
+      ).toResponse();
+    }
     const upgrade = h.get("upgrade")?.toLowerCase() === "websocket";
+    // The flow subprotocol is between the client and the relay only (src/client-flow.ts).
+    const offer = upgrade ? takeFlowOffer(h.get("sec-websocket-protocol")) : { flow: false, rest: null };
+    const forwarded = endToEnd(h, true).filter(
+      ([name]) => !(upgrade && (HANDSHAKE_HEADERS.has(name) || name === "sec-websocket-protocol")),
+    );
+    if (offer.rest) forwarded.push(["sec-websocket-protocol", offer.rest]);
     const head = encodeRequestHead({
       method: request.method,
       path: h.get(Internal.path) ?? "/",
       scheme: h.get(Internal.scheme) ?? "https",
       authority: h.get(Internal.authority) ?? "",
       ...(upgrade ? { protocol: "websocket" } : {}),
-      headers: endToEnd(h, true).filter(([name]) => !(upgrade && HANDSHAKE_HEADERS.has(name))),
+      headers: forwarded,
     });
     const stream = tunnel.session.open(head, !upgrade && request.body === null);
     if (request.body && !upgrade) void pumpBody(request.body, stream);
-    return this.awaitResponse(stream, request.method, backend, upgrade ? tunnel.meta.tunnelId : undefined);
+    return this.awaitResponse(stream, request.method, backend, upgrade ? { tunnelId: tunnel.meta.tunnelId, flow: offer.flow } : undefined);
   }
 
   /** Answers a WebSocket upgrade the agent accepted: a hibernatable client socket on the stream. */
-  private acceptClient(stream: Stream, tunnelId: string, backend: string, protocol: string | null): Response {
+  private acceptClient(stream: Stream, upgrade: { tunnelId: string; flow: boolean }, backend: string, chosen: string | null): Response {
     const { 0: client, 1: server } = new WebSocketPair();
+    const { tunnelId } = upgrade;
+    // Flow control only when the backend chose no subprotocol of its own: a socket has one.
+    const flow = upgrade.flow && !chosen;
+    const protocol = flow ? FLOW_SUBPROTOCOL : chosen;
     this.ctx.acceptWebSocket(server, [CLIENT_TAG, clientsOf(tunnelId)]);
-    server.serializeAttachment({ tunnelId, streamId: stream.id, backend } satisfies ClientAttachment);
-    bindClient(server, stream);
+    server.serializeAttachment({ tunnelId, streamId: stream.id, backend, flow } satisfies ClientAttachment);
+    bindClient(server, stream, flow);
     const headers = new Headers();
     if (protocol) headers.set("sec-websocket-protocol", protocol);
     return new Response(null, { status: 101, webSocket: client, headers });
@@ -200,7 +223,7 @@ export class BackendHub extends DurableObject<Env> {
    * Waits for the agent's response head and streams the body under credit; for an upgrade
    * (`wsTunnel` set) a 101 becomes the public client's WebSocket.
    */
-  private awaitResponse(stream: Stream, method: string, backend: string, wsTunnel?: string): Promise<Response> {
+  private awaitResponse(stream: Stream, method: string, backend: string, wsTunnel?: { tunnelId: string; flow: boolean }): Promise<Response> {
     const seconds = Number(this.env.RELAY_RESPONSE_TIMEOUT) || DEFAULT_TIMEOUT_SECONDS;
     return new Promise<Response>((resolve) => {
       const body = new TunnelBody(stream);

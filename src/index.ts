@@ -2,6 +2,7 @@
 // tunnels at /_relay/connect, and answers /_relay/health. Exports the Durable Object class.
 import { Hono } from "hono";
 import { isValidBackendName, verifyToken } from "./auth.ts";
+import { ACCESS_HEADER } from "./access.ts";
 import { Internal } from "./backend-hub.ts";
 import type { Env } from "./env.ts";
 import { ERROR_STATUS, RelayError } from "./errors.ts";
@@ -32,6 +33,7 @@ app.get("/_relay/connect", async (c) => {
     const code = verdict.reason === "expired" ? "token_expired" : verdict.reason === "missing" ? "token_missing" : "token_invalid";
     throw new RelayError(code, verdict.message);
   }
+  if (verdict.scope !== "agent") throw new RelayError("token_invalid", "This is an access token: agents connect with an agent token from `edge-relay token <name>`.");
   const asked = c.req.query("backend");
   if (asked !== undefined && asked !== verdict.backend) {
     throw new RelayError("token_backend_mismatch", `The token is for backend "${verdict.backend}", not "${asked.slice(0, 80)}".`, asked.slice(0, 80));
@@ -85,6 +87,11 @@ async function forward(request: Request, env: Env, backend: string, path: string
   headers.set("x-forwarded-host", host);
   headers.set(Internal.backend, backend);
   headers.set(Internal.path, path);
+  const access = request.headers.get(ACCESS_HEADER);
+  if (access && env.RELAY_SECRET) {
+    const verdict = await verifyToken(env.RELAY_SECRET, access);
+    if (verdict.ok && verdict.scope === "access" && verdict.backend === backend) headers.set(Internal.access, "granted");
+  }
   headers.set(Internal.scheme, url.protocol.replace(":", ""));
   headers.set(Internal.authority, host);
   if (op) headers.set(Internal.op, op);

@@ -1,5 +1,6 @@
 // Public WebSocket clients in the Durable Object: each is a hibernatable socket bridged to a
 // message stream of one tunnel (README "Message streams" in src/protocol).
+import { flowMessage, parseFlowMessage } from "./client-flow.ts";
 import { ErrorCode, MAX_WS_MESSAGE } from "./protocol/frame.ts";
 import { closeReason, receiveMessages, sendableClose } from "./protocol/messages.ts";
 import { StreamState } from "./protocol/stream.ts";
@@ -15,6 +16,8 @@ export interface ClientAttachment {
   tunnelId: string;
   streamId: number;
   backend: string;
+  /** The client opted into flow control (src/client-flow.ts). */
+  flow?: boolean;
 }
 
 /**
@@ -26,17 +29,26 @@ export const CLIENT_BACKLOG_LIMIT = 2 * MAX_WS_MESSAGE;
 
 const backlog = new WeakMap<Stream, number>();
 
+/** Flow-controlled clients: messages sent to the client and not yet acknowledged by it. */
+const unacked = new WeakMap<Stream, { queue: Array<{ size: number; handedOn: () => void }>; acked: number }>();
+
 /** Request headers of the client's own handshake; the agent makes its own. */
 export const HANDSHAKE_HEADERS = new Set(["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"]);
 
-/** Sends what arrives on the stream to the client socket, and ends the socket with the stream. */
-export function bindClient(ws: WebSocket, stream: Stream): void {
+/**
+ * Sends what arrives on the stream to the client socket, and ends the socket with the stream.
+ * For a flow-controlled client a message counts as handed on once the client acknowledged it;
+ * for any other, once sent (workerd has no bufferedAmount, workerd#988).
+ */
+export function bindClient(ws: WebSocket, stream: Stream, flow = false): void {
+  const pending = { queue: [] as Array<{ size: number; handedOn: () => void }>, acked: 0 };
+  if (flow) unacked.set(stream, pending);
   receiveMessages(
     stream,
     (message, handedOn) => {
-      // workerd has no bufferedAmount (workerd#988): a sent message counts as handed on.
       ws.send(message.text ? new TextDecoder().decode(message.data) : message.data);
-      handedOn();
+      if (flow) pending.queue.push({ size: message.data.byteLength, handedOn });
+      else handedOn();
     },
     () => safeClose(ws, 1009, "message too big"),
   );
@@ -45,7 +57,8 @@ export function bindClient(ws: WebSocket, stream: Stream): void {
 }
 
 /** A message from the public client: up the stream, within the backlog limit. */
-export function clientMessage(ws: WebSocket, stream: Stream | undefined, message: string | ArrayBuffer): void {
+export function clientMessage(ws: WebSocket, stream: Stream | undefined, message: string | ArrayBuffer, flow = false): void {
+  if (flow && typeof message === "string") return flowControl(ws, stream, message);
   if (!stream || !stream.writable) return safeClose(ws, 1011, "backend connection lost");
   const data = typeof message === "string" ? new TextEncoder().encode(message) : new Uint8Array(message);
   if (data.byteLength > MAX_WS_MESSAGE) {
@@ -60,8 +73,25 @@ export function clientMessage(ws: WebSocket, stream: Stream | undefined, message
   backlog.set(stream, pending);
   stream
     .writeMessage(data, typeof message === "string")
-    .then(() => backlog.set(stream, (backlog.get(stream) ?? 0) - data.byteLength))
+    .then(() => {
+      backlog.set(stream, (backlog.get(stream) ?? 0) - data.byteLength);
+      if (flow) ws.send(flowMessage("credit", data.byteLength));
+    })
     .catch(() => {});
+}
+
+/** A flow-controlled client's control message: an ack returns the tunnel's credit. */
+function flowControl(ws: WebSocket, stream: Stream | undefined, text: string): void {
+  const control = parseFlowMessage(text);
+  if (!control || control.kind !== "ack") return safeClose(ws, 1008, "text messages on a flow-controlled socket must be acks");
+  const pending = stream && unacked.get(stream);
+  if (!pending) return;
+  pending.acked += control.bytes;
+  while (pending.queue.length > 0 && pending.acked >= pending.queue[0].size) {
+    const { size, handedOn } = pending.queue.shift()!;
+    pending.acked -= size;
+    handedOn();
+  }
 }
 
 /** The public client closed (or dropped): tell the agent, and finish the close handshake. */

@@ -24,7 +24,7 @@ export class HttpOrigin implements Origin {
   private readonly wsTarget: WebSocketTarget;
 
   constructor(
-    target: Target,
+    target: Exclude<Target, { kind: "tcp" }>,
     private readonly preserveHost: boolean,
   ) {
     const options = { keepAlive: true, maxSockets: Infinity, scheduling: "lifo" as const };

@@ -8,6 +8,7 @@ import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts
 import { closeReason, receiveMessages, sendableClose } from "../../src/protocol/messages.ts";
 import type { Stream } from "../../src/protocol/session.ts";
 import { describeError, sendBody } from "./http.ts";
+import { MessagePump } from "./message-pump.ts";
 
 /** Where and how to open the target's WebSocket. */
 export interface WebSocketTarget {
@@ -59,14 +60,8 @@ export function serveWebSocket(stream: Stream, head: RequestHead, target: WebSoc
     if (!answered) stream.reset(ErrorCode.OriginUnreachable, describeError(err));
   });
   ws.on("open", () => (opened = true));
-  ws.on("message", (data: Buffer, isBinary: boolean) => {
-    const write = stream.writeMessage(data, !isBinary);
-    // Out of credit: stop reading the target until the relay has room again.
-    if (stream.sendWindow.available === 0) {
-      ws.pause();
-      write.then(() => ws.resume(), () => {});
-    } else write.catch(() => {});
-  });
+  const pump = new MessagePump(stream, ws);
+  ws.on("message", (data: Buffer, isBinary: boolean) => void pump.send(data, !isBinary).catch(() => {}));
   ws.on("close", (code: number, reason: Buffer) => {
     if (!opened) return;
     if (code === 1006) return stream.reset(ErrorCode.Cancel, "the target dropped the WebSocket");

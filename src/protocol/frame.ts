@@ -120,6 +120,8 @@ export interface Hello {
   caps: string[];
   window: number;
   maxFrame: number;
+  /** Agent: public requests must carry an access token for this backend. */
+  requireAccess?: boolean;
 }
 
 /** An ordered list of header fields, pseudo-fields (":method", ":status") first. */

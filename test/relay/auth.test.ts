@@ -26,13 +26,13 @@ describe("mintToken / verifyToken", () => {
     const token = await mintToken(SECRET, "demo", { now: NOW });
     expect(token).toMatch(/^er1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
     expect(JSON.parse(decodePart(token.split(".")[1]))).toEqual({ b: "demo", iat: NOW });
-    expect(await verifyToken(SECRET, token, NOW + 10 * 365 * 86400)).toEqual({ ok: true, backend: "demo" });
+    expect(await verifyToken(SECRET, token, NOW + 10 * 365 * 86400)).toEqual({ ok: true, backend: "demo", scope: "agent" });
   });
 
   it("round-trips a token with a ttl and reports its expiry", async () => {
     const token = await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 60 });
     expect(JSON.parse(decodePart(token.split(".")[1]))).toEqual({ b: "demo", iat: NOW, exp: NOW + 60 });
-    expect(await verifyToken(SECRET, token, NOW + 59)).toEqual({ ok: true, backend: "demo", exp: NOW + 60 });
+    expect(await verifyToken(SECRET, token, NOW + 59)).toEqual({ ok: true, backend: "demo", exp: NOW + 60, scope: "agent" });
   });
 
   it("defaults iat to the current time", async () => {
@@ -71,8 +71,16 @@ describe("mintToken / verifyToken", () => {
   it("names the backend it was minted for, so a token for a is not one for b", async () => {
     const token = await mintToken(SECRET, "a", { now: NOW });
     const result = await verifyToken(SECRET, token, NOW);
-    expect(result).toEqual({ ok: true, backend: "a" });
+    expect(result).toEqual({ ok: true, backend: "a", scope: "agent" });
     expect(result.ok && result.backend === "b").toBe(false);
+  });
+
+  it("mints access tokens whose scope is distinct from agent tokens", async () => {
+    const access = await mintToken(SECRET, "db", { now: NOW, scope: "access" });
+    expect(await verifyToken(SECRET, access, NOW)).toEqual({ ok: true, backend: "db", scope: "access" });
+    expect(JSON.parse(Buffer.from(access.split(".")[1], "base64url").toString())).toEqual({ b: "db", iat: NOW, s: "access" });
+    const other = `er1.${base64url(JSON.stringify({ b: "db", iat: NOW, s: "admin" }))}.${"A".repeat(43)}`;
+    expect(readTokenClaims(other)).toBeUndefined();
   });
 
   it("caches keys per secret without mixing them up", async () => {
@@ -145,7 +153,7 @@ describe("mintToken / verifyToken", () => {
 
   it("accepts a hand-signed payload, which pins the wire format", async () => {
     const token = await signRaw(`{"b":"demo","iat":${NOW},"exp":${NOW + 1}}`);
-    expect(await verifyToken(SECRET, token, NOW)).toEqual({ ok: true, backend: "demo", exp: NOW + 1 });
+    expect(await verifyToken(SECRET, token, NOW)).toEqual({ ok: true, backend: "demo", exp: NOW + 1, scope: "agent" });
     expect(await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 1 })).toBe(token);
   });
 });
@@ -153,7 +161,7 @@ describe("mintToken / verifyToken", () => {
 describe("readTokenClaims", () => {
   it("reads claims without a secret and rejects garbage", async () => {
     const token = await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 5 });
-    expect(readTokenClaims(token)).toEqual({ backend: "demo", iat: NOW, exp: NOW + 5 });
+    expect(readTokenClaims(token)).toEqual({ backend: "demo", iat: NOW, exp: NOW + 5, scope: "agent" });
     expect(readTokenClaims("er1.nope.nope")).toBeUndefined();
     expect(readTokenClaims("")).toBeUndefined();
   });

@@ -1,0 +1,277 @@
+// Raw TCP end to end: a TCP client -> `edge-relay connect` -> relay (workerd) -> agent with a
+// tcp:// target -> a TCP server; and Debian's redis-server and redis-cli as real peers.
+import { execFile, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { writeFileSync, mkdtempSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
+import { patternBlock, patternSha256 } from "../helpers/backend.ts";
+import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { tool } from "../helpers/tools.ts";
+
+const MiB = 1024 * 1024;
+let relay: RelayHandle;
+const agents: AgentProcess[] = [];
+const servers: net.Server[] = [];
+
+beforeAll(async () => {
+  relay = await startRelay();
+});
+
+afterAll(async () => {
+  await Promise.all(agents.map((a) => a.stop()));
+  for (const s of servers) s.close();
+  await relay?.stop();
+});
+
+/** A TCP server on loopback; `handler` gets each connection. */
+async function tcpServer(handler: (socket: net.Socket) => void): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, handler);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** Starts an agent for `name` with a tcp:// target, and `edge-relay connect` for it; returns the local port. */
+async function expose(name: string, port: number, opts: { agentExtra?: string[]; connectToken?: string } = {}): Promise<number> {
+  agents.push(await startAgent(agentArgs(relay.url, name, await relay.token(name), `tcp://127.0.0.1:${port}`, opts.agentExtra), { waitUp: 1 }));
+  const connect = await startAgent(["connect", relay.url, "--backend", name, "--listen", "127.0.0.1:0", ...(opts.connectToken ? ["--token", opts.connectToken] : [])]);
+  agents.push(connect);
+  const line = await connect.waitForLine(/listening on 127\.0\.0\.1:\d+/);
+  return Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
+}
+
+/** Connects to a local port; resolves once connected. */
+function dial(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true }, () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+/** Reads a socket to its end (the peer's FIN); resolves with sha256 and length. */
+function drain(socket: net.Socket): Promise<{ sha256: string; length: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const h = createHash("sha256");
+    let length = 0;
+    let head = "";
+    socket.on("data", (c: Buffer) => {
+      h.update(c);
+      length += c.length;
+      if (head.length < 200) head += c.toString("latin1");
+    });
+    socket.once("end", () => resolve({ sha256: h.digest("hex"), length, text: head }));
+    socket.once("error", reject);
+  });
+}
+
+/** Writes `n` pattern bytes with backpressure, then half-closes. */
+async function sendPattern(socket: net.Socket, n: number): Promise<string> {
+  const block = patternBlock();
+  const h = createHash("sha256");
+  for (let left = n; left > 0; left -= block.length) {
+    const chunk = left >= block.length ? block : block.subarray(0, left);
+    h.update(chunk);
+    if (!socket.write(chunk)) await new Promise((r) => socket.once("drain", r));
+  }
+  socket.end();
+  return h.digest("hex");
+}
+
+const within = <T>(p: Promise<T>, ms: number, what: string) =>
+  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))]);
+
+describe("raw TCP", () => {
+  it("carries 100 MiB byte-exact each way with half-close in each direction", async () => {
+    // Upload: the client's FIN reaches the server, which then answers with its digest.
+    // Download: the server's FIN reaches the client, which then still sends a last word.
+    let lastWord: Promise<string> = Promise.resolve("");
+    const port = await tcpServer((socket) => {
+      socket.once("data", (first: Buffer) => {
+        const mode = first.subarray(0, 4).toString();
+        if (mode === "UPLD") {
+          const h = createHash("sha256");
+          let n = 0;
+          h.update(first.subarray(4));
+          n += first.length - 4;
+          socket.on("data", (c: Buffer) => {
+            h.update(c);
+            n += c.length;
+          });
+          socket.on("end", () => socket.end(`${h.digest("hex")} ${n}`));
+        } else {
+          lastWord = new Promise((resolve) => {
+            let text = "";
+            socket.on("data", (c: Buffer) => (text += c.toString()));
+            socket.on("end", () => {
+              resolve(text);
+              socket.destroy();
+            });
+          });
+          void sendPattern(socket, 100 * MiB);
+        }
+      });
+    });
+    const local = await expose("tcp-bytes", port);
+
+    const up = await dial(local);
+    const answer = drain(up);
+    up.write("UPLD");
+    const sent = await sendPattern(up, 100 * MiB);
+    expect((await within(answer, 120_000, "upload digest")).text).toBe(`${sent} ${100 * MiB}`);
+
+    const down = await dial(local);
+    const received = drain(down);
+    down.write("DOWN");
+    const got = await within(received, 120_000, "download");
+    expect(got.length).toBe(100 * MiB);
+    expect(got.sha256).toBe(patternSha256(100 * MiB));
+    down.end("thanks after your FIN");
+    expect(await within(lastWord, 10_000, "last word")).toBe("thanks after your FIN");
+  });
+
+  it("turns a reset on either end into a reset on the other", async () => {
+    const seen: Array<Promise<string>> = [];
+    const port = await tcpServer((socket) => {
+      socket.once("data", (d: Buffer) => {
+        if (d.toString() === "reset-me") return socket.resetAndDestroy();
+        seen.push(
+          new Promise((resolve) => {
+            socket.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "error"));
+            socket.on("close", () => resolve("closed"));
+            socket.on("end", () => resolve("fin"));
+          }),
+        );
+        socket.write("ready");
+      });
+    });
+    const local = await expose("tcp-reset", port);
+    const a = await dial(local);
+    const aClosed = new Promise<string>((resolve) => {
+      a.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "error"));
+      a.on("end", () => resolve("fin"));
+    });
+    a.write("reset-me");
+    expect(await within(aClosed, 15_000, "client sees the server's reset")).toBe("ECONNRESET");
+
+    const b = await dial(local);
+    b.write("hello");
+    await new Promise((r) => b.once("data", r));
+    b.resetAndDestroy();
+    expect(await within(seen[0], 15_000, "server sees the client's reset")).toBe("ECONNRESET");
+  });
+
+  it("keeps 50 connections at once independent", async () => {
+    const port = await tcpServer((socket) => socket.pipe(socket));
+    const local = await expose("tcp-many", port);
+    const results = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const s = await dial(local);
+        const body = drain(s);
+        const payload = randomBytes(100_000 + i);
+        s.end(payload);
+        const got = await within(body, 30_000, `echo ${i}`);
+        return got.sha256 === createHash("sha256").update(payload).digest("hex");
+      }),
+    );
+    expect(results.every(Boolean)).toBe(true);
+  });
+
+  it("answers a plain HTTP request to a TCP backend with 426 JSON", async () => {
+    const port = await tcpServer((socket) => socket.end());
+    agents.push(await startAgent(agentArgs(relay.url, "tcp-plain", await relay.token("tcp-plain"), `tcp://127.0.0.1:${port}`), { waitUp: 1 }));
+    const res = await fetch(`${relay.url}/r/tcp-plain/`);
+    expect(res.status).toBe(426);
+    expect(await res.json()).toMatchObject({ error: "upgrade_required" });
+  });
+
+  it("requires an access token when the agent asks for one", async () => {
+    const port = await tcpServer((socket) => socket.pipe(socket));
+    const accessToken = (await import("../../src/auth.ts")).mintToken(relay.secret, "tcp-locked", { scope: "access" });
+    const open = await expose("tcp-locked", port, { agentExtra: ["--require-access-token"], connectToken: await accessToken });
+    const s = await dial(open);
+    const echoed = drain(s);
+    s.end("let me in");
+    expect((await within(echoed, 10_000, "echo with token")).text).toBe("let me in");
+
+    const res = await fetch(`${relay.url}/r/tcp-locked/`);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ error: "access_denied", backend: "tcp-locked" });
+    const agentToken = await relay.token("tcp-locked");
+    const wrong = await fetch(`${relay.url}/r/tcp-locked/`, { headers: { "x-relay-access-token": agentToken } });
+    expect(wrong.status).toBe(401);
+  });
+});
+
+const redis = tool("redis-server", "redis-server");
+const redisCli = tool("redis-cli", "redis-tools");
+
+describe.skipIf(!!redis.skip || !!redisCli.skip)("Redis through edge-relay connect", () => {
+  let local = 0;
+
+  beforeAll(async () => {
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const server = spawn(redis.path!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    afterAll(() => void server.kill());
+    // Wait until redis accepts connections.
+    for (let i = 0; ; i++) {
+      try {
+        (await dial(port)).destroy();
+        break;
+      } catch (err) {
+        if (i > 100) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    local = await expose("redis", port);
+  });
+
+  const cli = (args: string[], input?: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const child = execFile(redisCli.path!, ["-p", String(local), ...args], { maxBuffer: 32 * MiB, timeout: 30_000 }, (err, out) =>
+        err ? reject(err) : resolve(out),
+      );
+      if (input !== undefined) child.stdin!.end(input);
+    });
+
+  it("answers PING", async () => {
+    expect((await cli(["PING"])).trim()).toBe("PONG");
+  });
+
+  it("sets and gets a 5 MiB value", async () => {
+    const value = randomBytes(5 * MiB / 2).toString("hex");
+    const dir = mkdtempSync(join(tmpdir(), "edge-relay-redis-"));
+    writeFileSync(join(dir, "v"), value);
+    expect((await cli(["-x", "SET", "big"], value)).trim()).toBe("OK");
+    const got = (await cli(["--no-raw", "STRLEN", "big"])).trim();
+    expect(got).toBe(`(integer) ${value.length}`);
+    expect((await cli(["GET", "big"])).trim()).toBe(value);
+  });
+
+  it("delivers published messages to a subscriber", async () => {
+    const sub = spawn(redisCli.path!, ["-p", String(local), "SUBSCRIBE", "news"]);
+    let out = "";
+    const got = new Promise<void>((resolve) =>
+      sub.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("hello subscribers")) resolve();
+      }),
+    );
+    try {
+      // Publish until the subscription is in place (PUBLISH returns the receiver count).
+      for (let i = 0; i < 100 && (await cli(["PUBLISH", "news", "hello subscribers"])).trim() === "0"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await within(got, 10_000, "message at the subscriber");
+      expect(out).toContain("hello subscribers");
+    } finally {
+      sub.kill();
+    }
+  });
+});
