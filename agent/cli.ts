@@ -5,6 +5,7 @@ import { isValidBackendName, mintToken, parseDuration } from "../src/auth.ts";
 import {
   buildAgentConfig,
   ConfigError,
+  DEFAULT_CONNECTIONS,
   DEFAULT_GRACE_PERIOD_MS,
   MAX_CONNECTIONS,
   RELAY_URL_ENV,
@@ -68,8 +69,11 @@ Flags:
                           mint one with \`edge-relay token <name> --access\`.
   --origin-ca <file>      Trust the CA certificates in this PEM file for an https target.
   --origin-insecure       Skip certificate verification for an https target.
-  --connections <n>       Tunnels to keep open, 1 to ${MAX_CONNECTIONS} (default 1).
+  --connections <n>       Tunnels to keep open, 1 to ${MAX_CONNECTIONS} (default ${DEFAULT_CONNECTIONS}); the relay
+                          sends each request to the least-loaded tunnel of any agent.
   --grace-period <dur>    How long in-flight requests may finish on shutdown (default ${DEFAULT_GRACE_PERIOD_MS / 1000}s).
+  --heartbeat <dur>       How often to ping each tunnel (default 15s); a tunnel silent for three
+                          intervals is dropped and reconnected (the relay drops it after 45s).
   --config <file>         A JSON object of these flags by long name; command-line flags win over it.
   -h, --help              Show this text.
 
@@ -158,6 +162,7 @@ const COMMANDS: Record<string, Command> = {
       "origin-insecure": { type: "boolean" },
       connections: { type: "string" },
       "grace-period": { type: "string" },
+      heartbeat: { type: "string" },
       config: { type: "string" },
       ...HELP_OPTION,
     },
@@ -197,6 +202,7 @@ const VALUE_NAMES: Record<string, string> = {
   "origin-ca": "<file>",
   connections: "<n>",
   "grace-period": "<duration>",
+  heartbeat: "<duration>",
   config: "<file>",
   ttl: "<duration>",
   secret: "<secret>",

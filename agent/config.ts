@@ -27,6 +27,8 @@ export interface AgentConfig {
   connections: number;
   /** How long in-flight requests may finish after SIGINT/SIGTERM. */
   gracePeriodMs: number;
+  /** How often the agent pings each tunnel; a tunnel with no pong for 3 of these is dropped. */
+  heartbeatMs: number;
 }
 
 /** Flag values as `node:util` parseArgs returns them, keyed by long flag name. */
@@ -41,6 +43,7 @@ export interface RawAgentOptions {
   "origin-insecure"?: boolean;
   connections?: string;
   "grace-period"?: string;
+  heartbeat?: string;
   config?: string;
 }
 
@@ -62,15 +65,16 @@ export class ConfigError extends Error {
 export const RELAY_URL_ENV = "EDGE_RELAY_URL";
 export const TOKEN_ENV = "EDGE_RELAY_TOKEN";
 export const CONNECT_PATH = "/_relay/connect";
-export const DEFAULT_CONNECTIONS = 1;
+export const DEFAULT_CONNECTIONS = 2;
+export const DEFAULT_HEARTBEAT_MS = 15_000;
 export const MAX_CONNECTIONS = 16;
 export const DEFAULT_GRACE_PERIOD_MS = 30_000;
 export const MAX_GRACE_PERIOD_MS = 24 * 3600 * 1000;
 
 type Key = Exclude<keyof RawAgentOptions, "config">;
 const BOOLEAN_KEYS = ["preserve-host", "origin-insecure", "require-access-token"] as const;
-const NUMERIC_KEYS: readonly string[] = ["connections", "grace-period"];
-const FILE_KEYS: readonly Key[] = ["relay", "backend", "token", "to", "preserve-host", "require-access-token", "origin-ca", "origin-insecure", "connections", "grace-period"];
+const NUMERIC_KEYS: readonly string[] = ["connections", "grace-period", "heartbeat"];
+const FILE_KEYS: readonly Key[] = ["relay", "backend", "token", "to", "preserve-host", "require-access-token", "origin-ca", "origin-insecure", "connections", "grace-period", "heartbeat"];
 const ENV_FALLBACKS: Partial<Record<Key, string>> = { relay: RELAY_URL_ENV, token: TOKEN_ENV };
 const WS_PROTOCOLS: Record<string, string> = { "http:": "ws:", "https:": "wss:", "ws:": "ws:", "wss:": "wss:" };
 const JSON_STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
@@ -130,6 +134,7 @@ export function buildAgentConfig(
     requireAccess: parseBoolean(pick("require-access-token")),
     connections: parseConnections(pick("connections")),
     gracePeriodMs: parseGracePeriod(pick("grace-period")),
+    heartbeatMs: parseHeartbeat(pick("heartbeat")),
   };
   Object.defineProperty(config, "toJSON", { value: () => redactedConfig(config) });
   Object.defineProperty(config, inspect.custom, { value: () => redactedConfig(config) });
@@ -149,6 +154,7 @@ export function redactedConfig(config: AgentConfig): Record<string, unknown> {
     requireAccess: config.requireAccess,
     connections: config.connections,
     gracePeriodMs: config.gracePeriodMs,
+    heartbeatMs: config.heartbeatMs,
   };
 }
 
@@ -288,6 +294,18 @@ function parseGracePeriod(setting: Setting | undefined): number {
   } catch {}
   if (!(ms <= MAX_GRACE_PERIOD_MS)) {
     invalid(setting, "the grace period", "must be a duration from 0s to 24h, like 45s, 15m, 2h or 90 (seconds)");
+  }
+  return ms;
+}
+
+function parseHeartbeat(setting: Setting | undefined): number {
+  if (!setting) return DEFAULT_HEARTBEAT_MS;
+  let ms = NaN;
+  try {
+    ms = parseDuration(setting.text) * 1000;
+  } catch {}
+  if (!(ms >= 1000 && ms <= 300_000)) {
+    invalid(setting, "the heartbeat interval", "must be a duration from 1s to 5m, like 15s");
   }
   return ms;
 }

@@ -1,7 +1,7 @@
 // Keeps the configured number of tunnels up: reconnects with jittered backoff, prints one line
 // per tunnel up or down, and on SIGINT/SIGTERM drains in-flight streams then closes cleanly.
 import type { AgentConfig } from "./config.ts";
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.ts";
+import { backoffDelay, DEFAULT_BACKOFF, FAST_CAP_MS, FAST_PHASE_MS, type BackoffOptions } from "./backoff.ts";
 import { createOrigin, type Origin } from "./origin.ts";
 import { AgentTunnel } from "./tunnel.ts";
 
@@ -19,6 +19,8 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
   const origin = opts.origin ?? createOrigin(config);
   const backoff = opts.backoff ?? DEFAULT_BACKOFF;
   const live = new Set<AgentTunnel>();
+  /** Tunnels the relay asked us to replace, finishing their streams. */
+  const draining = new Set<AgentTunnel>();
   let stopping = false;
   let wakeSleepers: Array<() => void> = [];
   const where = `relay=${config.relayUrl.origin} backend=${config.backend}`;
@@ -33,28 +35,52 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
       wakeSleepers.push(done);
     });
 
+  /** Lets a replaced tunnel's streams finish (within the grace period), then closes it. */
+  async function retire(tunnel: AgentTunnel): Promise<void> {
+    draining.add(tunnel);
+    tunnel.drain();
+    const deadline = Date.now() + config.gracePeriodMs;
+    while (tunnel.load > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    tunnel.close();
+    await tunnel.closed;
+    draining.delete(tunnel);
+  }
+
   async function keepUp(slot: number): Promise<void> {
     let attempt = 0;
     let lastFailure = "";
+    let lostAt = 0;
     while (!stopping) {
       const tunnel = new AgentTunnel(config, origin);
+      let replaced = false;
       try {
         await tunnel.open();
         live.add(tunnel);
         attempt = 0;
         lastFailure = "";
         log(`edge-relay: tunnel ${slot} up: ${where} tunnels=${live.size}/${config.connections}`);
-        const { code, reason } = await tunnel.closed;
+        const ended = await Promise.race([tunnel.closed, tunnel.replaced.then((reason) => ({ replaced: reason }))]);
         live.delete(tunnel);
         if (stopping) break;
-        log(`edge-relay: tunnel ${slot} down: ${where} code=${code}${reason ? ` reason="${reason}"` : ""} tunnels=${live.size}/${config.connections}`);
+        if ("replaced" in ended) {
+          // The relay asked for a new tunnel: open it now, let this one's streams finish.
+          replaced = true;
+          log(`edge-relay: tunnel ${slot} replaced: ${where} reason="${ended.replaced}"`);
+          void retire(tunnel);
+        } else {
+          log(`edge-relay: tunnel ${slot} down: ${where} code=${ended.code}${ended.reason ? ` reason="${ended.reason}"` : ""} tunnels=${live.size}/${config.connections}`);
+        }
+        lostAt = Date.now();
       } catch (err) {
         const message = (err as Error).message;
         if (message !== lastFailure) log(`edge-relay: tunnel ${slot} cannot connect: ${message}; retrying`);
         lastFailure = message;
       }
       if (stopping) break;
-      await sleep(backoffDelay(attempt++, backoff));
+      if (replaced) continue;
+      // Soon after losing a working tunnel (a relay restart or deploy), retry at most every ~2 s.
+      const cap = lostAt && Date.now() - lostAt < FAST_PHASE_MS ? FAST_CAP_MS : backoff.capMs;
+      await sleep(backoffDelay(attempt++, backoff, cap));
     }
   }
 
@@ -65,15 +91,16 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
     wakeSleepers = [];
     const deadline = Date.now() + config.gracePeriodMs;
     for (const t of live) t.drain();
-    while ([...live].some((t) => t.load > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const t of live) t.close();
+    const busy = () => [...live, ...draining].some((t) => t.load > 0);
+    while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const t of [...live, ...draining]) t.close();
   };
 
   if (opts.signal?.aborted) return 0;
   opts.signal?.addEventListener("abort", () => void shutdown(), { once: true });
   const slots = Array.from({ length: config.connections }, (_, i) => keepUp(i + 1));
   await Promise.all(slots);
-  await Promise.all([...live].map((t) => t.closed));
+  await Promise.all([...live, ...draining].map((t) => t.closed));
   origin.close();
   log(`edge-relay: stopped (${where})`);
   return 0;

@@ -11,8 +11,6 @@ export const AGENT_VERSION = "0.1.0";
 /** One id per agent process, announced in every tunnel's hello. */
 export const AGENT_ID = randomUUID();
 
-/** Heartbeat: a text ping this often; the tunnel is dropped when no pong came for 3 of them. */
-export const HEARTBEAT_MS = 15_000;
 
 export interface TunnelClosed {
   code: number;
@@ -25,6 +23,9 @@ export class AgentTunnel {
   /** The relay's tunnel id, from its hello. */
   relayTunnelId?: string;
   readonly closed: Promise<TunnelClosed>;
+  /** Resolves when the relay sent GOAWAY: replace this tunnel, let its streams finish. */
+  readonly replaced: Promise<string>;
+  private resolveReplaced!: (reason: string) => void;
   private ws?: WebSocket;
   private resolveClosed!: (c: TunnelClosed) => void;
   private heartbeat?: NodeJS.Timeout;
@@ -36,6 +37,7 @@ export class AgentTunnel {
     private readonly origin: Origin,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.replaced = new Promise((resolve) => (this.resolveReplaced = resolve));
   }
 
   /** Streams in flight. */
@@ -125,19 +127,21 @@ export class AgentTunnel {
           stream.reset(code, err instanceof Error ? err.message : String(err));
         }
       },
+      onGoAway: (_code, reason) => this.resolveReplaced(reason || "relay goaway"),
       onError: (error) => this.close(error.closeCode, error.message),
     });
   }
 
   private startHeartbeat(): void {
     this.lastPong = Date.now();
+    const every = this.config.heartbeatMs;
     this.heartbeat = setInterval(() => {
-      if (Date.now() - this.lastPong > 3 * HEARTBEAT_MS) {
+      if (Date.now() - this.lastPong > 3 * every) {
         this.ws?.terminate();
         return;
       }
       this.ws?.send(HEARTBEAT_PING);
-    }, HEARTBEAT_MS);
+    }, every);
     this.heartbeat.unref();
   }
 

@@ -103,6 +103,17 @@ export function readTokenClaims(token: string): TokenClaims | undefined {
   return parts && decodeClaims(parts.payload);
 }
 
+/**
+ * Compares two secrets in constant time: equal-length SHA-256 digests compared without an early
+ * exit, so neither the content nor the length of the expected value leaks through timing.
+ */
+export async function sameSecret(given: string, expected: string): Promise<boolean> {
+  const [a, b] = await Promise.all([given, expected].map(async (v) => new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(v)))));
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
 /** True for a DNS-label-shaped backend name: 1-63 of `a-z 0-9 -`, not starting or ending with `-`. */
 export function isValidBackendName(name: string): boolean {
   return typeof name === "string" && BACKEND_NAME.test(name);

@@ -2,11 +2,11 @@
 // and relays every public request for the backend over them.
 import { DurableObject } from "cloudflare:workers";
 import { benchResponse } from "./bench.ts";
-import { TunnelBody, pumpBody } from "./bodies.ts";
+import { RequestBody, TunnelBody } from "./bodies.ts";
 import type { Env } from "./env.ts";
 import { RelayError } from "./errors.ts";
 import { endToEnd } from "./http-headers.ts";
-import { ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose } from "./protocol/frame.ts";
+import { DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose } from "./protocol/frame.ts";
 import { decodeResponseHead, encodeRequestHead } from "./protocol/head.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
 import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
@@ -38,6 +38,17 @@ const NULL_BODY = new Set([101, 204, 205, 304]);
 
 const DEFAULT_TIMEOUT_SECONDS = 100;
 
+/** Seconds without a heartbeat after which a tunnel is dropped: three missed 15 s pings. */
+const DEFAULT_HEARTBEAT_DEADLINE_SECONDS = 45;
+
+/** Attempts after an agent refused a request (REFUSED_STREAM: draining), each on another tunnel. */
+const MAX_REFUSED_RETRIES = 2;
+
+/** Whether a request may be sent again after its tunnel died before answering (GET, HEAD, OPTIONS, Idempotency-Key). */
+export function isRepeatable(method: string, headers: Headers): boolean {
+  return method === "GET" || method === "HEAD" || method === "OPTIONS" || headers.has("idempotency-key");
+}
+
 /** Maps a close code we may not send (1005, 1006, reserved) to one we may. */
 function sendableCloseCode(code: number): number {
   if (code === 1000 || (code >= 1001 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)) return code;
@@ -57,6 +68,8 @@ export class BackendHub extends DurableObject<Env> {
   async fetch(request: Request): Promise<Response> {
     const op = request.headers.get(Internal.op);
     if (op === "connect") return this.acceptTunnel(request);
+    if (op === "status") return Response.json(this.status(request.headers.get(Internal.backend) ?? ""));
+    if (op === "drain") return Response.json(this.drain(request.headers.get(Internal.backend) ?? ""));
     if (op === "bench" && this.env.RELAY_BENCH === "1") return benchResponse(request, request.headers.get(Internal.path) ?? "/");
     return this.relay(request);
   }
@@ -94,14 +107,63 @@ export class BackendHub extends DurableObject<Env> {
     return tunnel;
   }
 
-  /** Every open tunnel of this backend, including ones accepted before a hibernation. */
+  /**
+   * Every live tunnel of this backend, including ones accepted before a hibernation. A tunnel
+   * whose heartbeat is overdue is closed here: the agent pings every 15 s and the runtime's
+   * auto-response records when it last answered, even while the object hibernates.
+   */
   private allTunnels(): Tunnel[] {
+    const deadline = (Number(this.env.RELAY_HEARTBEAT_DEADLINE) || DEFAULT_HEARTBEAT_DEADLINE_SECONDS) * 1000;
+    const now = Date.now();
+    const live: Tunnel[] = [];
     // A socket we closed stays in getWebSockets (CLOSING) until the agent answers the close;
     // rebuilding a tunnel for it would open streams on a dead socket.
-    return this.ctx
-      .getWebSockets(TUNNEL_TAG)
-      .filter((ws) => ws.readyState === WebSocket.OPEN)
-      .map((ws) => this.tunnelFor(ws));
+    for (const ws of this.ctx.getWebSockets(TUNNEL_TAG)) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      const tunnel = this.tunnelFor(ws);
+      if (now - this.lastHeartbeat(ws, tunnel) > deadline) {
+        this.closeTunnel(ws, 1001, "heartbeat missed");
+        continue;
+      }
+      live.push(tunnel);
+    }
+    return live;
+  }
+
+  /** When the agent was last heard from: its last auto-answered ping, or the connect. */
+  private lastHeartbeat(ws: WebSocket, tunnel: Tunnel): number {
+    return Math.max(this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0, tunnel.meta.connectedAt);
+  }
+
+  /** The admin view of this backend's tunnels. */
+  private status(backend: string) {
+    const tunnels = this.ctx.getWebSockets(TUNNEL_TAG).map((ws) => {
+      const tunnel = this.tunnelFor(ws);
+      const { meta } = tunnel;
+      return {
+        tunnelId: meta.tunnelId,
+        agentId: meta.hello?.id ?? null,
+        software: meta.hello?.software ?? null,
+        caps: meta.hello?.caps ?? [],
+        connectedAt: new Date(meta.connectedAt).toISOString(),
+        lastHeartbeat: new Date(this.lastHeartbeat(ws, tunnel)).toISOString(),
+        streams: tunnel.load,
+        draining: !!meta.goingAway || tunnel.session.localGoingAway,
+        open: ws.readyState === WebSocket.OPEN,
+      };
+    });
+    return { backend, tunnels };
+  }
+
+  /** Asks every agent of this backend to replace its tunnels (GOAWAY): in-flight streams finish. */
+  private drain(backend: string) {
+    const tunnels = this.allTunnels();
+    for (const t of tunnels) {
+      t.session.goAway(ErrorCode.NoError, "relay drain");
+      t.meta.goingAway = true;
+      t.ws.serializeAttachment(t.meta);
+    }
+    return { backend, draining: tunnels.length };
   }
 
   private closeTunnel(ws: WebSocket, code: number, reason: string): void {
@@ -168,15 +230,16 @@ export class BackendHub extends DurableObject<Env> {
     }
   }
 
-  /** Relays one public request over the least-loaded tunnel. */
+  /**
+   * Relays one public request over the least-loaded tunnel. An attempt that fails before the
+   * response head is tried again on another tunnel when that cannot duplicate work: the agent
+   * refused it (REFUSED_STREAM: it took no action), or its tunnel died and the request is safe
+   * to repeat (README "High availability").
+   */
   private async relay(request: Request): Promise<Response> {
     const h = request.headers;
     const backend = h.get(Internal.backend) ?? "";
     const tunnels = this.allTunnels();
-    const tunnel = pickTunnel(tunnels);
-    if (!tunnel) {
-      return new RelayError("no_agent", `No agent is connected for backend "${backend}".`, backend).toResponse();
-    }
     if (tunnels.some((t) => t.meta.hello?.requireAccess) && h.get(Internal.access) !== "granted") {
       return new RelayError(
         "access_denied",
@@ -199,9 +262,36 @@ export class BackendHub extends DurableObject<Env> {
       ...(upgrade ? { protocol: "websocket" } : {}),
       headers: forwarded,
     });
-    const stream = tunnel.session.open(head, !upgrade && request.body === null);
-    if (request.body && !upgrade) void pumpBody(request.body, stream);
-    return this.awaitResponse(stream, request.method, backend, upgrade ? { tunnelId: tunnel.meta.tunnelId, flow: offer.flow } : undefined);
+    const body = request.body && !upgrade ? new RequestBody(request.body, DEFAULT_WINDOW) : undefined;
+    const repeatable = isRepeatable(request.method, h);
+    const tried = new Set<Tunnel>();
+    let refusals = 0;
+    let losses = 0;
+    let lastReset: StreamReset | undefined;
+    for (;;) {
+      const tunnel = pickTunnel(this.allTunnels().filter((t) => !tried.has(t)));
+      if (!tunnel) {
+        body?.abort();
+        if (lastReset) return errorForReset(lastReset, backend).toResponse();
+        return new RelayError("no_agent", `No agent is connected for backend "${backend}".`, backend).toResponse();
+      }
+      tried.add(tunnel);
+      const stream = tunnel.session.open(head, !upgrade && !body);
+      body?.attach(stream);
+      const outcome = await this.awaitResponse(stream, request.method, backend, upgrade ? { tunnelId: tunnel.meta.tunnelId, flow: offer.flow } : undefined);
+      if (outcome instanceof Response) {
+        body?.commit();
+        return outcome;
+      }
+      lastReset = outcome;
+      const again =
+        (outcome.code === ErrorCode.RefusedStream && !outcome.tunnelLost && refusals++ < MAX_REFUSED_RETRIES) ||
+        (outcome.tunnelLost && repeatable && losses++ < 1);
+      if (!again || (body && !body.replayable)) {
+        body?.abort();
+        return errorForReset(outcome, backend).toResponse();
+      }
+    }
   }
 
   /** Answers a WebSocket upgrade the agent accepted: a hibernatable client socket on the stream. */
@@ -221,14 +311,20 @@ export class BackendHub extends DurableObject<Env> {
 
   /**
    * Waits for the agent's response head and streams the body under credit; for an upgrade
-   * (`wsTunnel` set) a 101 becomes the public client's WebSocket.
+   * (`wsTunnel` set) a 101 becomes the public client's WebSocket. A reset before the head
+   * resolves as the StreamReset itself, for relay() to retry or turn into an error.
    */
-  private awaitResponse(stream: Stream, method: string, backend: string, wsTunnel?: { tunnelId: string; flow: boolean }): Promise<Response> {
+  private awaitResponse(
+    stream: Stream,
+    method: string,
+    backend: string,
+    wsTunnel?: { tunnelId: string; flow: boolean },
+  ): Promise<Response | StreamReset> {
     const seconds = Number(this.env.RELAY_RESPONSE_TIMEOUT) || DEFAULT_TIMEOUT_SECONDS;
-    return new Promise<Response>((resolve) => {
+    return new Promise<Response | StreamReset>((resolve) => {
       const body = new TunnelBody(stream);
       let answered = false;
-      const answer = (response: Response) => {
+      const answer = (response: Response | StreamReset) => {
         if (answered) return;
         answered = true;
         clearTimeout(timer);
@@ -268,7 +364,7 @@ export class BackendHub extends DurableObject<Env> {
       stream.onEnd = () => body.end();
       stream.onReset = (reset) => {
         if (answered) return body.fail(reset);
-        answer(errorForReset(reset, backend).toResponse());
+        answer(reset);
       };
     });
   }

@@ -67,18 +67,101 @@ export class TunnelBody {
   }
 }
 
-/** Sends a public request body up a tunnel stream, as fast as the agent's credit allows. */
-export async function pumpBody(body: ReadableStream<Uint8Array>, stream: Stream): Promise<void> {
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      await stream.write(value);
+/**
+ * A public request body sent up a tunnel stream as fast as the agent's credit allows, and sent
+ * again on another tunnel when an attempt fails before the response headers (README "High
+ * availability"). Bytes sent are kept until the attempt is committed, at most `replayLimit`:
+ * no agent can have taken more than one window without returning credit.
+ */
+export class RequestBody {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private sent: Uint8Array[] = [];
+  private sentBytes = 0;
+  private committed = false;
+  private finished = false;
+  private aborted = false;
+  private running = false;
+  private stream?: Stream;
+  private nextAttempt?: () => void;
+
+  constructor(
+    body: ReadableStream<Uint8Array>,
+    private readonly replayLimit: number,
+  ) {
+    this.reader = body.getReader();
+  }
+
+  /** True while everything sent so far could be sent again. */
+  get replayable(): boolean {
+    return !this.committed && this.sentBytes <= this.replayLimit;
+  }
+
+  /** Sends the body on `stream` (an attempt), replaying what an earlier attempt sent. */
+  attach(stream: Stream): void {
+    this.stream = stream;
+    for (const chunk of this.sent) stream.write(chunk).catch(() => {});
+    if (this.finished) stream.end().catch(() => {});
+    this.wake();
+    if (!this.running) {
+      this.running = true;
+      void this.run();
     }
-    await stream.end();
-  } catch (err) {
-    if (!(err instanceof StreamReset)) stream.reset(ErrorCode.Cancel, "the public client's request body broke off");
-    reader.cancel().catch(() => {});
+  }
+
+  /** The response head arrived: this attempt is final, nothing needs keeping. */
+  commit(): void {
+    this.committed = true;
+    this.sent = [];
+  }
+
+  /** No more attempts: stop reading the public client's body. */
+  abort(): void {
+    this.aborted = true;
+    this.sent = [];
+    this.reader.cancel().catch(() => {});
+    this.wake();
+  }
+
+  private wake(): void {
+    const next = this.nextAttempt;
+    this.nextAttempt = undefined;
+    next?.();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for (;;) {
+        const { done, value } = await this.reader.read();
+        if (this.aborted) return;
+        if (done) {
+          this.finished = true;
+          return await this.onCurrent((s) => s.end());
+        }
+        if (!this.committed) {
+          this.sent.push(value);
+          this.sentBytes += value.byteLength;
+          if (this.sentBytes > this.replayLimit) this.sent = [];
+        }
+        await this.onCurrent((s) => s.write(value));
+      }
+    } catch (err) {
+      if (!(err instanceof StreamReset)) this.stream?.reset(ErrorCode.Cancel, "the public client's request body broke off");
+      if (!this.aborted) this.reader.cancel().catch(() => {});
+    }
+  }
+
+  /**
+   * Runs `op` on the current attempt's stream. When that stream dies and the body can still be
+   * replayed, waits for the next attempt, whose attach() replays everything including this chunk.
+   */
+  private async onCurrent(op: (stream: Stream) => Promise<void>): Promise<void> {
+    const stream = this.stream!;
+    try {
+      await op(stream);
+    } catch (err) {
+      if (!(err instanceof StreamReset) || !this.replayable) throw err;
+      if (this.stream === stream) await new Promise<void>((resolve) => (this.nextAttempt = resolve));
+      if (this.aborted) throw err;
+    }
   }
 }

@@ -10,5 +10,9 @@ export interface Env {
   RELAY_RESPONSE_TIMEOUT?: string;
   /** "1" enables the benchmark's /_relay/bench/<name>/ route (`npm run bench` only; never deploy it). */
   RELAY_BENCH?: string;
+  /** Bearer token for the admin API (/_relay/backends/<name>); the API is off without it. */
+  RELAY_ADMIN_TOKEN?: string;
+  /** Seconds without a heartbeat after which a tunnel is dropped (default 45). */
+  RELAY_HEARTBEAT_DEADLINE?: string;
   BACKEND_HUB: DurableObjectNamespace<BackendHub>;
 }

@@ -8,6 +8,7 @@ export const ERROR_STATUS = {
   token_invalid: 401,
   token_expired: 401,
   access_denied: 401,
+  admin_unauthorized: 401,
   token_backend_mismatch: 403,
   not_found: 404,
   upgrade_required: 426,

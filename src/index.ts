@@ -1,7 +1,7 @@
 // The relay Worker: routes public requests to their backend's Durable Object, accepts agent
 // tunnels at /_relay/connect, and answers /_relay/health. Exports the Durable Object class.
 import { Hono } from "hono";
-import { isValidBackendName, verifyToken } from "./auth.ts";
+import { isValidBackendName, sameSecret, verifyToken } from "./auth.ts";
 import { ACCESS_HEADER } from "./access.ts";
 import { Internal } from "./backend-hub.ts";
 import type { Env } from "./env.ts";
@@ -23,6 +23,20 @@ app.use("*", async (c, next) => {
 });
 
 app.get("/_relay/health", (c) => c.json({ ok: true }));
+
+/** Admin API: the backend's tunnels (GET), or ask its agents to replace their tunnels (POST .../drain). */
+app.on(["GET", "POST"], ["/_relay/backends/:name", "/_relay/backends/:name/drain"], async (c) => {
+  const admin = c.env.RELAY_ADMIN_TOKEN;
+  if (!admin) throw new RelayError("not_found", "The admin API is off: set the RELAY_ADMIN_TOKEN secret to turn it on.");
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+  if (!(await sameSecret(bearer, admin))) throw new RelayError("admin_unauthorized", "The admin API needs Authorization: Bearer <RELAY_ADMIN_TOKEN>.");
+  const name = c.req.param("name");
+  if (!isValidBackendName(name)) throw new RelayError("bad_backend_name", `"${name.slice(0, 80)}" is not a backend name.`);
+  const drain = c.req.path.endsWith("/drain");
+  if (drain !== (c.req.method === "POST")) throw new RelayError("not_found", "Use GET /_relay/backends/<name> or POST /_relay/backends/<name>/drain.", name);
+  const headers = new Headers({ [Internal.op]: drain ? "drain" : "status", [Internal.backend]: name });
+  return hub(c.env, name).fetch(new Request(c.req.url, { method: "POST", headers }));
+});
 
 app.get("/_relay/connect", async (c) => {
   const secret = c.env.RELAY_SECRET;

@@ -46,6 +46,9 @@ export function bindClient(ws: WebSocket, stream: Stream, flow = false): void {
   receiveMessages(
     stream,
     (message, handedOn) => {
+      // The client closed while the agent still sent (its CLOSE has not crossed ours yet):
+      // send() would throw into the tunnel's message handler and close the whole tunnel.
+      if (ws.readyState !== WebSocket.OPEN) return handedOn();
       ws.send(message.text ? new TextDecoder().decode(message.data) : message.data);
       if (flow) pending.queue.push({ size: message.data.byteLength, handedOn });
       else handedOn();

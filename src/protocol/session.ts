@@ -355,18 +355,23 @@ export class Session {
     const frames = this.outbox;
     this.outbox = [];
     this.outboxBytes = 0;
-    let start = 0;
-    let bytes = 0;
-    for (let i = 0; i < frames.length; i++) {
-      const size = frames[i].payload.byteLength + 10;
-      if (i > start && bytes + size > MAX_MESSAGE_BYTES) {
-        this.opts.send(encodeFrames(frames.slice(start, i)));
-        start = i;
-        bytes = 0;
+    try {
+      let start = 0;
+      let bytes = 0;
+      for (let i = 0; i < frames.length; i++) {
+        const size = frames[i].payload.byteLength + 10;
+        if (i > start && bytes + size > MAX_MESSAGE_BYTES) {
+          this.opts.send(encodeFrames(frames.slice(start, i)));
+          start = i;
+          bytes = 0;
+        }
+        bytes += size;
       }
-      bytes += size;
+      this.opts.send(encodeFrames(start === 0 ? frames : frames.slice(start)));
+    } catch (err) {
+      // The transport is gone (e.g. a socket closed under us): its streams are lost.
+      this.destroy(`the tunnel failed to send: ${err instanceof Error ? err.message : String(err)}`);
     }
-    this.opts.send(encodeFrames(start === 0 ? frames : frames.slice(start)));
   }
 
   /** Forgets a stream once both directions are done. */

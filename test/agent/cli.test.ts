@@ -55,7 +55,7 @@ describe("edge-relay bin", { timeout: 30_000 }, () => {
     expect(code).toBe(0);
     expect(stderr).toBe("");
     expect(stdout).toMatch(/^er1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/);
-    expect(await verifyToken(SECRET, stdout.trim())).toEqual({ ok: true, backend: "demo" });
+    expect(await verifyToken(SECRET, stdout.trim())).toEqual({ ok: true, backend: "demo", scope: "agent" });
     expect(stdout).not.toContain(SECRET);
   });
 
@@ -97,7 +97,7 @@ describe("edge-relay bin", { timeout: 30_000 }, () => {
     const good = await mintToken(SECRET, "demo");
     const bad = await run(["agent", "--relay", "http://127.0.0.1:9", "--backend", "demo", "--token", good, "--to", "ftp://x"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe('edge-relay: --to "ftp://x": the target must be http://host:port, https://host:port or unix:/path.\n');
+    expect(bad.stderr).toBe('edge-relay: --to "ftp://x": the target must be http://host:port, https://host:port, unix:/path or tcp://host:port.\n');
     expect(bad.stderr).not.toContain(good);
   });
 });

@@ -90,7 +90,7 @@ async function expectNoAgent(base: string, name: string): Promise<void> {
 describe("what the agent prints", () => {
   it("one up line for its tunnel, with relay, backend and count, and never the token", async () => {
     const token = await relay.token("lines");
-    const agent = await agentFor(agentArgs(relay.url, "lines", token, backend.url), { waitUp: 1 });
+    const agent = await agentFor(agentArgs(relay.url, "lines", token, backend.url, ["--connections", "1"]), { waitUp: 1 });
     await expectServed(relay.url, "lines", "a=1");
     await expectServed(relay.url, "lines", "a=2");
     const ups = upLines(agent);
@@ -121,7 +121,7 @@ describe("relay availability", () => {
     const port = await freePort();
     const secret = randomBytes(32).toString("hex");
     const token = await mintToken(secret, "early");
-    const agent = await agentFor(agentArgs(`http://127.0.0.1:${port}`, "early", token, backend.url));
+    const agent = await agentFor(agentArgs(`http://127.0.0.1:${port}`, "early", token, backend.url, ["--connections", "1"]));
     const failure = await agent.waitForLine(/tunnel 1 cannot connect: .*retrying/, 20_000);
     expect(failure).toMatch(/ECONNREFUSED/);
     expect(alive(agent)).toBe(true);
@@ -144,7 +144,7 @@ describe("relay availability", () => {
     relays.push(first);
     const { port } = first;
     const token = await mintToken(secret, "comeback");
-    const agent = await agentFor(agentArgs(first.url, "comeback", token, backend.url), { waitUp: 1 });
+    const agent = await agentFor(agentArgs(first.url, "comeback", token, backend.url, ["--connections", "1"]), { waitUp: 1 });
     await expectServed(first.url, "comeback", "before=1");
 
     const mark = agent.lines.length;

@@ -94,7 +94,7 @@ describe("target unreachable", () => {
 
   beforeAll(async () => {
     port = await closedPort();
-    deadAgent = await startAgent(agentArgs(relay.url, DEAD, await relay.token(DEAD), `http://127.0.0.1:${port}`), { waitUp: 1 });
+    deadAgent = await startAgent(agentArgs(relay.url, DEAD, await relay.token(DEAD), `http://127.0.0.1:${port}`, ["--connections", "1"]), { waitUp: 1 });
     cleanups.push(() => deadAgent.stop());
   });
 

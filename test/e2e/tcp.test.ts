@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { patternBlock, patternSha256 } from "../helpers/backend.ts";
+import { sampleRss, waitUntilStable } from "../helpers/memory.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 import { tool } from "../helpers/tools.ts";
 
@@ -179,6 +180,72 @@ describe("raw TCP", () => {
     );
     expect(results.every(Boolean)).toBe(true);
   });
+
+  it("holds a client that stops reading with bounded buffers, then resumes it", async () => {
+    // The server writes an endless pattern honouring backpressure; `written` counts what write() took.
+    const block = patternBlock();
+    let written = 0;
+    const port = await tcpServer((socket) => {
+      socket.on("error", () => {});
+      void (async () => {
+        while (!socket.destroyed) {
+          written += block.length;
+          if (!socket.write(block)) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                socket.off("drain", done);
+                socket.off("close", done);
+                resolve();
+              };
+              socket.on("drain", done);
+              socket.on("close", done);
+            });
+          }
+        }
+      })();
+    });
+    const local = await expose("tcp-stall", port);
+    const pids = [...relay.workerdPids(), ...agents.slice(-2).map((a) => a.proc.pid!)];
+    const rss = sampleRss(pids);
+
+    const client = await dial(local);
+    client.pause();
+    let received = 0;
+    let corrupt = false;
+    const progress: Array<() => void> = [];
+    client.on("data", (c: Buffer) => {
+      // Each chunk must be the pattern at its offset in the stream.
+      for (let at = 0; at < c.length; ) {
+        const offset = (received + at) % block.length;
+        const n = Math.min(block.length - offset, c.length - at);
+        if (!c.subarray(at, at + n).equals(block.subarray(offset, offset + n))) corrupt = true;
+        at += n;
+      }
+      received += c.length;
+      for (const p of progress.splice(0)) p();
+    });
+    client.on("error", () => {});
+
+    // Everything in between fills up and the server stops being able to write.
+    const plateau = await waitUntilStable(() => written, 3_000, 60_000);
+    const memory = rss.stop();
+    expect(plateau).toBeGreaterThan(MiB);
+    expect(plateau).toBeLessThan(64 * MiB);
+    console.log(`stalled client: server wrote ${(plateau / MiB).toFixed(1)} MiB; RSS ${JSON.stringify(memory)}`);
+    expect(memory.filter((m) => m.growthMiB >= 64)).toEqual([]);
+
+    // Reading again: what was held arrives, and the server writes on.
+    const target = plateau + 32 * MiB;
+    const reached = new Promise<void>((resolve) => {
+      const check = () => (received >= target ? resolve() : progress.push(check));
+      check();
+    });
+    client.resume();
+    await within(reached, 60_000, `${target} bytes at the resumed client`);
+    expect(corrupt).toBe(false);
+    expect(written).toBeGreaterThan(plateau + 32 * MiB - 1);
+    client.resetAndDestroy();
+  }, 120_000);
 
   it("answers a plain HTTP request to a TCP backend with 426 JSON", async () => {
     const port = await tcpServer((socket) => socket.end());

@@ -5,10 +5,12 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { mintToken } from "../../src/auth.ts";
 import type { BackendHub } from "../../src/backend-hub.ts";
+import { FLOW_SUBPROTOCOL } from "../../src/client-flow.ts";
 import { encodeFrame } from "../../src/protocol/codec.ts";
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, FrameType, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
 import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { Session, type Stream } from "../../src/protocol/session.ts";
+import type { ClientAttachment } from "../../src/public-websockets.ts";
 import type { TunnelAttachment } from "../../src/tunnels.ts";
 
 const BASE = "http://relay.test";
@@ -473,5 +475,205 @@ describe("tunnel choice", () => {
     expect(bodies).toEqual(["/a1", "/a2", "/a3", "/b1", "/b2", "/b3"]);
     await closeAgent(a);
     await closeAgent(b);
+  });
+});
+
+/** One whole WebSocket message as the in-test agent received it, with each DATA frame's flags. */
+interface AgentMessage {
+  data: Uint8Array;
+  text: boolean;
+  flags: number[];
+}
+
+/** Plays the agent's side of a message stream: records messages and CLOSE; credit back per message. */
+function messageSide(stream: Stream) {
+  const messages: AgentMessage[] = [];
+  const waiters: Array<() => void> = [];
+  let parts: Uint8Array[] = [];
+  let flags: number[] = [];
+  let onClose!: (c: { code: number; reason: string }) => void;
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => (onClose = resolve));
+  stream.onData = (chunk, f) => {
+    parts.push(chunk.slice());
+    flags.push(f);
+    if (!(f & Flag.EOM)) return stream.consumed(chunk.byteLength);
+    messages.push({ data: concat(parts), text: (f & Flag.TEXT) !== 0, flags });
+    parts = [];
+    flags = [];
+    // README "Message streams": all credit back once a whole message was handed on.
+    stream.consumed(chunk.byteLength, true);
+    for (const w of waiters.splice(0)) w();
+  };
+  stream.onClose = (code, reason) => onClose({ code, reason });
+  let taken = 0;
+  const next = async (): Promise<AgentMessage> => {
+    while (messages.length <= taken) await within(new Promise<void>((r) => waiters.push(r)), "a message at the agent");
+    return messages[taken++];
+  };
+  return { messages, next, closed };
+}
+
+/** Collects what a public client WebSocket receives. */
+function clientSide(ws: WebSocket) {
+  const received: Array<string | ArrayBuffer> = [];
+  const waiters: Array<() => void> = [];
+  const events: string[] = [];
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.addEventListener("close", (ev) => {
+      events.push(`close ${ev.code}`);
+      resolve({ code: ev.code, reason: ev.reason });
+    }),
+  );
+  ws.addEventListener("error", () => events.push("error"));
+  ws.addEventListener("message", (ev) => {
+    received.push(ev.data as string | ArrayBuffer);
+    for (const w of waiters.splice(0)) w();
+  });
+  let taken = 0;
+  const next = async (): Promise<string | ArrayBuffer> => {
+    while (received.length <= taken) await within(new Promise<void>((r) => waiters.push(r)), "a message at the client");
+    return received[taken++];
+  };
+  return { next, closed, events };
+}
+
+/**
+ * Sends a public WebSocket upgrade for `/ws` and has the agent answer `:status 101` (with
+ * `chosen` as its subprotocol); resolves with the accepted client socket and both sides.
+ */
+async function publicSocket(agent: TestAgent, backend: string, opts: { offer?: string; chosen?: string } = {}) {
+  const pending = publicFetch(backend, "/ws", {
+    headers: { Upgrade: "websocket", ...(opts.offer ? { "Sec-WebSocket-Protocol": opts.offer } : {}) },
+  });
+  const req = await agent.next();
+  expect(req.head.protocol).toBe("websocket");
+  expect(req.head.path).toBe("/ws");
+  const agentSide = messageSide(req.stream);
+  req.stream.sendHeaders(encodeResponseHead({ status: 101, headers: opts.chosen ? [["sec-websocket-protocol", opts.chosen]] : [] }));
+  const resp = await within(pending, "the 101");
+  expect(resp.status).toBe(101);
+  const ws = resp.webSocket!;
+  expect(ws).toBeTruthy();
+  ws.accept();
+  ws.binaryType = "arraybuffer";
+  return { req, resp, ws, agentSide, client: clientSide(ws) };
+}
+
+const bytes = (...values: number[]) => new Uint8Array(values);
+const text = (s: string) => new TextEncoder().encode(s);
+
+describe("public WebSockets", () => {
+  it("carries messages both ways, keeps working after eviction, and passes the client's close to the agent", async () => {
+    const backend = backendName();
+    const stub = stubFor(backend);
+    const agent = await readyAgent(backend);
+    const { req, ws, agentSide, client } = await publicSocket(agent, backend);
+    expect(req.head.headers.filter(([n]) => n === "sec-websocket-key" || n === "sec-websocket-protocol")).toEqual([]);
+
+    // Client -> agent: a text message has TEXT on its frame, a binary one not; both end with EOM.
+    ws.send("héllo agent");
+    const t = await agentSide.next();
+    expect(t).toEqual({ data: text("héllo agent"), text: true, flags: [Flag.EOM | Flag.TEXT] });
+    ws.send(bytes(0, 1, 2, 255));
+    expect(await agentSide.next()).toEqual({ data: bytes(0, 1, 2, 255), text: false, flags: [Flag.EOM] });
+
+    // Agent -> client: TEXT arrives as a string, binary as an ArrayBuffer.
+    await req.stream.writeMessage(text("hello client ✓"), true);
+    expect(await client.next()).toBe("hello client ✓");
+    await req.stream.writeMessage(bytes(9, 8, 7, 0), false);
+    const bin = await client.next();
+    expect(bin).toBeInstanceOf(ArrayBuffer);
+    expect(new Uint8Array(bin as ArrayBuffer)).toEqual(bytes(9, 8, 7, 0));
+
+    // The idle stream has its full window on both sides (README "Message streams").
+    await roundTrip(agent);
+    expect(req.stream.sendWindow.available).toBe(DEFAULT_WINDOW);
+
+    const evictions: Array<"client first" | "agent first"> = ["client first", "agent first"];
+    for (const order of evictions) {
+      await within(evictDurableObject(stub), "the eviction", 10_000);
+      const rebuilt = await runInDurableObject(stub, (instance, state) => ({
+        tunnelsInMemory: (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size,
+        clients: state.getWebSockets("client").map((c) => c.deserializeAttachment() as ClientAttachment),
+      }));
+      expect(rebuilt.tunnelsInMemory).toBe(0);
+      expect(rebuilt.clients).toEqual([{ tunnelId: (await agent.relayHello).id, streamId: req.stream.id, backend, flow: false }]);
+
+      // The relay rebuilds the stream from the client socket's attachment (session.adopt),
+      // whichever side speaks first.
+      const fromClient = async () => {
+        ws.send(`from the client, ${order}`);
+        expect(await agentSide.next()).toMatchObject({ data: text(`from the client, ${order}`), text: true });
+      };
+      const fromAgent = async () => {
+        await req.stream.writeMessage(text(`from the agent, ${order}`), false);
+        const got = await client.next();
+        expect(new TextDecoder().decode(got as ArrayBuffer)).toBe(`from the agent, ${order}`);
+      };
+      if (order === "client first") {
+        await fromClient();
+        await fromAgent();
+      } else {
+        await fromAgent();
+        await fromClient();
+      }
+    }
+    expect(client.events).toEqual([]);
+
+    // The client's close reaches the agent as CLOSE; the agent answers with its own.
+    ws.close(1000, "client done");
+    expect(await within(agentSide.closed, "the CLOSE at the agent")).toEqual({ code: 1000, reason: "client done" });
+    expect((await within(client.closed, "the client's close")).code).toBe(1000);
+    // The agent's direction is open until its own CLOSE: a message it sends now crosses the
+    // relay's close. The relay drops it, and the tunnel (shared by other streams) stays up.
+    await req.stream.writeMessage(text("crossing the close"), true);
+    await req.stream.close(1000, "client done");
+    await roundTrip(agent);
+    expect(agent.session.streams.has(req.stream.id)).toBe(false);
+    const after = publicFetch(backend, "/still-up");
+    await respond((await agent.next()).stream, 200, [], "still up");
+    expect(await (await within(after, "a response on the same tunnel")).text()).toBe("still up");
+    await closeAgent(agent);
+  });
+
+  it("keeps the flow subprotocol between client and relay, answering it when the agent chose none", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+
+    // Offered alone: not forwarded; the 101 carries it.
+    const alone = await publicSocket(agent, backend, { offer: FLOW_SUBPROTOCOL });
+    expect(alone.req.head.headers.filter(([n]) => n === "sec-websocket-protocol")).toEqual([]);
+    expect(alone.resp.headers.get("sec-websocket-protocol")).toBe(FLOW_SUBPROTOCOL);
+    // Flow control is on: credit for the client's data once it went up the tunnel...
+    alone.ws.send(bytes(1, 2, 3, 4, 5));
+    expect(await alone.agentSide.next()).toEqual({ data: bytes(1, 2, 3, 4, 5), text: false, flags: [Flag.EOM] });
+    expect(await alone.client.next()).toBe("credit 5");
+    // ...and the agent's credit comes back only once the client acknowledged the message.
+    await alone.req.stream.writeMessage(new Uint8Array(1000), false);
+    expect(((await alone.client.next()) as ArrayBuffer).byteLength).toBe(1000);
+    await roundTrip(agent);
+    expect(alone.req.stream.sendWindow.available).toBe(DEFAULT_WINDOW - 1000);
+    const credit = alone.req.stream.sendWindow.waitForCredit();
+    alone.ws.send("ack 1000");
+    await within(credit, "the agent's credit after the client's ack");
+    expect(alone.req.stream.sendWindow.available).toBe(DEFAULT_WINDOW);
+
+    // Offered with the application's own: only those are forwarded.
+    const mixed = await publicSocket(agent, backend, { offer: `chat.v1, ${FLOW_SUBPROTOCOL}, chat.v2` });
+    expect(mixed.req.head.headers.filter(([n]) => n === "sec-websocket-protocol")).toEqual([["sec-websocket-protocol", "chat.v1, chat.v2"]]);
+    expect(mixed.resp.headers.get("sec-websocket-protocol")).toBe(FLOW_SUBPROTOCOL);
+
+    // The agent chose one of the application's: that is the answer, and flow control is off.
+    const chosen = await publicSocket(agent, backend, { offer: `chat.v1, ${FLOW_SUBPROTOCOL}`, chosen: "chat.v1" });
+    expect(chosen.resp.headers.get("sec-websocket-protocol")).toBe("chat.v1");
+    chosen.ws.send("plain text goes up");
+    expect(await chosen.agentSide.next()).toMatchObject({ data: text("plain text goes up"), text: true });
+    const attachments = await runInDurableObject(stubFor(backend), (_i, state) =>
+      state.getWebSockets("client").map((c) => (c.deserializeAttachment() as ClientAttachment).flow),
+    );
+    expect(attachments.sort()).toEqual([false, true, true]);
+
+    for (const s of [alone, mixed, chosen]) s.ws.close(1000);
+    await closeAgent(agent);
   });
 });

@@ -1,0 +1,24 @@
+import WebSocket from "ws";
+import { agentArgs, startAgent } from "../helpers/agent.ts";
+import { startRelay } from "../helpers/relay.ts";
+import { startWsBackend } from "../helpers/ws-backend.ts";
+const t0 = Date.now();
+const log = (s: string) => console.log(`${((Date.now() - t0) / 1000).toFixed(1)}s ${s}`);
+const [relay, backend] = await Promise.all([startRelay(), startWsBackend()]);
+const agent = await startAgent(agentArgs(relay.url, "idle", await relay.token("idle"), backend.url), { waitUp: 1 });
+const ws = new WebSocket(`${relay.url.replace("http", "ws")}/r/idle/echo?id=x`);
+await new Promise((r) => ws.once("open", r));
+log("open");
+const conn = await backend.connection("x");
+ws.on("close", (c) => log(`client close ${c}`));
+conn.ws.on("close", (c) => log(`backend close ${c}`));
+ws.on("message", (d) => log(`client msg ${d}`));
+ws.send("before");
+let n = agent.lines.length;
+const iv = setInterval(() => { while (n < agent.lines.length) log(`agent: ${agent.lines[n++]}`); }, 200);
+await new Promise((r) => setTimeout(r, Number(process.argv[2] ?? 130000)));
+log(`state ${ws.readyState}`);
+if (ws.readyState === 1) { ws.send("after"); await new Promise((r) => setTimeout(r, 2000)); }
+clearInterval(iv);
+await agent.stop(); await relay.stop(); await backend.stop();
+process.exit(0);
