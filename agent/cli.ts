@@ -5,6 +5,8 @@ import { isValidBackendName, mintToken, parseDuration } from "../src/auth.ts";
 import {
   buildAgentConfig,
   ConfigError,
+  DEFAULT_BRIDGE_IDLE_MS,
+  DEFAULT_BRIDGE_PLUGIN,
   DEFAULT_CONNECTIONS,
   DEFAULT_GRACE_PERIOD_MS,
   MAX_CONNECTIONS,
@@ -74,6 +76,22 @@ Flags:
   --grace-period <dur>    How long in-flight requests may finish on shutdown (default ${DEFAULT_GRACE_PERIOD_MS / 1000}s).
   --heartbeat <dur>       How often to ping each tunnel (default 15s); a tunnel silent for three
                           intervals is dropped and reconnected (the relay drops it after 45s).
+  --origin-protocol <p>   How to speak HTTP to the target: auto (default: https offers ALPN h2 and
+                          http/1.1 and speaks what the target picks), http1, h2, or h2c (cleartext
+                          HTTP/2; also h2 inside HBONE). WebSocket upgrades always use HTTP/1.1.
+  --hbone-proxy <h:p>     HBONE proxy (default: the target's ip on port 15008, as in Istio ambient).
+  --hbone-cert <file>     The agent's client certificate (PEM); required for hbone:// targets.
+  --hbone-key <file>      Its private key (PEM).
+  --hbone-ca <file>       The mesh CA (PEM) the proxy's certificate must chain to.
+  --hbone-identity <id>   A SPIFFE ID the proxy's certificate must carry as a URI SAN
+                          (repeatable; any one matches; DNS names are not used).
+  --hbone-header <n=v>    An extra header on every CONNECT (repeatable).
+  --hbone-tls12           Also allow TLS 1.2 to the proxy (default: TLS 1.3 only).
+  --bridge-plugin <mod>   For a bridge+tcp target: the plugin converting HTTP to the TCP protocol:
+                          raw, resp, a file (./codec.ts, relative to here or to the --config file)
+                          or an installed package (default ${DEFAULT_BRIDGE_PLUGIN}).
+  --bridge-idle <dur>     For a bridge+tcp target: how long a reply may pause before plugins that ask
+                          for it (raw) end it (default ${DEFAULT_BRIDGE_IDLE_MS / 1000}s; 250ms works too).
   --config <file>         A JSON object of these flags by long name; command-line flags win over it.
   -h, --help              Show this text.
 
@@ -81,8 +99,14 @@ Targets:
   http://host:port        Plain HTTP.
   https://host:port       HTTPS; see --origin-ca and --origin-insecure.
   unix:/path/to.sock      HTTP over a Unix domain socket.
+  h2c://host:port         Cleartext HTTP/2 with prior knowledge (same as --origin-protocol h2c).
+  hbone://ip:port         A service-mesh workload, reached by HTTP/2 CONNECT over mutual TLS through
+                          its mesh proxy (Istio HBONE); see the --hbone-* flags.
   tcp://host:port         Raw TCP: each public WebSocket stream is one TCP connection
                           (reach it with \`edge-relay connect\`).
+  bridge+tcp://host:port  HTTP to a TCP protocol: each HTTP request gets its own TCP connection
+                          and --bridge-plugin converts between them (raw: body in, bytes out;
+                          resp: Redis commands as JSON, like POST ["GET","key"]).
 
 Durations: a whole number with an optional unit s, m, h or d (45s, 15m, 12h, 30d); a bare number is seconds.
 
@@ -163,6 +187,16 @@ const COMMANDS: Record<string, Command> = {
       connections: { type: "string" },
       "grace-period": { type: "string" },
       heartbeat: { type: "string" },
+      "origin-protocol": { type: "string" },
+      "hbone-proxy": { type: "string" },
+      "hbone-cert": { type: "string" },
+      "hbone-key": { type: "string" },
+      "hbone-ca": { type: "string" },
+      "hbone-identity": { type: "string", multiple: true },
+      "hbone-header": { type: "string", multiple: true },
+      "hbone-tls12": { type: "boolean" },
+      "bridge-plugin": { type: "string" },
+      "bridge-idle": { type: "string" },
       config: { type: "string" },
       ...HELP_OPTION,
     },
@@ -203,6 +237,15 @@ const VALUE_NAMES: Record<string, string> = {
   connections: "<n>",
   "grace-period": "<duration>",
   heartbeat: "<duration>",
+  "origin-protocol": "<protocol>",
+  "hbone-proxy": "<host:port>",
+  "hbone-cert": "<file>",
+  "hbone-key": "<file>",
+  "hbone-ca": "<file>",
+  "hbone-identity": "<spiffe-id>",
+  "hbone-header": "<name=value>",
+  "bridge-plugin": "<module>",
+  "bridge-idle": "<duration>",
   config: "<file>",
   ttl: "<duration>",
   secret: "<secret>",
@@ -253,6 +296,11 @@ async function runAgentCommand(values: Values, _positionals: string[], secrets: 
   const { help: _help, ...raw } = values;
   const config = buildAgentConfig(raw as RawAgentOptions, process.env);
   secrets.push(config.token);
+  if (config.target.kind === "bridge") {
+    // Load the plugin now: a bad one is a usage error before any tunnel opens.
+    const { loadBridgePlugin } = await import("./bridge/load.ts");
+    await loadBridgePlugin(config.target.plugin);
+  }
   const { runAgent } = await import("./supervisor.ts");
   return await runAgent(config);
 }

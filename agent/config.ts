@@ -2,15 +2,22 @@
 // into one typed AgentConfig; every error is a sentence naming the flag (or file and line).
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { isValidBackendName, parseDuration, readTokenClaims } from "../src/auth.ts";
+import type { PluginRef } from "./bridge/load.ts";
+import type { HboneSettings } from "./hbone/pool.ts";
 
 export type Target =
-  | { kind: "http"; url: URL }
+  | { kind: "http"; url: URL; /** Given as h2c://. */ h2c?: boolean }
   | { kind: "https"; url: URL; ca?: string; insecure: boolean }
   | { kind: "unix"; path: string }
   /** Raw TCP: a public WebSocket stream becomes a TCP connection (README "Reaching a TCP service"). */
-  | { kind: "tcp"; host: string; port: number };
+  | { kind: "tcp"; host: string; port: number }
+  /** A mesh workload behind an HBONE proxy (README "Reaching a mesh workload"). */
+  | { kind: "hbone"; authority: string; hbone: HboneSettings }
+  /** HTTP to a TCP protocol through a plugin (README "Bridging HTTP to a TCP protocol"). */
+  | { kind: "bridge"; host: string; port: number; plugin: PluginRef; idleMs: number };
 
 export interface AgentConfig {
   /** ws: or wss: URL of the relay's `/_relay/connect`. */
@@ -29,6 +36,8 @@ export interface AgentConfig {
   gracePeriodMs: number;
   /** How often the agent pings each tunnel; a tunnel with no pong for 3 of these is dropped. */
   heartbeatMs: number;
+  /** --origin-protocol: auto (ALPN for https), http1, h2, or h2c (cleartext, prior knowledge). */
+  originProtocol: "auto" | "http1" | "h2" | "h2c";
 }
 
 /** Flag values as `node:util` parseArgs returns them, keyed by long flag name. */
@@ -44,6 +53,16 @@ export interface RawAgentOptions {
   connections?: string;
   "grace-period"?: string;
   heartbeat?: string;
+  "origin-protocol"?: string;
+  "hbone-proxy"?: string;
+  "hbone-cert"?: string;
+  "hbone-key"?: string;
+  "hbone-ca"?: string;
+  "hbone-identity"?: string | string[];
+  "hbone-header"?: string | string[];
+  "hbone-tls12"?: boolean;
+  "bridge-plugin"?: string;
+  "bridge-idle"?: string;
   config?: string;
 }
 
@@ -70,11 +89,19 @@ export const DEFAULT_HEARTBEAT_MS = 15_000;
 export const MAX_CONNECTIONS = 16;
 export const DEFAULT_GRACE_PERIOD_MS = 30_000;
 export const MAX_GRACE_PERIOD_MS = 24 * 3600 * 1000;
+/** The plugins that ship with the agent (agent/bridge/load.ts maps each to its module). */
+export const BUILT_IN_BRIDGE_PLUGINS = ["raw", "resp"] as const;
+export const DEFAULT_BRIDGE_PLUGIN = "raw";
+export const DEFAULT_BRIDGE_IDLE_MS = 1000;
 
 type Key = Exclude<keyof RawAgentOptions, "config">;
-const BOOLEAN_KEYS = ["preserve-host", "origin-insecure", "require-access-token"] as const;
-const NUMERIC_KEYS: readonly string[] = ["connections", "grace-period", "heartbeat"];
-const FILE_KEYS: readonly Key[] = ["relay", "backend", "token", "to", "preserve-host", "require-access-token", "origin-ca", "origin-insecure", "connections", "grace-period", "heartbeat"];
+const BOOLEAN_KEYS = ["preserve-host", "origin-insecure", "require-access-token", "hbone-tls12"] as const;
+/** Keys that may be given several times (flags repeated, or a JSON array in the file). */
+const LIST_KEYS: readonly string[] = ["hbone-identity", "hbone-header"];
+const HBONE_KEYS = ["hbone-proxy", "hbone-cert", "hbone-key", "hbone-ca", "hbone-identity", "hbone-header", "hbone-tls12"] as const;
+const BRIDGE_KEYS = ["bridge-plugin", "bridge-idle"] as const;
+const NUMERIC_KEYS: readonly string[] = ["connections", "grace-period", "heartbeat", "bridge-idle"];
+const FILE_KEYS: readonly Key[] = ["relay", "backend", "token", "to", "preserve-host", "require-access-token", "origin-ca", "origin-insecure", "connections", "grace-period", "heartbeat", "origin-protocol", ...HBONE_KEYS, ...BRIDGE_KEYS];
 const ENV_FALLBACKS: Partial<Record<Key, string>> = { relay: RELAY_URL_ENV, token: TOKEN_ENV };
 const WS_PROTOCOLS: Record<string, string> = { "http:": "ws:", "https:": "wss:", "ws:": "ws:", "wss:": "wss:" };
 const JSON_STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
@@ -107,7 +134,15 @@ export function buildAgentConfig(
     }
   }
   const file = raw.config === undefined ? undefined : loadConfigFile(raw.config, readFile);
+  const pickAll = (key: Key): Setting[] => {
+    const flag = raw[key];
+    if (flag !== undefined) {
+      return (Array.isArray(flag) ? flag : [flag]).map((v) => ({ key, text: String(v), shown: JSON.stringify(String(v)), origin: { kind: "flag" } as const }));
+    }
+    return file?.lists.get(key) ?? [];
+  };
   const pick = (key: Key): Setting | undefined => {
+    if (LIST_KEYS.includes(key)) return pickAll(key)[0];
     const flag = raw[key];
     if (flag !== undefined) return { key, text: String(flag), shown: JSON.stringify(String(flag)), origin: { kind: "flag" } };
     const fromFile = file?.settings.get(key);
@@ -124,7 +159,23 @@ export function buildAgentConfig(
   const backendSetting = pick("backend");
   const backend = parseBackend(backendSetting);
   const token = parseToken(pick("token"), backendSetting, backend);
-  const target = parseTarget(pick("to"), pick("origin-ca"), pick("origin-insecure"), file?.dir, readFile);
+  const parsed = parseTarget(pick("to"), pick("origin-ca"), pick("origin-insecure"), file?.dir, readFile);
+  const target =
+    parsed.kind === "hbone" ? { ...parsed, hbone: parseHbone(parsed, pick, pickAll, file?.dir, readFile) }
+    : parsed.kind === "bridge" ? { ...parsed, plugin: parsePluginRef(pick("bridge-plugin"), file?.dir), idleMs: parseBridgeIdle(pick("bridge-idle")) }
+    : parsed;
+  if (target.kind !== "bridge") {
+    for (const key of BRIDGE_KEYS) {
+      const setting = pick(key);
+      if (setting) problem(setting, "applies only to bridge+tcp:// targets");
+    }
+  }
+  if (target.kind !== "hbone") {
+    for (const key of HBONE_KEYS) {
+      const setting = pickAll(key)[0];
+      if (setting && !(setting.key === "hbone-tls12" && setting.text === "false")) problem(setting, "applies only to hbone:// targets");
+    }
+  }
   const config: AgentConfig = {
     relayUrl,
     backend,
@@ -135,6 +186,7 @@ export function buildAgentConfig(
     connections: parseConnections(pick("connections")),
     gracePeriodMs: parseGracePeriod(pick("grace-period")),
     heartbeatMs: parseHeartbeat(pick("heartbeat")),
+    originProtocol: parseOriginProtocol(pick("origin-protocol"), target, pick("to")),
   };
   Object.defineProperty(config, "toJSON", { value: () => redactedConfig(config) });
   Object.defineProperty(config, inspect.custom, { value: () => redactedConfig(config) });
@@ -148,13 +200,24 @@ export function redactedConfig(config: AgentConfig): Record<string, unknown> {
     relayUrl: config.relayUrl.href,
     backend: config.backend,
     token: "[redacted]",
-    target: target.kind === "unix" ? `unix:${target.path}` : target.kind === "tcp" ? `tcp://${target.host}:${target.port}` : target.url.origin,
+    target:
+      target.kind === "unix"
+        ? `unix:${target.path}`
+        : target.kind === "tcp"
+          ? `tcp://${target.host}:${target.port}`
+          : target.kind === "hbone"
+            ? `hbone://${target.authority} via ${target.hbone.proxy.host}:${target.hbone.proxy.port}`
+            : target.kind === "bridge"
+              ? `bridge+tcp://${target.host}:${target.port}`
+              : target.url.origin,
+    ...(target.kind === "bridge" ? { bridgePlugin: target.plugin.text, bridgeIdleMs: target.idleMs } : {}),
     ...(target.kind === "https" ? { originCa: target.ca !== undefined, originInsecure: target.insecure } : {}),
     preserveHost: config.preserveHost,
     requireAccess: config.requireAccess,
     connections: config.connections,
     gracePeriodMs: config.gracePeriodMs,
     heartbeatMs: config.heartbeatMs,
+    originProtocol: config.originProtocol,
   };
 }
 
@@ -248,8 +311,30 @@ function parseTarget(
 }
 
 function parseTargetText(setting: Setting, configDir: string | undefined): Target {
-  const rule = "must be http://host:port, https://host:port, unix:/path or tcp://host:port";
+  const rule = "must be http://host:port, https://host:port, unix:/path, tcp://host:port or hbone://ip:port";
   const text = setting.text;
+  if (text.startsWith("h2c://")) {
+    // Cleartext HTTP/2 with prior knowledge: an http target spoken to in h2 (--origin-protocol h2c).
+    const target = parseTargetText({ ...setting, text: text.replace(/^h2c:/, "http:") }, configDir);
+    return { ...target, h2c: true } as Target;
+  }
+  if (text.startsWith("hbone://")) {
+    const url = URL.canParse(text.replace(/^hbone:/, "http:")) ? new URL(text.replace(/^hbone:/, "http:")) : undefined;
+    if (!url || !url.hostname || !/:\d+$/.test(text) || url.username || url.password || url.pathname !== "/" || url.search || url.hash) {
+      invalid(setting, "the target", "must be hbone://ip:port (IPv6 in brackets) or hbone://host:port, with the port");
+    }
+    // A placeholder until parseHbone fills in the TLS settings.
+    return { kind: "hbone", authority: url.host, hbone: undefined as unknown as HboneSettings };
+  }
+  if (text.startsWith("bridge+")) {
+    const url = text.startsWith("bridge+tcp://") && URL.canParse(text.slice("bridge+".length)) ? new URL(text.slice("bridge+".length)) : undefined;
+    if (!url || !url.hostname || !url.port) invalid(setting, "the target", "must be bridge+tcp://host:port, with the port");
+    if (url.username || url.password || (url.pathname !== "" && url.pathname !== "/") || url.search || url.hash) {
+      invalid(setting, "the target", "must be only bridge+tcp://host:port, with no user, path, query or fragment");
+    }
+    // The plugin and idle time are filled in by buildAgentConfig.
+    return { kind: "bridge", host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port), plugin: undefined as unknown as PluginRef, idleMs: 0 };
+  }
   if (text.startsWith("tcp://")) {
     const url = URL.canParse(text) ? new URL(text) : undefined;
     if (!url || !url.hostname || !url.port) invalid(setting, "the target", "must be tcp://host:port, with the port");
@@ -271,6 +356,105 @@ function parseTargetText(setting: Setting, configDir: string | undefined): Targe
     invalid(setting, "the target", "must be only a scheme, host and port, with no user, path, query or fragment");
   }
   return url.protocol === "http:" ? { kind: "http", url } : { kind: "https", url, insecure: false };
+}
+
+/** The mTLS settings of an hbone:// target; every file is PEM, read now so errors come early. */
+function parseHbone(
+  target: Extract<Target, { kind: "hbone" }>,
+  pick: (key: Key) => Setting | undefined,
+  pickAll: (key: Key) => Setting[],
+  configDir: string | undefined,
+  readFile: (path: string) => string,
+): HboneSettings {
+  const pem = (key: "hbone-cert" | "hbone-key" | "hbone-ca", what: string, marker: RegExp): string => {
+    const setting = pick(key);
+    if (!setting) {
+      throw new ConfigError(`--${key} is required for an hbone:// target: ${what} (PEM file).`, { field: key });
+    }
+    const path = resolveFromFile(setting, configDir);
+    let text: string;
+    try {
+      text = readFile(path);
+    } catch (error) {
+      problem(setting, `names a file that cannot be read (${describeError(error)})`, path);
+    }
+    if (!marker.test(text)) problem(setting, `names a file that holds no ${what}`, path);
+    return text;
+  };
+  const cert = pem("hbone-cert", "the agent's client certificate", /-----BEGIN CERTIFICATE-----/);
+  const key = pem("hbone-key", "the client certificate's private key", /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/);
+  const ca = pem("hbone-ca", "the mesh's CA certificate", /-----BEGIN CERTIFICATE-----/);
+  const identities = pickAll("hbone-identity").map((s) => {
+    if (!/^spiffe:\/\/[^/\s]+\/\S*$/.test(s.text)) invalid(s, "the identity", "must be a SPIFFE ID like spiffe://cluster.local/ns/default/sa/reviews");
+    return s.text;
+  });
+  const headers = pickAll("hbone-header").map((s): [string, string] => {
+    const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)=(.*)$/.exec(s.text);
+    if (!m || m[1].startsWith(":")) invalid(s, "the header", "must be name=value with a valid header name");
+    return [m[1].toLowerCase(), m[2]];
+  });
+  const proxySetting = pick("hbone-proxy");
+  const targetHost = target.authority.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  let proxy = { host: targetHost, port: 15008 };
+  if (proxySetting) {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(proxySetting.text);
+    if (!m || Number(m[3]) > 65535) invalid(proxySetting, "the proxy", "must be host:port (IPv6 in brackets), like 10.0.0.5:15008");
+    proxy = { host: m[1] ?? m[2], port: Number(m[3]) };
+  }
+  return { proxy, cert, key, ca, identities, headers, tls12: parseBoolean(pick("hbone-tls12")) };
+}
+
+/**
+ * Where --bridge-plugin points: a built-in name, a path (./x, ../x, /x or file:, relative to the
+ * working directory or the --config file's folder), or else a package name.
+ */
+function parsePluginRef(setting: Setting | undefined, configDir: string | undefined): PluginRef {
+  const text = setting?.text ?? DEFAULT_BRIDGE_PLUGIN;
+  const from = setting?.origin.kind === "file" && configDir !== undefined ? resolve(configDir) : process.cwd();
+  const where = { field: "bridge-plugin", ...(setting ? fileOf(setting) : {}) };
+  const subject = setting ? `${setting.origin.kind === "file" ? `${setting.origin.file} line ${setting.origin.line}: ` : ""}${subjectOf(setting)}` : `--bridge-plugin "${text}"`;
+  const ref = { text, from, where, subject };
+  if ((BUILT_IN_BRIDGE_PLUGINS as readonly string[]).includes(text)) return { ...ref, kind: "builtin", specifier: text };
+  if (/^(\.{1,2}[\\/]|\/|file:)/.test(text)) {
+    let path = text;
+    try {
+      if (text.startsWith("file:")) path = fileURLToPath(text);
+    } catch {
+      invalid(setting!, "the bridge plugin", "must be a file: URL of a local file");
+    }
+    return { ...ref, kind: "file", specifier: resolve(from, path) };
+  }
+  if (!/^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(\/[^\s]*)?$/i.test(text)) {
+    invalid(setting!, "the bridge plugin", `must be a built-in plugin (${BUILT_IN_BRIDGE_PLUGINS.join(", ")}), a path like ./codec.ts, or a package name`);
+  }
+  return { ...ref, kind: "package", specifier: text };
+}
+
+function parseBridgeIdle(setting: Setting | undefined): number {
+  if (!setting) return DEFAULT_BRIDGE_IDLE_MS;
+  let ms = NaN;
+  const millis = /^(\d{1,9})ms$/.exec(setting.text);
+  try {
+    ms = millis ? Number(millis[1]) : parseDuration(setting.text) * 1000;
+  } catch {}
+  if (!(ms >= 10 && ms <= 600_000)) {
+    invalid(setting, "the bridge idle time", "must be a duration from 10ms to 10m, like 250ms, 1s or 30s");
+  }
+  return ms;
+}
+
+/** --origin-protocol, checked against the target kind. */
+function parseOriginProtocol(setting: Setting | undefined, target: Target, to: Setting | undefined): AgentConfig["originProtocol"] {
+  const implied = target.kind === "http" && target.h2c ? "h2c" : "auto";
+  if (!setting) return implied;
+  const value = setting.text;
+  if (!["auto", "http1", "h2", "h2c"].includes(value)) invalid(setting, "the protocol", "must be auto, http1, h2 or h2c");
+  const fits: Record<string, string[]> = { http: ["auto", "http1", "h2c"], https: ["auto", "http1", "h2"], hbone: ["auto", "http1", "h2", "h2c"], unix: ["auto", "http1"] };
+  const allowed = fits[target.kind];
+  if (!allowed || !allowed.includes(value) || (implied === "h2c" && value !== "h2c" && value !== "auto")) {
+    problem(setting, `does not fit ${to ? `${nameOf(to)} ${to.shown}` : "the target"}: ${allowed ? `use ${allowed.join(", ")}` : "it applies to http, https, unix and hbone targets"}`);
+  }
+  return value === "auto" ? implied : (value as AgentConfig["originProtocol"]);
 }
 
 function parseBoolean(setting: Setting | undefined): boolean {
@@ -366,6 +550,7 @@ function describeError(error: unknown): string {
 interface ConfigFile {
   dir: string;
   settings: Map<Key, Setting>;
+  lists: Map<Key, Setting[]>;
 }
 
 function loadConfigFile(path: string, readFile: (path: string) => string): ConfigFile {
@@ -377,10 +562,19 @@ function loadConfigFile(path: string, readFile: (path: string) => string): Confi
   }
   const entries = parseJsonObject(text, path);
   const settings = new Map<Key, Setting>();
+  const lists = new Map<Key, Setting[]>();
   for (const [key, { value, line }] of entries) {
     const origin: Origin = { kind: "file", file: path, line };
     const shown = key === "token" ? "" : `, not ${JSON.stringify(value)}`;
     let rule: string | undefined;
+    if (LIST_KEYS.includes(key)) {
+      const values = Array.isArray(value) ? value : [value];
+      if (!values.every((v) => typeof v === "string")) {
+        throw new ConfigError(`${path} line ${line}: "${key}" must be a string or an array of strings${shown}.`, { field: key, file: path, line });
+      }
+      lists.set(key as Key, (values as string[]).map((v) => ({ key: key as Key, text: v, shown: JSON.stringify(v), origin })));
+      continue;
+    }
     if (!FILE_KEYS.includes(key as Key)) {
       rule = `is not a setting; the keys are the long flag names: ${FILE_KEYS.join(", ")}`;
     } else if ((BOOLEAN_KEYS as readonly string[]).includes(key)) {
@@ -393,7 +587,7 @@ function loadConfigFile(path: string, readFile: (path: string) => string): Confi
     }
     settings.set(key as Key, { key: key as Key, text: String(value), shown: JSON.stringify(value), origin });
   }
-  return { dir: dirname(path), settings };
+  return { dir: dirname(path), settings, lists };
 }
 
 /**

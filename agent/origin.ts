@@ -3,8 +3,10 @@
 import type { RequestHead } from "../src/protocol/head.ts";
 import type { Stream } from "../src/protocol/session.ts";
 import type { AgentConfig } from "./config.ts";
-import { HttpOrigin } from "./targets/http.ts";
+import { HttpOrigin, directDialer } from "./targets/http.ts";
+import { hboneOrigin } from "./targets/hbone.ts";
 import { TcpOrigin } from "./targets/tcp.ts";
+import { BridgeOrigin } from "./targets/bridge.ts";
 
 /** Something that can answer tunnelled requests. */
 export interface Origin {
@@ -18,10 +20,21 @@ export interface Origin {
   serve(stream: Stream, head: RequestHead, hasBody: boolean): void;
   /** Releases pooled connections. */
   close(): void;
+  /** What the target speaks (e.g. ["h2"], ["hbone", "http/1.1"]), announced in the hello. */
+  protocols?(): Promise<string[]>;
 }
 
 /** The origin for a configured target. */
 export function createOrigin(config: AgentConfig): Origin {
   const target = config.target;
-  return target.kind === "tcp" ? new TcpOrigin(target.host, target.port) : new HttpOrigin(target, config.preserveHost);
+  switch (target.kind) {
+    case "tcp":
+      return new TcpOrigin(target.host, target.port);
+    case "bridge":
+      return new BridgeOrigin(target);
+    case "hbone":
+      return hboneOrigin(target, config.preserveHost, config.originProtocol);
+    default:
+      return new HttpOrigin(directDialer(target, config.originProtocol), config.preserveHost);
+  }
 }

@@ -40,7 +40,7 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
     draining.add(tunnel);
     tunnel.drain();
     const deadline = Date.now() + config.gracePeriodMs;
-    while (tunnel.load > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (!tunnel.idle && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     tunnel.close();
     await tunnel.closed;
     draining.delete(tunnel);
@@ -51,7 +51,7 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
     let lastFailure = "";
     let lostAt = 0;
     while (!stopping) {
-      const tunnel = new AgentTunnel(config, origin);
+      const tunnel = new AgentTunnel(config, origin, protocols);
       let replaced = false;
       try {
         await tunnel.open();
@@ -91,12 +91,17 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
     wakeSleepers = [];
     const deadline = Date.now() + config.gracePeriodMs;
     for (const t of live) t.drain();
-    const busy = () => [...live, ...draining].some((t) => t.load > 0);
+    const busy = () => [...live, ...draining].some((t) => !t.idle);
     while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const t of [...live, ...draining]) t.close();
   };
 
   if (opts.signal?.aborted) return 0;
+  // What the target speaks (ALPN for https): asked once, never holding the tunnels up for long.
+  const protocols = await Promise.race([
+    origin.protocols?.() ?? Promise.resolve([]),
+    new Promise<string[]>((resolve) => setTimeout(() => resolve(["unknown"]), 2000).unref()),
+  ]).catch(() => ["unknown"]);
   opts.signal?.addEventListener("abort", () => void shutdown(), { once: true });
   const slots = Array.from({ length: config.connections }, (_, i) => keepUp(i + 1));
   await Promise.all(slots);

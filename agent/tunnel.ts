@@ -1,5 +1,5 @@
 // One WebSocket to the relay carrying one protocol session; hands incoming streams to the origin.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import WebSocket from "ws";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION, ProtocolError, TunnelClose } from "../src/protocol/frame.ts";
 import { decodeRequestHead } from "../src/protocol/head.ts";
@@ -17,6 +17,11 @@ export interface TunnelClosed {
   reason: string;
 }
 
+/** True when no intermediary can read the tunnel's bytes: TLS, or a loopback address. */
+export function unmaskedPath(url: URL): boolean {
+  return url.protocol === "wss:" || url.protocol === "https:" || /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(url.hostname);
+}
+
 /** One tunnel. `open()` resolves once the relay's hello arrived. */
 export class AgentTunnel {
   session?: Session;
@@ -31,10 +36,14 @@ export class AgentTunnel {
   private heartbeat?: NodeJS.Timeout;
   private lastPong = Date.now();
   private draining = false;
+  /** The PING sent right after our GOAWAY, until the relay answers it. */
+  private drainPing?: Uint8Array;
 
   constructor(
     private readonly config: AgentConfig,
     private readonly origin: Origin,
+    /** What the target speaks, for the hello (the supervisor asks the origin once). */
+    private readonly targetProtocols: string[] = [],
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.replaced = new Promise((resolve) => (this.resolveReplaced = resolve));
@@ -54,6 +63,9 @@ export class AgentTunnel {
       perMessageDeflate: false,
       handshakeTimeout: 10_000,
       maxPayload: 64 * 1024 * 1024,
+      // Masking protects cleartext intermediaries (RFC 6455 section 10.3). Over TLS or loopback
+      // there are none, and an all-zero mask lets ws skip masking and copying every byte it sends.
+      ...(unmaskedPath(url) ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
     });
     this.ws = ws;
     return new Promise<void>((resolve, reject) => {
@@ -112,8 +124,11 @@ export class AgentTunnel {
         window: DEFAULT_WINDOW,
         maxFrame: DEFAULT_MAX_FRAME,
         ...(this.config.requireAccess ? { requireAccess: true } : {}),
+        ...(this.targetProtocols.length ? { targetProtocols: this.targetProtocols } : {}),
       },
       send: (message) => this.ws?.send(message),
+      // Coalesce what one turn of the event loop produced without the 1 ms floor of setTimeout(0).
+      schedule: (flush) => setImmediate(flush),
       onHello: (hello) => {
         this.relayTunnelId = hello.id;
         onReady();
@@ -128,6 +143,9 @@ export class AgentTunnel {
         }
       },
       onGoAway: (_code, reason) => this.resolveReplaced(reason || "relay goaway"),
+      onPingAck: (payload) => {
+        if (this.drainPing && payload.every((b, i) => b === this.drainPing![i])) this.drainPing = undefined;
+      },
       onError: (error) => this.close(error.closeCode, error.message),
     });
   }
@@ -145,10 +163,29 @@ export class AgentTunnel {
     this.heartbeat.unref();
   }
 
-  /** Stops taking new streams: tells the relay with GOAWAY; in-flight streams go on. */
+  /**
+   * Stops taking new streams: tells the relay with GOAWAY, followed by a PING; in-flight streams
+   * go on. Streams the relay opened before it read the GOAWAY are refused as they arrive.
+   */
   drain(): void {
+    if (this.draining) return;
     this.draining = true;
     this.session?.goAway(ErrorCode.NoError, "agent shutting down");
+    if (this.session && this.ws?.readyState === WebSocket.OPEN) {
+      this.drainPing = new Uint8Array(randomBytes(8));
+      this.session.ping(this.drainPing);
+    }
+  }
+
+  /**
+   * True once closing cannot lose a request: the relay answered the PING sent after our GOAWAY
+   * (so it opens nothing more here, and every stream it opened before has arrived and been
+   * refused) and no stream is in flight. Closing right after GOAWAY would drop requests the
+   * relay sent meanwhile, which it cannot retry unless they are idempotent.
+   */
+  get idle(): boolean {
+    const open = this.ws?.readyState === WebSocket.OPEN;
+    return !open || (!this.drainPing && this.load === 0);
   }
 
   /** Closes the tunnel. */

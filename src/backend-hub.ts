@@ -145,6 +145,7 @@ export class BackendHub extends DurableObject<Env> {
         agentId: meta.hello?.id ?? null,
         software: meta.hello?.software ?? null,
         caps: meta.hello?.caps ?? [],
+        targetProtocols: meta.hello?.targetProtocols ?? [],
         connectedAt: new Date(meta.connectedAt).toISOString(),
         lastHeartbeat: new Date(this.lastHeartbeat(ws, tunnel)).toISOString(),
         streams: tunnel.load,
@@ -268,8 +269,15 @@ export class BackendHub extends DurableObject<Env> {
     let refusals = 0;
     let losses = 0;
     let lastReset: StreamReset | undefined;
+    /** The agent that refused this request or whose tunnel was lost under it. */
+    let avoidAgent: string | undefined;
     for (;;) {
-      const tunnel = pickTunnel(this.allTunnels().filter((t) => !tried.has(t)));
+      const untried = this.allTunnels().filter((t) => !tried.has(t));
+      // Retry on another agent's tunnel while there is one: a draining agent refuses on all its
+      // tunnels, and a crash or a cut network takes them all at once while the runtime delivers
+      // their closes one by one (the others still look open).
+      const elsewhere = avoidAgent === undefined ? [] : untried.filter((t) => t.meta.hello?.id !== avoidAgent);
+      const tunnel = pickTunnel(elsewhere.length ? elsewhere : untried);
       if (!tunnel) {
         body?.abort();
         if (lastReset) return errorForReset(lastReset, backend).toResponse();
@@ -284,6 +292,7 @@ export class BackendHub extends DurableObject<Env> {
         return outcome;
       }
       lastReset = outcome;
+      avoidAgent = tunnel.meta.hello?.id;
       const again =
         (outcome.code === ErrorCode.RefusedStream && !outcome.tunnelLost && refusals++ < MAX_REFUSED_RETRIES) ||
         (outcome.tunnelLost && repeatable && losses++ < 1);
@@ -324,6 +333,8 @@ export class BackendHub extends DurableObject<Env> {
     return new Promise<Response | StreamReset>((resolve) => {
       const body = new TunnelBody(stream);
       let answered = false;
+      /** The response head arrived (its Response is built a microtask later). */
+      let headed = false;
       const answer = (response: Response | StreamReset) => {
         if (answered) return;
         answered = true;
@@ -353,7 +364,14 @@ export class BackendHub extends DurableObject<Env> {
           if (empty && !fin) stream.reset(ErrorCode.NoError, "no body expected");
           // encodeBody "manual": pass the backend's bytes and Content-Encoding through untouched,
           // never gzipped again and never buffered by the runtime's compression (PLATFORM-NOTES).
-          answer(new Response(empty ? null : body.open(out.get("content-length")), { status, headers: out, encodeBody: "manual" }));
+          if (empty) return answer(new Response(null, { status, headers: out, encodeBody: "manual" }));
+          // The rest of this tunnel message may hold the whole body: answered as bytes, a small
+          // body costs the runtime far less than a stream (`npm run bench`).
+          headed = true;
+          queueMicrotask(() => {
+            const length = out.get("content-length");
+            answer(new Response(body.whole(length) ?? body.open(length), { status, headers: out, encodeBody: "manual" }));
+          });
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           stream.reset(ErrorCode.ProtocolError, message);
@@ -363,7 +381,7 @@ export class BackendHub extends DurableObject<Env> {
       stream.onData = (chunk) => body.push(chunk);
       stream.onEnd = () => body.end();
       stream.onReset = (reset) => {
-        if (answered) return body.fail(reset);
+        if (answered || headed) return body.fail(reset);
         answer(reset);
       };
     });
@@ -376,6 +394,14 @@ export function errorForReset(reset: StreamReset, backend: string): RelayError {
   switch (reset.code) {
     case ErrorCode.OriginUnreachable:
       return new RelayError("origin_unreachable", `The agent could not reach its target: ${reset.message}.`, backend);
+    case ErrorCode.MeshDenied:
+      return new RelayError("mesh_denied", `The service mesh refused the agent: ${reset.message}.`, backend);
+    case ErrorCode.MeshRefused:
+      return new RelayError("origin_error", `The mesh refused the request: ${reset.message}.`, backend);
+    case ErrorCode.MeshIdentity:
+      return new RelayError("mesh_identity_mismatch", `The agent did not trust the mesh proxy: ${reset.message}.`, backend);
+    case ErrorCode.BridgeError:
+      return new RelayError("bridge_error", `The agent's HTTP-TCP bridge failed: ${reset.message}.`, backend);
     case ErrorCode.RefusedStream:
       return new RelayError("no_agent", `The agent refused the request: ${reset.message || "it is shutting down"}.`, backend);
     default:

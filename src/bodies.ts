@@ -37,6 +37,25 @@ export class TunnelBody {
     return pipe.readable;
   }
 
+  /**
+   * The body as bytes when all of it already arrived and matches `contentLength` (the backend's
+   * Content-Length header); undefined otherwise, or once open() was called.
+   */
+  whole(contentLength?: string | null): Uint8Array | undefined {
+    if (!this.ended || this.failure || this.writer || !contentLength) return undefined;
+    let n = 0;
+    for (const chunk of this.early) n += chunk.byteLength;
+    if (String(n) !== contentLength) return undefined;
+    if (this.early.length === 1) return this.early[0];
+    const bytes = new Uint8Array(n);
+    n = 0;
+    for (const chunk of this.early) {
+      bytes.set(chunk, n);
+      n += chunk.byteLength;
+    }
+    return bytes;
+  }
+
   push(chunk: Uint8Array): void {
     if (this.writer) this.write(chunk);
     else this.early.push(chunk);

@@ -1,13 +1,17 @@
-// HTTP/1.1 targets: http://host:port, https://host:port (own CA or --origin-insecure) and
-// unix:/path.sock. Bodies stream both ways under the tunnel's credit.
+// HTTP/1.1 to a target: http://host:port, https://host:port (own CA or --origin-insecure),
+// unix:/path.sock, or over an HBONE CONNECT stream. Bodies stream both ways under credit.
 import http from "node:http";
+import http2 from "node:http2";
 import https from "node:https";
+import type { Readable } from "node:stream";
 import { endToEnd, pairs } from "../../src/http-headers.ts";
 import { ErrorCode } from "../../src/protocol/frame.ts";
 import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { StreamReset, type Stream } from "../../src/protocol/session.ts";
 import type { Target } from "../config.ts";
 import type { Origin } from "../origin.ts";
+import net from "node:net";
+import { H2Sessions, alpnConnect, serveH2 } from "./h2.ts";
 import { serveWebSocket, type WebSocketTarget } from "./websocket.ts";
 
 /** A short, safe description of a connection error (no addresses beyond the code). */
@@ -15,47 +19,137 @@ export function describeError(err: NodeJS.ErrnoException): string {
   return err.code ? `${err.code}: ${err.message}` : err.message;
 }
 
-export class HttpOrigin implements Origin {
-  readonly caps = ["http", "ws"];
-  private readonly agent: http.Agent;
-  private readonly base: http.RequestOptions;
-  private readonly request: typeof http.request;
-  private readonly ownHost: string;
-  private readonly wsTarget: WebSocketTarget;
+/**
+ * How an HttpOrigin reaches its target: a pooled connection over TCP, TLS or a unix socket, or
+ * a connection of its own per request (an HBONE CONNECT stream).
+ */
+export interface HttpDialer {
+  request: typeof http.request;
+  /** The Host header when the public one is not preserved. */
+  host: string;
+  /** Connection options for one request: host and port with a keep-alive agent, or createConnection. */
+  connection(head: RequestHead): Pick<http.RequestOptions, "hostname" | "port" | "socketPath" | "agent" | "createConnection">;
+  /** The same for the target's WebSocket server. */
+  websocket: Omit<WebSocketTarget, "host" | "createConnection"> & { connection?(head: RequestHead): WebSocketTarget["createConnection"] };
+  /**
+   * When the target speaks HTTP/2 (h2c, ALPN h2, h2 over HBONE): its session for a request;
+   * undefined when HTTP/1.1 is to be used (e.g. ALPN chose it).
+   */
+  h2?(head: RequestHead): Promise<{ session: http2.ClientHttp2Session; scheme: string } | undefined>;
+  /** What the target speaks, for the agent's hello (e.g. ["http/1.1"], ["h2"]). */
+  protocols(): Promise<string[]>;
+  /** Releases pooled connections and sessions. */
+  close(): void;
+}
 
-  constructor(
-    target: Exclude<Target, { kind: "tcp" }>,
-    private readonly preserveHost: boolean,
-  ) {
-    const options = { keepAlive: true, maxSockets: Infinity, scheduling: "lifo" as const };
-    if (target.kind === "unix") {
-      this.agent = new http.Agent(options);
-      this.base = { socketPath: target.path };
-      this.request = http.request;
-      this.ownHost = "localhost";
-      this.wsTarget = { base: `ws+unix:${target.path}`, host: this.ownHost };
-    } else {
-      const { hostname, port } = target.url;
-      const secure = target.kind === "https";
-      this.base = { hostname: hostname.replace(/^\[|\]$/g, ""), port: port || (secure ? 443 : 80) };
-      this.ownHost = target.url.host;
-      this.request = secure ? https.request : http.request;
-      this.agent = secure
-        ? new https.Agent({ ...options, ca: target.ca, rejectUnauthorized: !target.insecure })
-        : new http.Agent(options);
-      this.wsTarget = {
-        base: `${secure ? "wss" : "ws"}://${target.url.host}`,
-        host: this.ownHost,
-        ...(target.kind === "https" ? { tls: { ca: target.ca, rejectUnauthorized: !target.insecure } } : {}),
-      };
-    }
+/**
+ * The dialer for an http, https or unix target. `protocol` (--origin-protocol): `auto` offers
+ * ALPN h2 and http/1.1 to https targets and speaks what the target picks (asked once, on first
+ * use); `h2c` speaks cleartext HTTP/2 with prior knowledge; `h2` and `http1` force one.
+ */
+export function directDialer(target: Extract<Target, { kind: "http" | "https" | "unix" }>, protocol: OriginProtocol = "auto"): HttpDialer {
+  const options = { keepAlive: true, maxSockets: Infinity, scheduling: "lifo" as const };
+  if (target.kind === "unix") {
+    const agent = new http.Agent(options);
+    return {
+      request: http.request,
+      host: "localhost",
+      connection: () => ({ socketPath: target.path, agent }),
+      websocket: { base: `ws+unix:${target.path}` },
+      protocols: async () => ["http/1.1"],
+      close: () => agent.destroy(),
+    };
   }
+  const secure = target.kind === "https";
+  const hostname = target.url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(target.url.port || (secure ? 443 : 80));
+  const tlsOptions = target.kind === "https" ? { ca: target.ca, rejectUnauthorized: !target.insecure } : undefined;
+  const agent = tlsOptions ? new https.Agent({ ...options, ...tlsOptions }) : new http.Agent(options);
+  const dialer: HttpDialer = {
+    request: secure ? https.request : http.request,
+    host: target.url.host,
+    connection: () => ({ hostname, port, agent }),
+    websocket: { base: `${secure ? "wss" : "ws"}://${target.url.host}`, ...(tlsOptions ? { tls: tlsOptions } : {}) },
+    protocols: async () => [secure ? "http/1.1" : protocol === "h2c" ? "h2c" : "http/1.1"],
+    close: () => agent.destroy(),
+  };
+  const origin = `${secure ? "https" : "http"}://${target.url.host}`;
+  if (!secure && protocol === "h2c") {
+    const sessions = new H2Sessions(origin, async () => undefined);
+    dialer.h2 = async () => ({ session: await sessions.get(), scheme: "http" });
+    dialer.close = () => (agent.destroy(), sessions.close());
+  }
+  if (secure && protocol !== "http1") {
+    const tlsTo = { host: hostname, port, servername: net.isIP(hostname) ? undefined : hostname, ...tlsOptions };
+    // ALPN decides once, on first use; a session then reuses fresh TLS connections offering only h2.
+    let chosen: Promise<string> | undefined;
+    const choose = () =>
+      (chosen ??= alpnConnect(tlsTo, protocol === "h2" ? ["h2"] : ["h2", "http/1.1"]).then(
+        ({ socket, protocol: picked }) => (socket.destroy(), picked),
+        (err) => ((chosen = undefined), Promise.reject(err)),
+      ));
+    const sessions = new H2Sessions(origin, async () => (await alpnConnect(tlsTo, ["h2"])).socket);
+    dialer.h2 = async () => ((await choose()) === "h2" ? { session: await sessions.get(), scheme: "https" } : undefined);
+    dialer.protocols = async () => [await choose().catch(() => "unknown")];
+    dialer.close = () => (agent.destroy(), sessions.close());
+  }
+  return dialer;
+}
+
+/** --origin-protocol: how the agent speaks HTTP to its target. */
+export type OriginProtocol = "auto" | "http1" | "h2" | "h2c";
+
+/**
+ * Holds a stream's events while the agent decides how to reach the target (ALPN, a new
+ * session), then hands them to the handlers set by then.
+ */
+function hold(stream: Stream): () => void {
+  const events: Array<() => void> = [];
+  stream.onData = (chunk, flags) => events.push(() => stream.onData(chunk, flags));
+  stream.onEnd = () => events.push(() => stream.onEnd());
+  stream.onReset = (reset) => events.push(() => stream.onReset(reset));
+  return () => {
+    for (const replay of events) replay();
+  };
+}
+
+export class HttpOrigin implements Origin {
+  constructor(
+    private readonly dialer: HttpDialer,
+    private readonly preserveHost: boolean,
+    readonly caps: string[] = ["http", "ws"],
+  ) {}
 
   serve(stream: Stream, head: RequestHead, hasBody: boolean): void {
+    const host = this.preserveHost && head.authority ? head.authority : this.dialer.host;
     if (head.protocol === "websocket") {
-      const host = this.preserveHost && head.authority ? head.authority : this.ownHost;
-      return serveWebSocket(stream, head, { ...this.wsTarget, host });
+      const { connection, h2: _h2, ...ws } = { ...this.dialer.websocket, h2: undefined };
+      return serveWebSocket(stream, head, { ...ws, host, createConnection: connection?.(head) });
     }
+    if (this.dialer.h2) {
+      const release = hold(stream);
+      this.dialer.h2(head).then(
+        (h2) => {
+          if (h2) serveH2(stream, head, hasBody, h2.session, host, h2.scheme);
+          else this.serveHttp1(stream, head, hasBody, host);
+          release();
+        },
+        (err: NodeJS.ErrnoException & { tunnelCode?: ErrorCode }) => {
+          release();
+          stream.reset(err.tunnelCode ?? ErrorCode.OriginUnreachable, err.tunnelCode !== undefined ? err.message : describeError(err));
+        },
+      );
+      return;
+    }
+    this.serveHttp1(stream, head, hasBody, host);
+  }
+
+  /** What the target speaks (for the agent's hello). */
+  protocols(): Promise<string[]> {
+    return this.dialer.protocols();
+  }
+
+  private serveHttp1(stream: Stream, head: RequestHead, hasBody: boolean, host: string): void {
     const headers: string[] = [];
     let length = false;
     for (const [name, value] of head.headers) {
@@ -66,17 +160,17 @@ export class HttpOrigin implements Origin {
     // Node frames bodies of DELETE and OPTIONS only when told: say chunked for any body of
     // unknown length (the relay's runtime may have turned a Content-Length into chunks).
     if (hasBody && !length) headers.push("transfer-encoding", "chunked");
-    headers.push("host", this.preserveHost && head.authority ? head.authority : this.ownHost);
+    headers.push("host", host);
     let responded = false;
-    const req = this.request({
-      ...this.base,
-      agent: this.agent,
+    const req = this.dialer.request({
+      ...this.dialer.connection(head),
       method: head.method,
       path: head.path,
       headers,
       setHost: false,
     });
-    req.on("error", (err: NodeJS.ErrnoException) => {
+    req.on("error", (err: NodeJS.ErrnoException & { code?: unknown; tunnelCode?: ErrorCode }) => {
+      if (err.tunnelCode !== undefined && !responded) return stream.reset(err.tunnelCode, err.message);
       if (responded) stream.reset(ErrorCode.OriginReset, describeError(err));
       else stream.reset(ErrorCode.OriginUnreachable, describeError(err));
     });
@@ -97,12 +191,12 @@ export class HttpOrigin implements Origin {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.dialer.close();
   }
 }
 
 /** Streams a target's response body into a tunnel stream; a target that breaks off resets it. */
-export async function sendBody(res: http.IncomingMessage, stream: Stream): Promise<void> {
+export async function sendBody(res: Readable, stream: Stream): Promise<void> {
   try {
     for await (const chunk of res) await stream.write(chunk as Uint8Array);
     await stream.end();

@@ -68,6 +68,10 @@ export class TcpOrigin implements Origin {
   }
 
   close(): void {}
+
+  async protocols(): Promise<string[]> {
+    return ["tcp"];
+  }
 }
 
 /** A plain HTTP request to a TCP target: 426 with the relay's JSON error shape. */

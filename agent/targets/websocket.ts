@@ -16,6 +16,8 @@ export interface WebSocketTarget {
   base: string;
   host: string;
   tls?: { ca?: string; rejectUnauthorized: boolean };
+  /** Brings the connection (an HBONE CONNECT stream) instead of dialling `base`. */
+  createConnection?: ClientRequestArgs["createConnection"];
 }
 
 /** Request headers that belong to the client's own handshake, never forwarded. */
@@ -37,6 +39,7 @@ export function serveWebSocket(stream: Stream, head: RequestHead, target: WebSoc
     handshakeTimeout: 30_000,
     followRedirects: false,
     ...(target.tls ? { ca: target.tls.ca, rejectUnauthorized: target.tls.rejectUnauthorized } : {}),
+    ...(target.createConnection ? { createConnection: target.createConnection as never } : {}),
   };
   const ws = new WebSocket(url, offered, options);
   let opened = false;
@@ -56,8 +59,8 @@ export function serveWebSocket(stream: Stream, head: RequestHead, target: WebSoc
     if (noBody) return void res.resume();
     void sendBody(res, stream);
   });
-  ws.on("error", (err: NodeJS.ErrnoException) => {
-    if (!answered) stream.reset(ErrorCode.OriginUnreachable, describeError(err));
+  ws.on("error", (err: NodeJS.ErrnoException & { tunnelCode?: ErrorCode }) => {
+    if (!answered) stream.reset(err.tunnelCode ?? ErrorCode.OriginUnreachable, err.tunnelCode !== undefined ? err.message : describeError(err));
   });
   ws.on("open", () => (opened = true));
   const pump = new MessagePump(stream, ws);

@@ -75,6 +75,14 @@ export enum ErrorCode {
   Timeout = 9,
   /** A WebSocket message over the size limit (close code 1009). */
   MessageTooBig = 10,
+  /** The agent's bridge plugin failed on this request (agent/bridge/, README "Bridging HTTP to a TCP protocol"). */
+  BridgeError = 11,
+  /** The service mesh refused the agent (its certificate, or a 401/403 to CONNECT). */
+  MeshDenied = 12,
+  /** The mesh proxy's certificate carries none of the expected SPIFFE identities. */
+  MeshIdentity = 13,
+  /** The mesh proxy answered CONNECT with another status than 200, 401, 403 or 503. */
+  MeshRefused = 14,
 }
 
 /** WebSocket close codes a tunnel ends with. */
@@ -122,6 +130,8 @@ export interface Hello {
   maxFrame: number;
   /** Agent: public requests must carry an access token for this backend. */
   requireAccess?: boolean;
+  /** Agent: what its target speaks, e.g. ["h2"], ["http/1.1"], ["hbone", "http/1.1"], ["tcp"]. */
+  targetProtocols?: string[];
 }
 
 /** An ordered list of header fields, pseudo-fields (":method", ":status") first. */

@@ -36,6 +36,14 @@ export function idleStatus(): StreamStatus {
   return { state: StreamState.Idle, localHeaders: false, remoteHeaders: false };
 }
 
+/** Throws for an event the state forbids: ProtocolError when the peer sent it. */
+function refuse(state: StreamState, event: StreamEvent, remote: boolean): never {
+  const message = `${event} is not allowed on a stream that is ${state}${
+    event === StreamEvent.RecvData || event === StreamEvent.SendData ? " before its headers" : ""
+  }`;
+  throw remote ? new ProtocolError(message) : new Error(message);
+}
+
 const canSend = (s: StreamState) => s === StreamState.Open || s === StreamState.HalfClosedRemote;
 const canRecv = (s: StreamState) => s === StreamState.Open || s === StreamState.HalfClosedLocal;
 
@@ -45,30 +53,24 @@ const canRecv = (s: StreamState) => s === StreamState.Open || s === StreamState.
  */
 export function transition(status: StreamStatus, event: StreamEvent): StreamStatus {
   const { state } = status;
-  const bad = (remote: boolean): never => {
-    const message = `${event} is not allowed on a stream that is ${state}${
-      event === StreamEvent.RecvData || event === StreamEvent.SendData ? " before its headers" : ""
-    }`;
-    throw remote ? new ProtocolError(message) : new Error(message);
-  };
   switch (event) {
     case StreamEvent.SendHeaders:
-      if (status.localHeaders || !(state === StreamState.Idle || canSend(state))) bad(false);
+      if (status.localHeaders || !(state === StreamState.Idle || canSend(state))) refuse(state, event, false);
       return { ...status, localHeaders: true, state: state === StreamState.Idle ? StreamState.Open : state };
     case StreamEvent.RecvHeaders:
-      if (status.remoteHeaders || !(state === StreamState.Idle || canRecv(state))) bad(true);
+      if (status.remoteHeaders || !(state === StreamState.Idle || canRecv(state))) refuse(state, event, true);
       return { ...status, remoteHeaders: true, state: state === StreamState.Idle ? StreamState.Open : state };
     case StreamEvent.SendData:
-      if (!status.localHeaders || !canSend(state)) bad(false);
+      if (!status.localHeaders || !canSend(state)) refuse(state, event, false);
       return status;
     case StreamEvent.RecvData:
-      if (!status.remoteHeaders || !canRecv(state)) bad(true);
+      if (!status.remoteHeaders || !canRecv(state)) refuse(state, event, true);
       return status;
     case StreamEvent.SendFin:
-      if (!status.localHeaders || !canSend(state)) bad(false);
+      if (!status.localHeaders || !canSend(state)) refuse(state, event, false);
       return { ...status, state: state === StreamState.Open ? StreamState.HalfClosedLocal : StreamState.Closed };
     case StreamEvent.RecvFin:
-      if (!status.remoteHeaders || !canRecv(state)) bad(true);
+      if (!status.remoteHeaders || !canRecv(state)) refuse(state, event, true);
       return { ...status, state: state === StreamState.Open ? StreamState.HalfClosedRemote : StreamState.Closed };
     case StreamEvent.SendRst:
     case StreamEvent.RecvRst:

@@ -97,7 +97,7 @@ describe("edge-relay bin", { timeout: 30_000 }, () => {
     const good = await mintToken(SECRET, "demo");
     const bad = await run(["agent", "--relay", "http://127.0.0.1:9", "--backend", "demo", "--token", good, "--to", "ftp://x"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe('edge-relay: --to "ftp://x": the target must be http://host:port, https://host:port, unix:/path or tcp://host:port.\n');
+    expect(bad.stderr).toBe('edge-relay: --to "ftp://x": the target must be http://host:port, https://host:port, unix:/path, tcp://host:port or hbone://ip:port.\n');
     expect(bad.stderr).not.toContain(good);
   });
 });

@@ -13,7 +13,8 @@ let backend: WsBackend;
 let agent: AgentProcess;
 
 beforeAll(async () => {
-  [relay, backend] = await Promise.all([startRelay(), startWsBackend()]);
+  // A snapshot of src/: wrangler reloads the Worker on any edit, which would drop the idle socket.
+  [relay, backend] = await Promise.all([startRelay({ snapshot: true }), startWsBackend()]);
   agent = await startAgent(agentArgs(relay.url, NAME, await relay.token(NAME), backend.url), { waitUp: 1 });
 });
 

@@ -107,7 +107,7 @@ describe.skipIf(!!py.skip)("python3-websockets through the relay", () => {
     dir = mkdtempSync(join(tmpdir(), "edge-relay-py-"));
     script = join(dir, "client.py");
     writeFileSync(script, SCRIPT);
-    [relay, backend] = await Promise.all([startRelay(), startWsBackend()]);
+    [relay, backend] = await Promise.all([startRelay({ snapshot: true }), startWsBackend()]);
     agent = await startAgent(agentArgs(relay.url, NAME, await relay.token(NAME), backend.url), { waitUp: 1 });
   });
 

@@ -1,7 +1,9 @@
 // Starts the real relay Worker in workerd (wrangler's startWorker on a loopback port) for tests
 // and the benchmark, with a throwaway RELAY_SECRET; stops it afterwards.
 import { randomBytes } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { mintToken } from "../../src/auth.ts";
 
@@ -32,6 +34,21 @@ export interface RelayOptions {
   port?: number;
   /** Fixed RELAY_SECRET (default: a random one), e.g. to mint tokens before the relay starts. */
   secret?: string;
+  /**
+   * Run a copy of src/ taken now. wrangler dev rebuilds and reloads the Worker whenever a source
+   * file changes, whatever `watch` says, dropping every WebSocket: long tests use a snapshot so
+   * edits to the tree while they run cannot break them.
+   */
+  snapshot?: boolean;
+}
+
+/** Copies the Worker's sources and config to a temporary directory; returns its path. */
+function snapshotWorker(): string {
+  const dir = mkdtempSync(join(tmpdir(), "edge-relay-worker-"));
+  cpSync(join(ROOT, "src"), join(dir, "src"), { recursive: true });
+  for (const file of ["wrangler.toml", "tsconfig.json", "package.json"]) copyFileSync(join(ROOT, file), join(dir, file));
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  return dir;
 }
 
 /** Starts the relay Worker from wrangler.toml on 127.0.0.1. */
@@ -42,8 +59,9 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> 
   const vars = { RELAY_DOMAIN: "localhost", ...opts.vars };
   const bindings: Record<string, { type: "plain_text"; value: string }> = { RELAY_SECRET: { type: "plain_text", value: secret } };
   for (const [k, v] of Object.entries(vars)) bindings[k] = { type: "plain_text", value: v };
+  const root = opts.snapshot ? snapshotWorker() : ROOT;
   const worker = await unstable_startWorker({
-    config: `${ROOT}wrangler.toml`,
+    config: join(root, "wrangler.toml"),
     envFiles: [],
     bindings,
     dev: {
@@ -63,7 +81,10 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> 
     secret,
     token: (backend, ttlSeconds) => mintToken(secret, backend, ttlSeconds ? { ttlSeconds } : {}),
     workerdPids: () => pids,
-    stop: () => worker.dispose(),
+    stop: async () => {
+      await worker.dispose();
+      if (root !== ROOT) rmSync(root, { recursive: true, force: true });
+    },
   };
 }
 

@@ -68,6 +68,10 @@ const SPEC_CODES: Array<[string, ErrorCode, number]> = [
   ["ORIGIN_RESET", ErrorCode.OriginReset, 8],
   ["TIMEOUT", ErrorCode.Timeout, 9],
   ["MESSAGE_TOO_BIG", ErrorCode.MessageTooBig, 10],
+  ["BRIDGE_ERROR", ErrorCode.BridgeError, 11],
+  ["MESH_DENIED", ErrorCode.MeshDenied, 12],
+  ["MESH_IDENTITY", ErrorCode.MeshIdentity, 13],
+  ["MESH_REFUSED", ErrorCode.MeshRefused, 14],
 ];
 
 describe("frame types", () => {
@@ -140,8 +144,8 @@ describe("error codes", () => {
     expect(actual).toBe(expected);
   });
 
-  it("has exactly the eleven codes of version 1", () => {
-    expect(Object.values(members(ErrorCode)).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  it("has exactly the codes pinned above, no more", () => {
+    expect(Object.values(members(ErrorCode)).sort((a, b) => a - b)).toEqual(SPEC_CODES.map(([, , value]) => value).sort((a, b) => a - b));
   });
 
   it("matches the README's error code table", () => {

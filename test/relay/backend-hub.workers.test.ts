@@ -54,6 +54,8 @@ interface TestAgent {
   nextText(): Promise<string>;
   /** Payloads of PING ACKs, as they arrive. */
   onPingAck?: (payload: Uint8Array) => void;
+  /** Called after each stream the relay opened was queued in `incoming`. */
+  onIncoming?: () => void;
   /** Streams the relay opened, in order; `next()` waits for the next one. */
   incoming: Incoming[];
   next(): Promise<Incoming>;
@@ -114,6 +116,7 @@ async function connectAgent(backend: string, opts: { hello?: Partial<Hello>; sen
       body.catch(() => {});
       incoming.push({ stream, head: decodeRequestHead(list), body });
       for (const w of waiters.splice(0)) w();
+      agent.onIncoming?.();
     },
   });
   ws.addEventListener("message", (ev) => {
@@ -473,6 +476,60 @@ describe("tunnel choice", () => {
     for (const r of [...onA, ...onB]) await respond(r.stream, 200, [], r.head.path);
     const bodies = await Promise.all([...held, ...more].map(async (p) => (await within(p, "a response")).text()));
     expect(bodies).toEqual(["/a1", "/a2", "/a3", "/b1", "/b2", "/b3"]);
+    await closeAgent(a);
+    await closeAgent(b);
+  });
+});
+
+/** Resolves once the agents together hold `n` streams (past or future). */
+function streamsAt(agents: TestAgent[], n: number): Promise<void> {
+  const total = () => agents.reduce((sum, a) => sum + a.incoming.length, 0);
+  return within(
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (total() < n) return;
+        for (const a of agents) a.onIncoming = undefined;
+        resolve();
+      };
+      for (const a of agents) a.onIncoming = check;
+      check();
+    }),
+    `${n} streams at the agents`,
+  );
+}
+
+describe("tunnel choice after eviction", () => {
+  it("spreads requests over both rebuilt tunnels (3/3 with six requests held unanswered)", async () => {
+    const backend = backendName();
+    const stub = stubFor(backend);
+    const a = await readyAgent(backend);
+    const b = await readyAgent(backend);
+    const all = () => [...a.incoming, ...b.incoming];
+
+    // Two requests before eviction, bodies read to the end (eviction waits on open bodies).
+    for (let i = 1; i <= 2; i++) {
+      const pending = publicFetch(backend, `/before${i}`);
+      await streamsAt([a, b], i);
+      await respond(all().find((r) => r.head.path === `/before${i}`)!.stream, 200, [], "ok");
+      expect(await (await within(pending, "a response before eviction")).text()).toBe("ok");
+    }
+    const before = { a: a.incoming.length, b: b.incoming.length };
+    await within(evictDurableObject(stub), "the eviction", 10_000);
+    const inMemory = await runInDurableObject(stub, (instance) => (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size);
+    expect(inMemory).toBe(0);
+
+    // Six requests; neither agent answers until all six arrived, so each choice sees the load.
+    const pending = Array.from({ length: 6 }, (_, i) => publicFetch(backend, `/after${i}`));
+    await streamsAt([a, b], 8);
+    const onA = a.incoming.slice(before.a);
+    const onB = b.incoming.slice(before.b);
+    expect([onA.length, onB.length]).toEqual([3, 3]);
+
+    for (const r of [...onA, ...onB]) await respond(r.stream, 200, [], r.head.path);
+    const bodies = await Promise.all(pending.map(async (p) => (await within(p, "a response after eviction")).text()));
+    expect(bodies).toEqual(["/after0", "/after1", "/after2", "/after3", "/after4", "/after5"]);
+    const rebuilt = await runInDurableObject(stub, (instance) => (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size);
+    expect(rebuilt).toBe(2);
     await closeAgent(a);
     await closeAgent(b);
   });
