@@ -366,7 +366,7 @@ function parseHbone(
   configDir: string | undefined,
   readFile: (path: string) => string,
 ): HboneSettings {
-  const pem = (key: "hbone-cert" | "hbone-key" | "hbone-ca", what: string, marker: RegExp): string => {
+  const pem = (key: "hbone-cert" | "hbone-key" | "hbone-ca", what: string, marker: RegExp, block: string): string => {
     const setting = pick(key);
     if (!setting) {
       throw new ConfigError(`--${key} is required for an hbone:// target: ${what} (PEM file).`, { field: key });
@@ -378,12 +378,12 @@ function parseHbone(
     } catch (error) {
       problem(setting, `names a file that cannot be read (${describeError(error)})`, path);
     }
-    if (!marker.test(text)) problem(setting, `names a file that holds no ${what}`, path);
+    if (!marker.test(text)) problem(setting, `names a file that holds no ${block} (it should be ${what})`, path);
     return text;
   };
-  const cert = pem("hbone-cert", "the agent's client certificate", /-----BEGIN CERTIFICATE-----/);
-  const key = pem("hbone-key", "the client certificate's private key", /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/);
-  const ca = pem("hbone-ca", "the mesh's CA certificate", /-----BEGIN CERTIFICATE-----/);
+  const cert = pem("hbone-cert", "the agent's client certificate", /-----BEGIN CERTIFICATE-----/, "PEM certificate");
+  const key = pem("hbone-key", "the client certificate's private key", /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/, "PEM private key");
+  const ca = pem("hbone-ca", "the mesh's CA certificate", /-----BEGIN CERTIFICATE-----/, "PEM certificate");
   const identities = pickAll("hbone-identity").map((s) => {
     if (!/^spiffe:\/\/[^/\s]+\/\S*$/.test(s.text)) invalid(s, "the identity", "must be a SPIFFE ID like spiffe://cluster.local/ns/default/sa/reviews");
     return s.text;
