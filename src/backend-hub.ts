@@ -4,6 +4,7 @@ import { DurableObject } from "cloudflare:workers";
 import { benchResponse } from "./bench.ts";
 import { RequestBody, TunnelBody } from "./bodies.ts";
 import type { Env } from "./env.ts";
+import { Deadlines } from "./deadlines.ts";
 import { RelayError } from "./errors.ts";
 import { endToEnd } from "./http-headers.ts";
 import { DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose } from "./protocol/frame.ts";
@@ -58,6 +59,8 @@ function sendableCloseCode(code: number): number {
 export class BackendHub extends DurableObject<Env> {
   /** Sessions by socket; empty again after hibernation, refilled lazily from attachments. */
   private tunnels = new Map<WebSocket, Tunnel>();
+  /** Response-head timeouts of requests in flight, on one timer. */
+  private deadlines?: Deadlines;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -272,7 +275,7 @@ export class BackendHub extends DurableObject<Env> {
     /** The agent that refused this request or whose tunnel was lost under it. */
     let avoidAgent: string | undefined;
     for (;;) {
-      const untried = this.allTunnels().filter((t) => !tried.has(t));
+      const untried = tried.size === 0 ? tunnels : this.allTunnels().filter((t) => !tried.has(t));
       // Retry on another agent's tunnel while there is one: a draining agent refuses on all its
       // tunnels, and a crash or a cut network takes them all at once while the runtime delivers
       // their closes one by one (the others still look open).
@@ -301,6 +304,12 @@ export class BackendHub extends DurableObject<Env> {
         return errorForReset(outcome, backend).toResponse();
       }
     }
+  }
+
+  /** The response-head deadlines for a timeout of `seconds` (a var: the same for every request). */
+  private responseDeadlines(seconds: number): Deadlines {
+    if (this.deadlines?.ms !== seconds * 1000) this.deadlines = new Deadlines(seconds * 1000);
+    return this.deadlines;
   }
 
   /** Answers a WebSocket upgrade the agent accepted: a hibernatable client socket on the stream. */
@@ -338,13 +347,13 @@ export class BackendHub extends DurableObject<Env> {
       const answer = (response: Response | StreamReset) => {
         if (answered) return;
         answered = true;
-        clearTimeout(timer);
+        cancelTimeout();
         resolve(response);
       };
-      const timer = setTimeout(() => {
+      const cancelTimeout = this.responseDeadlines(seconds).add(() => {
         stream.reset(ErrorCode.Timeout, `no response headers within ${seconds} s`);
         answer(new RelayError("timeout", `The agent sent no response headers within ${seconds} seconds.`, backend).toResponse());
-      }, seconds * 1000);
+      });
 
       stream.onHeaders = (list, fin) => {
         try {

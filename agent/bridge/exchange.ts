@@ -151,7 +151,9 @@ export class BridgeExchange {
     try {
       ({ plugin: this.plugin, name: this.name } = await this.loading);
     } catch (err) {
-      return this.fail(`could not be loaded: ${messageOf(err)}`);
+      // The loader's ConfigError already names the plugin.
+      this.finish();
+      return this.stream.reset(ErrorCode.BridgeError, truncate(messageOf(err)));
     }
     const status = await this.call("encodeHeaders", () => this.plugin.encodeHeaders(this.ctx.request, this.ctx));
     if (status === "continue") this.requestMode = "chunks";
@@ -194,7 +196,10 @@ export class BridgeExchange {
     const socket = this.options.dial();
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.on("connect", () => (this.connected = true));
+    socket.on("connect", () => {
+      this.connected = true;
+      this.armIdle();
+    });
     socket.on("data", (chunk: Buffer) => {
       if (this.upstreamEnded || this.finished) return;
       clearTimeout(this.idleTimer);
@@ -293,7 +298,7 @@ export class BridgeExchange {
   }
 
   private armIdle(): void {
-    if (this.idleMs === undefined || this.requestMode !== "done" || this.finished || this.upstreamEnded || !this.socket) return;
+    if (this.idleMs === undefined || this.requestMode !== "done" || this.finished || this.upstreamEnded || !this.connected) return;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       this.socket?.pause();

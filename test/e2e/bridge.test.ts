@@ -34,7 +34,7 @@ async function bridge(name: string, port: number, plugin: string, extra: string[
   return { url: `${relay.url}/r/${name}/`, agent };
 }
 
-const post = (url: string, body: string | Uint8Array, headers: Record<string, string> = {}) => fetch(url, { method: "POST", body, headers });
+const post = (url: string, body: string | Buffer, headers: Record<string, string> = {}) => fetch(url, { method: "POST", body: typeof body === "string" ? body : new Uint8Array(body), headers });
 
 const redis = tool("redis-server", "redis-server");
 
