@@ -3,6 +3,7 @@
 import net from "node:net";
 import { Duplex } from "node:stream";
 import WebSocket from "ws";
+import { describeRefusal } from "./relay-refusal.ts";
 import { ACCESS_HEADER } from "../src/access.ts";
 import { CLIENT_WINDOW, FLOW_SUBPROTOCOL, flowMessage, parseFlowMessage } from "../src/client-flow.ts";
 
@@ -94,18 +95,8 @@ function bridge(socket: Duplex, url: string, token: string | undefined, fail: (m
   const done = () => localFin && remoteFin && ws.readyState === WebSocket.OPEN && ws.close(1000);
 
   ws.on("unexpected-response", (_req, res) => {
-    let body = "";
-    res.setEncoding("utf8");
-    res.on("data", (d: string) => (body += d.slice(0, 1000)));
-    res.on("end", () => {
-      let detail = body.trim();
-      try {
-        const json = JSON.parse(body) as { error?: string; message?: string };
-        if (json.error) detail = `${json.error}: ${json.message ?? ""}`;
-      } catch {
-        // Not our JSON error body.
-      }
-      fail(`the relay answered ${res.statusCode}${detail ? ` (${detail})` : ""}`);
+    void describeRefusal(res).then((message) => {
+      fail(message);
       socket.destroy();
     });
   });

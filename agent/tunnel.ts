@@ -1,6 +1,7 @@
 // One WebSocket to the relay carrying one protocol session; hands incoming streams to the origin.
 import { randomBytes, randomUUID } from "node:crypto";
 import WebSocket from "ws";
+import { describeRefusal } from "./relay-refusal.ts";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION, ProtocolError, TunnelClose } from "../src/protocol/frame.ts";
 import { decodeRequestHead } from "../src/protocol/head.ts";
 import { Session } from "../src/protocol/session.ts";
@@ -76,18 +77,8 @@ export class AgentTunnel {
         reject(new Error(message));
       };
       ws.on("unexpected-response", (_req, res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => (body += d.slice(0, 2000)));
-        res.on("end", () => {
-          let detail = body.trim().slice(0, 300);
-          try {
-            const json = JSON.parse(body) as { error?: string; message?: string };
-            if (json.error) detail = `${json.error}: ${json.message ?? ""}`;
-          } catch {
-            // Not our JSON error body: show the text as is.
-          }
-          fail(`the relay answered ${res.statusCode}${detail ? ` (${detail})` : ""}`);
+        void describeRefusal(res).then((message) => {
+          fail(message);
           ws.terminate();
         });
       });

@@ -1,6 +1,7 @@
 // RESP2, the Redis serialization protocol: commands as arrays of bulk strings, and a reply decoder
 // that works on partial input (https://redis.io/docs/latest/develop/reference/protocol-spec/).
 // Pure: Uint8Array only.
+import { concat } from "../../src/protocol/messages.ts";
 
 /** An error reply (`-ERR ...`, `-WRONGTYPE ...`): a value, not a thrown error. */
 export class RespErrorReply {
@@ -163,14 +164,3 @@ export class RespDecoder {
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.byteLength;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}

@@ -9,6 +9,17 @@ export interface Message {
   text: boolean;
 }
 
+/** Joins byte arrays into one (`total` when the caller already knows the length). */
+export function concat(parts: readonly Uint8Array[], total = parts.reduce((n, p) => n + p.byteLength, 0)): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
 /** Collects DATA fragments until EOM; refuses messages over `limit` bytes. */
 export class MessageAssembler {
   private parts: Uint8Array[] = [];
@@ -75,15 +86,6 @@ export function receiveMessages(
   };
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
 
 /**
  * The close code to send on a WebSocket for one received in CLOSE. 1005 (no code) becomes
