@@ -1,5 +1,8 @@
-// A relay-role and an agent-role Session joined by an in-memory transport that delivers each
-// message asynchronously, like a socket. The session conformance suite runs over any PairFactory.
+// A relay-role and an agent-role Session joined by a transport. `linkedPair` is the one
+// implementation (sessions, hello exchange, recording, tap, inject, closing); a Link only moves
+// bytes and close notices between the sides. `memoryPair` uses an in-memory link that delivers
+// each message asynchronously, like a socket; ws-pair.ts a real WebSocket. The session
+// conformance suite runs over any PairFactory.
 import { decodeMessage } from "../../src/protocol/codec.ts";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION, type Frame, type Hello } from "../../src/protocol/frame.ts";
 import { Session, type SessionOptions } from "../../src/protocol/session.ts";
@@ -47,7 +50,7 @@ export interface Pair {
   handshake(): Promise<void>;
   /** Resolves when the transport closes (a side's onError, or `close`). */
   readonly closed: Promise<CloseInfo>;
-  /** Closes the transport from one side; the other side's session is destroyed on delivery. */
+  /** Closes the transport from one side; the other side's session is destroyed when its end sees the close. */
   close(by: Side, code?: number, reason?: string): void;
 }
 
@@ -63,11 +66,42 @@ function decodeQuietly(bytes: Uint8Array): Frame[] {
   }
 }
 
-/** Two sessions over an in-memory transport: each message is copied and delivered on a later macrotask. */
-export const memoryPair: PairFactory = async (options = {}) => {
+/** Moves messages and close notices between the two sides; everything else is the pair's. */
+export interface Link {
+  /** Sends one binary message from `from` to the other side. */
+  send(from: Side, bytes: Uint8Array): void;
+  /** Closes the transport from `by` with a close code and reason. */
+  close(by: Side, code: number, reason: string): void;
+  /** Releases what the link holds (sockets, servers); see `disposePairs`. */
+  dispose?(): Promise<void>;
+}
+
+/** What a link reports to its pair. */
+export interface LinkEvents {
+  /** A message arrived at `to`. */
+  deliver(to: Side, bytes: Uint8Array): void;
+  /** `at`'s end of the transport saw it close, with this code and reason. */
+  closed(at: Side, code: number, reason: string): void;
+}
+
+export type LinkFactory = (events: LinkEvents) => Link | Promise<Link>;
+
+/** Disposers of pairs whose link holds resources, until `disposePairs` runs them. */
+const undisposed = new Set<() => Promise<void>>();
+
+/** Destroys every pair made since the last call and releases its link (call it in afterEach). */
+export async function disposePairs(): Promise<void> {
+  const all = [...undisposed];
+  undisposed.clear();
+  await Promise.all(all.map((dispose) => dispose()));
+}
+
+/** Two sessions joined by the link `connect` makes. */
+export async function linkedPair(connect: LinkFactory, options: PairOptions = {}): Promise<Pair> {
   const listeners: Array<(event: WireEvent) => void> = [];
   const sent: Record<Side, WireEvent[]> = { relay: [], agent: [] };
   let closedInfo: CloseInfo | undefined;
+  let disposed = false;
   let resolveClosed!: (info: CloseInfo) => void;
   const closed = new Promise<CloseInfo>((resolve) => (resolveClosed = resolve));
   let relayHello!: () => void;
@@ -81,30 +115,38 @@ export const memoryPair: PairFactory = async (options = {}) => {
     for (const l of listeners) l(event);
   };
 
-  /** Delivers `bytes` from `from` to the other side on a later macrotask, as a socket would. */
+  const link = await connect({
+    deliver: (to, bytes) => {
+      if (disposed) return;
+      emit({ kind: "deliver", from: other(to), bytes, frames: decodeQuietly(bytes) });
+      sessions[to].receive(bytes);
+    },
+    closed: (at, code, reason) => {
+      if (disposed) return;
+      // No closedInfo: the transport closed under the pair (a dropped socket), not through `close`.
+      closedInfo ??= { by: other(at), code, reason };
+      sessions[at].destroy(`the peer closed the tunnel (${code} ${reason})`);
+      if (at !== closedInfo.by) resolveClosed({ by: closedInfo.by, code, reason });
+    },
+  });
+
+  /** Sends a copy of `bytes` from `from`, recorded unless injected. */
   const transmit = (from: Side, bytes: Uint8Array, record: boolean) => {
-    if (closedInfo) return;
+    if (closedInfo || disposed) return;
     const copy = bytes.slice();
-    const event: WireEvent = { kind: "send", from, bytes: copy, frames: decodeQuietly(copy) };
     if (record) {
+      const event: WireEvent = { kind: "send", from, bytes: copy, frames: decodeQuietly(copy) };
       sent[from].push(event);
       emit(event);
     }
-    setImmediate(() => {
-      if (closedInfo) return;
-      emit({ ...event, kind: "deliver" });
-      sessions[other(from)].receive(copy);
-    });
+    link.send(from, copy);
   };
 
   const close = (by: Side, code = 1000, reason = "") => {
-    if (closedInfo) return;
+    if (closedInfo || disposed) return;
     closedInfo = { by, code, reason };
     sessions[by].destroy("the transport closed");
-    setImmediate(() => {
-      sessions[other(by)].destroy(`the peer closed the tunnel (${code} ${reason})`);
-      resolveClosed(closedInfo!);
-    });
+    link.close(by, code, reason);
   };
 
   const hello = (side: Side): Hello => ({
@@ -139,9 +181,16 @@ export const memoryPair: PairFactory = async (options = {}) => {
     });
   };
 
-  const sessions: Record<Side, Session> = { relay: undefined!, agent: undefined! };
-  sessions.relay = make("relay");
-  sessions.agent = make("agent");
+  const sessions: Record<Side, Session> = { relay: make("relay"), agent: make("agent") };
+  if (link.dispose) {
+    const dispose = link.dispose.bind(link);
+    undisposed.add(async () => {
+      disposed = true;
+      sessions.relay.destroy("the test is over");
+      sessions.agent.destroy("the test is over");
+      await dispose();
+    });
+  }
 
   const pair: Pair = {
     relay: sessions.relay,
@@ -158,4 +207,19 @@ export const memoryPair: PairFactory = async (options = {}) => {
   };
   if (options.handshake ?? true) await pair.handshake();
   return pair;
+}
+
+/** An in-memory link: each message is delivered on a later macrotask; a close drops what is still in flight. */
+const memoryLink: LinkFactory = (events) => {
+  let closed = false;
+  return {
+    send: (from, bytes) => setImmediate(() => closed || events.deliver(other(from), bytes)),
+    close: (by, code, reason) => {
+      closed = true;
+      setImmediate(() => events.closed(other(by), code, reason));
+    },
+  };
 };
+
+/** Two sessions over an in-memory transport. */
+export const memoryPair: PairFactory = (options) => linkedPair(memoryLink, options);

@@ -1,6 +1,6 @@
 // Session conformance suite (README "Hello", "Streams", "Flow"): a relay-role and an agent-role
 // Session talking over a transport. Runs over every PairFactory in TRANSPORTS.
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { decodeError, decodeU32, encodeError, encodeFrame, encodeFrames, encodeHeaderBlock, encodeHello, encodeU32 } from "../../src/protocol/codec.ts";
 import {
   ErrorCode,
@@ -15,9 +15,13 @@ import {
 } from "../../src/protocol/frame.ts";
 import { Session, StreamReset, type Stream } from "../../src/protocol/session.ts";
 import { StreamState } from "../../src/protocol/stream.ts";
-import { memoryPair, type Pair, type PairFactory, type PairOptions, type Side, type WireEvent } from "../helpers/memory-pair.ts";
+import { disposePairs, memoryPair, type Pair, type PairFactory, type PairOptions, type Side, type WireEvent } from "../helpers/memory-pair.ts";
+import { wsPair } from "../helpers/ws-pair.ts";
 
-const TRANSPORTS: Array<[string, PairFactory]> = [["an in-memory pair", memoryPair]];
+const TRANSPORTS: Array<[string, PairFactory]> = [
+  ["an in-memory pair", memoryPair],
+  ["a real WebSocket (ws)", wsPair],
+];
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -246,6 +250,8 @@ function relayPingAck(pair: Pair): Promise<Uint8Array> {
 const SMALL: Partial<Hello> = { window: 64 * KiB, maxFrame: 16 * KiB };
 
 describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
+  afterEach(disposePairs);
+
   /** A pair whose agent serves streams with `handle`. */
   async function serve(handle: (a: Accepted) => void, options: PairOptions = {}, consume: Consume = "sync") {
     const server = agentServer(handle, consume);
