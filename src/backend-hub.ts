@@ -73,7 +73,7 @@ export class BackendHub extends DurableObject<Env> {
     if (op === "connect") return this.acceptTunnel(request);
     if (op === "status") return Response.json(this.status(request.headers.get(Internal.backend) ?? ""));
     if (op === "drain") return Response.json(this.drain(request.headers.get(Internal.backend) ?? ""));
-    if (op === "bench" && this.env.RELAY_BENCH === "1") return benchResponse(request, request.headers.get(Internal.path) ?? "/");
+    if (op === "bench" && this.env.RELAY_BENCH === "1") return benchResponse(request, request.headers.get(Internal.path) ?? "/", this);
     return this.relay(request);
   }
 
@@ -254,9 +254,9 @@ export class BackendHub extends DurableObject<Env> {
     const upgrade = h.get("upgrade")?.toLowerCase() === "websocket";
     // The flow subprotocol is between the client and the relay only (src/client-flow.ts).
     const offer = upgrade ? takeFlowOffer(h.get("sec-websocket-protocol")) : { flow: false, rest: null };
-    const forwarded = endToEnd(h, true).filter(
-      ([name]) => !(upgrade && (HANDSHAKE_HEADERS.has(name) || name === "sec-websocket-protocol")),
-    );
+    const forwarded = upgrade
+      ? endToEnd(h, true).filter(([name]) => !HANDSHAKE_HEADERS.has(name) && name !== "sec-websocket-protocol")
+      : endToEnd(h, true);
     if (offer.rest) forwarded.push(["sec-websocket-protocol", offer.rest]);
     const head = encodeRequestHead({
       method: request.method,

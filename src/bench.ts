@@ -20,19 +20,35 @@ function patternBlock(): Uint8Array {
   return block;
 }
 
+const instances = new WeakMap<object, string>();
+
 /**
  * Answers like the bench's backend: `/bytes?n=N` streams N pattern bytes, a request with a body
- * answers `{length, sha256}` of it, anything else the small body.
+ * answers `{length, sha256}` of it, anything else the small body. `/instance` answers an id of
+ * the Durable Object instance `owner`.
  */
-export async function benchResponse(request: Request, path: string): Promise<Response> {
+export async function benchResponse(request: Request, path: string, owner: object): Promise<Response> {
   const url = new URL(path, "http://bench");
+  // An id per object instance: it changes when the object was evicted (hibernated) and rebuilt.
+  if (url.pathname === "/instance") {
+    if (!instances.has(owner)) instances.set(owner, crypto.randomUUID());
+    return new Response(instances.get(owner));
+  }
   if (request.body) {
-    const digest = new crypto.DigestStream("SHA-256");
+    // Typed by hand: the agent's tsconfig (which checks bench/, importing this file) lacks workers-types.
+    const { DigestStream } = crypto as unknown as { DigestStream: new (algorithm: string) => WritableStream<Uint8Array> & { digest: Promise<ArrayBuffer> } };
+    const digest = new DigestStream("SHA-256");
     const writer = digest.getWriter();
     let length = 0;
-    for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
-      length += chunk.byteLength;
-      await writer.write(chunk);
+    // Large reads, as the relay's own request bodies do (src/bodies.ts ChunkReader).
+    const reader = request.body.getReader({ mode: "byob" });
+    let buffer = new ArrayBuffer(BLOCK_BYTES);
+    for (;;) {
+      const { done, value } = await reader.read(new Uint8Array(buffer));
+      if (done) break;
+      length += value.byteLength;
+      await writer.write(value);
+      buffer = value.buffer as ArrayBuffer;
     }
     await writer.close();
     const sha256 = [...new Uint8Array(await digest.digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -54,7 +70,7 @@ export async function benchResponse(request: Request, path: string): Promise<Res
       { highWaterMark: 0 },
     );
     const headers = { "content-type": "application/octet-stream", "content-length": String(n) };
-    return new Response(body, { headers, encodeBody: "manual" });
+    return new Response(body, { headers, encodeBody: "manual" } as ResponseInit);
   }
   return new Response(BENCH_SMALL_BODY, { headers: { "content-type": "text/plain" } });
 }

@@ -42,19 +42,27 @@ function split(list: HeaderList): { pseudo: Map<string, string>; headers: Header
   let i = 0;
   for (; i < list.length && list[i][0].startsWith(":"); i++) pseudo.set(list[i][0], list[i][1]);
   const headers = list.slice(i);
-  if (headers.some(([name]) => name.startsWith(":"))) throw new ProtocolError("pseudo-fields must come before regular fields");
+  for (const [name] of headers) if (name.startsWith(":")) throw new ProtocolError("pseudo-fields must come before regular fields");
   return { pseudo, headers };
+}
+
+/** A pseudo-field every request head must carry. */
+function required(pseudo: Map<string, string>, name: string): string {
+  const v = pseudo.get(name);
+  if (v === undefined) throw new ProtocolError(`request head lacks ${name}`);
+  return v;
 }
 
 /** Reads a request head; missing pseudo-fields are a protocol error. */
 export function decodeRequestHead(list: HeaderList): RequestHead {
   const { pseudo, headers } = split(list);
-  const get = (name: string) => {
-    const v = pseudo.get(name);
-    if (v === undefined) throw new ProtocolError(`request head lacks ${name}`);
-    return v;
+  const head: RequestHead = {
+    method: required(pseudo, ":method"),
+    path: required(pseudo, ":path"),
+    scheme: required(pseudo, ":scheme"),
+    authority: required(pseudo, ":authority"),
+    headers,
   };
-  const head: RequestHead = { method: get(":method"), path: get(":path"), scheme: get(":scheme"), authority: get(":authority"), headers };
   const protocol = pseudo.get(":protocol");
   if (protocol !== undefined) head.protocol = protocol;
   return head;

@@ -63,7 +63,7 @@ describe("large bodies", () => {
     expect(res.status).toBe(200);
     const hash = createHash("sha256");
     let length = 0;
-    for await (const chunk of res.body!) {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
       hash.update(chunk);
       length += chunk.byteLength;
     }

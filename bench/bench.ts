@@ -1,0 +1,626 @@
+// `npm run bench`: a fast backend on loopback, the relay on bare workerd and a real agent, measured
+// side by side in one run; prints one table with ratios and writes bench/results.json.
+// `npm run bench -- --help` lists the options.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { fileURLToPath } from "node:url";
+import { BENCH_SMALL_BODY } from "../src/bench.ts";
+import { BIN, agentArgs } from "../test/helpers/agent.ts";
+import { WRK_INSTALL, wrk, wrkVersion, type LoadResult } from "./load.ts";
+import WebSocket from "ws";
+import { PeakRss, cpuSeconds, rssBytes } from "./procs.ts";
+import { profileWorkerd } from "./profile.ts";
+import { startBenchRelay, type BenchRelay } from "./runtime.ts";
+import { concurrentGets, download, upload, type Transfer } from "./transfer.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const MiB = 1024 * 1024;
+const BACKEND = "bench";
+/** The streams row's backend: the same server behind an agent with a single tunnel. */
+const SINGLE = "bench-single";
+
+/** Rows measured side by side; the others are single checks. */
+const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "ws"] as const;
+const CHECK_ROWS = ["memory", "streams", "idle"] as const;
+const PENDING: Record<string, string> = {
+  "relay-hbone": "pending: no HBONE row yet",
+  ws: "pending: no WebSocket row yet (the idle row covers WebSockets)",
+};
+
+const HELP = `npm run bench -- [options]
+
+  --rows <list>        comma-separated, from: ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}
+                       (default: direct,do-ceiling,relay; "all" for every row)
+  --duration <s>       seconds of load per small-GET run (default 3)
+  --reps <n>           repetitions of every table row, interleaved; medians are reported (default 3)
+  --download-mib <n>   size of the download (default 200)
+  --upload-mib <n>     size of the upload (default 100)
+  --memory-mib <n>     size of the slow download of the memory row (default 1024)
+  --memory-rate <n>    MiB/s the memory row's client reads at (default 10)
+  --streams <n>        concurrent streams of the streams row (default 1000)
+  --idle-sockets <n>   WebSockets of the idle row (default 5000)
+  --idle-seconds <n>   how long the idle row leaves them idle (default 30; eviction takes ~10 s)
+  --profile            CPU profiles of the agent (node --cpu-prof) and of the relay's JavaScript
+                       in workerd (inspector), written to bench/profiles/
+  --connections <n>    the agent's tunnels (default: the agent's own default)
+  --agent-node-args <s>  extra space-separated flags for the agent's node (e.g. "--max-semi-space-size=16")
+  --out <file>         where to write the JSON (default bench/results.json)
+`;
+
+interface Options {
+  rows: string[];
+  duration: number;
+  reps: number;
+  downloadMiB: number;
+  uploadMiB: number;
+  memoryMiB: number;
+  memoryRate: number;
+  streams: number;
+  idleSockets: number;
+  idleSeconds: number;
+  profile: boolean;
+  agentNodeArgs: string[];
+  connections?: number;
+  out: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = {
+    rows: ["direct", "do-ceiling", "relay"],
+    duration: 3,
+    reps: 3,
+    downloadMiB: 200,
+    uploadMiB: 100,
+    memoryMiB: 1024,
+    memoryRate: 10,
+    streams: 1000,
+    idleSockets: 5000,
+    idleSeconds: 30,
+    profile: false,
+    agentNodeArgs: [],
+    out: `${ROOT}bench/results.json`,
+  };
+  const number = (flag: string, v: string | undefined) => {
+    const n = Number(v);
+    if (!v || !Number.isFinite(n) || n <= 0) throw new Error(`${flag} needs a positive number, not "${v ?? ""}".`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const next = () => argv[++i];
+    switch (flag) {
+      case "--help":
+      case "-h":
+        process.stdout.write(HELP);
+        process.exit(0);
+      case "--rows": {
+        const v = next() ?? "";
+        o.rows = v === "all" ? [...TABLE_ROWS, ...CHECK_ROWS] : v.split(",").map((s) => s.trim()).filter(Boolean);
+        const unknown = o.rows.filter((r) => !(TABLE_ROWS as readonly string[]).includes(r) && !(CHECK_ROWS as readonly string[]).includes(r));
+        if (unknown.length) throw new Error(`--rows: unknown row ${unknown.join(", ")}; rows are ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}.`);
+        break;
+      }
+      case "--duration":
+        o.duration = number(flag, next());
+        break;
+      case "--reps":
+        o.reps = Math.round(number(flag, next()));
+        break;
+      case "--download-mib":
+        o.downloadMiB = number(flag, next());
+        break;
+      case "--upload-mib":
+        o.uploadMiB = number(flag, next());
+        break;
+      case "--memory-mib":
+        o.memoryMiB = number(flag, next());
+        break;
+      case "--memory-rate":
+        o.memoryRate = number(flag, next());
+        break;
+      case "--streams":
+        o.streams = Math.round(number(flag, next()));
+        break;
+      case "--idle-sockets":
+        o.idleSockets = Math.round(number(flag, next()));
+        break;
+      case "--idle-seconds":
+        o.idleSeconds = number(flag, next());
+        break;
+      case "--profile":
+        o.profile = true;
+        break;
+      case "--connections":
+        o.connections = Math.round(number(flag, next()));
+        break;
+      case "--agent-node-args":
+        o.agentNodeArgs = (next() ?? "").split(" ").filter(Boolean);
+        break;
+      case "--out":
+        o.out = next() ?? o.out;
+        break;
+      default:
+        throw new Error(`unknown option ${flag}; see npm run bench -- --help.`);
+    }
+  }
+  return o;
+}
+
+/** One repetition of one table row. */
+interface RowRun {
+  c1: LoadResult;
+  c32: LoadResult;
+  download: Transfer;
+  upload: Transfer;
+  /** CPU microseconds per request during the concurrency-32 run, by process. */
+  cpuUsPerRequest: Record<string, number>;
+  /** The same during the concurrency-1 run. */
+  cpuUsPerRequestC1: Record<string, number>;
+  peakRssMiB: Record<string, number>;
+}
+
+/** Medians over repetitions, flattened for the table and the JSON. */
+interface RowFigures {
+  rpsC1: number;
+  p50C1: number;
+  p99C1: number;
+  rpsC32: number;
+  p50C32: number;
+  p99C32: number;
+  downloadMiBps: number;
+  uploadMiBps: number;
+  agentPeakMiB?: number;
+  workerdPeakMiB?: number;
+  workerdCpuUs?: number;
+  agentCpuUs?: number;
+  backendCpuUs?: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+interface Env {
+  relay: BenchRelay;
+  backendUrl: string;
+  backendPid: number;
+  agent: AgentProcess;
+}
+
+interface AgentProcess {
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** The base URL each row sends its requests to. */
+function baseUrl(row: string, env: Env): string {
+  if (row === "direct") return env.backendUrl;
+  if (row === "do-ceiling") return `${env.relay.url}/_relay/bench/${BACKEND}`;
+  return `${env.relay.url}/r/${BACKEND}`;
+}
+
+/** Processes a row runs through: their CPU and memory are reported. */
+function rowPids(row: string, env: Env): Record<string, number> {
+  const pids: Record<string, number> = {};
+  if (row !== "direct") pids.workerd = env.relay.pid;
+  if (row === "relay") pids.agent = env.agent.proc.pid!;
+  if (row !== "do-ceiling") pids.backend = env.backendPid;
+  return pids;
+}
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new Error(message);
+}
+
+/** Runs a small-GET load and measures the CPU each process spent per request meanwhile. */
+async function withCpu(pids: Record<string, number>, load: () => Promise<LoadResult>): Promise<{ result: LoadResult; cpuUsPerRequest: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const result = await load();
+  const cpuUsPerRequest = Object.fromEntries(
+    Object.entries(pids).map(([k, pid]) => [k, ((cpuSeconds(pid) - before[k]) * 1e6) / Math.max(1, result.requests)]),
+  );
+  return { result, cpuUsPerRequest };
+}
+
+async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
+  const base = baseUrl(row, env);
+  const pids = rowPids(row, env);
+  const rss = new PeakRss(pids);
+  // Transfers first: right after a burst of small GETs the backend's heap is full of garbage
+  // and runs them at half speed. Warm-ups first: a fresh path runs cold code in every process.
+  await download(`${base}/bytes?n=${16 * MiB}`, 16 * MiB);
+  await upload(`${base}/echo`, 16 * MiB);
+  const down = await download(`${base}/bytes?n=${o.downloadMiB * MiB}`, o.downloadMiB * MiB);
+  check(down.exact, `${row}: the ${o.downloadMiB} MiB download was not byte-exact (${down.bytes} bytes)`);
+  const up = await upload(`${base}/echo`, o.uploadMiB * MiB);
+  check(up.exact, `${row}: the ${o.uploadMiB} MiB upload did not arrive byte-exact`);
+  await wrk(`${base}/small`, 32, 1); // warm-up: JIT, connection pools
+  const c1 = await withCpu(pids, () => wrk(`${base}/small`, 1, o.duration));
+  const c32 = await withCpu(pids, () => wrk(`${base}/small`, 32, o.duration));
+  for (const [name, r] of [["c1", c1.result], ["c32", c32.result]] as const) {
+    check(r.errors === 0 && r.badStatus === 0, `${row}: the ${name} small-GET run had ${r.errors} socket errors and ${r.badStatus} bad statuses`);
+  }
+  const peaks = rss.stop();
+  return {
+    c1: c1.result,
+    c32: c32.result,
+    download: down,
+    upload: up,
+    cpuUsPerRequest: c32.cpuUsPerRequest,
+    cpuUsPerRequestC1: c1.cpuUsPerRequest,
+    peakRssMiB: Object.fromEntries(Object.entries(peaks).map(([k, v]) => [k, v.peakMiB])),
+  };
+}
+
+function figures(runs: RowRun[]): RowFigures {
+  const m = (f: (r: RowRun) => number | undefined) => {
+    const xs = runs.map(f).filter((x): x is number => x !== undefined);
+    return xs.length ? median(xs) : undefined;
+  };
+  return {
+    rpsC1: m((r) => r.c1.rps)!,
+    p50C1: m((r) => r.c1.p50Ms)!,
+    p99C1: m((r) => r.c1.p99Ms)!,
+    rpsC32: m((r) => r.c32.rps)!,
+    p50C32: m((r) => r.c32.p50Ms)!,
+    p99C32: m((r) => r.c32.p99Ms)!,
+    downloadMiBps: m((r) => r.download.mibps)!,
+    uploadMiBps: m((r) => r.upload.mibps)!,
+    agentPeakMiB: runs.some((r) => r.peakRssMiB.agent) ? Math.max(...runs.map((r) => r.peakRssMiB.agent ?? 0)) : undefined,
+    workerdPeakMiB: runs.some((r) => r.peakRssMiB.workerd) ? Math.max(...runs.map((r) => r.peakRssMiB.workerd ?? 0)) : undefined,
+    workerdCpuUs: m((r) => r.cpuUsPerRequest.workerd),
+    agentCpuUs: m((r) => r.cpuUsPerRequest.agent),
+    backendCpuUs: m((r) => r.cpuUsPerRequest.backend),
+  };
+}
+
+// ---- output ----
+
+const fmt = (n: number | undefined, digits = 0) => (n === undefined ? "-" : n.toFixed(digits));
+const ms = (n: number | undefined) => (n === undefined ? "-" : n < 10 ? n.toFixed(2) : n.toFixed(1));
+const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
+const pct = (r: number) => (Number.isFinite(r) ? `${(r * 100).toFixed(0)}%` : "-");
+
+const COLUMNS = [
+  "row",
+  "c1 req/s",
+  "c1 p50 ms",
+  "c1 p99 ms",
+  "c32 req/s",
+  "c32 p50 ms",
+  "c32 p99 ms",
+  "↓ MiB/s",
+  "↑ MiB/s",
+  "agent peak MiB",
+  "workerd peak MiB",
+  "CPU µs/req (workerd / agent / backend)",
+];
+
+function tableRow(name: string, f: RowFigures): string[] {
+  return [
+    name,
+    fmt(f.rpsC1),
+    ms(f.p50C1),
+    ms(f.p99C1),
+    fmt(f.rpsC32),
+    ms(f.p50C32),
+    ms(f.p99C32),
+    fmt(f.downloadMiBps),
+    fmt(f.uploadMiBps),
+    fmt(f.agentPeakMiB),
+    fmt(f.workerdPeakMiB),
+    `${fmt(f.workerdCpuUs)} / ${fmt(f.agentCpuUs)} / ${fmt(f.backendCpuUs)}`,
+  ];
+}
+
+/** A ratio row: rates as a share, latency as a share with the difference in ms. */
+function ratioRow(name: string, a: RowFigures, b: RowFigures): string[] {
+  const lat = (x: number, y: number) => `${pct(ratio(x, y))} (${x - y >= 0 ? "+" : ""}${(x - y).toFixed(2)})`;
+  return [
+    name,
+    pct(ratio(a.rpsC1, b.rpsC1)),
+    lat(a.p50C1, b.p50C1),
+    lat(a.p99C1, b.p99C1),
+    pct(ratio(a.rpsC32, b.rpsC32)),
+    lat(a.p50C32, b.p50C32),
+    lat(a.p99C32, b.p99C32),
+    pct(ratio(a.downloadMiBps, b.downloadMiBps)),
+    pct(ratio(a.uploadMiBps, b.uploadMiBps)),
+    "",
+    "",
+    "",
+  ];
+}
+
+/** A Markdown table (readable as is in a terminal, pasteable into the README). */
+function markdown(rows: string[][]): string {
+  const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (c ?? "").padEnd(widths[i])).join(" | ")} |`;
+  return [line(COLUMNS), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+}
+
+interface Target {
+  target: string;
+  figure: string;
+  met: boolean | "pending" | "not run";
+}
+
+function machine(runtime: string) {
+  const model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? os.cpus()[0]?.model ?? "unknown";
+  return { nproc: os.availableParallelism(), cpu: model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, runtime, loadTool: wrkVersion() ?? "none" };
+}
+
+// ---- processes ----
+
+async function startBackendProcess(): Promise<{ url: string; proc: ChildProcess }> {
+  const proc = spawn(process.execPath, ["--import", "tsx", `${ROOT}bench/backend.ts`], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = "";
+    proc.once("exit", (code) => reject(new Error(`the bench backend exited with ${code}`)));
+    proc.stdout!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split("\n").find((l) => l.startsWith("{"));
+      if (line) resolve((JSON.parse(line) as { port: number }).port);
+    });
+  });
+  return { url: `http://127.0.0.1:${port}`, proc };
+}
+
+/** Starts `edge-relay agent` with `nodeArgs` for node itself; resolves once all its tunnels are up. */
+async function startAgentProcess(nodeArgs: string[], args: string[]): Promise<AgentProcess> {
+  const proc = spawn(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the agent did not connect within 20 s:\n${output}`)), 20_000);
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (/tunnels=(\d+)\/\1\b/.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout!.on("data", onData);
+    proc.stderr!.on("data", onData);
+    void exited.then(() => reject(new Error(`the agent exited:\n${output}`)));
+  });
+  return {
+    proc,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Opens a WebSocket; resolves once open. */
+function openSocket(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+    ws.once("unexpected-response", (_req, res) => reject(new Error(`the relay answered ${res.statusCode}`)));
+  });
+}
+
+/** Sends one message on each socket, `batch` at a time; resolves with how many came back echoed. */
+async function echoAll(sockets: WebSocket[], batch: number, errors: string[]): Promise<number> {
+  let ok = 0;
+  for (let i = 0; i < sockets.length; i += batch) {
+    await Promise.all(
+      sockets.slice(i, i + batch).map(
+        (ws, j) =>
+          new Promise<void>((resolve) => {
+            const text = `echo ${i + j}`;
+            const timer = setTimeout(() => (errors.push(`socket ${i + j}: no echo within 30 s`), resolve()), 30_000);
+            ws.once("message", (data) => {
+              clearTimeout(timer);
+              if (data.toString() === text) ok++;
+              else errors.push(`socket ${i + j}: echoed ${String(data).slice(0, 40)}`);
+              resolve();
+            });
+            ws.send(text);
+          }),
+      ),
+    );
+  }
+  return ok;
+}
+
+/**
+ * The idle row: `n` WebSockets through the relay to the backend's echo, left idle for `seconds`
+ * (the Durable Object is evicted under its hibernatable sockets), then one echo on each.
+ */
+async function idleSockets(env: Env, n: number, seconds: number) {
+  const errors: string[] = [];
+  const instance = async () => (await fetch(`${env.relay.url}/_relay/bench/${BACKEND}/instance`)).text();
+  const url = `${env.relay.url.replace(/^http/, "ws")}/r/${BACKEND}/ws`;
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < n; i += 100) {
+    const opened = await Promise.allSettled(Array.from({ length: Math.min(100, n - i) }, () => openSocket(url)));
+    for (const o of opened) {
+      if (o.status === "fulfilled") sockets.push(o.value);
+      else errors.push(`open: ${(o.reason as Error).message}`);
+    }
+  }
+  let closedWhileIdle = 0;
+  const onClose = () => closedWhileIdle++;
+  for (const ws of sockets) ws.on("close", onClose);
+  // One round trip each first, so every stream has carried data before the idle period.
+  await echoAll(sockets, 500, errors);
+  const before = await instance();
+  const workerdOpen = rssBytes(env.relay.pid) / 1048576;
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const workerdIdle = rssBytes(env.relay.pid) / 1048576;
+  const rebuilt = (await instance()) !== before;
+  for (const ws of sockets) ws.off("close", onClose);
+  const echoed = await echoAll(sockets.filter((ws) => ws.readyState === WebSocket.OPEN), 500, errors);
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === WebSocket.CLOSED) return resolve();
+          const timer = setTimeout(() => (ws.terminate(), resolve()), 10_000);
+          ws.once("close", () => (clearTimeout(timer), resolve()));
+          ws.close(1000, "bench done");
+        }),
+    ),
+  );
+  return { opened: sockets.length, echoed, closedWhileIdle, rebuilt, workerdMiB: { open: workerdOpen, idle: workerdIdle }, errors: [...new Set(errors)].slice(0, 5) };
+}
+
+/** Stops what the run started, last first. */
+const cleanup: Array<() => unknown> = [];
+async function stopAll(): Promise<void> {
+  while (cleanup.length) await cleanup.pop()!();
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  const tableRows = o.rows.filter((r) => (TABLE_ROWS as readonly string[]).includes(r) && !PENDING[r]);
+  const loadTool = wrkVersion();
+  if (tableRows.length && !loadTool) {
+    console.error(`The benchmark drives small GETs with wrk, which is not installed. Install it with:\n  ${WRK_INSTALL}`);
+    process.exit(2);
+  }
+  const started = Date.now();
+  const backend = await startBackendProcess();
+  cleanup.push(() => void backend.proc.kill("SIGTERM"));
+  const relay = await startBenchRelay({ RELAY_BENCH: "1" }, { inspect: o.profile });
+  cleanup.push(() => relay.stop());
+  const profileDir = `${ROOT}bench/profiles`;
+  if (o.profile) mkdirSync(profileDir, { recursive: true });
+  const nodeArgs = [...o.agentNodeArgs, ...(o.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
+  const agent = await startAgentProcess(nodeArgs, agentArgs(relay.url, BACKEND, await relay.token(BACKEND), backend.url, o.connections ? ["--connections", String(o.connections)] : []));
+  cleanup.push(() => agent.stop());
+  const env: Env = { relay, backendUrl: backend.url, backendPid: backend.proc.pid!, agent };
+  const info = machine(relay.runtime);
+  console.log(`edge-relay bench: ${info.nproc} cores, ${info.cpu}, Node ${info.node}, ${info.loadTool}`);
+  console.log(`relay runtime: ${relay.runtime}`);
+  const [load1] = os.loadavg();
+  if (load1 > 0.5) console.log(`note: the load average is ${load1.toFixed(2)} before the run: other work on this machine skews the figures`);
+  console.log(`rows: ${o.rows.join(", ")}; ${o.duration} s per small-GET run, ${o.reps} repetition(s)\n`);
+
+  const results: Record<string, unknown> = {};
+  const targets: Target[] = [];
+  try {
+    // Every row answers the same small body, so the comparison is like for like.
+    for (const row of tableRows) {
+      const res = await fetch(`${baseUrl(row, env)}/small`);
+      const text = await res.text();
+      check(res.status === 200 && text === BENCH_SMALL_BODY, `${row}: /small answered ${res.status} ${text.slice(0, 200)}`);
+    }
+
+    const workerdProfile = relay.inspectorPort ? await profileWorkerd(relay.inspectorPort) : undefined;
+    const runs = new Map<string, RowRun[]>(tableRows.map((r) => [r, []]));
+    for (let rep = 0; rep < o.reps; rep++) {
+      for (const row of tableRows) {
+        process.stdout.write(`  measuring ${row}${o.reps > 1 ? ` (${rep + 1}/${o.reps})` : ""}...\n`);
+        runs.get(row)!.push(await measureRow(row, env, o));
+      }
+    }
+    if (workerdProfile) writeFileSync(`${profileDir}/workerd.${Date.now()}.cpuprofile`, JSON.stringify(await workerdProfile.stop()));
+    const fig = new Map([...runs].map(([r, rs]) => [r, figures(rs)]));
+    const lines: string[][] = [];
+    for (const row of o.rows.filter((r) => (TABLE_ROWS as readonly string[]).includes(r))) {
+      if (PENDING[row]) lines.push([row, PENDING[row]]);
+      else lines.push(tableRow(row, fig.get(row)!));
+    }
+    const direct = fig.get("direct");
+    const ceiling = fig.get("do-ceiling");
+    const relayFig = fig.get("relay");
+    if (relayFig && direct) lines.push(ratioRow("relay / direct", relayFig, direct));
+    if (relayFig && ceiling) lines.push(ratioRow("relay / do-ceiling", relayFig, ceiling));
+    if (ceiling && direct) lines.push(ratioRow("do-ceiling / direct", ceiling, direct));
+    if (lines.length) {
+      console.log(`\n${markdown(lines)}\n`);
+      console.log(
+        "Latency ratios show the difference in ms in brackets. CPU µs/req is CPU time per request during the c32 run;\n" +
+          "every download and upload was checked byte-exact (sha256).\n",
+      );
+    }
+
+    if (relayFig && ceiling) {
+      const r = ratio(relayFig.rpsC32, ceiling.rpsC32);
+      targets.push({ target: "small GET c32: relay >= 70% of do-ceiling", figure: pct(r), met: r >= 0.7 });
+    }
+    if (relayFig && direct) {
+      const added = relayFig.p50C1 - direct.p50C1;
+      targets.push({ target: "c1 p50: relay <= direct + 1 ms", figure: `+${added.toFixed(2)} ms`, met: added <= 1 });
+      const d = ratio(relayFig.downloadMiBps, direct.downloadMiBps);
+      targets.push({ target: `${o.downloadMiB} MiB download: relay >= 35% of direct`, figure: pct(d), met: d >= 0.35 });
+      const u = ratio(relayFig.uploadMiBps, direct.uploadMiBps);
+      targets.push({ target: `${o.uploadMiB} MiB upload: relay >= 35% of direct`, figure: pct(u), met: u >= 0.35 });
+    }
+    results.rows = Object.fromEntries([...fig].map(([r, f]) => [r, { median: f, runs: runs.get(r) }]));
+
+    if (o.rows.includes("streams")) {
+      process.stdout.write(`  streams: ${o.streams} concurrent requests on one tunnel...\n`);
+      // An agent of its own with one tunnel, so that every stream shares it.
+      const single = await startAgentProcess([], agentArgs(relay.url, SINGLE, await relay.token(SINGLE), backend.url, ["--connections", "1"]));
+      cleanup.push(() => single.stop());
+      await fetch(`${backend.url}/stats`).then((r) => r.text());
+      const res = await concurrentGets(`${relay.url}/r/${SINGLE}/hold?ms=2000`, o.streams, BENCH_SMALL_BODY);
+      const { maxInFlight } = (await (await fetch(`${backend.url}/stats`)).json()) as { maxInFlight: number };
+      const met = res.failed === 0 && maxInFlight >= o.streams;
+      const figure = `${o.streams - res.failed}/${o.streams} ok, ${maxInFlight} at once at the backend, ${res.seconds.toFixed(1)} s${res.errors.length ? `; errors: ${res.errors.join("; ")}` : ""}`;
+      console.log(`streams: ${figure}`);
+      targets.push({ target: `${o.streams} concurrent streams on one tunnel, no error`, figure, met });
+      results.streams = { ...res, count: o.streams, maxInFlight };
+    }
+
+    if (o.rows.includes("memory")) {
+      const n = o.memoryMiB * MiB;
+      process.stdout.write(`  memory: ${o.memoryMiB} MiB through the relay read at ${o.memoryRate} MiB/s (~${Math.round(o.memoryMiB / o.memoryRate)} s)...\n`);
+      const rss = new PeakRss({ workerd: relay.pid, agent: agent.proc.pid! }, 100);
+      const t = await download(`${relay.url}/r/${BACKEND}/bytes?n=${n}`, n, o.memoryRate);
+      const m = rss.stop();
+      const growth = Math.max(m.workerd.growthMiB, m.agent.growthMiB);
+      const figure = `workerd +${m.workerd.growthMiB.toFixed(1)} MiB, agent +${m.agent.growthMiB.toFixed(1)} MiB at ${t.mibps.toFixed(1)} MiB/s${t.exact ? ", byte-exact" : ", NOT byte-exact"}`;
+      console.log(`memory: ${figure}`);
+      targets.push({ target: `${o.memoryMiB} MiB read at ${o.memoryRate} MiB/s: workerd and agent grow < 64 MiB`, figure, met: growth < 64 && t.exact });
+      results.memory = { ...m, transfer: t };
+    }
+    if (o.rows.includes("idle")) {
+      process.stdout.write(`  idle: ${o.idleSockets} WebSockets through the relay, idle for ${o.idleSeconds} s...\n`);
+      const r = await idleSockets(env, o.idleSockets, o.idleSeconds);
+      const figure =
+        `${r.echoed}/${o.idleSockets} echoed after ${o.idleSeconds} s idle, ${r.closedWhileIdle} closed while idle, ` +
+        `object ${r.rebuilt ? "evicted and rebuilt (hibernated)" : "NOT evicted"}; workerd ${r.workerdMiB.open.toFixed(0)} MiB open, ` +
+        `${r.workerdMiB.idle.toFixed(0)} MiB idle${r.errors.length ? `; errors: ${r.errors.join("; ")}` : ""}`;
+      console.log(`idle: ${figure}`);
+      targets.push({
+        target: `${o.idleSockets} idle WebSockets on a hibernating object, no error`,
+        figure,
+        met: r.echoed === o.idleSockets && r.closedWhileIdle === 0 && r.rebuilt,
+      });
+      results.idle = r;
+    }
+
+    if (targets.length) {
+      console.log("\nTargets:");
+      for (const t of targets) console.log(`  ${t.met === true ? "MET   " : t.met === false ? "MISSED" : "      "} ${t.target}: ${t.figure}`);
+    }
+    console.log(`\nrun took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  } finally {
+    await stopAll();
+  }
+  if (o.profile) console.log(`agent CPU profile written to ${profileDir}/ (open in Chrome DevTools or speedscope)`);
+  const out = { date: new Date().toISOString(), machine: info, options: { ...o, out: undefined }, targets, ...results };
+  writeFileSync(o.out, JSON.stringify(out, null, 2) + "\n");
+  console.log(`figures written to ${o.out}`);
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => void stopAll().finally(() => process.exit(130)));
+}
+
+main().catch(async (err) => {
+  console.error(err instanceof Error ? err.message : err);
+  await stopAll();
+  process.exit(1);
+});
