@@ -13,25 +13,31 @@ import { PeakRss, cpuSeconds, rssBytes } from "./procs.ts";
 import { profileWorkerd } from "./profile.ts";
 import { startBenchRelay, type BenchRelay } from "./runtime.ts";
 import { concurrentGets, download, upload, type Transfer } from "./transfer.ts";
+import { wsPingPong, wsStream } from "./ws.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MiB = 1024 * 1024;
 const BACKEND = "bench";
 /** The streams row's backend: the same server behind an agent with a single tunnel. */
 const SINGLE = "bench-single";
+/** The relay-hbone row's backend: the same server, reached by an agent through the HBONE proxy. */
+const HBONE = "bench-hbone";
+/** The ws row's backend: the tests' `ws` echo server behind an agent of its own. */
+const WS = "bench-ws";
+/** The mesh identity the HBONE proxy's certificate carries (test/helpers/certs.ts). */
+const HBONE_IDENTITY = "spiffe://cluster.local/ns/default/sa/server";
 
 /** Rows measured side by side; the others are single checks. */
 const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "ws"] as const;
 const CHECK_ROWS = ["memory", "streams", "idle"] as const;
-const PENDING: Record<string, string> = {
-  "relay-hbone": "pending: no HBONE row yet",
-  ws: "pending: no WebSocket row yet (the idle row covers WebSockets)",
-};
+/** Rows measured as well whenever a row is, for its ratios. */
+const REFERENCES: Record<string, string[]> = { "relay-hbone": ["direct", "do-ceiling"] };
 
 const HELP = `npm run bench -- [options]
 
   --rows <list>        comma-separated, from: ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}
-                       (default: direct,do-ceiling,relay; "all" for every row)
+                       (default: direct,do-ceiling,relay; "all" for every row;
+                       relay-hbone brings direct and do-ceiling along for its ratios)
   --duration <s>       seconds of load per small-GET run (default 3)
   --reps <n>           repetitions of every table row, interleaved; medians are reported (default 3)
   --download-mib <n>   size of the download (default 200)
@@ -41,6 +47,7 @@ const HELP = `npm run bench -- [options]
   --streams <n>        concurrent streams of the streams row (default 1000)
   --idle-sockets <n>   WebSockets of the idle row (default 5000)
   --idle-seconds <n>   how long the idle row leaves them idle (default 30; eviction takes ~10 s)
+  --ws-mib <n>         MiB of 1 MiB binary messages the ws row echoes (default 100)
   --profile            CPU profiles of the agent (node --cpu-prof) and of the relay's JavaScript
                        in workerd (inspector), written to bench/profiles/
   --connections <n>    the agent's tunnels (default: the agent's own default)
@@ -59,6 +66,7 @@ interface Options {
   streams: number;
   idleSockets: number;
   idleSeconds: number;
+  wsMiB: number;
   profile: boolean;
   agentNodeArgs: string[];
   connections?: number;
@@ -77,6 +85,7 @@ function parseOptions(argv: string[]): Options {
     streams: 1000,
     idleSockets: 5000,
     idleSeconds: 30,
+    wsMiB: 100,
     profile: false,
     agentNodeArgs: [],
     out: `${ROOT}bench/results.json`,
@@ -128,6 +137,9 @@ function parseOptions(argv: string[]): Options {
       case "--idle-seconds":
         o.idleSeconds = number(flag, next());
         break;
+      case "--ws-mib":
+        o.wsMiB = number(flag, next());
+        break;
       case "--profile":
         o.profile = true;
         break;
@@ -175,6 +187,8 @@ interface RowFigures {
   workerdCpuUs?: number;
   agentCpuUs?: number;
   backendCpuUs?: number;
+  /** relay-hbone: the HBONE proxy's CPU µs per request. */
+  proxyCpuUs?: number;
 }
 
 const median = (xs: number[]) => {
@@ -187,7 +201,15 @@ interface Env {
   backendUrl: string;
   backendPid: number;
   agent: AgentProcess;
+  /** relay-hbone: the HBONE proxy's process and the agent that goes through it. */
+  hbone?: { pid: number; agent: AgentProcess };
+  /** ws: the `ws` echo server's process and its agent. */
+  ws?: { url: string; pid: number; agent: AgentProcess };
 }
+
+/** The ws row is measured twice: straight to the echo server and through the relay. */
+const WS_DIRECT = "ws-direct";
+const isWs = (row: string) => row === "ws" || row === WS_DIRECT;
 
 interface AgentProcess {
   proc: ChildProcess;
@@ -198,14 +220,23 @@ interface AgentProcess {
 function baseUrl(row: string, env: Env): string {
   if (row === "direct") return env.backendUrl;
   if (row === "do-ceiling") return `${env.relay.url}/_relay/bench/${BACKEND}`;
+  if (row === "relay-hbone") return `${env.relay.url}/r/${HBONE}`;
+  if (row === WS_DIRECT) return `${env.ws!.url.replace(/^http/, "ws")}/echo`;
+  if (row === "ws") return `${env.relay.url.replace(/^http/, "ws")}/r/${WS}/echo`;
   return `${env.relay.url}/r/${BACKEND}`;
 }
 
 /** Processes a row runs through: their CPU and memory are reported. */
 function rowPids(row: string, env: Env): Record<string, number> {
   const pids: Record<string, number> = {};
+  if (isWs(row)) {
+    if (row === "ws") Object.assign(pids, { workerd: env.relay.pid, agent: env.ws!.agent.proc.pid! });
+    pids.backend = env.ws!.pid;
+    return pids;
+  }
   if (row !== "direct") pids.workerd = env.relay.pid;
   if (row === "relay") pids.agent = env.agent.proc.pid!;
+  if (row === "relay-hbone") Object.assign(pids, { agent: env.hbone!.agent.proc.pid!, proxy: env.hbone!.pid });
   if (row !== "do-ceiling") pids.backend = env.backendPid;
   return pids;
 }
@@ -224,7 +255,38 @@ async function withCpu(pids: Record<string, number>, load: () => Promise<LoadRes
   return { result, cpuUsPerRequest };
 }
 
+/**
+ * The ws row: 64-byte messages round-tripped one at a time on one socket and on 32 at once
+ * (messages/s, round-trip ms: the small-GET columns), then 1 MiB binary messages echoed (MiB/s,
+ * in both transfer columns: every byte goes up and comes back).
+ */
+async function measureWsRow(row: string, env: Env, o: Options): Promise<RowRun> {
+  const url = baseUrl(row, env);
+  const pids = rowPids(row, env);
+  const rss = new PeakRss(pids);
+  await wsStream(url, 16); // warm-up
+  const stream = await wsStream(url, o.wsMiB);
+  check(stream.exact, `${row}: the ${o.wsMiB} MiB of 1 MiB messages did not come back byte-exact`);
+  await wsPingPong(url, 32, 1);
+  const c1 = await withCpu(pids, () => wsPingPong(url, 1, o.duration));
+  const c32 = await withCpu(pids, () => wsPingPong(url, 32, o.duration));
+  for (const [name, r] of [["c1", c1.result], ["c32", c32.result]] as const) {
+    check(r.errors === 0 && r.badStatus === 0, `${row}: the ${name} echo run had ${r.errors} closed sockets and ${r.badStatus} wrong echoes`);
+  }
+  const peaks = rss.stop();
+  return {
+    c1: c1.result,
+    c32: c32.result,
+    download: stream,
+    upload: stream,
+    cpuUsPerRequest: c32.cpuUsPerRequest,
+    cpuUsPerRequestC1: c1.cpuUsPerRequest,
+    peakRssMiB: Object.fromEntries(Object.entries(peaks).map(([k, v]) => [k, v.peakMiB])),
+  };
+}
+
 async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
+  if (isWs(row)) return measureWsRow(row, env, o);
   const base = baseUrl(row, env);
   const pids = rowPids(row, env);
   const rss = new PeakRss(pids);
@@ -273,6 +335,7 @@ function figures(runs: RowRun[]): RowFigures {
     workerdCpuUs: m((r) => r.cpuUsPerRequest.workerd),
     agentCpuUs: m((r) => r.cpuUsPerRequest.agent),
     backendCpuUs: m((r) => r.cpuUsPerRequest.backend),
+    proxyCpuUs: m((r) => r.cpuUsPerRequest.proxy),
   };
 }
 
@@ -311,7 +374,7 @@ function tableRow(name: string, f: RowFigures): string[] {
     fmt(f.uploadMiBps),
     fmt(f.agentPeakMiB),
     fmt(f.workerdPeakMiB),
-    `${fmt(f.workerdCpuUs)} / ${fmt(f.agentCpuUs)} / ${fmt(f.backendCpuUs)}`,
+    `${fmt(f.workerdCpuUs)} / ${fmt(f.agentCpuUs)} / ${fmt(f.backendCpuUs)}${f.proxyCpuUs !== undefined ? ` (+ proxy ${fmt(f.proxyCpuUs)})` : ""}`,
   ];
 }
 
@@ -354,19 +417,22 @@ function machine(runtime: string) {
 
 // ---- processes ----
 
-async function startBackendProcess(): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", `${ROOT}bench/backend.ts`], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve, reject) => {
+/** Runs `bench/<script>` in a node of its own; resolves with the JSON line it prints first. */
+async function startScript<T extends { port: number }>(script: string): Promise<{ info: T; url: string; proc: ChildProcess }> {
+  const proc = spawn(process.execPath, ["--import", "tsx", `${ROOT}bench/${script}`], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  const info = await new Promise<T>((resolve, reject) => {
     let buf = "";
-    proc.once("exit", (code) => reject(new Error(`the bench backend exited with ${code}`)));
+    proc.once("exit", (code) => reject(new Error(`bench/${script} exited with ${code}`)));
     proc.stdout!.on("data", (d: Buffer) => {
       buf += d.toString();
-      const line = buf.split("\n").find((l) => l.startsWith("{"));
-      if (line) resolve((JSON.parse(line) as { port: number }).port);
+      const line = buf.split("\n").find((l) => l.startsWith("{") && l.endsWith("}"));
+      if (line) resolve(JSON.parse(line) as T);
     });
   });
-  return { url: `http://127.0.0.1:${port}`, proc };
+  return { info, url: `http://127.0.0.1:${info.port}`, proc };
 }
+
+const startBackendProcess = () => startScript<{ port: number }>("backend.ts");
 
 /** Starts `edge-relay agent` with `nodeArgs` for node itself; resolves once all its tunnels are up. */
 async function startAgentProcess(nodeArgs: string[], args: string[]): Promise<AgentProcess> {
@@ -481,7 +547,8 @@ async function stopAll(): Promise<void> {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  const tableRows = o.rows.filter((r) => (TABLE_ROWS as readonly string[]).includes(r) && !PENDING[r]);
+  const asked = o.rows.flatMap((r) => [...(REFERENCES[r] ?? []), r]);
+  const tableRows = TABLE_ROWS.filter((r) => asked.includes(r)) as string[];
   const loadTool = wrkVersion();
   if (tableRows.length && !loadTool) {
     console.error(`The benchmark drives small GETs with wrk, which is not installed. Install it with:\n  ${WRK_INSTALL}`);
@@ -498,27 +565,51 @@ async function main(): Promise<void> {
   const agent = await startAgentProcess(nodeArgs, agentArgs(relay.url, BACKEND, await relay.token(BACKEND), backend.url, o.connections ? ["--connections", String(o.connections)] : []));
   cleanup.push(() => agent.stop());
   const env: Env = { relay, backendUrl: backend.url, backendPid: backend.proc.pid!, agent };
+  if (tableRows.includes("relay-hbone")) {
+    // The agent's target is hbone://: it reaches the backend through the mesh proxy, over mTLS.
+    const proxy = await startScript<{ port: number; files: Record<string, string> }>("hbone-proxy.ts");
+    cleanup.push(() => void proxy.proc.kill("SIGTERM"));
+    const f = proxy.info.files;
+    const hboneAgent = await startAgentProcess(
+      nodeArgs,
+      agentArgs(relay.url, HBONE, await relay.token(HBONE), `hbone://127.0.0.1:${new URL(backend.url).port}`, [
+        ...["--hbone-proxy", `127.0.0.1:${proxy.info.port}`, "--hbone-cert", f.clientCert, "--hbone-key", f.clientKey],
+        ...["--hbone-ca", f.ca, "--hbone-identity", HBONE_IDENTITY],
+        ...(o.connections ? ["--connections", String(o.connections)] : []),
+      ]),
+    );
+    cleanup.push(() => hboneAgent.stop());
+    env.hbone = { pid: proxy.proc.pid!, agent: hboneAgent };
+  }
+  if (tableRows.includes("ws")) {
+    const wsBackend = await startScript<{ port: number }>("ws-backend.ts");
+    cleanup.push(() => void wsBackend.proc.kill("SIGTERM"));
+    const wsAgent = await startAgentProcess(nodeArgs, agentArgs(relay.url, WS, await relay.token(WS), wsBackend.url, o.connections ? ["--connections", String(o.connections)] : []));
+    cleanup.push(() => wsAgent.stop());
+    env.ws = { url: wsBackend.url, pid: wsBackend.proc.pid!, agent: wsAgent };
+  }
   const info = machine(relay.runtime);
   console.log(`edge-relay bench: ${info.nproc} cores, ${info.cpu}, Node ${info.node}, ${info.loadTool}`);
   console.log(`relay runtime: ${relay.runtime}`);
   const [load1] = os.loadavg();
   if (load1 > 0.5) console.log(`note: the load average is ${load1.toFixed(2)} before the run: other work on this machine skews the figures`);
-  console.log(`rows: ${o.rows.join(", ")}; ${o.duration} s per small-GET run, ${o.reps} repetition(s)\n`);
+  console.log(`rows: ${[...tableRows, ...o.rows.filter((r) => (CHECK_ROWS as readonly string[]).includes(r))].join(", ")}; ${o.duration} s per small-GET run, ${o.reps} repetition(s)\n`);
 
   const results: Record<string, unknown> = {};
   const targets: Target[] = [];
   try {
     // Every row answers the same small body, so the comparison is like for like.
-    for (const row of tableRows) {
+    for (const row of tableRows.filter((r) => !isWs(r))) {
       const res = await fetch(`${baseUrl(row, env)}/small`);
       const text = await res.text();
       check(res.status === 200 && text === BENCH_SMALL_BODY, `${row}: /small answered ${res.status} ${text.slice(0, 200)}`);
     }
 
     const workerdProfile = relay.inspectorPort ? await profileWorkerd(relay.inspectorPort) : undefined;
-    const runs = new Map<string, RowRun[]>(tableRows.map((r) => [r, []]));
+    const measured = tableRows.flatMap((r) => (r === "ws" ? [WS_DIRECT, "ws"] : [r]));
+    const runs = new Map<string, RowRun[]>(measured.map((r) => [r, []]));
     for (let rep = 0; rep < o.reps; rep++) {
-      for (const row of tableRows) {
+      for (const row of measured) {
         process.stdout.write(`  measuring ${row}${o.reps > 1 ? ` (${rep + 1}/${o.reps})` : ""}...\n`);
         runs.get(row)!.push(await measureRow(row, env, o));
       }
@@ -526,21 +617,32 @@ async function main(): Promise<void> {
     if (workerdProfile) writeFileSync(`${profileDir}/workerd.${Date.now()}.cpuprofile`, JSON.stringify(await workerdProfile.stop()));
     const fig = new Map([...runs].map(([r, rs]) => [r, figures(rs)]));
     const lines: string[][] = [];
-    for (const row of o.rows.filter((r) => (TABLE_ROWS as readonly string[]).includes(r))) {
-      if (PENDING[row]) lines.push([row, PENDING[row]]);
+    for (const row of tableRows) {
+      if (row === "ws") lines.push(tableRow(WS_DIRECT, fig.get(WS_DIRECT)!), tableRow("ws", fig.get("ws")!));
       else lines.push(tableRow(row, fig.get(row)!));
     }
     const direct = fig.get("direct");
     const ceiling = fig.get("do-ceiling");
     const relayFig = fig.get("relay");
+    const hboneFig = fig.get("relay-hbone");
     if (relayFig && direct) lines.push(ratioRow("relay / direct", relayFig, direct));
     if (relayFig && ceiling) lines.push(ratioRow("relay / do-ceiling", relayFig, ceiling));
+    if (hboneFig && direct) lines.push(ratioRow("relay-hbone / direct", hboneFig, direct));
+    if (hboneFig && ceiling) lines.push(ratioRow("relay-hbone / do-ceiling", hboneFig, ceiling));
+    if (hboneFig && relayFig) lines.push(ratioRow("relay-hbone / relay", hboneFig, relayFig));
     if (ceiling && direct) lines.push(ratioRow("do-ceiling / direct", ceiling, direct));
+    if (fig.get("ws")) lines.push(ratioRow("ws / ws-direct", fig.get("ws")!, fig.get(WS_DIRECT)!));
     if (lines.length) {
       console.log(`\n${markdown(lines)}\n`);
       console.log(
         "Latency ratios show the difference in ms in brackets. CPU µs/req is CPU time per request during the c32 run;\n" +
-          "every download and upload was checked byte-exact (sha256).\n",
+          "every download and upload was checked byte-exact (sha256)." +
+          (fig.get("ws")
+            ? "\nws rows: req/s = 64-byte messages echoed per second (one at a time per socket, 1 and 32 sockets), p50/p99 =\n" +
+              `round trip; ↓ = ↑ = MiB/s of ${o.wsMiB} x 1 MiB binary messages echoed (each byte both ways), checked byte-exact.`
+            : "") +
+          (hboneFig ? "\nrelay-hbone: the agent reaches the backend through the HBONE proxy (mTLS, HTTP/2 CONNECT); its CPU is the (+ proxy)." : "") +
+          "\n",
       );
     }
 

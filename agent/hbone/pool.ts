@@ -63,6 +63,8 @@ export function connectFailure(status: number, authority: string): HboneError {
 
 interface Conn {
   session: http2.ClientHttp2Session;
+  /** The session's error, if it failed (a late TLS 1.3 alert arrives this way). */
+  error?: Error;
   active: number;
   usable: boolean;
   idle?: NodeJS.Timeout;
@@ -103,12 +105,31 @@ export class HbonePool {
     }
     stream.once("close", () => this.release(conn));
     return new Promise<Duplex>((resolve, reject) => {
+      let settled = false;
       const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
         stream.destroy();
         reject(classify(err as NodeJS.ErrnoException));
       };
       stream.once("error", fail);
+      // A session that dies under the stream (a proxy rejecting our certificate under TLS 1.3
+      // does so after the handshake) may close it with no error of its own: answer with the
+      // session's error, which Node reports before the session's own "close".
+      stream.once("close", () => {
+        if (settled) return;
+        const closed = () => fail(conn.error ?? new Error(`the mesh proxy closed the CONNECT stream (HTTP/2 code ${stream.rstCode})`));
+        if (!conn.session.destroyed && !conn.session.closed) return closed();
+        if (conn.error) return closed();
+        const fallback = setTimeout(closed, 2000);
+        conn.session.once("close", () => {
+          clearTimeout(fallback);
+          closed();
+        });
+      });
       stream.once("response", (h) => {
+        if (settled) return;
+        settled = true;
         stream.off("error", fail);
         const status = Number(h[":status"]);
         if (status === 200) return resolve(stream);
@@ -176,7 +197,10 @@ export class HbonePool {
       }),
     };
     conn.ready.catch(() => {});
-    session.on("error", () => this.retire(conn, true));
+    session.on("error", (err) => {
+      conn.error = err;
+      this.retire(conn, true);
+    });
     session.on("goaway", () => this.retire(conn, false));
     session.on("close", () => this.retire(conn, true));
     this.armIdle(conn);

@@ -234,6 +234,7 @@ describe.skipIf(!!nghttpx.skip || !!tinyproxy.skip)("HBONE through nghttpx and t
   it("answers a client certificate from an untrusted CA with mesh_denied quickly", async () => {
     await meshAgent("ng-rogue", backend.port, counter.port, ["--hbone-identity", SERVER_ID], "rogue");
     const res = await timedJson("/r/ng-rogue/");
+    if (res.status !== 403) console.log("rogue answer", JSON.stringify(res));
     expect(res.status).toBe(403);
     expect(res.body.error).toBe("mesh_denied");
     expect(res.ms).toBeLessThan(5000);
