@@ -9,15 +9,12 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { useOfflineWrangler } from "../scripts/offline-env.ts";
 import { mintToken } from "../src/auth.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-// Offline and quiet (PLATFORM-NOTES "Local runs and tests").
-process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
-process.env.WRANGLER_SEND_METRICS = "false";
-process.env.WRANGLER_HIDE_BANNER = "true";
-process.env.WRANGLER_LOG ??= "error";
+useOfflineWrangler();
 
 export interface BenchRelay {
   url: string;

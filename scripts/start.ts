@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { mintToken } from "../src/auth.ts";
+import { OFFLINE_ENV } from "./offline-env.ts";
 import { startDemoBackend } from "./demo-backend.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -36,7 +37,7 @@ async function waitForHealth(url: string, ms: number): Promise<void> {
 }
 
 const children: ChildProcess[] = [];
-const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" };
+const env = { ...process.env, ...OFFLINE_ENV };
 
 const secret = localSecret();
 const relayUrl = `http://127.0.0.1:${PORT}`;

@@ -5,15 +5,12 @@ import { copyFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, s
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { useOfflineWrangler } from "../../scripts/offline-env.ts";
 import { mintToken } from "../../src/auth.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
-// Offline and quiet (PLATFORM-NOTES "Local runs and tests").
-process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
-process.env.WRANGLER_SEND_METRICS = "false";
-process.env.WRANGLER_HIDE_BANNER = "true";
-process.env.WRANGLER_LOG ??= "error";
+useOfflineWrangler();
 
 export interface RelayHandle {
   /** http://127.0.0.1:<port> */

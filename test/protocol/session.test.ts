@@ -15,6 +15,7 @@ import {
 } from "../../src/protocol/frame.ts";
 import { Session, StreamReset, type Stream } from "../../src/protocol/session.ts";
 import { StreamState } from "../../src/protocol/stream.ts";
+import { concat } from "../../src/protocol/messages.ts";
 import { disposePairs, memoryPair, type Pair, type PairFactory, type PairOptions, type Side, type WireEvent } from "../helpers/memory-pair.ts";
 import { wsPair } from "../helpers/ws-pair.ts";
 
@@ -100,16 +101,6 @@ function bytes(n: number, seed = 1): Uint8Array {
     x ^= x >>> 17;
     x ^= x << 5;
     out[i] = x & 0xff;
-  }
-  return out;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
   }
   return out;
 }

@@ -10,6 +10,7 @@ import { encodeFrame } from "../../src/protocol/codec.ts";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
 import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { Session, type Stream } from "../../src/protocol/session.ts";
+import { concat } from "../../src/protocol/messages.ts";
 import type { ClientAttachment } from "../../src/public-websockets.ts";
 import type { TunnelAttachment } from "../../src/tunnels.ts";
 
@@ -164,16 +165,6 @@ function roundTrip(agent: TestAgent): Promise<void> {
   });
   agent.session.ping(payload);
   return within(acked, "the PING ACK");
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 function publicFetch(backend: string, path = "/", init?: RequestInit): Promise<Response> {
