@@ -6,7 +6,7 @@ import { RequestBody, TunnelBody } from "./bodies.ts";
 import type { Env } from "./env.ts";
 import { Deadlines } from "./deadlines.ts";
 import { RelayError } from "./errors.ts";
-import { endToEnd } from "./http-headers.ts";
+import { RELAY_PREFIX, endToEnd } from "./http-headers.ts";
 import { DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose } from "./protocol/frame.ts";
 import { decodeResponseHead, encodeRequestHead } from "./protocol/head.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
@@ -46,7 +46,7 @@ const DEFAULT_HEARTBEAT_DEADLINE_SECONDS = 45;
 const MAX_REFUSED_RETRIES = 2;
 
 /** Whether a request may be sent again after its tunnel died before answering (GET, HEAD, OPTIONS, Idempotency-Key). */
-export function isRepeatable(method: string, headers: Headers): boolean {
+export function isRepeatable(method: string, headers: { has(name: string): boolean }): boolean {
   return method === "GET" || method === "HEAD" || method === "OPTIONS" || headers.has("idempotency-key");
 }
 
@@ -61,6 +61,13 @@ export class BackendHub extends DurableObject<Env> {
   private tunnels = new Map<WebSocket, Tunnel>();
   /** Response-head timeouts of requests in flight, on one timer. */
   private deadlines?: Deadlines;
+  /** allTunnels() between changes: dropped whenever a tunnel is accepted or closed. */
+  private live?: Tunnel[];
+  /** When the earliest live tunnel's heartbeat falls due: no tunnel can be overdue before. */
+  private heartbeatDue = 0;
+  /** Set while a tunnel message is dispatched: response heads wait in `heads` until its end. */
+  private receiving = false;
+  private heads: Array<() => void> = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -85,6 +92,7 @@ export class BackendHub extends DurableObject<Env> {
     this.ctx.acceptWebSocket(server, [TUNNEL_TAG, tunnelTag(meta.tunnelId)]);
     server.serializeAttachment(meta);
     this.tunnels.set(server, this.makeTunnel(server, meta));
+    this.live = undefined;
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -114,22 +122,31 @@ export class BackendHub extends DurableObject<Env> {
    * Every live tunnel of this backend, including ones accepted before a hibernation. A tunnel
    * whose heartbeat is overdue is closed here: the agent pings every 15 s and the runtime's
    * auto-response records when it last answered, even while the object hibernates.
+   *
+   * Runs for every request, so the list is kept between changes and heartbeats are read only
+   * once the earliest of them falls due (`npm run bench`: a few µs per request otherwise).
    */
   private allTunnels(): Tunnel[] {
-    const deadline = (Number(this.env.RELAY_HEARTBEAT_DEADLINE) || DEFAULT_HEARTBEAT_DEADLINE_SECONDS) * 1000;
     const now = Date.now();
+    if (this.live && now < this.heartbeatDue && this.live.every((t) => t.ws.readyState === WebSocket.OPEN)) return this.live;
+    const deadline = (Number(this.env.RELAY_HEARTBEAT_DEADLINE) || DEFAULT_HEARTBEAT_DEADLINE_SECONDS) * 1000;
     const live: Tunnel[] = [];
+    let due = Infinity;
     // A socket we closed stays in getWebSockets (CLOSING) until the agent answers the close;
     // rebuilding a tunnel for it would open streams on a dead socket.
     for (const ws of this.ctx.getWebSockets(TUNNEL_TAG)) {
       if (ws.readyState !== WebSocket.OPEN) continue;
       const tunnel = this.tunnelFor(ws);
-      if (now - this.lastHeartbeat(ws, tunnel) > deadline) {
+      const heard = this.lastHeartbeat(ws, tunnel);
+      if (now - heard > deadline) {
         this.closeTunnel(ws, 1001, "heartbeat missed");
         continue;
       }
+      due = Math.min(due, heard + deadline);
       live.push(tunnel);
     }
+    this.live = live;
+    this.heartbeatDue = due;
     return live;
   }
 
@@ -175,6 +192,7 @@ export class BackendHub extends DurableObject<Env> {
     // public WebSockets it carried are closed too.
     if (ws.deserializeAttachment()) this.tunnelFor(ws).session.destroy(reason || "the tunnel closed");
     this.tunnels.delete(ws);
+    this.live = undefined;
     try {
       ws.close(sendableCloseCode(code), reason.slice(0, 120));
     } catch {
@@ -207,12 +225,24 @@ export class BackendHub extends DurableObject<Env> {
       if (typeof message === "string") {
         throw new ProtocolError(`unexpected text message (only "${HEARTBEAT_PING}" is allowed)`);
       }
+      this.receiving = true;
       this.tunnelFor(ws).session.receive(message);
+      this.answerHeads();
     } catch (err) {
+      this.answerHeads();
       const protocol = err instanceof ProtocolError;
       if (!protocol) console.error("tunnel message failed", err);
       this.closeTunnel(ws, protocol ? err.closeCode : TunnelClose.InternalError, protocol ? err.message : "internal error");
     }
+  }
+
+  /** Builds the responses whose heads the last tunnel message carried, now that all its body bytes are in. */
+  private answerHeads(): void {
+    this.receiving = false;
+    const heads = this.heads;
+    if (heads.length === 0) return;
+    this.heads = [];
+    for (const answer of heads) answer();
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -242,32 +272,33 @@ export class BackendHub extends DurableObject<Env> {
    */
   private async relay(request: Request): Promise<Response> {
     const h = request.headers;
-    const backend = h.get(Internal.backend) ?? "";
+    const { internal, fields } = splitInternal(h);
+    const backend = internal.get(Internal.backend) ?? "";
     const tunnels = this.allTunnels();
-    if (tunnels.some((t) => t.meta.hello?.requireAccess) && h.get(Internal.access) !== "granted") {
+    if (tunnels.some((t) => t.meta.hello?.requireAccess) && internal.get(Internal.access) !== "granted") {
       return new RelayError(
         "access_denied",
         `Backend "${backend}" requires an access token in the X-Relay-Access-Token header (mint one with \`edge-relay token ${backend} --access\`).`,
         backend,
       ).toResponse();
     }
-    const upgrade = h.get("upgrade")?.toLowerCase() === "websocket";
+    const upgrade = internal.has("upgrade") && h.get("upgrade")?.toLowerCase() === "websocket";
     // The flow subprotocol is between the client and the relay only (src/client-flow.ts).
     const offer = upgrade ? takeFlowOffer(h.get("sec-websocket-protocol")) : { flow: false, rest: null };
     const forwarded = upgrade
-      ? endToEnd(h, true).filter(([name]) => !HANDSHAKE_HEADERS.has(name) && name !== "sec-websocket-protocol")
-      : endToEnd(h, true);
+      ? endToEnd(fields).filter(([name]) => !HANDSHAKE_HEADERS.has(name) && name !== "sec-websocket-protocol")
+      : endToEnd(fields);
     if (offer.rest) forwarded.push(["sec-websocket-protocol", offer.rest]);
     const head = encodeRequestHead({
       method: request.method,
-      path: h.get(Internal.path) ?? "/",
-      scheme: h.get(Internal.scheme) ?? "https",
-      authority: h.get(Internal.authority) ?? "",
+      path: internal.get(Internal.path) ?? "/",
+      scheme: internal.get(Internal.scheme) ?? "https",
+      authority: internal.get(Internal.authority) ?? "",
       ...(upgrade ? { protocol: "websocket" } : {}),
       headers: forwarded,
     });
     const body = request.body && !upgrade ? new RequestBody(request.body, DEFAULT_WINDOW) : undefined;
-    const repeatable = isRepeatable(request.method, h);
+    const repeatable = isRepeatable(request.method, internal);
     const tried = new Set<Tunnel>();
     let refusals = 0;
     let losses = 0;
@@ -363,24 +394,29 @@ export class BackendHub extends DurableObject<Env> {
             const chosen = headers.find(([name]) => name === "sec-websocket-protocol")?.[1] ?? null;
             return answer(this.acceptClient(stream, wsTunnel, backend, chosen));
           }
-          const out = new Headers();
-          for (const [name, value] of endToEnd(headers)) out.append(name, value);
+          // A list, not a Headers built by appends: the runtime takes it in one call.
+          const out = endToEnd(headers);
+          let length: string | null = null;
+          let encoded = false;
+          for (const [name, value] of out) {
+            if (name === "content-length") length = value;
+            else if (name === "content-encoding") encoded = true;
+          }
           // The runtime gzips responses without a Content-Encoding for clients that accept gzip,
           // buffering the whole body first (PLATFORM-NOTES). "identity" with encodeBody manual
           // keeps streams streaming and bytes untouched.
-          if (!out.has("content-encoding")) out.set("content-encoding", "identity");
+          if (!encoded) out.push(["content-encoding", "identity"]);
           const empty = fin || NULL_BODY.has(status) || method === "HEAD";
           if (empty && !fin) stream.reset(ErrorCode.NoError, "no body expected");
           // encodeBody "manual": pass the backend's bytes and Content-Encoding through untouched,
           // never gzipped again and never buffered by the runtime's compression (PLATFORM-NOTES).
           if (empty) return answer(new Response(null, { status, headers: out, encodeBody: "manual" }));
-          // The rest of this tunnel message may hold the whole body: answered as bytes, a small
-          // body costs the runtime far less than a stream (`npm run bench`).
+          // The rest of this tunnel message may hold the whole body: answered as bytes once the
+          // message is read, a small body costs the runtime far less than a stream (`npm run bench`).
           headed = true;
-          queueMicrotask(() => {
-            const length = out.get("content-length");
-            answer(new Response(body.whole(length) ?? body.open(length), { status, headers: out, encodeBody: "manual" }));
-          });
+          const respond = () => answer(new Response(body.whole(length) ?? body.open(length), { status, headers: out, encodeBody: "manual" }));
+          if (this.receiving) this.heads.push(respond);
+          else queueMicrotask(respond);
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           stream.reset(ErrorCode.ProtocolError, message);
@@ -395,6 +431,25 @@ export class BackendHub extends DurableObject<Env> {
       };
     });
   }
+}
+
+/**
+ * The Worker's internal x-relay- fields (and which of `upgrade`, `idempotency-key` are present)
+ * and the public fields, in one pass over the request's headers: each Headers call crosses into
+ * the runtime, and this runs for every request (`npm run bench`).
+ */
+function splitInternal(h: Headers): { internal: Map<string, string>; fields: Array<[string, string]> } {
+  const internal = new Map<string, string>();
+  const fields: Array<[string, string]> = [];
+  for (const field of h) {
+    const name = field[0];
+    if (name.startsWith(RELAY_PREFIX)) internal.set(name, field[1]);
+    else {
+      if (name === "upgrade" || name === "idempotency-key") internal.set(name, field[1]);
+      fields.push(field);
+    }
+  }
+  return { internal, fields };
 }
 
 /** The HTTP error for a stream that ended before its response headers. */
