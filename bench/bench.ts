@@ -1,7 +1,7 @@
 // `npm run bench`: a fast backend on loopback, the relay on bare workerd and a real agent, measured
 // side by side in one run; prints one table with ratios and writes bench/results.json.
 // `npm run bench -- --help` lists the options.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
@@ -38,7 +38,10 @@ const HELP = `npm run bench -- [options]
   --rows <list>        comma-separated, from: ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}
                        (default: direct,do-ceiling,relay; "all" for every row;
                        relay-hbone brings direct and do-ceiling along for its ratios)
-  --duration <s>       seconds of load per small-GET run (default 3)
+  --duration <s>       seconds of small-GET load per row and concurrency, run as 1 s slices that
+                       alternate between the rows (default 8; ws rows: seconds per run)
+  --warmup <s>         seconds of small-GET load per row and concurrency before measuring (default 3)
+  --no-pin             do not pin workerd to CPU 0 and every other process to the other CPUs
   --reps <n>           repetitions of every table row, interleaved; medians are reported (default 3)
   --download-mib <n>   size of the download (default 200)
   --upload-mib <n>     size of the upload (default 100)
@@ -58,6 +61,8 @@ const HELP = `npm run bench -- [options]
 interface Options {
   rows: string[];
   duration: number;
+  warmup: number;
+  pin: boolean;
   reps: number;
   downloadMiB: number;
   uploadMiB: number;
@@ -76,7 +81,9 @@ interface Options {
 function parseOptions(argv: string[]): Options {
   const o: Options = {
     rows: ["direct", "do-ceiling", "relay"],
-    duration: 3,
+    duration: 8,
+    warmup: 3,
+    pin: true,
     reps: 3,
     downloadMiB: 200,
     uploadMiB: 100,
@@ -112,6 +119,12 @@ function parseOptions(argv: string[]): Options {
       }
       case "--duration":
         o.duration = number(flag, next());
+        break;
+      case "--warmup":
+        o.warmup = number(flag, next());
+        break;
+      case "--no-pin":
+        o.pin = false;
         break;
       case "--reps":
         o.reps = Math.round(number(flag, next()));
@@ -159,16 +172,26 @@ function parseOptions(argv: string[]): Options {
   return o;
 }
 
-/** One repetition of one table row. */
+/** One repetition of one table row: its transfers (and, for ws rows, its echo runs). */
 interface RowRun {
-  c1: LoadResult;
-  c32: LoadResult;
+  c1?: LoadResult;
+  c32?: LoadResult;
   download: Transfer;
   upload: Transfer;
   /** CPU microseconds per request during the concurrency-32 run, by process. */
-  cpuUsPerRequest: Record<string, number>;
+  cpuUsPerRequest?: Record<string, number>;
   /** The same during the concurrency-1 run. */
+  cpuUsPerRequestC1?: Record<string, number>;
+  peakRssMiB: Record<string, number>;
+}
+
+/** A row's small GETs: every slice of one concurrency added up. */
+interface SmallGets {
+  c1: LoadResult;
+  c32: LoadResult;
+  cpuUsPerRequest: Record<string, number>;
   cpuUsPerRequestC1: Record<string, number>;
+  /** Peak RSS of the row's processes over the whole small-GET phase. */
   peakRssMiB: Record<string, number>;
 }
 
@@ -286,6 +309,7 @@ async function measureWsRow(row: string, env: Env, o: Options): Promise<RowRun> 
 }
 
 async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
+  pinning?.set(throughWorkerd(row));
   if (isWs(row)) return measureWsRow(row, env, o);
   const base = baseUrl(row, env);
   const pids = rowPids(row, env);
@@ -298,44 +322,100 @@ async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
   check(down.exact, `${row}: the ${o.downloadMiB} MiB download was not byte-exact (${down.bytes} bytes)`);
   const up = await upload(`${base}/echo`, o.uploadMiB * MiB);
   check(up.exact, `${row}: the ${o.uploadMiB} MiB upload did not arrive byte-exact`);
-  await wrk(`${base}/small`, 32, 1); // warm-up: JIT, connection pools
-  const c1 = await withCpu(pids, () => wrk(`${base}/small`, 1, o.duration));
-  const c32 = await withCpu(pids, () => wrk(`${base}/small`, 32, o.duration));
-  for (const [name, r] of [["c1", c1.result], ["c32", c32.result]] as const) {
-    check(r.errors === 0 && r.badStatus === 0, `${row}: the ${name} small-GET run had ${r.errors} socket errors and ${r.badStatus} bad statuses`);
-  }
   const peaks = rss.stop();
-  return {
-    c1: c1.result,
-    c32: c32.result,
-    download: down,
-    upload: up,
-    cpuUsPerRequest: c32.cpuUsPerRequest,
-    cpuUsPerRequestC1: c1.cpuUsPerRequest,
-    peakRssMiB: Object.fromEntries(Object.entries(peaks).map(([k, v]) => [k, v.peakMiB])),
-  };
+  return { download: down, upload: up, peakRssMiB: Object.fromEntries(Object.entries(peaks).map(([k, v]) => [k, v.peakMiB])) };
 }
 
-function figures(runs: RowRun[]): RowFigures {
+/**
+ * Small GETs of every HTTP row, at concurrency 1 and 32: a warm-up per row, then 1 s slices
+ * that take turns between the rows, each row's slices added up. workerd's speed drifts by up
+ * to 2x within a run (its garbage collector, the JIT), for every row alike; taking turns puts
+ * every row through the same drift, so their ratios hold from run to run where back-to-back
+ * runs of a few seconds did not (59-73% for the same code).
+ */
+async function measureSmallGets(rows: string[], env: Env, o: Options): Promise<Map<string, SmallGets>> {
+  const all: Record<string, number> = {};
+  for (const row of rows) for (const [k, pid] of Object.entries(rowPids(row, env))) all[`${row}/${k}`] = pid;
+  const rss = new PeakRss(all);
+  const slices = Math.max(1, Math.round(o.duration));
+  const perConcurrency = new Map<number, Map<string, { results: LoadResult[]; cpu: Record<string, number> }>>();
+  for (const connections of [1, 32]) {
+    const acc = new Map(rows.map((r) => [r, { results: [] as LoadResult[], cpu: {} as Record<string, number> }]));
+    // Rows without workerd take turns apart: at 40,000 req/s direct leaves the shared backend's
+    // heap full of garbage, and the relay's next turn paid for its collection.
+    for (const group of [rows.filter((r) => !throughWorkerd(r)), rows.filter(throughWorkerd)].filter((g) => g.length)) {
+    for (const row of group) {
+      pinning?.set(throughWorkerd(row));
+      await wrk(`${baseUrl(row, env)}/small`, connections, o.warmup); // JIT, connection pools
+    }
+    for (let i = 0; i < slices; i++) {
+      // Each slice starts with the next row, so no row always follows the same one.
+      for (let j = 0; j < group.length; j++) {
+        const row = group[(i + j) % group.length];
+        pinning?.set(throughWorkerd(row));
+        const { result, cpuUsPerRequest } = await withCpu(rowPids(row, env), () => wrk(`${baseUrl(row, env)}/small`, connections, o.duration / slices));
+        check(result.errors === 0 && result.badStatus === 0, `${row}: a c${connections} small-GET run had ${result.errors} socket errors and ${result.badStatus} bad statuses`);
+        const a = acc.get(row)!;
+        a.results.push(result);
+        for (const [k, us] of Object.entries(cpuUsPerRequest)) a.cpu[k] = (a.cpu[k] ?? 0) + us * result.requests;
+      }
+    }
+    }
+    perConcurrency.set(connections, acc);
+  }
+  const total = (results: LoadResult[], cpu: Record<string, number>) => {
+    const requests = results.reduce((n, r) => n + r.requests, 0);
+    const seconds = results.reduce((n, r) => n + r.seconds, 0);
+    const result: LoadResult = {
+      requests,
+      seconds,
+      rps: requests / seconds,
+      p50Ms: median(results.map((r) => r.p50Ms)),
+      p99Ms: median(results.map((r) => r.p99Ms)),
+      errors: 0,
+      badStatus: 0,
+    };
+    return { result, cpuUsPerRequest: Object.fromEntries(Object.entries(cpu).map(([k, us]) => [k, us / Math.max(1, requests)])) };
+  };
+  const peaks = rss.stop();
+  const byRow = new Map<string, SmallGets>();
+  for (const row of rows) {
+    const peakRssMiB = Object.fromEntries(Object.keys(rowPids(row, env)).map((k) => [k, peaks[`${row}/${k}`]?.peakMiB ?? 0]));
+    const c1 = total(perConcurrency.get(1)!.get(row)!.results, perConcurrency.get(1)!.get(row)!.cpu);
+    const c32 = total(perConcurrency.get(32)!.get(row)!.results, perConcurrency.get(32)!.get(row)!.cpu);
+    byRow.set(row, { c1: c1.result, c32: c32.result, cpuUsPerRequest: c32.cpuUsPerRequest, cpuUsPerRequestC1: c1.cpuUsPerRequest, peakRssMiB });
+  }
+  return byRow;
+}
+
+/** A row's figures: medians of its repetitions, or its small GETs added up when it had them. */
+function figures(runs: RowRun[], small?: SmallGets): RowFigures {
+  if (small) {
+    runs = runs.map((r) => {
+      const peakRssMiB = { ...r.peakRssMiB };
+      for (const [k, v] of Object.entries(small.peakRssMiB)) peakRssMiB[k] = Math.max(peakRssMiB[k] ?? 0, v);
+      return { ...r, ...small, peakRssMiB };
+    });
+  }
   const m = (f: (r: RowRun) => number | undefined) => {
     const xs = runs.map(f).filter((x): x is number => x !== undefined);
     return xs.length ? median(xs) : undefined;
   };
   return {
-    rpsC1: m((r) => r.c1.rps)!,
-    p50C1: m((r) => r.c1.p50Ms)!,
-    p99C1: m((r) => r.c1.p99Ms)!,
-    rpsC32: m((r) => r.c32.rps)!,
-    p50C32: m((r) => r.c32.p50Ms)!,
-    p99C32: m((r) => r.c32.p99Ms)!,
+    rpsC1: m((r) => r.c1?.rps)!,
+    p50C1: m((r) => r.c1?.p50Ms)!,
+    p99C1: m((r) => r.c1?.p99Ms)!,
+    rpsC32: m((r) => r.c32?.rps)!,
+    p50C32: m((r) => r.c32?.p50Ms)!,
+    p99C32: m((r) => r.c32?.p99Ms)!,
     downloadMiBps: m((r) => r.download.mibps)!,
     uploadMiBps: m((r) => r.upload.mibps)!,
     agentPeakMiB: runs.some((r) => r.peakRssMiB.agent) ? Math.max(...runs.map((r) => r.peakRssMiB.agent ?? 0)) : undefined,
     workerdPeakMiB: runs.some((r) => r.peakRssMiB.workerd) ? Math.max(...runs.map((r) => r.peakRssMiB.workerd ?? 0)) : undefined,
-    workerdCpuUs: m((r) => r.cpuUsPerRequest.workerd),
-    agentCpuUs: m((r) => r.cpuUsPerRequest.agent),
-    backendCpuUs: m((r) => r.cpuUsPerRequest.backend),
-    proxyCpuUs: m((r) => r.cpuUsPerRequest.proxy),
+    workerdCpuUs: m((r) => r.cpuUsPerRequest?.workerd),
+    agentCpuUs: m((r) => r.cpuUsPerRequest?.agent),
+    backendCpuUs: m((r) => r.cpuUsPerRequest?.backend),
+    proxyCpuUs: m((r) => r.cpuUsPerRequest?.proxy),
   };
 }
 
@@ -416,6 +496,56 @@ function machine(runtime: string) {
 }
 
 // ---- processes ----
+
+/**
+ * While a row that runs through workerd is measured, its isolate thread gets a CPU of its own:
+ * workerd (every thread) on CPU 0, every other process (this one, so wrk too, the agents and
+ * the backends) on the rest. Unpinned, the scheduler moved the agent and wrk onto workerd's
+ * CPU at times and cost the relay rows up to 10% (`--no-pin` to compare). Rows without workerd
+ * (direct) run unpinned, on every CPU. Returns what was done, for the output.
+ */
+class Pinning {
+  private others: number[] = [];
+  private state?: boolean;
+  readonly description: string;
+
+  constructor(
+    private readonly workerdPid: number,
+    enabled: boolean,
+  ) {
+    const cpus = os.availableParallelism();
+    this.enabled = enabled && cpus >= 2;
+    this.description = !enabled ? "off (--no-pin)" : cpus < 2 ? "off (one CPU)" : `workerd rows: workerd on CPU 0, wrk, agents, backends and this script on CPU 1-${cpus - 1}; direct rows unpinned`;
+  }
+
+  private enabled: boolean;
+
+  /** Processes to keep off workerd's CPU (this one is always among them). */
+  add(...pids: Array<number | undefined>): void {
+    for (const pid of pids) if (pid !== undefined) this.others.push(pid);
+    this.state = undefined;
+  }
+
+  /** Pins for a row that runs through workerd (`on`), or unpins for one that does not. */
+  set(on: boolean): void {
+    if (!this.enabled || this.state === on) return;
+    const all = `0-${os.availableParallelism() - 1}`;
+    const rest = `1-${os.availableParallelism() - 1}`;
+    const taskset = (cpus: string, pid: number) => {
+      try {
+        execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
+      } catch {
+        // The process ended meanwhile.
+      }
+    };
+    taskset(on ? "0" : all, this.workerdPid);
+    for (const pid of [process.pid, ...this.others]) taskset(on ? rest : all, pid);
+    this.state = on;
+  }
+}
+
+/** Whether a row's requests run through workerd. */
+const throughWorkerd = (row: string) => row !== "direct" && row !== WS_DIRECT;
 
 /** Runs `bench/<script>` in a node of its own; resolves with the JSON line it prints first. */
 async function startScript<T extends { port: number }>(script: string): Promise<{ info: T; url: string; proc: ChildProcess }> {
@@ -539,6 +669,8 @@ async function idleSockets(env: Env, n: number, seconds: number) {
   return { opened: sockets.length, echoed, closedWhileIdle, rebuilt, workerdMiB: { open: workerdOpen, idle: workerdIdle }, errors: [...new Set(errors)].slice(0, 5) };
 }
 
+let pinning: Pinning | undefined;
+
 /** Stops what the run started, last first. */
 const cleanup: Array<() => unknown> = [];
 async function stopAll(): Promise<void> {
@@ -588,12 +720,15 @@ async function main(): Promise<void> {
     cleanup.push(() => wsAgent.stop());
     env.ws = { url: wsBackend.url, pid: wsBackend.proc.pid!, agent: wsAgent };
   }
+  pinning = new Pinning(relay.pid, o.pin);
+  pinning.add(backend.proc.pid, agent.proc.pid, env.hbone?.pid, env.hbone?.agent.proc.pid, env.ws?.pid, env.ws?.agent.proc.pid);
   const info = machine(relay.runtime);
   console.log(`edge-relay bench: ${info.nproc} cores, ${info.cpu}, Node ${info.node}, ${info.loadTool}`);
   console.log(`relay runtime: ${relay.runtime}`);
+  console.log(`CPU pinning: ${pinning.description}`);
   const [load1] = os.loadavg();
   if (load1 > 0.5) console.log(`note: the load average is ${load1.toFixed(2)} before the run: other work on this machine skews the figures`);
-  console.log(`rows: ${[...tableRows, ...o.rows.filter((r) => (CHECK_ROWS as readonly string[]).includes(r))].join(", ")}; ${o.duration} s per small-GET run, ${o.reps} repetition(s)\n`);
+  console.log(`rows: ${[...tableRows, ...o.rows.filter((r) => (CHECK_ROWS as readonly string[]).includes(r))].join(", ")}; small GETs: ${o.warmup} s warm-up, then ${o.duration} s per row and concurrency in 1 s turns; transfers: ${o.reps} repetition(s)\n`);
 
   const results: Record<string, unknown> = {};
   const targets: Target[] = [];
@@ -614,8 +749,11 @@ async function main(): Promise<void> {
         runs.get(row)!.push(await measureRow(row, env, o));
       }
     }
+    const httpRows = measured.filter((r) => !isWs(r));
+    if (httpRows.length) process.stdout.write(`  small GETs: ${httpRows.join(", ")} taking turns, c1 then c32...\n`);
+    const small = httpRows.length ? await measureSmallGets(httpRows, env, o) : new Map<string, SmallGets>();
     if (workerdProfile) writeFileSync(`${profileDir}/workerd.${Date.now()}.cpuprofile`, JSON.stringify(await workerdProfile.stop()));
-    const fig = new Map([...runs].map(([r, rs]) => [r, figures(rs)]));
+    const fig = new Map([...runs].map(([r, rs]) => [r, figures(rs, small.get(r))]));
     const lines: string[][] = [];
     for (const row of tableRows) {
       if (row === "ws") lines.push(tableRow(WS_DIRECT, fig.get(WS_DIRECT)!), tableRow("ws", fig.get("ws")!));
@@ -658,8 +796,9 @@ async function main(): Promise<void> {
       const u = ratio(relayFig.uploadMiBps, direct.uploadMiBps);
       targets.push({ target: `${o.uploadMiB} MiB upload: relay >= 35% of direct`, figure: pct(u), met: u >= 0.35 });
     }
-    results.rows = Object.fromEntries([...fig].map(([r, f]) => [r, { median: f, runs: runs.get(r) }]));
+    results.rows = Object.fromEntries([...fig].map(([r, f]) => [r, { median: f, runs: runs.get(r), smallGets: small.get(r) }]));
 
+    pinning.set(true); // the check rows all run through workerd
     if (o.rows.includes("streams")) {
       process.stdout.write(`  streams: ${o.streams} concurrent requests on one tunnel...\n`);
       // An agent of its own with one tunnel, so that every stream shares it.
