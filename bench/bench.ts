@@ -41,7 +41,8 @@ const HELP = `npm run bench -- [options]
   --duration <s>       seconds of small-GET load per row and concurrency, run as 1 s slices that
                        alternate between the rows (default 8; ws rows: seconds per run)
   --warmup <s>         seconds of small-GET load per row and concurrency before measuring (default 3)
-  --no-pin             do not pin workerd to CPU 0 and every other process to the other CPUs
+  --pin                pin workerd to CPU 0 and every other process (wrk, agents, backends) to
+                       the other CPUs for the whole run (direct then shares its CPUs with wrk)
   --reps <n>           repetitions of every table row, interleaved; medians are reported (default 3)
   --download-mib <n>   size of the download (default 200)
   --upload-mib <n>     size of the upload (default 100)
@@ -83,7 +84,7 @@ function parseOptions(argv: string[]): Options {
     rows: ["direct", "do-ceiling", "relay"],
     duration: 8,
     warmup: 3,
-    pin: true,
+    pin: false,
     reps: 3,
     downloadMiB: 200,
     uploadMiB: 100,
@@ -123,8 +124,8 @@ function parseOptions(argv: string[]): Options {
       case "--warmup":
         o.warmup = number(flag, next());
         break;
-      case "--no-pin":
-        o.pin = false;
+      case "--pin":
+        o.pin = true;
         break;
       case "--reps":
         o.reps = Math.round(number(flag, next()));
@@ -309,7 +310,6 @@ async function measureWsRow(row: string, env: Env, o: Options): Promise<RowRun> 
 }
 
 async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
-  pinning?.set(throughWorkerd(row));
   if (isWs(row)) return measureWsRow(row, env, o);
   const base = baseUrl(row, env);
   const pids = rowPids(row, env);
@@ -338,30 +338,30 @@ async function measureSmallGets(rows: string[], env: Env, o: Options): Promise<M
   for (const row of rows) for (const [k, pid] of Object.entries(rowPids(row, env))) all[`${row}/${k}`] = pid;
   const rss = new PeakRss(all);
   const slices = Math.max(1, Math.round(o.duration));
-  const perConcurrency = new Map<number, Map<string, { results: LoadResult[]; cpu: Record<string, number> }>>();
-  for (const connections of [1, 32]) {
-    const acc = new Map(rows.map((r) => [r, { results: [] as LoadResult[], cpu: {} as Record<string, number> }]));
-    // Rows without workerd take turns apart: at 40,000 req/s direct leaves the shared backend's
-    // heap full of garbage, and the relay's next turn paid for its collection.
-    for (const group of [rows.filter((r) => !throughWorkerd(r)), rows.filter(throughWorkerd)].filter((g) => g.length)) {
-    for (const row of group) {
-      pinning?.set(throughWorkerd(row));
-      await wrk(`${baseUrl(row, env)}/small`, connections, o.warmup); // JIT, connection pools
-    }
-    for (let i = 0; i < slices; i++) {
-      // Each slice starts with the next row, so no row always follows the same one.
-      for (let j = 0; j < group.length; j++) {
-        const row = group[(i + j) % group.length];
-        pinning?.set(throughWorkerd(row));
-        const { result, cpuUsPerRequest } = await withCpu(rowPids(row, env), () => wrk(`${baseUrl(row, env)}/small`, connections, o.duration / slices));
-        check(result.errors === 0 && result.badStatus === 0, `${row}: a c${connections} small-GET run had ${result.errors} socket errors and ${result.badStatus} bad statuses`);
-        const a = acc.get(row)!;
-        a.results.push(result);
-        for (const [k, us] of Object.entries(cpuUsPerRequest)) a.cpu[k] = (a.cpu[k] ?? 0) + us * result.requests;
+  const perConcurrency = new Map<number, Map<string, { results: LoadResult[]; cpu: Record<string, number> }>>(
+    [1, 32].map((c) => [c, new Map(rows.map((r) => [r, { results: [] as LoadResult[], cpu: {} as Record<string, number> }]))]),
+  );
+  // The rows through workerd take turns among themselves, the others apart afterwards: workerd's
+  // drift is what the turns are for, and a direct turn at 40,000 req/s would load the backend
+  // the relay's next turn shares.
+  for (const group of [rows.filter(throughWorkerd), rows.filter((r) => !throughWorkerd(r))].filter((g) => g.length)) {
+    for (const connections of [1, 32]) {
+      const acc = perConcurrency.get(connections)!;
+      for (const row of group) {
+        await wrk(`${baseUrl(row, env)}/small`, connections, o.warmup); // JIT, connection pools
+      }
+      for (let i = 0; i < slices; i++) {
+        // Each slice starts with the next row, so no row always follows the same one.
+        for (let j = 0; j < group.length; j++) {
+          const row = group[(i + j) % group.length];
+                  const { result, cpuUsPerRequest } = await withCpu(rowPids(row, env), () => wrk(`${baseUrl(row, env)}/small`, connections, o.duration / slices));
+          check(result.errors === 0 && result.badStatus === 0, `${row}: a c${connections} small-GET run had ${result.errors} socket errors and ${result.badStatus} bad statuses`);
+          const a = acc.get(row)!;
+          a.results.push(result);
+          for (const [k, us] of Object.entries(cpuUsPerRequest)) a.cpu[k] = (a.cpu[k] ?? 0) + us * result.requests;
+        }
       }
     }
-    }
-    perConcurrency.set(connections, acc);
   }
   const total = (results: LoadResult[], cpu: Record<string, number>) => {
     const requests = results.reduce((n, r) => n + r.requests, 0);
@@ -498,50 +498,22 @@ function machine(runtime: string) {
 // ---- processes ----
 
 /**
- * While a row that runs through workerd is measured, its isolate thread gets a CPU of its own:
- * workerd (every thread) on CPU 0, every other process (this one, so wrk too, the agents and
- * the backends) on the rest. Unpinned, the scheduler moved the agent and wrk onto workerd's
- * CPU at times and cost the relay rows up to 10% (`--no-pin` to compare). Rows without workerd
- * (direct) run unpinned, on every CPU. Returns what was done, for the output.
+ * `--pin`: workerd (every thread) on CPU 0 and every other process on the rest, for the whole
+ * run. Off by default: it steadied the ratios in short trials, but changing the pinning between
+ * rows left the relay's agent idling workerd a third of the time, and pinned, direct shares
+ * its CPUs with wrk. Returns what was done, for the output.
  */
-class Pinning {
-  private others: number[] = [];
-  private state?: boolean;
-  readonly description: string;
-
-  constructor(
-    private readonly workerdPid: number,
-    enabled: boolean,
-  ) {
-    const cpus = os.availableParallelism();
-    this.enabled = enabled && cpus >= 2;
-    this.description = !enabled ? "off (--no-pin)" : cpus < 2 ? "off (one CPU)" : `workerd rows: workerd on CPU 0, wrk, agents, backends and this script on CPU 1-${cpus - 1}; direct rows unpinned`;
+function pin(workerdPid: number, others: Array<number | undefined>): string {
+  const cpus = os.availableParallelism();
+  if (cpus < 2) return "off (one CPU)";
+  const rest = `1-${cpus - 1}`;
+  try {
+    execFileSync("taskset", ["-a", "-p", "-c", "0", String(workerdPid)], { stdio: "ignore" });
+    for (const pid of [process.pid, ...others]) if (pid !== undefined) execFileSync("taskset", ["-a", "-p", "-c", rest, String(pid)], { stdio: "ignore" });
+  } catch (err) {
+    return `failed (${(err as Error).message.split("\n")[0]})`;
   }
-
-  private enabled: boolean;
-
-  /** Processes to keep off workerd's CPU (this one is always among them). */
-  add(...pids: Array<number | undefined>): void {
-    for (const pid of pids) if (pid !== undefined) this.others.push(pid);
-    this.state = undefined;
-  }
-
-  /** Pins for a row that runs through workerd (`on`), or unpins for one that does not. */
-  set(on: boolean): void {
-    if (!this.enabled || this.state === on) return;
-    const all = `0-${os.availableParallelism() - 1}`;
-    const rest = `1-${os.availableParallelism() - 1}`;
-    const taskset = (cpus: string, pid: number) => {
-      try {
-        execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
-      } catch {
-        // The process ended meanwhile.
-      }
-    };
-    taskset(on ? "0" : all, this.workerdPid);
-    for (const pid of [process.pid, ...this.others]) taskset(on ? rest : all, pid);
-    this.state = on;
-  }
+  return `workerd on CPU 0; wrk, agents, backends and this script on CPU ${rest}`;
 }
 
 /** Whether a row's requests run through workerd. */
@@ -669,8 +641,6 @@ async function idleSockets(env: Env, n: number, seconds: number) {
   return { opened: sockets.length, echoed, closedWhileIdle, rebuilt, workerdMiB: { open: workerdOpen, idle: workerdIdle }, errors: [...new Set(errors)].slice(0, 5) };
 }
 
-let pinning: Pinning | undefined;
-
 /** Stops what the run started, last first. */
 const cleanup: Array<() => unknown> = [];
 async function stopAll(): Promise<void> {
@@ -720,12 +690,13 @@ async function main(): Promise<void> {
     cleanup.push(() => wsAgent.stop());
     env.ws = { url: wsBackend.url, pid: wsBackend.proc.pid!, agent: wsAgent };
   }
-  pinning = new Pinning(relay.pid, o.pin);
-  pinning.add(backend.proc.pid, agent.proc.pid, env.hbone?.pid, env.hbone?.agent.proc.pid, env.ws?.pid, env.ws?.agent.proc.pid);
+  const pinned = o.pin
+    ? pin(relay.pid, [backend.proc.pid, agent.proc.pid, env.hbone?.pid, env.hbone?.agent.proc.pid, env.ws?.pid, env.ws?.agent.proc.pid])
+    : "off (--pin to pin workerd to a CPU of its own)";
   const info = machine(relay.runtime);
   console.log(`edge-relay bench: ${info.nproc} cores, ${info.cpu}, Node ${info.node}, ${info.loadTool}`);
   console.log(`relay runtime: ${relay.runtime}`);
-  console.log(`CPU pinning: ${pinning.description}`);
+  console.log(`CPU pinning: ${pinned}`);
   const [load1] = os.loadavg();
   if (load1 > 0.5) console.log(`note: the load average is ${load1.toFixed(2)} before the run: other work on this machine skews the figures`);
   console.log(`rows: ${[...tableRows, ...o.rows.filter((r) => (CHECK_ROWS as readonly string[]).includes(r))].join(", ")}; small GETs: ${o.warmup} s warm-up, then ${o.duration} s per row and concurrency in 1 s turns; transfers: ${o.reps} repetition(s)\n`);
@@ -798,7 +769,6 @@ async function main(): Promise<void> {
     }
     results.rows = Object.fromEntries([...fig].map(([r, f]) => [r, { median: f, runs: runs.get(r), smallGets: small.get(r) }]));
 
-    pinning.set(true); // the check rows all run through workerd
     if (o.rows.includes("streams")) {
       process.stdout.write(`  streams: ${o.streams} concurrent requests on one tunnel...\n`);
       // An agent of its own with one tunnel, so that every stream shares it.
