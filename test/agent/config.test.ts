@@ -4,6 +4,7 @@ import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { mintToken } from "../../src/auth.ts";
 import { buildAgentConfig, ConfigError, parseJsonObject, redactedConfig, type RawAgentOptions } from "../../agent/config.ts";
+import { configError } from "../helpers/config-error.ts";
 
 const SECRET = "config-test-secret";
 const TOKEN = await mintToken(SECRET, "demo");
@@ -21,16 +22,6 @@ function files(contents: Record<string, string>): (path: string) => string {
 
 function json(value: unknown): string {
   return JSON.stringify(value, null, 2);
-}
-
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConfigError");
 }
 
 describe("buildAgentConfig", () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
-import { startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
+import { nextMessage, startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
 
 const NAME = "idle-sockets";
 const IDLE_MS = 130_000;
@@ -22,16 +22,6 @@ afterAll(async () => {
   await agent?.stop();
   await Promise.all([relay?.stop(), backend?.stop()]);
 });
-
-function nextMessage(ws: WebSocket, ms = 10_000): Promise<{ data: Buffer; binary: boolean }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
-    ws.once("message", (data: Buffer, binary: boolean) => {
-      clearTimeout(timer);
-      resolve({ data, binary });
-    });
-  });
-}
 
 describe("an idle WebSocket", () => {
   it("stays open for 130 s without traffic, then echoes both ways", async () => {

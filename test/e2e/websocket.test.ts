@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
-import { startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
+import { nextMessage, startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
 
 const NAME = "sockets";
 const MiB = 1024 * 1024;
@@ -30,16 +30,6 @@ function open(path: string, protocols: string[] = [], headers: Record<string, st
     ws.once("open", () => resolve(ws));
     ws.once("error", reject);
     ws.once("unexpected-response", (_req, res) => reject(new Error(`unexpected ${res.statusCode}`)));
-  });
-}
-
-function nextMessage(ws: WebSocket, ms = 10_000): Promise<{ data: Buffer; binary: boolean }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
-    ws.once("message", (data: Buffer, binary: boolean) => {
-      clearTimeout(timer);
-      resolve({ data, binary });
-    });
   });
 }
 

@@ -70,3 +70,14 @@ export async function startWsBackend(): Promise<WsBackend> {
     },
   };
 }
+
+/** The next message on a client socket; rejects after `ms`. */
+export function nextMessage(ws: WebSocket, ms = 10_000): Promise<{ data: Buffer; binary: boolean }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
+    ws.once("message", (data: Buffer, binary: boolean) => {
+      clearTimeout(timer);
+      resolve({ data, binary });
+    });
+  });
+}

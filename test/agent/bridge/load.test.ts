@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { BUILT_IN_PLUGINS, loadBridgePlugin } from "../../../agent/bridge/load.ts";
 import { buildAgentConfig, BUILT_IN_BRIDGE_PLUGINS, ConfigError, redactedConfig, type RawAgentOptions } from "../../../agent/config.ts";
 import { mintToken } from "../../../src/auth.ts";
+import { configError } from "../../helpers/config-error.ts";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const FIXTURES = resolve(ROOT, "test/fixtures/bridge");
@@ -24,16 +25,6 @@ function bridgeOf(raw: RawAgentOptions, readFile?: (path: string) => string) {
   const { target } = buildAgentConfig(raw, {}, readFile);
   if (target.kind !== "bridge") throw new Error(`not a bridge target: ${target.kind}`);
   return target;
-}
-
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConfigError");
 }
 
 async function loadError(promise: Promise<unknown>): Promise<ConfigError> {
