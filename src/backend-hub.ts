@@ -282,7 +282,7 @@ export class BackendHub extends DurableObject<Env> {
         backend,
       ).toResponse();
     }
-    const upgrade = internal.has("upgrade") && h.get("upgrade")?.toLowerCase() === "websocket";
+    const upgrade = internal.get("upgrade")?.toLowerCase() === "websocket";
     // The flow subprotocol is between the client and the relay only (src/client-flow.ts).
     const offer = upgrade ? takeFlowOffer(h.get("sec-websocket-protocol")) : { flow: false, rest: null };
     const forwarded = upgrade
@@ -428,25 +428,24 @@ export class BackendHub extends DurableObject<Env> {
  * appends or a list of pairs (`npm run bench -- --profile`).
  */
 function responseHeaders(list: HeaderList): { init: HeadersInit; length: string | null } {
-  let record: Record<string, string> | undefined = Object.create(null) as Record<string, string>;
+  const record: Record<string, string> = Object.create(null);
   for (const [name, value] of list) {
-    if (name in record!) {
-      record = undefined;
-      break;
-    }
-    record![name] = value;
+    // A repeated name (Set-Cookie) needs a Headers built by appends.
+    if (name in record) return headersByAppends(list);
+    record[name] = value;
   }
-  const init: Headers | Record<string, string> = record ?? new Headers();
-  if (!record) for (const [name, value] of list) (init as Headers).append(name, value);
-  const get = (name: string) => (record ? (record[name] ?? null) : (init as Headers).get(name));
   // The runtime gzips responses without a Content-Encoding for clients that accept gzip,
   // buffering the whole body first (PLATFORM-NOTES). "identity" with encodeBody manual keeps
   // streams streaming and bytes untouched.
-  if (get("content-encoding") === null) {
-    if (record) record["content-encoding"] = "identity";
-    else (init as Headers).set("content-encoding", "identity");
-  }
-  return { init, length: get("content-length") };
+  record["content-encoding"] ??= "identity";
+  return { init: record, length: record["content-length"] ?? null };
+}
+
+function headersByAppends(list: HeaderList): { init: Headers; length: string | null } {
+  const headers = new Headers();
+  for (const [name, value] of list) headers.append(name, value);
+  if (!headers.has("content-encoding")) headers.set("content-encoding", "identity");
+  return { init: headers, length: headers.get("content-length") };
 }
 
 /**
