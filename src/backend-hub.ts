@@ -6,9 +6,10 @@ import { RequestBody, TunnelBody } from "./bodies.ts";
 import type { Env } from "./env.ts";
 import { Deadlines } from "./deadlines.ts";
 import { RelayError } from "./errors.ts";
-import { RELAY_PREFIX, endToEnd } from "./http-headers.ts";
+import { RELAY_PREFIX, endToEnd, isHopByHop } from "./http-headers.ts";
+import { ROUTE_HEADER, decodeRoute, type HubRoute } from "./hub-route.ts";
 import { DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose, type HeaderList } from "./protocol/frame.ts";
-import { decodeResponseHead, encodeRequestHead } from "./protocol/head.ts";
+import { decodeResponseHead } from "./protocol/head.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
 import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
 import { FLOW_SUBPROTOCOL, takeFlowOffer } from "./client-flow.ts";
@@ -22,18 +23,6 @@ import {
   type ClientAttachment,
 } from "./public-websockets.ts";
 
-/** Internal headers the Worker sets on requests it forwards here (public ones are stripped). */
-export const Internal = {
-  op: "x-relay-op",
-  backend: "x-relay-backend",
-  path: "x-relay-path",
-  scheme: "x-relay-scheme",
-  authority: "x-relay-authority",
-  /** "granted" when the Worker verified an access token for this backend. */
-  access: "x-relay-access",
-} as const;
-
-
 /** Statuses whose responses never have a body (the Response constructor refuses one). */
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
@@ -46,8 +35,8 @@ const DEFAULT_HEARTBEAT_DEADLINE_SECONDS = 45;
 const MAX_REFUSED_RETRIES = 2;
 
 /** Whether a request may be sent again after its tunnel died before answering (GET, HEAD, OPTIONS, Idempotency-Key). */
-export function isRepeatable(method: string, headers: { has(name: string): boolean }): boolean {
-  return method === "GET" || method === "HEAD" || method === "OPTIONS" || headers.has("idempotency-key");
+function isRepeatable(method: string, idempotencyKey: boolean): boolean {
+  return method === "GET" || method === "HEAD" || method === "OPTIONS" || idempotencyKey;
 }
 
 /** Maps a close code we may not send (1005, 1006, reserved) to one we may. */
@@ -76,17 +65,24 @@ export class BackendHub extends DurableObject<Env> {
   }
 
   async fetch(request: Request): Promise<Response> {
-    const op = request.headers.get(Internal.op);
-    if (op === "connect") return this.acceptTunnel(request);
-    if (op === "status") return Response.json(this.status(request.headers.get(Internal.backend) ?? ""));
-    if (op === "drain") return Response.json(this.drain(request.headers.get(Internal.backend) ?? ""));
-    if (op === "bench" && this.env.RELAY_BENCH === "1") return benchResponse(request, request.headers.get(Internal.path) ?? "/", this);
-    return this.relay(request);
+    const route = decodeRoute(request.headers.get(ROUTE_HEADER));
+    // Only the Worker calls this object, and it always sets the route.
+    if (!route) return new RelayError("internal_error", "The request reached the relay's Durable Object without its route.").toResponse();
+    switch (route.op) {
+      case "connect":
+        return this.acceptTunnel(route.backend);
+      case "status":
+        return Response.json(this.status(route.backend));
+      case "drain":
+        return Response.json(this.drain(route.backend));
+      case "bench":
+        if (this.env.RELAY_BENCH === "1") return benchResponse(request, route.path ?? "/", this);
+    }
+    return this.relay(request, route);
   }
 
   /** Accepts an agent's (already authenticated) WebSocket as a hibernatable tunnel. */
-  private acceptTunnel(request: Request): Response {
-    const backend = request.headers.get(Internal.backend)!;
+  private acceptTunnel(backend: string): Response {
     const { 0: client, 1: server } = new WebSocketPair();
     const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now() };
     this.ctx.acceptWebSocket(server, [TUNNEL_TAG, tunnelTag(meta.tunnelId)]);
@@ -270,35 +266,19 @@ export class BackendHub extends DurableObject<Env> {
    * refused it (REFUSED_STREAM: it took no action), or its tunnel died and the request is safe
    * to repeat (README "High availability").
    */
-  private async relay(request: Request): Promise<Response> {
-    const h = request.headers;
-    const { internal, fields } = splitInternal(h);
-    const backend = internal.get(Internal.backend) ?? "";
+  private async relay(request: Request, route: HubRoute): Promise<Response> {
+    const { backend } = route;
     const tunnels = this.allTunnels();
-    if (tunnels.some((t) => t.meta.hello?.requireAccess) && internal.get(Internal.access) !== "granted") {
+    if (!route.access && tunnels.some((t) => t.meta.hello?.requireAccess)) {
       return new RelayError(
         "access_denied",
         `Backend "${backend}" requires an access token in the X-Relay-Access-Token header (mint one with \`edge-relay token ${backend} --access\`).`,
         backend,
       ).toResponse();
     }
-    const upgrade = internal.get("upgrade")?.toLowerCase() === "websocket";
-    // The flow subprotocol is between the client and the relay only (src/client-flow.ts).
-    const offer = upgrade ? takeFlowOffer(h.get("sec-websocket-protocol")) : { flow: false, rest: null };
-    const forwarded = upgrade
-      ? endToEnd(fields).filter(([name]) => !HANDSHAKE_HEADERS.has(name) && name !== "sec-websocket-protocol")
-      : endToEnd(fields);
-    if (offer.rest) forwarded.push(["sec-websocket-protocol", offer.rest]);
-    const head = encodeRequestHead({
-      method: request.method,
-      path: internal.get(Internal.path) ?? "/",
-      scheme: internal.get(Internal.scheme) ?? "https",
-      authority: internal.get(Internal.authority) ?? "",
-      ...(upgrade ? { protocol: "websocket" } : {}),
-      headers: forwarded,
-    });
+    const { head, upgrade, flow, idempotencyKey } = requestHead(request, route);
     const body = request.body && !upgrade ? new RequestBody(request.body, DEFAULT_WINDOW) : undefined;
-    const repeatable = isRepeatable(request.method, internal);
+    const repeatable = isRepeatable(request.method, idempotencyKey);
     const tried = new Set<Tunnel>();
     let refusals = 0;
     let losses = 0;
@@ -320,7 +300,7 @@ export class BackendHub extends DurableObject<Env> {
       tried.add(tunnel);
       const stream = tunnel.session.open(head, !upgrade && !body);
       body?.attach(stream);
-      const outcome = await this.awaitResponse(stream, request.method, backend, upgrade ? { tunnelId: tunnel.meta.tunnelId, flow: offer.flow } : undefined);
+      const outcome = await this.awaitResponse(stream, request.method, backend, upgrade ? { tunnelId: tunnel.meta.tunnelId, flow } : undefined);
       if (outcome instanceof Response) {
         body?.commit();
         return outcome;
@@ -394,7 +374,7 @@ export class BackendHub extends DurableObject<Env> {
             const chosen = headers.find(([name]) => name === "sec-websocket-protocol")?.[1] ?? null;
             return answer(this.acceptClient(stream, wsTunnel, backend, chosen));
           }
-          const { init: out, length } = responseHeaders(endToEnd(headers));
+          const { init: out, length } = responseHeaders(headers);
           const empty = fin || NULL_BODY.has(status) || method === "HEAD";
           if (empty && !fin) stream.reset(ErrorCode.NoError, "no body expected");
           // encodeBody "manual": pass the backend's bytes and Content-Encoding through untouched,
@@ -423,16 +403,18 @@ export class BackendHub extends DurableObject<Env> {
 }
 
 /**
- * The public response's headers from the agent's list, and its Content-Length. A plain object
- * when no name repeats: the runtime takes that in one call, far cheaper than a Headers built by
- * appends or a list of pairs (`npm run bench -- --profile`).
+ * The public response's headers from the agent's list (end-to-end fields only), and its
+ * Content-Length. A plain object when no name repeats: the runtime takes that in one call, far
+ * cheaper than a Headers built by appends or a list of pairs (`npm run bench -- --profile`).
+ * One pass, with no list in between; a Connection header (it names more fields to drop) or a
+ * repeated name (Set-Cookie) takes the general path.
  */
 function responseHeaders(list: HeaderList): { init: HeadersInit; length: string | null } {
   const record: Record<string, string> = Object.create(null);
-  for (const [name, value] of list) {
-    // A repeated name (Set-Cookie) needs a Headers built by appends.
-    if (name in record) return headersByAppends(list);
-    record[name] = value;
+  for (let i = 0; i < list.length; i++) {
+    const name = list[i][0].toLowerCase();
+    if (name === "connection" || name in record) return headersByAppends(endToEnd(list));
+    if (!isHopByHop(name)) record[name] = list[i][1];
   }
   // The runtime gzips responses without a Content-Encoding for clients that accept gzip,
   // buffering the whole body first (PLATFORM-NOTES). "identity" with encodeBody manual keeps
@@ -449,22 +431,48 @@ function headersByAppends(list: HeaderList): { init: Headers; length: string | n
 }
 
 /**
- * The Worker's internal x-relay- fields (and which of `upgrade`, `idempotency-key` are present)
- * and the public fields, in one pass over the request's headers: each Headers call crosses into
- * the runtime, and this runs for every request (`npm run bench`).
+ * The head an agent gets for a public request (README "Header block"), in one pass over its
+ * headers: each Headers call crosses into the runtime, and this runs for every request (`npm
+ * run bench`). Dropped: hop-by-hop fields, every x-relay- field (the route came in its own
+ * header, the rest are the public client's), and X-Forwarded-Proto and -Host, which are set
+ * here from the route. For a WebSocket upgrade the handshake's own fields go too, and the
+ * relay's flow subprotocol is taken out of the offer (src/client-flow.ts).
  */
-function splitInternal(h: Headers): { internal: Map<string, string>; fields: Array<[string, string]> } {
-  const internal = new Map<string, string>();
-  const fields: Array<[string, string]> = [];
-  for (const field of h) {
+function requestHead(request: Request, route: HubRoute): { head: HeaderList; upgrade: boolean; flow: boolean; idempotencyKey: boolean } {
+  const scheme = route.scheme ?? "https";
+  const authority = route.authority ?? "";
+  const head: HeaderList = [[":method", request.method], [":path", route.path ?? "/"], [":scheme", scheme], [":authority", authority]];
+  let upgrade: string | undefined;
+  let connection: string | undefined;
+  let idempotencyKey = false;
+  for (const field of request.headers) {
     const name = field[0];
-    if (name.startsWith(RELAY_PREFIX)) internal.set(name, field[1]);
-    else {
-      if (name === "upgrade" || name === "idempotency-key") internal.set(name, field[1]);
-      fields.push(field);
+    if (name.startsWith(RELAY_PREFIX) || name === "x-forwarded-proto" || name === "x-forwarded-host") continue;
+    if (isHopByHop(name)) {
+      if (name === "upgrade") upgrade = field[1];
+      else if (name === "connection") connection = field[1];
+      continue;
+    }
+    if (name === "idempotency-key") idempotencyKey = true;
+    head.push(field);
+  }
+  head.push(["x-forwarded-proto", scheme], ["x-forwarded-host", authority]);
+  const websocket = upgrade?.toLowerCase() === "websocket";
+  let flow = false;
+  let fields = head;
+  if (connection !== undefined || websocket) {
+    // Rare: drop what Connection names (the runtime usually strips Connection itself), and the
+    // WebSocket handshake's fields, which the agent's own handshake makes anew.
+    const named = new Set((connection ?? "").split(",").map((t) => t.trim().toLowerCase()));
+    fields = head.filter(([name], i) => i < 4 || !(named.has(name) || (websocket && (HANDSHAKE_HEADERS.has(name) || name === "sec-websocket-protocol"))));
+    if (websocket) {
+      fields.splice(4, 0, [":protocol", "websocket"]);
+      const offer = takeFlowOffer(request.headers.get("sec-websocket-protocol"));
+      flow = offer.flow;
+      if (offer.rest) fields.push(["sec-websocket-protocol", offer.rest]);
     }
   }
-  return { internal, fields };
+  return { head: fields, upgrade: websocket, flow, idempotencyKey };
 }
 
 /** The HTTP error for a stream that ended before its response headers. */

@@ -16,6 +16,11 @@ const HOP_BY_HOP = new Set([
   "http2-settings",
 ]);
 
+/** Whether a (lower-case) field describes one connection only: hop-by-hop or `proxy-*`. */
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith("proxy-");
+}
+
 /** Headers starting with this are the relay's own and are never taken from the public side. */
 export const RELAY_PREFIX = "x-relay-";
 
@@ -34,7 +39,7 @@ export function endToEnd(fields: Iterable<[string, string]>, dropRelay = false):
       named ??= new Set();
       for (const token of value.split(",")) named.add(token.trim().toLowerCase());
     }
-    if (HOP_BY_HOP.has(name) || name.startsWith("proxy-") || (dropRelay && name.startsWith(RELAY_PREFIX))) continue;
+    if (isHopByHop(name) || (dropRelay && name.startsWith(RELAY_PREFIX))) continue;
     list.push([name, value]);
   }
   return named ? list.filter(([name]) => !named.has(name)) : list;

@@ -18,6 +18,15 @@ export function pathAndQuery(url: string): string {
   return url.slice(slash);
 }
 
+/** The scheme (without ":") and host of an absolute URL string, without parsing the whole URL. */
+export function schemeAndHost(url: string): { scheme: string; host: string } {
+  const colon = url.indexOf(":");
+  const start = colon + 3;
+  let end = start;
+  while (end < url.length && url[end] !== "/" && url[end] !== "?" && url[end] !== "#") end++;
+  return { scheme: url.slice(0, colon), host: url.slice(start, end) };
+}
+
 function checkName(name: string): string {
   if (!isValidBackendName(name)) {
     throw new RelayError(

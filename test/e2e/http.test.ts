@@ -168,13 +168,16 @@ describe("headers", () => {
     expect(headerValues(res, "x-end")).toEqual(["2"]);
   });
 
-  it("adds X-Forwarded-For, -Proto and -Host, and never takes x-relay- headers from the public side", async () => {
+  it("adds X-Forwarded-For, -Proto and -Host (replacing the client's), and never takes x-relay- headers from the public side", async () => {
     const echo = await echoed("/echo", {
       headers: [
         ["host", `127.0.0.1:${relay.port}`],
         ["x-relay-path", "/admin"],
         ["x-relay-op", "connect"],
+        ["x-relay-route", JSON.stringify({ op: "drain", backend: NAME, path: "/admin" })],
         ["x-relay-anything", "1"],
+        ["x-forwarded-proto", "gopher"],
+        ["x-forwarded-host", "spoofed.example"],
       ],
     });
     expect(echo.url).toBe("/echo");

@@ -2,7 +2,7 @@
 // names, table-driven against the pure route() and pathAndQuery().
 import { describe, expect, it } from "vitest";
 import { RelayError } from "../../src/errors.ts";
-import { pathAndQuery, route, type Route } from "../../src/routing.ts";
+import { pathAndQuery, route, schemeAndHost, type Route } from "../../src/routing.ts";
 
 const DOMAIN = "relay.example.com";
 
@@ -20,6 +20,18 @@ describe("pathAndQuery", () => {
     ["http://h/#frag", "/#frag"],
   ])("%s -> %s", (url, expected) => {
     expect(pathAndQuery(url)).toBe(expected);
+  });
+});
+
+describe("schemeAndHost", () => {
+  it.each([
+    ["http://h", "http", "h"],
+    ["https://h:8443/p?q", "https", "h:8443"],
+    ["http://[::1]:8787/r/x/", "http", "[::1]:8787"],
+    ["http://h?x=1", "http", "h"],
+    ["http://h#f", "http", "h"],
+  ])("%s -> %s %s", (url, scheme, host) => {
+    expect(schemeAndHost(url)).toEqual({ scheme, host });
   });
 });
 

@@ -1,0 +1,36 @@
+// What the Worker tells a backend's Durable Object about a request it passes on: one trusted
+// header, x-relay-route, holding JSON. The Worker always sets it (replacing any a public client
+// sent), so the object trusts it and nothing else; every other x-relay- field on the request is
+// public and is dropped before the request reaches an agent.
+
+/** The one internal header. */
+export const ROUTE_HEADER = "x-relay-route";
+
+/** What a request to the Durable Object is for. */
+export interface HubRoute {
+  /** Absent for a public request to relay; else an agent tunnel, the admin view or drain, or the bench. */
+  op?: "connect" | "status" | "drain" | "bench";
+  backend: string;
+  /** Path and query the backend sees (public requests and the bench). */
+  path?: string;
+  /** The public request's scheme and host: the head's :scheme and :authority, and X-Forwarded-Proto/-Host. */
+  scheme?: string;
+  authority?: string;
+  /** The Worker verified an access token for this backend (X-Relay-Access-Token). */
+  access?: true;
+}
+
+export function encodeRoute(route: HubRoute): string {
+  return JSON.stringify(route);
+}
+
+/** The route the Worker set, or undefined when the header is missing or malformed. */
+export function decodeRoute(value: string | null): HubRoute | undefined {
+  if (value === null) return undefined;
+  try {
+    const route = JSON.parse(value) as HubRoute | null;
+    return route && typeof route.backend === "string" ? route : undefined;
+  } catch {
+    return undefined;
+  }
+}
