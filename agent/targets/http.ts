@@ -180,7 +180,7 @@ export class HttpOrigin implements Origin {
       const noBody = head.method === "HEAD" || status === 204 || status === 304;
       stream.sendHeaders(encodeResponseHead({ status, headers: endToEnd(pairs(res.rawHeaders)) }), noBody);
       if (noBody) return void res.resume();
-      void sendBody(res, stream);
+      void sendBody(res, stream, contentLength(res.headers["content-length"]));
     });
     stream.onReset = () => req.destroy();
     stream.onData = (chunk) => {
@@ -195,13 +195,32 @@ export class HttpOrigin implements Origin {
   }
 }
 
-/** Streams a target's response body into a tunnel stream; a target that breaks off resets it. */
-export async function sendBody(res: Readable, stream: Stream): Promise<void> {
+/**
+ * Streams a target's response body into a tunnel stream; a target that breaks off resets it.
+ * With the body's length known (Content-Length), FIN rides on the frame with its last bytes: a
+ * small response then crosses the tunnel as HEADERS and one DATA frame.
+ */
+export async function sendBody(res: Readable, stream: Stream, length?: number): Promise<void> {
   try {
-    for await (const chunk of res) await stream.write(chunk as Uint8Array);
-    await stream.end();
+    let sent = 0;
+    let ended = false;
+    // The loop runs to the body's end even after FIN went: leaving it early would destroy the
+    // response, and with it the target's keep-alive connection.
+    for await (const chunk of res) {
+      sent += (chunk as Uint8Array).byteLength;
+      if (sent === length) {
+        ended = true;
+        await stream.end(chunk as Uint8Array);
+      } else await stream.write(chunk as Uint8Array);
+    }
+    if (!ended) await stream.end();
   } catch (err) {
     if (err instanceof StreamReset) return void res.destroy();
     stream.reset(ErrorCode.OriginReset, describeError(err as NodeJS.ErrnoException));
   }
+}
+
+/** A Content-Length header's value as a number, when it is one. */
+export function contentLength(value: string | string[] | undefined): number | undefined {
+  return typeof value === "string" && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
 }

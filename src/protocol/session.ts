@@ -73,6 +73,8 @@ export interface SessionOptions {
  */
 const ignore = (): void => {};
 
+const EMPTY = new Uint8Array(0);
+
 /** One stream of a session. Handlers are set by whoever opened or accepted it. */
 export class Stream {
   status: StreamStatus = idleStatus();
@@ -148,12 +150,16 @@ export class Stream {
     return run;
   }
 
-  /** Ends this side's direction (FIN) after every pending write. */
-  end(): Promise<void> {
-    const run = this.writeTail.then(() => {
+  /**
+   * Ends this side's direction (FIN) after every pending write; with `last`, FIN rides on the
+   * DATA frame that carries its final bytes instead of an empty frame of its own.
+   */
+  end(last?: Uint8Array): Promise<void> {
+    const run = this.writeTail.then(async () => {
       if (this.error) throw this.error;
+      if (last?.byteLength) await this.writeNow(last, 0, Flag.FIN);
+      else this.session.queue(FrameType.Data, Flag.FIN, this.id, EMPTY);
       this.apply(StreamEvent.SendFin);
-      this.session.queue(FrameType.Data, Flag.FIN, this.id, new Uint8Array(0));
       this.session.settle(this);
     });
     this.writeTail = run.catch(() => {});
