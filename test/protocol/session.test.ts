@@ -419,6 +419,28 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       expect(framesSent(pair, "relay", FrameType.Data)).toEqual([]);
     });
 
+    it("end(last) sends FIN on the DATA frame with the last bytes, even when they span frames", async () => {
+      const small = bytes(22, 3);
+      const big = bytes(40 * KiB, 4);
+      const { pair, server } = await serve((a) => {
+        a.stream.sendHeaders(OK);
+        void a.stream.end(a.head.some(([n]) => n === "x-big") ? big : small);
+      }, { relayHello: SMALL, agentHello: SMALL });
+      for (const [extra, body] of [[[] as HeaderList, small], [[["x-big", "1"]] as HeaderList, big]] as const) {
+        const stream = pair.relay.open([...REQUEST, ...extra], true);
+        const response = read(stream);
+        expect(sameBytes(await within(response.ended, "the response body"), body)).toBe(true);
+        expect(stream.state).toBe(StreamState.Closed);
+        const data = framesSent(pair, "agent", FrameType.Data).filter((f) => f.streamId === stream.id);
+        // 16 KiB frames (the relay's maxFrame here): 22 bytes are one frame, 40 KiB three.
+        expect(data.map((f) => [f.payload.byteLength, f.flags & Flag.FIN])).toEqual(
+          body === small ? [[22, Flag.FIN]] : [[16 * KiB, 0], [16 * KiB, 0], [8 * KiB, Flag.FIN]],
+        );
+      }
+      expect(server.accepted).toHaveLength(2);
+      expect(pair.agent.streams.size).toBe(0);
+    });
+
     it("the relay opens odd ids in order", async () => {
       const { pair } = await serve(() => {});
       expect([1, 2, 3].map(() => pair.relay.open(REQUEST, true).id)).toEqual([1, 3, 5]);
