@@ -358,10 +358,11 @@ export class BackendHub extends DurableObject<Env> {
       const answer = (response: Response | StreamReset) => {
         if (answered) return;
         answered = true;
-        cancelTimeout();
+        deadlines.cancel(deadline);
         resolve(response);
       };
-      const cancelTimeout = this.responseDeadlines(seconds).add(() => {
+      const deadlines = this.responseDeadlines(seconds);
+      const deadline = deadlines.add(() => {
         stream.reset(ErrorCode.Timeout, `no response headers within ${seconds} s`);
         answer(new RelayError("timeout", `The agent sent no response headers within ${seconds} seconds.`, backend).toResponse());
       });

@@ -1,0 +1,46 @@
+// The shared response-head timer (src/deadlines.ts), on fake timers: pure logic.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { Deadlines, IDLE_CHECK_MS } from "../../src/deadlines.ts";
+
+describe("Deadlines", () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
+
+  it("fires each deadline after the fixed time, in order, unless cancelled", () => {
+    const d = new Deadlines(2000);
+    const fired: string[] = [];
+    d.add(() => fired.push("a"));
+    vi.advanceTimersByTime(500);
+    const b = d.add(() => fired.push("b"));
+    d.add(() => fired.push("c"));
+    d.cancel(b);
+    vi.advanceTimersByTime(1499);
+    expect(fired).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(["a"]);
+    vi.advanceTimersByTime(500);
+    expect(fired).toEqual(["a", "c"]);
+    expect(d.size).toBe(0);
+  });
+
+  it("keeps one timer for many requests and never clears it: it lapses within IDLE_CHECK_MS once nothing waits", () => {
+    const d = new Deadlines(100_000);
+    for (let i = 0; i < 1000; i++) d.cancel(d.add(() => expect.unreachable()));
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(IDLE_CHECK_MS);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("a long deadline fires on time though the timer wakes every IDLE_CHECK_MS while it waits", () => {
+    const d = new Deadlines(100_000);
+    let firedAt = -1;
+    const start = Date.now();
+    d.add(() => (firedAt = Date.now() - start));
+    vi.advanceTimersByTime(99_999);
+    expect(firedAt).toBe(-1);
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(1);
+    expect(firedAt).toBe(100_000);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
