@@ -41,6 +41,8 @@ export class Tunnel {
       // After eviction the old counter is gone: start at a random odd id (README "Streams").
       firstStreamId: meta.hello ? (Math.floor(Math.random() * 0x3fffffff) * 2 + 1) : 1,
       send: (message) => ws.send(message),
+      // A lone request goes out with the event that made it; many wait for a timer and share a message.
+      scheduleAlone: (flush) => queueMicrotask(flush),
       onHello: (hello) => {
         this.meta.hello = hello;
         ws.serializeAttachment(this.meta);

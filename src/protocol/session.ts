@@ -65,6 +65,13 @@ export interface SessionOptions {
   firstStreamId?: number;
   /** How a flush of coalesced frames is deferred (default: a zero-delay timer). */
   schedule?(flush: () => void): void;
+  /**
+   * How a flush is deferred while at most one stream is open (default: `schedule`). There is
+   * nothing to coalesce a lone stream's frames with, and the relay's timer is an event of its
+   * own in the runtime: at concurrency 1 a microtask saves ~50 µs of the relay's CPU per
+   * request (`npm run bench`).
+   */
+  scheduleAlone?(flush: () => void): void;
 }
 
 /**
@@ -356,7 +363,8 @@ export class Session {
     if (this.outboxBytes >= MAX_MESSAGE_BYTES) return this.flush();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      this.schedule(this.flushBound);
+      if (this.streams.size <= 1 && this.opts.scheduleAlone) this.opts.scheduleAlone(this.flushBound);
+      else this.schedule(this.flushBound);
     }
   }
 

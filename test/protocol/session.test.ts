@@ -1,7 +1,7 @@
 // Session conformance suite (README "Hello", "Streams", "Flow"): a relay-role and an agent-role
 // Session talking over a transport. Runs over every PairFactory in TRANSPORTS.
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeError, decodeU32, encodeError, encodeFrame, encodeFrames, encodeHeaderBlock, encodeHello, encodeU32 } from "../../src/protocol/codec.ts";
+import { decodeError, decodeMessage, decodeU32, encodeError, encodeFrame, encodeFrames, encodeHeaderBlock, encodeHello, encodeU32 } from "../../src/protocol/codec.ts";
 import {
   ErrorCode,
   Flag,
@@ -912,5 +912,33 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       for (const m of messages) expect(m.bytes.byteLength).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
       accepted.forEach((a, i) => expect(sameBytes(concat(a.reader.chunks), bytes(payload, i + 1))).toBe(true));
     });
+  });
+});
+
+describe("flush scheduling (no transport: the session's own choice)", () => {
+  const hello: Hello = { v: 1, software: "t/0", id: "t", caps: ["http"], window: 64 * KiB, maxFrame: 16 * KiB };
+
+  it("sends a lone stream's frames with scheduleAlone, and coalesces with schedule while more streams are open", () => {
+    const sent: Frame[][] = [];
+    const timers: Array<() => void> = [];
+    const alone: Array<() => void> = [];
+    const session = new Session({
+      role: "relay",
+      hello,
+      remoteHello: hello,
+      send: (m) => sent.push(decodeMessage(m)),
+      schedule: (flush) => timers.push(flush),
+      scheduleAlone: (flush) => alone.push(flush),
+    });
+    const first = session.open(REQUEST, true);
+    expect([alone.length, timers.length]).toEqual([1, 0]);
+    alone.shift()!();
+    expect(sent.map((m) => m.map((f) => f.streamId))).toEqual([[first.id]]);
+    // The first stream still waits for its response: two, then three streams are open.
+    const second = session.open(REQUEST, true);
+    const third = session.open(REQUEST, true);
+    expect([alone.length, timers.length]).toEqual([0, 1]);
+    timers.shift()!();
+    expect(sent.map((m) => m.map((f) => f.streamId))).toEqual([[first.id], [second.id, third.id]]);
   });
 });
