@@ -42,10 +42,9 @@ export function hboneOrigin(
     return undefined;
   };
   const dialer: HttpDialer = {
-    request: http.request,
-    host: target.authority,
     // No agent: each request brings its own connection, a fresh CONNECT stream.
-    connection: (head) => ({ agent: undefined, createConnection: createConnection(head) as never }),
+    http1: { request: http.request, connection: (head) => ({ agent: undefined, createConnection: createConnection(head) as never }) },
+    host: target.authority,
     websocket: { base: `ws://${target.authority}`, connection: (head) => createConnection(head) as never },
     protocols: async () => ["hbone", h2 ? "h2" : "http/1.1"],
     close: () => pool.close(),
