@@ -66,10 +66,11 @@ export interface SessionOptions {
   /** How a flush of coalesced frames is deferred (default: a zero-delay timer). */
   schedule?(flush: () => void): void;
   /**
-   * How a flush is deferred while at most one stream is open (default: `schedule`). There is
-   * nothing to coalesce a lone stream's frames with, and the relay's timer is an event of its
-   * own in the runtime: at concurrency 1 a microtask saves ~50 µs of the relay's CPU per
-   * request (`npm run bench`).
+   * How a flush is deferred when the frame is a HEADERS and at most one stream is open (default:
+   * `schedule`). There is nothing to coalesce a lone request's head with, and the relay's timer
+   * is an event of its own in the runtime: at concurrency 1 a microtask saves ~50 µs of the
+   * relay's CPU per request (`npm run bench`). Body frames still wait for `schedule`: a lone
+   * upload's chunks then share messages, at a third more MiB/s.
    */
   scheduleAlone?(flush: () => void): void;
 }
@@ -363,7 +364,7 @@ export class Session {
     if (this.outboxBytes >= MAX_MESSAGE_BYTES) return this.flush();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      if (this.streams.size <= 1 && this.opts.scheduleAlone) this.opts.scheduleAlone(this.flushBound);
+      if (type === FrameType.Headers && this.streams.size <= 1 && this.opts.scheduleAlone) this.opts.scheduleAlone(this.flushBound);
       else this.schedule(this.flushBound);
     }
   }

@@ -1,7 +1,7 @@
 // HTTP-TCP bridge end to end: an HTTP client -> relay (workerd) -> agent with a bridge+tcp://
 // target and a plugin -> a TCP server. Debian's redis-server behind the resp plugin, the example
 // length-prefixed plugin with a tiny server, raw, and plugin failures as 502 bridge_error.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -58,10 +58,13 @@ describe.skipIf(!!redis.skip)("Redis behind the resp plugin", () => {
     return Number(/total_connections_received:(\d+)/.exec(Buffer.from(info as Uint8Array).toString())![1]);
   }
 
+  // Registered here, not inside beforeAll: a hook added from a hook never runs, and redis outlived the run.
+  let redisServer: ChildProcess | undefined;
+  afterAll(() => void redisServer?.kill());
+
   beforeAll(async () => {
     redisPort = await closedPort();
-    const server = spawn(redis.path!, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    afterAll(() => void server.kill());
+    redisServer = spawn(redis.path!, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
     for (let i = 0; ; i++) {
       try {
         await connectionsReceived();

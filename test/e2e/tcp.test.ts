@@ -1,6 +1,6 @@
 // Raw TCP end to end: a TCP client -> `edge-relay connect` -> relay (workerd) -> agent with a
 // tcp:// target -> a TCP server; and Debian's redis-server and redis-cli as real peers.
-import { execFile, spawn } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync, mkdtempSync } from "node:fs";
 import net from "node:net";
@@ -279,13 +279,16 @@ const redisCli = tool("redis-cli", "redis-tools");
 describe.skipIf(!!redis.skip || !!redisCli.skip)("Redis through edge-relay connect", () => {
   let local = 0;
 
+  // Registered here, not inside beforeAll: a hook added from a hook never runs, and redis outlived the run.
+  let redisServer: ChildProcess | undefined;
+  afterAll(() => void redisServer?.kill());
+
   beforeAll(async () => {
     const probe = net.createServer();
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise((r) => probe.close(r));
-    const server = spawn(redis.path!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    afterAll(() => void server.kill());
+    redisServer = spawn(redis.path!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
     // Wait until redis accepts connections.
     for (let i = 0; ; i++) {
       try {
