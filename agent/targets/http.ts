@@ -53,13 +53,9 @@ export interface HttpDialer {
  */
 export function directDialer(target: Extract<Target, { kind: "http" | "https" | "unix" }>, protocol: OriginProtocol = "auto"): HttpDialer {
   // No undici timeouts: a response may stream for hours (SSE); the relay bounds the wait for its head.
-  // A socket buffer of 1 MiB (one stream window): undici waits for a drain whenever a write
-  // fills the buffer, and at its default (64 KiB, one frame) that was every write of an upload.
-  // (net.connect takes the option; undici's types do not list it.)
-  const socket = { writableHighWaterMark: 1024 * 1024 } as Pool.Options["connect"] & object;
   const timeouts = { headersTimeout: 0, bodyTimeout: 0 };
   if (target.kind === "unix") {
-    const pool = new Pool("http://localhost", { ...timeouts, connect: socket, socketPath: target.path });
+    const pool = new Pool("http://localhost", { ...timeouts, socketPath: target.path });
     return {
       http1: { pool },
       host: "localhost",
@@ -74,7 +70,7 @@ export function directDialer(target: Extract<Target, { kind: "http" | "https" | 
   const tlsOptions = target.kind === "https" ? { ca: target.ca, rejectUnauthorized: !target.insecure } : undefined;
   const origin = `${secure ? "https" : "http"}://${target.url.host}`;
   const servername = net.isIP(hostname) ? undefined : hostname;
-  const pool = new Pool(origin, { ...timeouts, connect: { ...socket, ...tlsOptions, servername } });
+  const pool = new Pool(origin, { ...timeouts, ...(tlsOptions ? { connect: { ...tlsOptions, servername } } : {}) });
   const closePool = () => void pool.destroy().catch(() => {});
   const dialer: HttpDialer = {
     http1: { pool },
