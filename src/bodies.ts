@@ -1,5 +1,6 @@
 // Bodies between the runtime's web streams and tunnel streams, both directions under
 // credit: the relay never holds more than a window per stream (PLATFORM-NOTES: no backpressure).
+import { contentLength as parseContentLength } from "./http-headers.ts";
 import { ErrorCode } from "./protocol/frame.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
 
@@ -25,7 +26,7 @@ export class TunnelBody {
 
   /** The public response's body; `contentLength` is the backend's Content-Length header, if any. */
   open(contentLength?: string | null): ReadableStream<Uint8Array> {
-    const length = contentLength && /^\d{1,15}$/.test(contentLength) ? Number(contentLength) : undefined;
+    const length = parseContentLength(contentLength);
     const pipe = length === undefined ? new IdentityTransformStream() : new FixedLengthStream(length);
     const writer = pipe.writable.getWriter();
     this.writer = writer;

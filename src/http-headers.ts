@@ -45,6 +45,11 @@ export function endToEnd(fields: Iterable<[string, string]>, dropRelay = false):
   return named ? list.filter(([name]) => !named.has(name)) : list;
 }
 
+/** A Content-Length value as a number, or undefined when it is absent or not plain digits. */
+export function contentLength(value: string | null | undefined): number | undefined {
+  return value && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}
+
 /** Pairs up Node's flat rawHeaders array ([name, value, name, value, ...]). */
 export function pairs(raw: readonly string[]): HeaderList {
   const list: HeaderList = [];

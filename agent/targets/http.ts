@@ -5,7 +5,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { Pool, type Dispatcher } from "undici";
-import { endToEnd, pairs } from "../../src/http-headers.ts";
+import { contentLength, endToEnd, pairs } from "../../src/http-headers.ts";
 import { ErrorCode } from "../../src/protocol/frame.ts";
 import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { StreamReset, type Stream } from "../../src/protocol/session.ts";
@@ -262,8 +262,7 @@ function respond(stream: Stream, head: RequestHead, status: number, fields: Arra
   const noBody = head.method === "HEAD" || status === 204 || status === 304;
   stream.sendHeaders(encodeResponseHead({ status, headers: endToEnd(fields) }), noBody);
   if (noBody) return void body.resume();
-  const length = fields.find(([name]) => name.length === 14 && name.toLowerCase() === "content-length")?.[1];
-  void sendBody(body, stream, length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : undefined);
+  void sendBody(body, stream, contentLength(fields.find(([name]) => name.length === 14 && name.toLowerCase() === "content-length")?.[1]));
 }
 
 /**
