@@ -42,9 +42,10 @@ export function hboneOrigin(
     return undefined;
   };
   const dialer: HttpDialer = {
-    // No agent: each request brings its own connection, a fresh CONNECT stream.
-    http1: { request: http.request, connection: (head) => ({ agent: undefined, createConnection: createConnection(head) as never }) },
+    request: http.request,
     host: target.authority,
+    // No agent: each request brings its own connection, a fresh CONNECT stream.
+    connection: (head) => ({ agent: undefined, createConnection: createConnection(head) as never }),
     websocket: { base: `ws://${target.authority}`, connection: (head) => createConnection(head) as never },
     protocols: async () => ["hbone", h2 ? "h2" : "http/1.1"],
     close: () => pool.close(),

@@ -1,10 +1,9 @@
 // HTTP/1.1 to a target: http://host:port, https://host:port (own CA or --origin-insecure),
-// unix:/path.sock through a keep-alive undici pool, or over an HBONE CONNECT stream through
-// node:http. Bodies stream both ways under credit.
+// unix:/path.sock, or over an HBONE CONNECT stream. Bodies stream both ways under credit.
 import http from "node:http";
 import http2 from "node:http2";
+import https from "node:https";
 import type { Readable } from "node:stream";
-import { Pool, type Dispatcher } from "undici";
 import { contentLength, endToEnd, pairs } from "../../src/http-headers.ts";
 import { ErrorCode } from "../../src/protocol/frame.ts";
 import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
@@ -21,18 +20,15 @@ export function describeError(err: NodeJS.ErrnoException): string {
 }
 
 /**
- * How HTTP/1.1 requests reach a target. Direct targets share a keep-alive undici pool: it costs
- * the agent about a third less CPU per request than node:http's client (`npm run bench`). HBONE
- * targets open a connection per request (its CONNECT carries the request's own headers), made
- * by `connection` and used by node:http.
+ * How an HttpOrigin reaches its target: a pooled connection over TCP, TLS or a unix socket, or
+ * a connection of its own per request (an HBONE CONNECT stream).
  */
-export type Http1Client = { pool: Dispatcher } | { request: typeof http.request; connection(head: RequestHead): Pick<http.RequestOptions, "agent" | "createConnection"> };
-
-/** How an HttpOrigin reaches its target. */
 export interface HttpDialer {
-  http1: Http1Client;
+  request: typeof http.request;
   /** The Host header when the public one is not preserved. */
   host: string;
+  /** Connection options for one request: host and port with a keep-alive agent, or createConnection. */
+  connection(head: RequestHead): Pick<http.RequestOptions, "hostname" | "port" | "socketPath" | "agent" | "createConnection">;
   /** The same for the target's WebSocket server. */
   websocket: Omit<WebSocketTarget, "host" | "createConnection"> & { connection?(head: RequestHead): WebSocketTarget["createConnection"] };
   /**
@@ -52,40 +48,39 @@ export interface HttpDialer {
  * use); `h2c` speaks cleartext HTTP/2 with prior knowledge; `h2` and `http1` force one.
  */
 export function directDialer(target: Extract<Target, { kind: "http" | "https" | "unix" }>, protocol: OriginProtocol = "auto"): HttpDialer {
-  // No undici timeouts: a response may stream for hours (SSE); the relay bounds the wait for its head.
-  const timeouts = { headersTimeout: 0, bodyTimeout: 0 };
+  const options = { keepAlive: true, maxSockets: Infinity, scheduling: "lifo" as const };
   if (target.kind === "unix") {
-    const pool = new Pool("http://localhost", { ...timeouts, socketPath: target.path });
+    const agent = new http.Agent(options);
     return {
-      http1: { pool },
+      request: http.request,
       host: "localhost",
+      connection: () => ({ socketPath: target.path, agent }),
       websocket: { base: `ws+unix:${target.path}` },
       protocols: async () => ["http/1.1"],
-      close: () => void pool.destroy().catch(() => {}),
+      close: () => agent.destroy(),
     };
   }
   const secure = target.kind === "https";
   const hostname = target.url.hostname.replace(/^\[|\]$/g, "");
   const port = Number(target.url.port || (secure ? 443 : 80));
   const tlsOptions = target.kind === "https" ? { ca: target.ca, rejectUnauthorized: !target.insecure } : undefined;
-  const origin = `${secure ? "https" : "http"}://${target.url.host}`;
-  const servername = net.isIP(hostname) ? undefined : hostname;
-  const pool = new Pool(origin, { ...timeouts, ...(tlsOptions ? { connect: { ...tlsOptions, servername } } : {}) });
-  const closePool = () => void pool.destroy().catch(() => {});
+  const agent = tlsOptions ? new https.Agent({ ...options, ...tlsOptions }) : new http.Agent(options);
   const dialer: HttpDialer = {
-    http1: { pool },
+    request: secure ? https.request : http.request,
     host: target.url.host,
+    connection: () => ({ hostname, port, agent }),
     websocket: { base: `${secure ? "wss" : "ws"}://${target.url.host}`, ...(tlsOptions ? { tls: tlsOptions } : {}) },
     protocols: async () => [secure ? "http/1.1" : protocol === "h2c" ? "h2c" : "http/1.1"],
-    close: closePool,
+    close: () => agent.destroy(),
   };
+  const origin = `${secure ? "https" : "http"}://${target.url.host}`;
   if (!secure && protocol === "h2c") {
     const sessions = new H2Sessions(origin, async () => undefined);
     dialer.h2 = async () => ({ session: await sessions.get(), scheme: "http" });
-    dialer.close = () => (closePool(), sessions.close());
+    dialer.close = () => (agent.destroy(), sessions.close());
   }
   if (secure && protocol !== "http1") {
-    const tlsTo = { host: hostname, port, servername, ...tlsOptions };
+    const tlsTo = { host: hostname, port, servername: net.isIP(hostname) ? undefined : hostname, ...tlsOptions };
     // ALPN decides once, on first use; a session then reuses fresh TLS connections offering only h2.
     let chosen: Promise<string> | undefined;
     const choose = () =>
@@ -96,7 +91,7 @@ export function directDialer(target: Extract<Target, { kind: "http" | "https" | 
     const sessions = new H2Sessions(origin, async () => (await alpnConnect(tlsTo, ["h2"])).socket);
     dialer.h2 = async () => ((await choose()) === "h2" ? { session: await sessions.get(), scheme: "https" } : undefined);
     dialer.protocols = async () => [await choose().catch(() => "unknown")];
-    dialer.close = () => (closePool(), sessions.close());
+    dialer.close = () => (agent.destroy(), sessions.close());
   }
   return dialer;
 }
@@ -156,8 +151,6 @@ export class HttpOrigin implements Origin {
   }
 
   private serveHttp1(stream: Stream, head: RequestHead, hasBody: boolean, host: string): void {
-    const client = this.dialer.http1;
-    if ("pool" in client) return servePooled(client.pool, stream, head, hasBody, host);
     const headers: string[] = [];
     let length = false;
     for (const [name, value] of head.headers) {
@@ -170,8 +163,8 @@ export class HttpOrigin implements Origin {
     if (hasBody && !length) headers.push("transfer-encoding", "chunked");
     headers.push("host", host);
     let responded = false;
-    const req = client.request({
-      ...client.connection(head),
+    const req = this.dialer.request({
+      ...this.dialer.connection(head),
       method: head.method,
       path: head.path,
       headers,
@@ -184,7 +177,11 @@ export class HttpOrigin implements Origin {
     });
     req.on("response", (res) => {
       responded = true;
-      respond(stream, head, res.statusCode ?? 502, pairs(res.rawHeaders), res);
+      const status = res.statusCode ?? 502;
+      const noBody = head.method === "HEAD" || status === 204 || status === 304;
+      stream.sendHeaders(encodeResponseHead({ status, headers: endToEnd(pairs(res.rawHeaders)) }), noBody);
+      if (noBody) return void res.resume();
+      void sendBody(res, stream, contentLength(res.headers["content-length"]));
     });
     stream.onReset = () => req.destroy();
     stream.onData = (chunk) => {
@@ -197,72 +194,6 @@ export class HttpOrigin implements Origin {
   close(): void {
     this.dialer.close();
   }
-}
-
-/** One request through an undici pool: the head, the body under credit, the response streamed back. */
-function servePooled(pool: Dispatcher, stream: Stream, head: RequestHead, hasBody: boolean, host: string): void {
-  const headers: string[] = [];
-  // undici frames a body of unknown length itself, and refuses Expect (the body streams anyway).
-  for (const [name, value] of head.headers) if (name !== "host" && name !== "expect") headers.push(name, value);
-  headers.push("host", host);
-  const abort = new AbortController();
-  stream.onReset = () => abort.abort();
-  if (!hasBody) stream.onData = stream.onEnd = () => {};
-  pool
-    .request({
-      method: head.method as Dispatcher.HttpMethod,
-      path: head.path,
-      headers,
-      // undici takes any async iterable (its types list only Readable).
-      body: hasBody ? (requestBody(stream) as unknown as Readable) : undefined,
-      signal: abort.signal,
-      responseHeaders: "raw",
-    })
-    .then(
-      (res) => respond(stream, head, res.statusCode, pairs(res.headers as unknown as string[]), res.body),
-      (err: NodeJS.ErrnoException) => stream.reset(ErrorCode.OriginUnreachable, describeError(err)),
-    );
-}
-
-/**
- * A tunnel stream's request body as the async iterable undici reads. Credit goes back for a
- * chunk once undici asks for the next one: it has written the chunk by then.
- */
-function requestBody(stream: Stream): AsyncIterable<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let ended = false;
-  let wake: (() => void) | undefined;
-  stream.onData = (chunk) => {
-    chunks.push(chunk);
-    wake?.();
-  };
-  stream.onEnd = () => {
-    ended = true;
-    wake?.();
-  };
-  return {
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        const chunk = chunks.shift();
-        if (chunk) {
-          yield chunk;
-          stream.consumed(chunk.byteLength);
-        } else if (ended) return;
-        else {
-          await new Promise<void>((resolve) => (wake = resolve));
-          wake = undefined;
-        }
-      }
-    },
-  };
-}
-
-/** Sends a target's response head, then its body, up the tunnel stream. */
-function respond(stream: Stream, head: RequestHead, status: number, fields: Array<[string, string]>, body: Readable & { dump?(): Promise<void> }): void {
-  const noBody = head.method === "HEAD" || status === 204 || status === 304;
-  stream.sendHeaders(encodeResponseHead({ status, headers: endToEnd(fields) }), noBody);
-  if (noBody) return void body.resume();
-  void sendBody(body, stream, contentLength(fields.find(([name]) => name.length === 14 && name.toLowerCase() === "content-length")?.[1]));
 }
 
 /**
