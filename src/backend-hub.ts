@@ -204,6 +204,8 @@ export class BackendHub extends DurableObject<Env> {
   }
 
   private isClient(ws: WebSocket): boolean {
+    // Tunnel sockets are in the map unless the object was rebuilt: skip the tag list for them.
+    if (this.tunnels.has(ws)) return false;
     return this.ctx.getTags(ws).includes(CLIENT_TAG);
   }
 
