@@ -354,7 +354,7 @@ async function measureSmallGets(rows: string[], env: Env, o: Options): Promise<M
         // Each slice starts with the next row, so no row always follows the same one.
         for (let j = 0; j < group.length; j++) {
           const row = group[(i + j) % group.length];
-                  const { result, cpuUsPerRequest } = await withCpu(rowPids(row, env), () => wrk(`${baseUrl(row, env)}/small`, connections, o.duration / slices));
+          const { result, cpuUsPerRequest } = await withCpu(rowPids(row, env), () => wrk(`${baseUrl(row, env)}/small`, connections, o.duration / slices));
           check(result.errors === 0 && result.badStatus === 0, `${row}: a c${connections} small-GET run had ${result.errors} socket errors and ${result.badStatus} bad statuses`);
           const a = acc.get(row)!;
           a.results.push(result);
@@ -745,7 +745,8 @@ async function main(): Promise<void> {
       console.log(`\n${markdown(lines)}\n`);
       console.log(
         "Latency ratios show the difference in ms in brackets. CPU µs/req is CPU time per request during the c32 run;\n" +
-          "every download and upload was checked byte-exact (sha256)." +
+          "every download and upload was checked byte-exact (sha256). Small-GET p50/p99 are wrk's, corrected for\n" +
+          "coordinated omission: a pause also counts every request that would have been sent during it (README)." +
           (fig.get("ws")
             ? "\nws rows: req/s = 64-byte messages echoed per second (one at a time per socket, 1 and 32 sockets), p50/p99 =\n" +
               `round trip; ↓ = ↑ = MiB/s of ${o.wsMiB} x 1 MiB binary messages echoed (each byte both ways), checked byte-exact.`
