@@ -445,6 +445,7 @@ function requestHead(request: Request, route: HubRoute): { head: HeaderList; upg
   const scheme = route.scheme ?? "https";
   const authority = route.authority ?? "";
   const head: HeaderList = [[":method", request.method], [":path", route.path ?? "/"], [":scheme", scheme], [":authority", authority]];
+  const pseudo = head.length;
   let upgrade: string | undefined;
   let connection: string | undefined;
   let idempotencyKey = false;
@@ -467,9 +468,9 @@ function requestHead(request: Request, route: HubRoute): { head: HeaderList; upg
     // Rare: drop what Connection names (the runtime usually strips Connection itself), and the
     // WebSocket handshake's fields, which the agent's own handshake makes anew.
     const named = new Set((connection ?? "").split(",").map((t) => t.trim().toLowerCase()));
-    fields = head.filter(([name], i) => i < 4 || !(named.has(name) || (websocket && (HANDSHAKE_HEADERS.has(name) || name === "sec-websocket-protocol"))));
+    fields = head.filter(([name], i) => i < pseudo || !(named.has(name) || (websocket && (HANDSHAKE_HEADERS.has(name) || name === "sec-websocket-protocol"))));
     if (websocket) {
-      fields.splice(4, 0, [":protocol", "websocket"]);
+      fields.splice(pseudo, 0, [":protocol", "websocket"]);
       const offer = takeFlowOffer(request.headers.get("sec-websocket-protocol"));
       flow = offer.flow;
       if (offer.rest) fields.push(["sec-websocket-protocol", offer.rest]);
