@@ -73,6 +73,14 @@ export interface SessionOptions {
    * upload's chunks then share messages, at a third more MiB/s.
    */
   scheduleAlone?(flush: () => void): void;
+  /**
+   * Sends the coalesced frames at once when this many HEADERS wait among them, or a quarter of
+   * the open streams if that is more (default: never, only `schedule` flushes). Under load the
+   * relay's zero-delay timer fired 2-4 ms late, behind the events waiting before it, so a whole
+   * burst of requests reached the agent at once and the relay then sat idle until the first
+   * answers came back; smaller bursts keep both sides busy (README "Transport").
+   */
+  headsPerMessage?: number;
 }
 
 /**
@@ -253,6 +261,8 @@ export class Session {
   private nextId: number;
   private outbox: Frame[] = [];
   private outboxBytes = 0;
+  /** HEADERS frames in the outbox. */
+  private outboxHeads = 0;
   private flushScheduled = false;
   private readonly schedule: (flush: () => void) => void;
   private readonly flushBound = () => this.flush();
@@ -362,6 +372,9 @@ export class Session {
     this.outbox.push({ type, flags, streamId, payload });
     this.outboxBytes += payload.byteLength;
     if (this.outboxBytes >= MAX_MESSAGE_BYTES) return this.flush();
+    if (type === FrameType.Headers && this.opts.headsPerMessage !== undefined) {
+      if (++this.outboxHeads >= Math.max(this.opts.headsPerMessage, this.streams.size >> 2)) return this.flush();
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       if (type === FrameType.Headers && this.streams.size <= 1 && this.opts.scheduleAlone) this.opts.scheduleAlone(this.flushBound);
@@ -376,6 +389,7 @@ export class Session {
     const frames = this.outbox;
     this.outbox = [];
     this.outboxBytes = 0;
+    this.outboxHeads = 0;
     try {
       let start = 0;
       let bytes = 0;

@@ -13,7 +13,7 @@ import {
   type HeaderList,
   type Hello,
 } from "../../src/protocol/frame.ts";
-import { Session, StreamReset, type Stream } from "../../src/protocol/session.ts";
+import { Session, StreamReset, type SessionOptions, type Stream } from "../../src/protocol/session.ts";
 import { StreamState } from "../../src/protocol/stream.ts";
 import { concat } from "../../src/protocol/messages.ts";
 import { disposePairs, memoryPair, type Pair, type PairFactory, type PairOptions, type Side, type WireEvent } from "../helpers/memory-pair.ts";
@@ -918,18 +918,24 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
 describe("flush scheduling (no transport: the session's own choice)", () => {
   const hello: Hello = { v: 1, software: "t/0", id: "t", caps: ["http"], window: 64 * KiB, maxFrame: 16 * KiB };
 
-  it("sends a lone stream's frames with scheduleAlone, and coalesces with schedule while more streams are open", () => {
+  /** A relay session that records the messages it sends and the flushes it schedules, running none. */
+  function recording(options: Partial<SessionOptions>) {
     const sent: Frame[][] = [];
     const timers: Array<() => void> = [];
-    const alone: Array<() => void> = [];
     const session = new Session({
       role: "relay",
       hello,
       remoteHello: hello,
       send: (m) => sent.push(decodeMessage(m)),
       schedule: (flush) => timers.push(flush),
-      scheduleAlone: (flush) => alone.push(flush),
+      ...options,
     });
+    return { session, sent, timers };
+  }
+
+  it("sends a lone stream's frames with scheduleAlone, and coalesces with schedule while more streams are open", () => {
+    const alone: Array<() => void> = [];
+    const { session, sent, timers } = recording({ scheduleAlone: (flush) => alone.push(flush) });
     const first = session.open(REQUEST, true);
     expect([alone.length, timers.length]).toEqual([1, 0]);
     alone.shift()!();
@@ -940,5 +946,22 @@ describe("flush scheduling (no transport: the session's own choice)", () => {
     expect([alone.length, timers.length]).toEqual([0, 1]);
     timers.shift()!();
     expect(sent.map((m) => m.map((f) => f.streamId))).toEqual([[first.id], [second.id, third.id]]);
+  });
+
+  it("sends waiting HEADERS at once when headsPerMessage of them wait, or a quarter of the open streams if more", () => {
+    const { session, sent, timers } = recording({ headsPerMessage: 3 });
+    const opened = Array.from({ length: 7 }, () => session.open(REQUEST, true).id);
+    // Three, then three more left with the event that queued them; the seventh waits for the timer.
+    expect(sent.map((m) => m.map((f) => f.streamId))).toEqual([opened.slice(0, 3), opened.slice(3, 6)]);
+    for (const flush of timers.splice(0)) flush();
+    expect(sent.map((m) => m.map((f) => f.streamId))).toEqual([opened.slice(0, 3), opened.slice(3, 6), [opened[6]]]);
+    // As more streams open (none answered), a message waits for a quarter of them: 3 at 10 and
+    // 13 streams, 4 at 17, 5 at 22, 7 at 29; the 30th and 31st wait for the timer.
+    sent.length = 0;
+    const more = Array.from({ length: 24 }, () => session.open(REQUEST, true).id);
+    expect(sent.map((m) => m.length)).toEqual([3, 3, 4, 5, 7]);
+    expect(sent.flat().map((f) => f.streamId)).toEqual(more.slice(0, 22));
+    for (const flush of timers.splice(0)) flush();
+    expect(sent.at(-1)!.map((f) => f.streamId)).toEqual(more.slice(22));
   });
 });
