@@ -384,6 +384,9 @@ export class Session {
 
   /** Sends every queued frame now, coalesced into as few messages as the size cap allows. */
   flush(): void {
+    // Also after a flush the size cap or headsPerMessage forced: frames queued next get a timer
+    // of their own, later than the one still pending, and so bigger messages (letting them ride
+    // the pending one: c32 a median 4% slower in paired runs).
     this.flushScheduled = false;
     if (this.closed || this.outbox.length === 0) return;
     const frames = this.outbox;
