@@ -65,6 +65,8 @@ interface Conn {
   session: http2.ClientHttp2Session;
   /** The session's error, if it failed (a late TLS 1.3 alert arrives this way). */
   error?: Error;
+  /** The proxy answered a CONNECT on it: the connection itself works. */
+  answered?: boolean;
   active: number;
   usable: boolean;
   idle?: NodeJS.Timeout;
@@ -115,11 +117,13 @@ export class HbonePool {
       stream.once("error", fail);
       // A session that dies under the stream (a proxy rejecting our certificate under TLS 1.3
       // does so after the handshake) may close it with no error of its own: answer with the
-      // session's error, which Node reports before the session's own "close".
+      // session's error, which Node reports before the session's own "close". Only a connection
+      // that answered a CONNECT before is known to be alive; on a new one the stream can close
+      // (HTTP/2 code 8) before the session has failed, so its close is awaited there too.
       stream.once("close", () => {
         if (settled) return;
         const closed = () => fail(conn.error ?? new Error(`the mesh proxy closed the CONNECT stream (HTTP/2 code ${stream.rstCode})`));
-        if (!conn.session.destroyed && !conn.session.closed) return closed();
+        if (conn.answered && !conn.session.destroyed && !conn.session.closed) return closed();
         if (conn.error) return closed();
         const fallback = setTimeout(closed, 2000);
         conn.session.once("close", () => {
@@ -128,6 +132,7 @@ export class HbonePool {
         });
       });
       stream.once("response", (h) => {
+        conn.answered = true;
         if (settled) return;
         settled = true;
         stream.off("error", fail);
