@@ -13,7 +13,9 @@ import { PeakRss, cpuSeconds, rssBytes } from "./procs.ts";
 import { profileWorkerd } from "./profile.ts";
 import { startBenchRelay, type BenchRelay } from "./runtime.ts";
 import { concurrentGets, download, upload, type Transfer } from "./transfer.ts";
-import { wsPingPong, wsStream } from "./ws.ts";
+import { pingPong, type EchoPeer } from "./echo.ts";
+import { tcpPeer, tcpStream } from "./tcp.ts";
+import { closeWs, openWs, wsPeer, wsStream } from "./ws.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MiB = 1024 * 1024;
@@ -24,11 +26,13 @@ const SINGLE = "bench-single";
 const HBONE = "bench-hbone";
 /** The ws row's backend: the tests' `ws` echo server behind an agent of its own. */
 const WS = "bench-ws";
+/** The tcp row's backend: a TCP echo server behind an agent with a tcp:// target, reached through `edge-relay connect`. */
+const TCP = "bench-tcp";
 /** The mesh identity the HBONE proxy's certificate carries (test/helpers/certs.ts). */
 const HBONE_IDENTITY = "spiffe://cluster.local/ns/default/sa/server";
 
 /** Rows measured side by side; the others are single checks. */
-const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "ws"] as const;
+const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "ws", "tcp"] as const;
 const CHECK_ROWS = ["memory", "streams", "idle"] as const;
 /** Rows measured as well whenever a row is, for its ratios. */
 const REFERENCES: Record<string, string[]> = { "relay-hbone": ["direct", "do-ceiling"] };
@@ -39,7 +43,7 @@ const HELP = `npm run bench -- [options]
                        (default: direct,do-ceiling,relay; "all" for every row;
                        relay-hbone brings direct and do-ceiling along for its ratios)
   --duration <s>       seconds of small-GET load per row and concurrency, run as 1 s slices that
-                       alternate between the rows (default 8; ws rows: seconds per run)
+                       alternate between the rows (default 8; ws and tcp rows: seconds per run)
   --warmup <s>         seconds of small-GET load per row and concurrency before measuring (default 3)
   --pin                pin workerd to CPU 0 and every other process (wrk, agents, backends) to
                        the other CPUs for the whole run (direct then shares its CPUs with wrk)
@@ -52,6 +56,7 @@ const HELP = `npm run bench -- [options]
   --idle-sockets <n>   WebSockets of the idle row (default 5000)
   --idle-seconds <n>   how long the idle row leaves them idle (default 30; eviction takes ~10 s)
   --ws-mib <n>         MiB of 1 MiB binary messages the ws row echoes (default 100)
+  --tcp-mib <n>        MiB the tcp row streams through its echo server and back (default 100)
   --profile            CPU profiles of the agent (node --cpu-prof) and of the relay's JavaScript
                        in workerd (inspector), written to bench/profiles/
   --connections <n>    the agent's tunnels (default: the agent's own default)
@@ -73,6 +78,7 @@ interface Options {
   idleSockets: number;
   idleSeconds: number;
   wsMiB: number;
+  tcpMiB: number;
   profile: boolean;
   agentNodeArgs: string[];
   connections?: number;
@@ -94,6 +100,7 @@ function parseOptions(argv: string[]): Options {
     idleSockets: 5000,
     idleSeconds: 30,
     wsMiB: 100,
+    tcpMiB: 100,
     profile: false,
     agentNodeArgs: [],
     out: `${ROOT}bench/results.json`,
@@ -154,6 +161,9 @@ function parseOptions(argv: string[]): Options {
       case "--ws-mib":
         o.wsMiB = number(flag, next());
         break;
+      case "--tcp-mib":
+        o.tcpMiB = number(flag, next());
+        break;
       case "--profile":
         o.profile = true;
         break;
@@ -173,7 +183,7 @@ function parseOptions(argv: string[]): Options {
   return o;
 }
 
-/** One repetition of one table row: its transfers (and, for ws rows, its echo runs). */
+/** One repetition of one table row: its transfers (and, for echo rows, its round trips). */
 interface RowRun {
   c1?: LoadResult;
   c32?: LoadResult;
@@ -213,6 +223,8 @@ interface RowFigures {
   backendCpuUs?: number;
   /** relay-hbone: the HBONE proxy's CPU µs per request. */
   proxyCpuUs?: number;
+  /** tcp: `edge-relay connect`'s CPU µs per message. */
+  connectCpuUs?: number;
 }
 
 const median = (xs: number[]) => {
@@ -229,11 +241,25 @@ interface Env {
   hbone?: { pid: number; agent: AgentProcess };
   /** ws: the `ws` echo server's process and its agent. */
   ws?: { url: string; pid: number; agent: AgentProcess };
+  /** tcp: the TCP echo server's process and port, its agent, and `edge-relay connect`'s process and port. */
+  tcp?: { port: number; pid: number; agent: AgentProcess; connect: { port: number; pid: number } };
 }
 
-/** The ws row is measured twice: straight to the echo server and through the relay. */
+/** The echo rows are each measured twice: straight to their echo server and through the relay. */
 const WS_DIRECT = "ws-direct";
-const isWs = (row: string) => row === "ws" || row === WS_DIRECT;
+const TCP_DIRECT = "tcp-direct";
+const DIRECT_OF: Record<string, string> = { ws: WS_DIRECT, tcp: TCP_DIRECT };
+const isEcho = (row: string) => row === "ws" || row === WS_DIRECT || row === "tcp" || row === TCP_DIRECT;
+
+/** How an echo row opens connections for its round trips and streams its bytes. */
+function echoClient(row: string, env: Env, o: Options): { open: () => Promise<EchoPeer>; stream: (mib: number) => Promise<Transfer>; what: string } {
+  if (row === "tcp" || row === TCP_DIRECT) {
+    const port = row === "tcp" ? env.tcp!.connect.port : env.tcp!.port;
+    return { open: () => tcpPeer(port), stream: (mib) => tcpStream(port, mib), what: `${o.tcpMiB} MiB stream` };
+  }
+  const url = baseUrl(row, env);
+  return { open: () => wsPeer(url), stream: (mib) => wsStream(url, mib), what: `${o.wsMiB} MiB of 1 MiB messages` };
+}
 
 interface AgentProcess {
   proc: ChildProcess;
@@ -253,9 +279,14 @@ function baseUrl(row: string, env: Env): string {
 /** Processes a row runs through: their CPU and memory are reported. */
 function rowPids(row: string, env: Env): Record<string, number> {
   const pids: Record<string, number> = {};
-  if (isWs(row)) {
+  if (row === "ws" || row === WS_DIRECT) {
     if (row === "ws") Object.assign(pids, { workerd: env.relay.pid, agent: env.ws!.agent.proc.pid! });
     pids.backend = env.ws!.pid;
+    return pids;
+  }
+  if (row === "tcp" || row === TCP_DIRECT) {
+    if (row === "tcp") Object.assign(pids, { workerd: env.relay.pid, agent: env.tcp!.agent.proc.pid!, connect: env.tcp!.connect.pid });
+    pids.backend = env.tcp!.pid;
     return pids;
   }
   if (row !== "direct") pids.workerd = env.relay.pid;
@@ -280,20 +311,20 @@ async function withCpu(pids: Record<string, number>, load: () => Promise<LoadRes
 }
 
 /**
- * The ws row: 64-byte messages round-tripped one at a time on one socket and on 32 at once
- * (messages/s, round-trip ms: the small-GET columns), then 1 MiB binary messages echoed (MiB/s,
- * in both transfer columns: every byte goes up and comes back).
+ * An echo row (ws, tcp): 64-byte messages round-tripped one at a time on one connection and on 32
+ * at once (messages/s, round-trip ms: the small-GET columns), then a stream echoed (MiB/s, in both
+ * transfer columns: every byte goes up and comes back).
  */
-async function measureWsRow(row: string, env: Env, o: Options): Promise<RowRun> {
-  const url = baseUrl(row, env);
+async function measureEchoRow(row: string, env: Env, o: Options): Promise<RowRun> {
+  const client = echoClient(row, env, o);
   const pids = rowPids(row, env);
   const rss = new PeakRss(pids);
-  await wsStream(url, 16); // warm-up
-  const stream = await wsStream(url, o.wsMiB);
-  check(stream.exact, `${row}: the ${o.wsMiB} MiB of 1 MiB messages did not come back byte-exact`);
-  await wsPingPong(url, 32, 1);
-  const c1 = await withCpu(pids, () => wsPingPong(url, 1, o.duration));
-  const c32 = await withCpu(pids, () => wsPingPong(url, 32, o.duration));
+  await client.stream(16); // warm-up
+  const stream = await client.stream(row === "tcp" || row === TCP_DIRECT ? o.tcpMiB : o.wsMiB);
+  check(stream.exact, `${row}: the ${client.what} did not come back byte-exact`);
+  await pingPong(client.open, 32, 1);
+  const c1 = await withCpu(pids, () => pingPong(client.open, 1, o.duration));
+  const c32 = await withCpu(pids, () => pingPong(client.open, 32, o.duration));
   for (const [name, r] of [["c1", c1.result], ["c32", c32.result]] as const) {
     check(r.errors === 0 && r.badStatus === 0, `${row}: the ${name} echo run had ${r.errors} closed sockets and ${r.badStatus} wrong echoes`);
   }
@@ -310,7 +341,7 @@ async function measureWsRow(row: string, env: Env, o: Options): Promise<RowRun> 
 }
 
 async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
-  if (isWs(row)) return measureWsRow(row, env, o);
+  if (isEcho(row)) return measureEchoRow(row, env, o);
   const base = baseUrl(row, env);
   const pids = rowPids(row, env);
   const rss = new PeakRss(pids);
@@ -416,6 +447,7 @@ function figures(runs: RowRun[], small?: SmallGets): RowFigures {
     agentCpuUs: m((r) => r.cpuUsPerRequest?.agent),
     backendCpuUs: m((r) => r.cpuUsPerRequest?.backend),
     proxyCpuUs: m((r) => r.cpuUsPerRequest?.proxy),
+    connectCpuUs: m((r) => r.cpuUsPerRequest?.connect),
   };
 }
 
@@ -454,7 +486,7 @@ function tableRow(name: string, f: RowFigures): string[] {
     fmt(f.uploadMiBps),
     fmt(f.agentPeakMiB),
     fmt(f.workerdPeakMiB),
-    `${fmt(f.workerdCpuUs)} / ${fmt(f.agentCpuUs)} / ${fmt(f.backendCpuUs)}${f.proxyCpuUs !== undefined ? ` (+ proxy ${fmt(f.proxyCpuUs)})` : ""}`,
+    `${fmt(f.workerdCpuUs)} / ${fmt(f.agentCpuUs)} / ${fmt(f.backendCpuUs)}${f.proxyCpuUs !== undefined ? ` (+ proxy ${fmt(f.proxyCpuUs)})` : ""}${f.connectCpuUs !== undefined ? ` (+ connect ${fmt(f.connectCpuUs)})` : ""}`,
   ];
 }
 
@@ -517,7 +549,7 @@ function pin(workerdPid: number, others: Array<number | undefined>): string {
 }
 
 /** Whether a row's requests run through workerd. */
-const throughWorkerd = (row: string) => row !== "direct" && row !== WS_DIRECT;
+const throughWorkerd = (row: string) => row !== "direct" && row !== WS_DIRECT && row !== TCP_DIRECT;
 
 /** Runs `bench/<script>` in a node of its own; resolves with the JSON line it prints first. */
 async function startScript<T extends { port: number }>(script: string): Promise<{ info: T; url: string; proc: ChildProcess }> {
@@ -536,26 +568,28 @@ async function startScript<T extends { port: number }>(script: string): Promise<
 
 const startBackendProcess = () => startScript<{ port: number }>("backend.ts");
 
-/** Starts `edge-relay agent` with `nodeArgs` for node itself; resolves once all its tunnels are up. */
-async function startAgentProcess(nodeArgs: string[], args: string[]): Promise<AgentProcess> {
+/** Starts `edge-relay <args>` with `nodeArgs` for node itself; resolves once its output matches `ready`. */
+async function startEdgeRelay(nodeArgs: string[], args: string[], ready: RegExp): Promise<AgentProcess & { ready: RegExpExecArray }> {
   const proc = spawn(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   let output = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the agent did not connect within 20 s:\n${output}`)), 20_000);
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`edge-relay ${args[0]} was not ready within 20 s:\n${output}`)), 20_000);
     const onData = (d: Buffer) => {
       output += d.toString();
-      if (/tunnels=(\d+)\/\1\b/.test(output)) {
+      const m = ready.exec(output);
+      if (m) {
         clearTimeout(timer);
-        resolve();
+        resolve(m);
       }
     };
     proc.stdout!.on("data", onData);
     proc.stderr!.on("data", onData);
-    void exited.then(() => reject(new Error(`the agent exited:\n${output}`)));
+    void exited.then(() => reject(new Error(`edge-relay ${args[0]} exited:\n${output}`)));
   });
   return {
     proc,
+    ready: match,
     stop: async () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
       const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
@@ -565,14 +599,13 @@ async function startAgentProcess(nodeArgs: string[], args: string[]): Promise<Ag
   };
 }
 
-/** Opens a WebSocket; resolves once open. */
-function openSocket(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    ws.once("open", () => resolve(ws));
-    ws.once("error", reject);
-    ws.once("unexpected-response", (_req, res) => reject(new Error(`the relay answered ${res.statusCode}`)));
-  });
+/** Starts `edge-relay agent`; resolves once all its tunnels are up. */
+const startAgentProcess = (nodeArgs: string[], args: string[]): Promise<AgentProcess> => startEdgeRelay(nodeArgs, args, /tunnels=(\d+)\/\1\b/);
+
+/** Starts `edge-relay connect` for `backend` on a free loopback port; resolves once it listens. */
+async function startConnectProcess(nodeArgs: string[], relayUrl: string, backend: string): Promise<AgentProcess & { port: number }> {
+  const p = await startEdgeRelay(nodeArgs, ["connect", relayUrl, "--backend", backend, "--listen", "127.0.0.1:0"], /listening on 127\.0\.0\.1:(\d+)/);
+  return { ...p, port: Number(p.ready[1]) };
 }
 
 /** Sends one message on each socket, `batch` at a time; resolves with how many came back echoed. */
@@ -609,7 +642,7 @@ async function idleSockets(env: Env, n: number, seconds: number) {
   const url = `${env.relay.url.replace(/^http/, "ws")}/r/${BACKEND}/ws`;
   const sockets: WebSocket[] = [];
   for (let i = 0; i < n; i += 100) {
-    const opened = await Promise.allSettled(Array.from({ length: Math.min(100, n - i) }, () => openSocket(url)));
+    const opened = await Promise.allSettled(Array.from({ length: Math.min(100, n - i) }, () => openWs(url)));
     for (const o of opened) {
       if (o.status === "fulfilled") sockets.push(o.value);
       else errors.push(`open: ${(o.reason as Error).message}`);
@@ -627,17 +660,7 @@ async function idleSockets(env: Env, n: number, seconds: number) {
   const rebuilt = (await instance()) !== before;
   for (const ws of sockets) ws.off("close", onClose);
   const echoed = await echoAll(sockets.filter((ws) => ws.readyState === WebSocket.OPEN), 500, errors);
-  await Promise.all(
-    sockets.map(
-      (ws) =>
-        new Promise<void>((resolve) => {
-          if (ws.readyState === WebSocket.CLOSED) return resolve();
-          const timer = setTimeout(() => (ws.terminate(), resolve()), 10_000);
-          ws.once("close", () => (clearTimeout(timer), resolve()));
-          ws.close(1000, "bench done");
-        }),
-    ),
-  );
+  await Promise.all(sockets.map((ws) => closeWs(ws, 10_000)));
   return { opened: sockets.length, echoed, closedWhileIdle, rebuilt, workerdMiB: { open: workerdOpen, idle: workerdIdle }, errors: [...new Set(errors)].slice(0, 5) };
 }
 
@@ -690,8 +713,17 @@ async function main(): Promise<void> {
     cleanup.push(() => wsAgent.stop());
     env.ws = { url: wsBackend.url, pid: wsBackend.proc.pid!, agent: wsAgent };
   }
+  if (tableRows.includes("tcp")) {
+    const tcpBackend = await startScript<{ port: number }>("tcp-backend.ts");
+    cleanup.push(() => void tcpBackend.proc.kill("SIGTERM"));
+    const tcpAgent = await startAgentProcess(nodeArgs, agentArgs(relay.url, TCP, await relay.token(TCP), `tcp://127.0.0.1:${tcpBackend.info.port}`, o.connections ? ["--connections", String(o.connections)] : []));
+    cleanup.push(() => tcpAgent.stop());
+    const connect = await startConnectProcess(nodeArgs, relay.url, TCP);
+    cleanup.push(() => connect.stop());
+    env.tcp = { port: tcpBackend.info.port, pid: tcpBackend.proc.pid!, agent: tcpAgent, connect: { port: connect.port, pid: connect.proc.pid! } };
+  }
   const pinned = o.pin
-    ? pin(relay.pid, [backend.proc.pid, agent.proc.pid, env.hbone?.pid, env.hbone?.agent.proc.pid, env.ws?.pid, env.ws?.agent.proc.pid])
+    ? pin(relay.pid, [backend.proc.pid, agent.proc.pid, env.hbone?.pid, env.hbone?.agent.proc.pid, env.ws?.pid, env.ws?.agent.proc.pid, env.tcp?.pid, env.tcp?.agent.proc.pid, env.tcp?.connect.pid])
     : "off (--pin to pin workerd to a CPU of its own)";
   const info = machine(relay.runtime);
   console.log(`edge-relay bench: ${info.nproc} cores, ${info.cpu}, Node ${info.node}, ${info.loadTool}`);
@@ -705,14 +737,14 @@ async function main(): Promise<void> {
   const targets: Target[] = [];
   try {
     // Every row answers the same small body, so the comparison is like for like.
-    for (const row of tableRows.filter((r) => !isWs(r))) {
+    for (const row of tableRows.filter((r) => !isEcho(r))) {
       const res = await fetch(`${baseUrl(row, env)}/small`);
       const text = await res.text();
       check(res.status === 200 && text === BENCH_SMALL_BODY, `${row}: /small answered ${res.status} ${text.slice(0, 200)}`);
     }
 
     const workerdProfile = relay.inspectorPort ? await profileWorkerd(relay.inspectorPort) : undefined;
-    const measured = tableRows.flatMap((r) => (r === "ws" ? [WS_DIRECT, "ws"] : [r]));
+    const measured = tableRows.flatMap((r) => (DIRECT_OF[r] ? [DIRECT_OF[r], r] : [r]));
     const runs = new Map<string, RowRun[]>(measured.map((r) => [r, []]));
     for (let rep = 0; rep < o.reps; rep++) {
       for (const row of measured) {
@@ -720,15 +752,15 @@ async function main(): Promise<void> {
         runs.get(row)!.push(await measureRow(row, env, o));
       }
     }
-    const httpRows = measured.filter((r) => !isWs(r));
+    const httpRows = measured.filter((r) => !isEcho(r));
     if (httpRows.length) process.stdout.write(`  small GETs: ${httpRows.join(", ")} taking turns, c1 then c32...\n`);
     const small = httpRows.length ? await measureSmallGets(httpRows, env, o) : new Map<string, SmallGets>();
     if (workerdProfile) writeFileSync(`${profileDir}/workerd.${Date.now()}.cpuprofile`, JSON.stringify(await workerdProfile.stop()));
     const fig = new Map([...runs].map(([r, rs]) => [r, figures(rs, small.get(r))]));
     const lines: string[][] = [];
     for (const row of tableRows) {
-      if (row === "ws") lines.push(tableRow(WS_DIRECT, fig.get(WS_DIRECT)!), tableRow("ws", fig.get("ws")!));
-      else lines.push(tableRow(row, fig.get(row)!));
+      if (DIRECT_OF[row]) lines.push(tableRow(DIRECT_OF[row], fig.get(DIRECT_OF[row])!));
+      lines.push(tableRow(row, fig.get(row)!));
     }
     const direct = fig.get("direct");
     const ceiling = fig.get("do-ceiling");
@@ -740,7 +772,7 @@ async function main(): Promise<void> {
     if (hboneFig && ceiling) lines.push(ratioRow("relay-hbone / do-ceiling", hboneFig, ceiling));
     if (hboneFig && relayFig) lines.push(ratioRow("relay-hbone / relay", hboneFig, relayFig));
     if (ceiling && direct) lines.push(ratioRow("do-ceiling / direct", ceiling, direct));
-    if (fig.get("ws")) lines.push(ratioRow("ws / ws-direct", fig.get("ws")!, fig.get(WS_DIRECT)!));
+    for (const row of ["ws", "tcp"]) if (fig.get(row)) lines.push(ratioRow(`${row} / ${DIRECT_OF[row]}`, fig.get(row)!, fig.get(DIRECT_OF[row])!));
     if (lines.length) {
       console.log(`\n${markdown(lines)}\n`);
       console.log(
@@ -750,6 +782,10 @@ async function main(): Promise<void> {
           (fig.get("ws")
             ? "\nws rows: req/s = 64-byte messages echoed per second (one at a time per socket, 1 and 32 sockets), p50/p99 =\n" +
               `round trip; ↓ = ↑ = MiB/s of ${o.wsMiB} x 1 MiB binary messages echoed (each byte both ways), checked byte-exact.`
+            : "") +
+          (fig.get("tcp")
+            ? "\ntcp rows: the same over TCP connections to an echo server, `tcp` through `edge-relay connect`, the relay\n" +
+              `and an agent with a tcp:// target; ↓ = ↑ = MiB/s of a ${o.tcpMiB} MiB stream echoed, checked byte-exact; (+ connect) its CPU.`
             : "") +
           (hboneFig ? "\nrelay-hbone: the agent reaches the backend through the HBONE proxy (mTLS, HTTP/2 CONNECT); its CPU is the (+ proxy)." : "") +
           "\n",

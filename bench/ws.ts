@@ -1,8 +1,7 @@
-// The ws row's clients: small messages round-tripped one at a time on each socket (messages/s and
-// round-trip percentiles, like wrk's figures for the small GETs) and a stream of 1 MiB binary
-// messages echoed back byte-exact (MiB/s).
+// The ws row's clients: WebSockets as echo peers for the round trips (bench/echo.ts) and a stream
+// of 1 MiB binary messages echoed back byte-exact (MiB/s).
 import WebSocket from "ws";
-import type { LoadResult } from "./load.ts";
+import type { EchoPeer } from "./echo.ts";
 import type { Transfer } from "./transfer.ts";
 
 const MiB = 1024 * 1024;
@@ -18,58 +17,26 @@ export function openWs(url: string): Promise<WebSocket> {
   });
 }
 
-export function closeWs(ws: WebSocket): Promise<void> {
+/** Closes a WebSocket cleanly; terminates it when the close is not answered within `ms`. */
+export function closeWs(ws: WebSocket, ms = 5000): Promise<void> {
   return new Promise((resolve) => {
     if (ws.readyState === WebSocket.CLOSED) return resolve();
-    const timer = setTimeout(() => (ws.terminate(), resolve()), 5000);
+    const timer = setTimeout(() => (ws.terminate(), resolve()), ms);
     ws.once("close", () => (clearTimeout(timer), resolve()));
     ws.close(1000, "bench done");
   });
 }
 
-const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
-
-/**
- * `connections` sockets to `url`, each sending a `size`-byte text message and waiting for its
- * echo before the next, for `seconds`. Messages/s over all sockets and round-trip percentiles.
- */
-export async function wsPingPong(url: string, connections: number, seconds: number, size = 64): Promise<LoadResult> {
-  const sockets = await Promise.all(Array.from({ length: connections }, () => openWs(url)));
-  const rtts: number[] = [];
-  let errors = 0;
-  let badEcho = 0;
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
-  await Promise.all(
-    sockets.map(
-      (ws, i) =>
-        new Promise<void>((resolve) => {
-          const base = `${i}:`.padEnd(size - 8, "x");
-          let n = 0;
-          let sent = 0;
-          let expect = "";
-          const next = () => {
-            if (performance.now() >= deadline) return resolve();
-            expect = base + String(n++).padStart(8, "0");
-            sent = performance.now();
-            ws.send(expect);
-          };
-          ws.on("message", (data) => {
-            rtts.push(performance.now() - sent);
-            if (data.toString() !== expect) badEcho++;
-            next();
-          });
-          ws.once("close", () => (errors++, resolve()));
-          ws.once("error", () => (errors++, resolve()));
-          next();
-        }),
-    ),
-  );
-  const elapsed = (performance.now() - started) / 1000;
-  for (const ws of sockets) ws.removeAllListeners("close");
-  await Promise.all(sockets.map(closeWs));
-  rtts.sort((a, b) => a - b);
-  return { requests: rtts.length, seconds: elapsed, rps: rtts.length / elapsed, p50Ms: percentile(rtts, 50), p99Ms: percentile(rtts, 99), errors, badStatus: badEcho };
+/** A WebSocket to `url` as an echo peer (text messages). */
+export async function wsPeer(url: string): Promise<EchoPeer> {
+  const ws = await openWs(url);
+  ws.on("error", () => {}); // a close follows, which onClose reports
+  return {
+    send: (text) => ws.send(text),
+    onData: (listener) => ws.on("message", (data: Buffer) => listener(data.toString("latin1"))),
+    onClose: (listener) => ws.once("close", listener),
+    close: () => closeWs(ws),
+  };
 }
 
 /**
