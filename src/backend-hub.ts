@@ -2,7 +2,7 @@
 // and relays every public request for the backend over them.
 import { DurableObject } from "cloudflare:workers";
 import { benchResponse } from "./bench.ts";
-import { RequestBody, TunnelBody } from "./bodies.ts";
+import { RequestBody, TunnelBody, smallBody } from "./bodies.ts";
 import type { Env } from "./env.ts";
 import { Deadlines } from "./deadlines.ts";
 import { RelayError } from "./errors.ts";
@@ -278,8 +278,10 @@ export class BackendHub extends DurableObject<Env> {
         backend,
       ).toResponse();
     }
-    const { head, upgrade, flow, idempotencyKey } = requestHead(request, route);
-    const body = request.body && !upgrade ? new RequestBody(request.body, DEFAULT_WINDOW) : undefined;
+    const { head, upgrade, flow, idempotencyKey, contentLength } = requestHead(request, route);
+    // A small body is read whole and goes with the HEADERS; any other streams under credit.
+    const whole = upgrade ? undefined : await smallBody(request, contentLength);
+    const body = request.body && !upgrade && !whole ? new RequestBody(request.body, DEFAULT_WINDOW) : undefined;
     const repeatable = isRepeatable(request.method, idempotencyKey);
     const tried = new Set<Tunnel>();
     let refusals = 0;
@@ -300,7 +302,7 @@ export class BackendHub extends DurableObject<Env> {
         return new RelayError("no_agent", `No agent is connected for backend "${backend}".`, backend).toResponse();
       }
       tried.add(tunnel);
-      const stream = tunnel.session.open(head, !upgrade && !body);
+      const stream = whole?.byteLength ? tunnel.session.open(head, false, whole) : tunnel.session.open(head, !upgrade && !body);
       body?.attach(stream);
       const outcome = await this.awaitResponse(stream, request.method, backend, upgrade ? { tunnelId: tunnel.meta.tunnelId, flow } : undefined);
       if (outcome instanceof Response) {
@@ -441,7 +443,10 @@ function headersByAppends(list: HeaderList): { init: Headers; length: string | n
  * here from the route. For a WebSocket upgrade the handshake's own fields go too, and the
  * relay's flow subprotocol is taken out of the offer (src/client-flow.ts).
  */
-function requestHead(request: Request, route: HubRoute): { head: HeaderList; upgrade: boolean; flow: boolean; idempotencyKey: boolean } {
+function requestHead(
+  request: Request,
+  route: HubRoute,
+): { head: HeaderList; upgrade: boolean; flow: boolean; idempotencyKey: boolean; contentLength?: string } {
   const scheme = route.scheme ?? "https";
   const authority = route.authority ?? "";
   const head: HeaderList = [[":method", request.method], [":path", route.path ?? "/"], [":scheme", scheme], [":authority", authority]];
@@ -449,6 +454,7 @@ function requestHead(request: Request, route: HubRoute): { head: HeaderList; upg
   let upgrade: string | undefined;
   let connection: string | undefined;
   let idempotencyKey = false;
+  let contentLength: string | undefined;
   for (const field of request.headers) {
     const name = field[0];
     if (name.startsWith(RELAY_PREFIX) || name === "x-forwarded-proto" || name === "x-forwarded-host") continue;
@@ -458,6 +464,7 @@ function requestHead(request: Request, route: HubRoute): { head: HeaderList; upg
       continue;
     }
     if (name === "idempotency-key") idempotencyKey = true;
+    else if (name === "content-length") contentLength = field[1];
     head.push(field);
   }
   head.push(["x-forwarded-proto", scheme], ["x-forwarded-host", authority]);
@@ -476,7 +483,7 @@ function requestHead(request: Request, route: HubRoute): { head: HeaderList; upg
       if (offer.rest) fields.push(["sec-websocket-protocol", offer.rest]);
     }
   }
-  return { head: fields, upgrade: websocket, flow, idempotencyKey };
+  return { head: fields, upgrade: websocket, flow, idempotencyKey, contentLength };
 }
 
 /** The HTTP error for a stream that ended before its response headers. */

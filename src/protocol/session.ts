@@ -182,6 +182,19 @@ export class Stream {
     return run;
   }
 
+  /**
+   * Sends all of this side's body at once, FIN on its one DATA frame, right after the HEADERS.
+   * Only for a chunk that the fresh send window and the peer's frame size take whole (Session.open
+   * checks).
+   */
+  sendWhole(chunk: Uint8Array): void {
+    this.apply(StreamEvent.SendData);
+    this.sendWindow.consume(chunk.byteLength);
+    this.session.queue(FrameType.Data, Flag.FIN, this.id, chunk);
+    this.apply(StreamEvent.SendFin);
+    this.session.settle(this);
+  }
+
   /** Aborts both directions and tells the peer why. No-op on a closed stream. */
   reset(code: ErrorCode, message = ""): void {
     if (this.status.state === StreamState.Closed) return;
@@ -296,8 +309,12 @@ export class Session {
     this.queue(FrameType.Hello, 0, 0, encodeHello(this.opts.hello));
   }
 
-  /** Opens a stream with its HEADERS; `fin` when no body follows. */
-  open(head: HeaderList, fin = false): Stream {
+  /**
+   * Opens a stream with its HEADERS; `fin` when no body follows. With `body`, the whole of this
+   * side's body: when it fits the peer's window and frame size it follows as one DATA frame with
+   * FIN in the same turn (a small request is two frames in one message), else as end(body) does.
+   */
+  open(head: HeaderList, fin = false, body?: Uint8Array): Stream {
     if (!this.remoteHello) throw new Error("cannot open a stream before the peer's hello");
     if (this.closed) throw new StreamReset(ErrorCode.InternalError, "the tunnel is closed", true);
     let id = this.nextId;
@@ -306,6 +323,8 @@ export class Session {
     const stream = new Stream(this, id, this.remoteHello.window, this.opts.hello.window);
     this.streams.set(id, stream);
     stream.sendHeaders(head, fin);
+    if (body && body.byteLength <= Math.min(this.remoteHello.window, this.peerMaxFrame)) stream.sendWhole(body);
+    else if (body) stream.end(body).catch(() => {}); // a reset reaches onReset
     return stream;
   }
 

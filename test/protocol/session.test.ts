@@ -873,6 +873,39 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       ]);
     });
 
+    it("open(head, false, body) sends a body that fits as one DATA frame with FIN, in the HEADERS' message", async () => {
+      const { pair, server } = await serve(echo);
+      const messages = watch(pair, "relay");
+      const body = bytes(300, 7);
+      const stream = pair.relay.open(REQUEST, false, body);
+      // Sent in the same turn: this side is done at once.
+      expect(stream.state).toBe(StreamState.HalfClosedLocal);
+      const reader = read(stream);
+      expect(sameBytes(await within(reader.ended, "the echo"), body)).toBe(true);
+      await within(server.until(1), "the stream");
+      expect(messages).toHaveLength(1);
+      expect(messages[0].frames.map((f) => [f.type, f.flags, f.payload.byteLength])).toEqual([
+        [FrameType.Headers, 0, expect.any(Number)],
+        [FrameType.Data, Flag.FIN, 300],
+      ]);
+    });
+
+    it("open(head, false, body) sends a body larger than the peer's window under credit, FIN on its last frame", async () => {
+      const { pair, server } = await serve(echo, { relayHello: SMALL, agentHello: SMALL });
+      const body = bytes(100 * KiB, 9);
+      const stream = pair.relay.open(REQUEST, false, body);
+      const reader = read(stream);
+      expect(sameBytes(await within(reader.ended, "the echo"), body)).toBe(true);
+      await within(server.until(1), "the stream");
+      const data = framesSent(pair, "relay", FrameType.Data).filter((f) => f.streamId === stream.id);
+      // The peer's 16 KiB frames (SMALL): 100 KiB is six full frames and a 4 KiB one with FIN.
+      expect(data.map((f) => [f.payload.byteLength, f.flags & Flag.FIN])).toEqual([
+        ...Array.from({ length: 6 }, () => [16 * KiB, 0]),
+        [4 * KiB, Flag.FIN],
+      ]);
+      expect(pair.relay.streams.size).toBe(0);
+    });
+
     it("writes on 10 streams in one tick go out as one message", async () => {
       const { pair, server } = await serve((a) => a.stream.sendHeaders(OK));
       const streams = Array.from({ length: 10 }, () => pair.relay.open(REQUEST));

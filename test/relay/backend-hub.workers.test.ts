@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { mintToken } from "../../src/auth.ts";
 import type { BackendHub } from "../../src/backend-hub.ts";
 import { FLOW_SUBPROTOCOL } from "../../src/client-flow.ts";
-import { encodeFrame } from "../../src/protocol/codec.ts";
+import { decodeMessage, encodeFrame } from "../../src/protocol/codec.ts";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
 import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { Session, type Stream } from "../../src/protocol/session.ts";
@@ -59,6 +59,8 @@ interface TestAgent {
   onIncoming?: () => void;
   /** Streams the relay opened, in order; `next()` waits for the next one. */
   incoming: Incoming[];
+  /** Every binary message the relay sent, as received. */
+  messages: Uint8Array[];
   next(): Promise<Incoming>;
 }
 
@@ -83,6 +85,7 @@ async function connectAgent(backend: string, opts: { hello?: Partial<Hello>; sen
   const incoming: Incoming[] = [];
   const waiters: Array<() => void> = [];
   const texts: string[] = [];
+  const messages: Uint8Array[] = [];
   const textWaiters: Array<(text: string) => void> = [];
   const hello: Hello = {
     v: 1,
@@ -125,6 +128,7 @@ async function connectAgent(backend: string, opts: { hello?: Partial<Hello>; sen
       texts.push(ev.data);
       textWaiters.shift()?.(ev.data);
     } else {
+      messages.push(new Uint8Array(ev.data as ArrayBuffer));
       session.receive(new Uint8Array(ev.data as ArrayBuffer));
     }
   });
@@ -136,7 +140,7 @@ async function connectAgent(backend: string, opts: { hello?: Partial<Hello>; sen
     return incoming[taken++];
   };
   const nextText = () => within(new Promise<string>((resolve) => textWaiters.push(resolve)), "a text message");
-  const agent: TestAgent = { ws, session, hello, relayHello, closed, texts, nextText, incoming, next };
+  const agent: TestAgent = { ws, session, hello, relayHello, closed, texts, nextText, incoming, messages, next };
   return agent;
 }
 
@@ -246,6 +250,38 @@ describe("relaying a request", () => {
     // getSetCookie is in the runtime but not yet in this version of @cloudflare/workers-types.
     expect((resp.headers as Headers & { getSetCookie(): string[] }).getSetCookie()).toEqual(["a=1", "b=2"]);
     expect(await resp.text()).toBe("created!");
+    await closeAgent(agent);
+  });
+  it("sends a small body with a Content-Length in its HEADERS' message, one DATA frame with FIN; a larger one streams", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const framesOf = (streamId: number) =>
+      agent.messages
+        .map((m) => decodeMessage(m, DEFAULT_MAX_FRAME).filter((f) => f.streamId === streamId))
+        .filter((frames) => frames.length)
+        .map((frames) => frames.map((f) => [f.type, f.flags & Flag.FIN, f.type === FrameType.Data ? f.payload.byteLength : 0]));
+
+    const small = JSON.stringify({ hello: "agent", pad: "x".repeat(2000) });
+    const pending = publicFetch(backend, "/small", { method: "POST", body: small, headers: { "content-type": "application/json" } });
+    const req = await agent.next();
+    expect(new Map(req.head.headers).get("content-length")).toBe(String(small.length));
+    expect(new TextDecoder().decode(await within(req.body, "the small body"))).toBe(small);
+    expect(framesOf(req.stream.id)).toEqual([[[FrameType.Headers, 0, 0], [FrameType.Data, Flag.FIN, small.length]]]);
+    await respond(req.stream, 200, [], "ok");
+    expect(await (await within(pending, "the small POST's response")).text()).toBe("ok");
+
+    // Over SMALL_BODY_BYTES (64 KiB) the body streams as it is read, in several DATA frames.
+    const large = new Uint8Array(200 * 1024).map((_, i) => i % 251);
+    const pendingLarge = publicFetch(backend, "/large", { method: "POST", body: large });
+    const big = await agent.next();
+    const got = await within(big.body, "the large body");
+    expect(got.byteLength).toBe(large.byteLength);
+    expect(got.every((b, i) => b === large[i])).toBe(true);
+    const frames = framesOf(big.stream.id);
+    expect(frames[0][0]).toEqual([FrameType.Headers, 0, 0]);
+    expect(frames.flat().filter(([type]) => type === FrameType.Data).length).toBeGreaterThan(1);
+    await respond(big.stream, 200, [], "ok");
+    expect(await (await within(pendingLarge, "the large POST's response")).text()).toBe("ok");
     await closeAgent(agent);
   });
 });
