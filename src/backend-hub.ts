@@ -2,7 +2,7 @@
 // and relays every public request for the backend over them.
 import { DurableObject } from "cloudflare:workers";
 import { benchResponse } from "./bench.ts";
-import { RequestBody, TunnelBody, smallBody } from "./bodies.ts";
+import { RequestBody, TunnelBody, isSmallBody } from "./bodies.ts";
 import type { Env } from "./env.ts";
 import { Deadlines } from "./deadlines.ts";
 import { RelayError } from "./errors.ts";
@@ -280,8 +280,10 @@ export class BackendHub extends DurableObject<Env> {
     }
     const { head, upgrade, flow, idempotencyKey, contentLength } = requestHead(request, route);
     // A small body is read whole and goes with the HEADERS; any other streams under credit.
-    const whole = upgrade ? undefined : await smallBody(request, contentLength);
-    const body = request.body && !upgrade && !whole ? new RequestBody(request.body, DEFAULT_WINDOW) : undefined;
+    const raw = upgrade ? null : request.body;
+    const whole = raw && isSmallBody(contentLength) ? await readWhole(request, backend) : undefined;
+    if (whole instanceof RelayError) return whole.toResponse();
+    const body = raw && !whole ? new RequestBody(raw, DEFAULT_WINDOW) : undefined;
     const repeatable = isRepeatable(request.method, idempotencyKey);
     const tried = new Set<Tunnel>();
     let refusals = 0;
@@ -484,6 +486,19 @@ function requestHead(
     }
   }
   return { head: fields, upgrade: websocket, flow, idempotencyKey, contentLength };
+}
+
+/**
+ * A small request body, read whole; one that breaks off first is a 400 (its client is likely
+ * gone). Returned, not thrown: an error thrown in the object reaches the Worker without its class.
+ */
+async function readWhole(request: Request, backend: string): Promise<Uint8Array | RelayError> {
+  try {
+    return new Uint8Array(await request.arrayBuffer());
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return new RelayError("request_body_incomplete", `The request body ended before its Content-Length (${why.slice(0, 200)}).`, backend);
+  }
 }
 
 /** The HTTP error for a stream that ended before its response headers. */

@@ -4,6 +4,7 @@
 /** Stable error codes and their HTTP statuses. */
 export const ERROR_STATUS = {
   bad_backend_name: 400,
+  request_body_incomplete: 400,
   token_missing: 401,
   token_invalid: 401,
   token_expired: 401,
