@@ -3,6 +3,7 @@
 // `npm run bench -- --help` lists the options.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { BENCH_SMALL_BODY } from "../src/bench.ts";
@@ -28,20 +29,26 @@ const HBONE = "bench-hbone";
 const WS = "bench-ws";
 /** The tcp row's backend: a TCP echo server behind an agent with a tcp:// target, reached through `edge-relay connect`. */
 const TCP = "bench-tcp";
+/** The relay-bridge row's backend: Debian's redis-server behind an agent with a bridge+tcp:// target and the resp plugin. */
+const BRIDGE = "bench-bridge";
+/** What the relay-bridge row's requests POST: one Redis GET of the small body, answered as a JSON string. */
+const BRIDGE_COMMAND = JSON.stringify(["GET", "small"]);
+const REDIS_INSTALL = "apt-get install -y redis-server";
 /** The mesh identity the HBONE proxy's certificate carries (test/helpers/certs.ts). */
 const HBONE_IDENTITY = "spiffe://cluster.local/ns/default/sa/server";
 
 /** Rows measured side by side; the others are single checks. */
-const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "ws", "tcp"] as const;
+const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "relay-bridge", "ws", "tcp"] as const;
 const CHECK_ROWS = ["memory", "streams", "idle"] as const;
 /** Rows measured as well whenever a row is, for its ratios. */
-const REFERENCES: Record<string, string[]> = { "relay-hbone": ["direct", "do-ceiling"] };
+const REFERENCES: Record<string, string[]> = { "relay-hbone": ["direct", "do-ceiling"], "relay-bridge": ["do-ceiling", "relay"] };
 
 const HELP = `npm run bench -- [options]
 
   --rows <list>        comma-separated, from: ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}
                        (default: direct,do-ceiling,relay; "all" for every row;
-                       relay-hbone brings direct and do-ceiling along for its ratios)
+                       relay-hbone brings direct and do-ceiling along for its ratios,
+                       relay-bridge do-ceiling and relay)
   --duration <s>       seconds of small-GET load per row and concurrency, run as 1 s slices that
                        alternate between the rows (default 8; ws and tcp rows: seconds per run)
   --warmup <s>         seconds of small-GET load per row and concurrency before measuring (default 3)
@@ -187,8 +194,9 @@ function parseOptions(argv: string[]): Options {
 interface RowRun {
   c1?: LoadResult;
   c32?: LoadResult;
-  download: Transfer;
-  upload: Transfer;
+  /** None for relay-bridge: a Redis value is no stream. */
+  download?: Transfer;
+  upload?: Transfer;
   /** CPU microseconds per request during the concurrency-32 run, by process. */
   cpuUsPerRequest?: Record<string, number>;
   /** The same during the concurrency-1 run. */
@@ -239,6 +247,8 @@ interface Env {
   agent: AgentProcess;
   /** relay-hbone: the HBONE proxy's process and the agent that goes through it. */
   hbone?: { pid: number; agent: AgentProcess };
+  /** relay-bridge: redis-server's process and the agent that bridges to it. */
+  bridge?: { pid: number; agent: AgentProcess };
   /** ws: the `ws` echo server's process and its agent. */
   ws?: { url: string; pid: number; agent: AgentProcess };
   /** tcp: the TCP echo server's process and port, its agent, and `edge-relay connect`'s process and port. */
@@ -271,6 +281,7 @@ function baseUrl(row: string, env: Env): string {
   if (row === "direct") return env.backendUrl;
   if (row === "do-ceiling") return `${env.relay.url}/_relay/bench/${BACKEND}`;
   if (row === "relay-hbone") return `${env.relay.url}/r/${HBONE}`;
+  if (row === "relay-bridge") return `${env.relay.url}/r/${BRIDGE}`;
   if (row === WS_DIRECT) return `${env.ws!.url.replace(/^http/, "ws")}/echo`;
   if (row === "ws") return `${env.relay.url.replace(/^http/, "ws")}/r/${WS}/echo`;
   return `${env.relay.url}/r/${BACKEND}`;
@@ -292,6 +303,7 @@ function rowPids(row: string, env: Env): Record<string, number> {
   if (row !== "direct") pids.workerd = env.relay.pid;
   if (row === "relay") pids.agent = env.agent.proc.pid!;
   if (row === "relay-hbone") Object.assign(pids, { agent: env.hbone!.agent.proc.pid!, proxy: env.hbone!.pid });
+  if (row === "relay-bridge") return { ...pids, agent: env.bridge!.agent.proc.pid!, backend: env.bridge!.pid };
   if (row !== "do-ceiling") pids.backend = env.backendPid;
   return pids;
 }
@@ -342,6 +354,7 @@ async function measureEchoRow(row: string, env: Env, o: Options): Promise<RowRun
 
 async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
   if (isEcho(row)) return measureEchoRow(row, env, o);
+  if (row === "relay-bridge") return { peakRssMiB: {} }; // small requests only: measureSmallGets
   const base = baseUrl(row, env);
   const pids = rowPids(row, env);
   const rss = new PeakRss(pids);
@@ -355,6 +368,12 @@ async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
   check(up.exact, `${row}: the ${o.uploadMiB} MiB upload did not arrive byte-exact`);
   const peaks = rss.stop();
   return { download: down, upload: up, peakRssMiB: Object.fromEntries(Object.entries(peaks).map(([k, v]) => [k, v.peakMiB])) };
+}
+
+/** A row's small requests with wrk: GET /small, or for relay-bridge a POST of one Redis GET. */
+function smallLoad(row: string, env: Env, connections: number, seconds: number): Promise<LoadResult> {
+  if (row === "relay-bridge") return wrk(`${baseUrl(row, env)}/`, connections, seconds, BRIDGE_COMMAND);
+  return wrk(`${baseUrl(row, env)}/small`, connections, seconds);
 }
 
 /**
@@ -379,13 +398,13 @@ async function measureSmallGets(rows: string[], env: Env, o: Options): Promise<M
     for (const connections of [1, 32]) {
       const acc = perConcurrency.get(connections)!;
       for (const row of group) {
-        await wrk(`${baseUrl(row, env)}/small`, connections, o.warmup); // JIT, connection pools
+        await smallLoad(row, env, connections, o.warmup); // JIT, connection pools
       }
       for (let i = 0; i < slices; i++) {
         // Each slice starts with the next row, so no row always follows the same one.
         for (let j = 0; j < group.length; j++) {
           const row = group[(i + j) % group.length];
-          const { result, cpuUsPerRequest } = await withCpu(rowPids(row, env), () => wrk(`${baseUrl(row, env)}/small`, connections, o.duration / slices));
+          const { result, cpuUsPerRequest } = await withCpu(rowPids(row, env), () => smallLoad(row, env, connections, o.duration / slices));
           check(result.errors === 0 && result.badStatus === 0, `${row}: a c${connections} small-GET run had ${result.errors} socket errors and ${result.badStatus} bad statuses`);
           const a = acc.get(row)!;
           a.results.push(result);
@@ -439,8 +458,8 @@ function figures(runs: RowRun[], small?: SmallGets): RowFigures {
     rpsC32: m((r) => r.c32?.rps)!,
     p50C32: m((r) => r.c32?.p50Ms)!,
     p99C32: m((r) => r.c32?.p99Ms)!,
-    downloadMiBps: m((r) => r.download.mibps)!,
-    uploadMiBps: m((r) => r.upload.mibps)!,
+    downloadMiBps: m((r) => r.download?.mibps)!,
+    uploadMiBps: m((r) => r.upload?.mibps)!,
     agentPeakMiB: runs.some((r) => r.peakRssMiB.agent) ? Math.max(...runs.map((r) => r.peakRssMiB.agent ?? 0)) : undefined,
     workerdPeakMiB: runs.some((r) => r.peakRssMiB.workerd) ? Math.max(...runs.map((r) => r.peakRssMiB.workerd ?? 0)) : undefined,
     workerdCpuUs: m((r) => r.cpuUsPerRequest?.workerd),
@@ -568,6 +587,42 @@ async function startScript<T extends { port: number }>(script: string): Promise<
 
 const startBackendProcess = () => startScript<{ port: number }>("backend.ts");
 
+/** The path of a command on PATH, or undefined. */
+function commandPath(command: string): string | undefined {
+  try {
+    return execFileSync("sh", ["-c", `command -v ${command}`], { encoding: "utf8" }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A free TCP port on loopback (bound and released). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts Debian's redis-server on loopback, without persistence; resolves once it answers PING. */
+async function startRedis(): Promise<{ port: number; proc: ChildProcess }> {
+  const port = await freePort();
+  const proc = spawn(commandPath("redis-server")!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const ping = () =>
+    new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: "127.0.0.1", port }, () => socket.write("PING\r\n"));
+      socket.once("data", (d: Buffer) => (socket.destroy(), resolve(d.toString().startsWith("+PONG"))));
+      socket.once("error", () => resolve(false));
+    });
+  const until = Date.now() + 10_000;
+  while (!(await ping())) {
+    if (proc.exitCode !== null || Date.now() > until) throw new Error(`redis-server did not answer PING on port ${port} within 10 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { port, proc };
+}
+
 /** Starts `edge-relay <args>` with `nodeArgs` for node itself; resolves once its output matches `ready`. */
 async function startEdgeRelay(nodeArgs: string[], args: string[], ready: RegExp): Promise<AgentProcess & { ready: RegExpExecArray }> {
   const proc = spawn(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
@@ -679,6 +734,10 @@ async function main(): Promise<void> {
     console.error(`The benchmark drives small GETs with wrk, which is not installed. Install it with:\n  ${WRK_INSTALL}`);
     process.exit(2);
   }
+  if (tableRows.includes("relay-bridge") && !commandPath("redis-server")) {
+    console.error(`The relay-bridge row bridges to Debian's redis-server, which is not installed. Install it with:\n  ${REDIS_INSTALL}`);
+    process.exit(2);
+  }
   const started = Date.now();
   const backend = await startBackendProcess();
   cleanup.push(() => void backend.proc.kill("SIGTERM"));
@@ -706,6 +765,18 @@ async function main(): Promise<void> {
     cleanup.push(() => hboneAgent.stop());
     env.hbone = { pid: proxy.proc.pid!, agent: hboneAgent };
   }
+  if (tableRows.includes("relay-bridge")) {
+    const redis = await startRedis();
+    cleanup.push(() => void redis.proc.kill("SIGTERM"));
+    const bridgeAgent = await startAgentProcess(
+      nodeArgs,
+      agentArgs(relay.url, BRIDGE, await relay.token(BRIDGE), `bridge+tcp://127.0.0.1:${redis.port}`, ["--bridge-plugin", "resp", ...(o.connections ? ["--connections", String(o.connections)] : [])]),
+    );
+    cleanup.push(() => bridgeAgent.stop());
+    env.bridge = { pid: redis.proc.pid!, agent: bridgeAgent };
+    const set = await fetch(`${baseUrl("relay-bridge", env)}/`, { method: "POST", body: JSON.stringify(["SET", "small", BENCH_SMALL_BODY]) });
+    check(set.status === 200, `relay-bridge: SET answered ${set.status} ${await set.text()}`);
+  }
   if (tableRows.includes("ws")) {
     const wsBackend = await startScript<{ port: number }>("ws-backend.ts");
     cleanup.push(() => void wsBackend.proc.kill("SIGTERM"));
@@ -723,7 +794,7 @@ async function main(): Promise<void> {
     env.tcp = { port: tcpBackend.info.port, pid: tcpBackend.proc.pid!, agent: tcpAgent, connect: { port: connect.port, pid: connect.proc.pid! } };
   }
   const pinned = o.pin
-    ? pin(relay.pid, [backend.proc.pid, agent.proc.pid, env.hbone?.pid, env.hbone?.agent.proc.pid, env.ws?.pid, env.ws?.agent.proc.pid, env.tcp?.pid, env.tcp?.agent.proc.pid, env.tcp?.connect.pid])
+    ? pin(relay.pid, [backend.proc.pid, agent.proc.pid, env.hbone?.pid, env.hbone?.agent.proc.pid, env.bridge?.pid, env.bridge?.agent.proc.pid, env.ws?.pid, env.ws?.agent.proc.pid, env.tcp?.pid, env.tcp?.agent.proc.pid, env.tcp?.connect.pid])
     : "off (--pin to pin workerd to a CPU of its own)";
   const info = machine(relay.runtime);
   console.log(`edge-relay bench: ${info.nproc} cores, ${info.cpu}, Node ${info.node}, ${info.loadTool}`);
@@ -738,9 +809,11 @@ async function main(): Promise<void> {
   try {
     // Every row answers the same small body, so the comparison is like for like.
     for (const row of tableRows.filter((r) => !isEcho(r))) {
-      const res = await fetch(`${baseUrl(row, env)}/small`);
+      const bridged = row === "relay-bridge";
+      const res = await fetch(bridged ? `${baseUrl(row, env)}/` : `${baseUrl(row, env)}/small`, bridged ? { method: "POST", body: BRIDGE_COMMAND } : {});
       const text = await res.text();
-      check(res.status === 200 && text === BENCH_SMALL_BODY, `${row}: /small answered ${res.status} ${text.slice(0, 200)}`);
+      const expected = bridged ? JSON.stringify(BENCH_SMALL_BODY) : BENCH_SMALL_BODY;
+      check(res.status === 200 && text === expected, `${row}: its small request answered ${res.status} ${text.slice(0, 200)}`);
     }
 
     const workerdProfile = relay.inspectorPort ? await profileWorkerd(relay.inspectorPort) : undefined;
@@ -766,11 +839,14 @@ async function main(): Promise<void> {
     const ceiling = fig.get("do-ceiling");
     const relayFig = fig.get("relay");
     const hboneFig = fig.get("relay-hbone");
+    const bridgeFig = fig.get("relay-bridge");
     if (relayFig && direct) lines.push(ratioRow("relay / direct", relayFig, direct));
     if (relayFig && ceiling) lines.push(ratioRow("relay / do-ceiling", relayFig, ceiling));
     if (hboneFig && direct) lines.push(ratioRow("relay-hbone / direct", hboneFig, direct));
     if (hboneFig && ceiling) lines.push(ratioRow("relay-hbone / do-ceiling", hboneFig, ceiling));
     if (hboneFig && relayFig) lines.push(ratioRow("relay-hbone / relay", hboneFig, relayFig));
+    if (bridgeFig && ceiling) lines.push(ratioRow("relay-bridge / do-ceiling", bridgeFig, ceiling));
+    if (bridgeFig && relayFig) lines.push(ratioRow("relay-bridge / relay", bridgeFig, relayFig));
     if (ceiling && direct) lines.push(ratioRow("do-ceiling / direct", ceiling, direct));
     for (const row of ["ws", "tcp"]) if (fig.get(row)) lines.push(ratioRow(`${row} / ${DIRECT_OF[row]}`, fig.get(row)!, fig.get(DIRECT_OF[row])!));
     if (lines.length) {
@@ -786,6 +862,10 @@ async function main(): Promise<void> {
           (fig.get("tcp")
             ? "\ntcp rows: the same over TCP connections to an echo server, `tcp` through `edge-relay connect`, the relay\n" +
               `and an agent with a tcp:// target; ↓ = ↑ = MiB/s of a ${o.tcpMiB} MiB stream echoed, checked byte-exact; (+ connect) its CPU.`
+            : "") +
+          (bridgeFig
+            ? "\nrelay-bridge: each request POSTs [\"GET\",\"small\"] to an agent whose bridge+tcp:// target is redis-server with the\n" +
+              "resp plugin (a TCP connection to Redis per request); the answer is the small body as a JSON string. No transfers."
             : "") +
           (hboneFig ? "\nrelay-hbone: the agent reaches the backend through the HBONE proxy (mTLS, HTTP/2 CONNECT); its CPU is the (+ proxy)." : "") +
           "\n",

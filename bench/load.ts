@@ -40,14 +40,24 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout, e.status))
 end
 `;
-let script: string | undefined;
+const scripts = new Map<string, string>();
 
-/** Runs wrk against `url` with `connections` keep-alive connections for `seconds`. */
-export function wrk(url: string, connections: number, seconds: number): Promise<LoadResult> {
+/** The Lua script for wrk: the report hook, and a POST of `body` when there is one. */
+function scriptFor(body: string | undefined): string {
+  const key = body === undefined ? "GET" : `POST ${body}`;
+  let script = scripts.get(key);
   if (!script) {
     script = join(mkdtempSync(join(tmpdir(), "edge-relay-wrk-")), "report.lua");
-    writeFileSync(script, LUA);
+    const post = body === undefined ? "" : `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`;
+    writeFileSync(script, post + LUA);
+    scripts.set(key, script);
   }
+  return script;
+}
+
+/** Runs wrk against `url` with `connections` keep-alive connections for `seconds`; POSTs `body` when given. */
+export function wrk(url: string, connections: number, seconds: number, body?: string): Promise<LoadResult> {
+  const script = scriptFor(body);
   const threads = Math.min(connections, 2);
   const args = ["-t", String(threads), "-c", String(connections), "-d", `${seconds}s`, "--timeout", "10s", "-s", script, url];
   return new Promise((resolve, reject) =>
