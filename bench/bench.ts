@@ -259,16 +259,18 @@ interface Env {
 const WS_DIRECT = "ws-direct";
 const TCP_DIRECT = "tcp-direct";
 const DIRECT_OF: Record<string, string> = { ws: WS_DIRECT, tcp: TCP_DIRECT };
-const isEcho = (row: string) => row === "ws" || row === WS_DIRECT || row === "tcp" || row === TCP_DIRECT;
+const isWs = (row: string) => row === "ws" || row === WS_DIRECT;
+const isTcp = (row: string) => row === "tcp" || row === TCP_DIRECT;
+const isEcho = (row: string) => isWs(row) || isTcp(row);
 
-/** How an echo row opens connections for its round trips and streams its bytes. */
-function echoClient(row: string, env: Env, o: Options): { open: () => Promise<EchoPeer>; stream: (mib: number) => Promise<Transfer>; what: string } {
-  if (row === "tcp" || row === TCP_DIRECT) {
+/** How an echo row opens connections for its round trips and streams its bytes (`mib` of them by default). */
+function echoClient(row: string, env: Env, o: Options): { open: () => Promise<EchoPeer>; stream: (mib: number) => Promise<Transfer>; mib: number; what: string } {
+  if (isTcp(row)) {
     const port = row === "tcp" ? env.tcp!.connect.port : env.tcp!.port;
-    return { open: () => tcpPeer(port), stream: (mib) => tcpStream(port, mib), what: `${o.tcpMiB} MiB stream` };
+    return { open: () => tcpPeer(port), stream: (mib) => tcpStream(port, mib), mib: o.tcpMiB, what: `${o.tcpMiB} MiB stream` };
   }
   const url = baseUrl(row, env);
-  return { open: () => wsPeer(url), stream: (mib) => wsStream(url, mib), what: `${o.wsMiB} MiB of 1 MiB messages` };
+  return { open: () => wsPeer(url), stream: (mib) => wsStream(url, mib), mib: o.wsMiB, what: `${o.wsMiB} MiB of 1 MiB messages` };
 }
 
 interface AgentProcess {
@@ -290,12 +292,12 @@ function baseUrl(row: string, env: Env): string {
 /** Processes a row runs through: their CPU and memory are reported. */
 function rowPids(row: string, env: Env): Record<string, number> {
   const pids: Record<string, number> = {};
-  if (row === "ws" || row === WS_DIRECT) {
+  if (isWs(row)) {
     if (row === "ws") Object.assign(pids, { workerd: env.relay.pid, agent: env.ws!.agent.proc.pid! });
     pids.backend = env.ws!.pid;
     return pids;
   }
-  if (row === "tcp" || row === TCP_DIRECT) {
+  if (isTcp(row)) {
     if (row === "tcp") Object.assign(pids, { workerd: env.relay.pid, agent: env.tcp!.agent.proc.pid!, connect: env.tcp!.connect.pid });
     pids.backend = env.tcp!.pid;
     return pids;
@@ -332,7 +334,7 @@ async function measureEchoRow(row: string, env: Env, o: Options): Promise<RowRun
   const pids = rowPids(row, env);
   const rss = new PeakRss(pids);
   await client.stream(16); // warm-up
-  const stream = await client.stream(row === "tcp" || row === TCP_DIRECT ? o.tcpMiB : o.wsMiB);
+  const stream = await client.stream(client.mib);
   check(stream.exact, `${row}: the ${client.what} did not come back byte-exact`);
   await pingPong(client.open, 32, 1);
   const c1 = await withCpu(pids, () => pingPong(client.open, 1, o.duration));
@@ -370,10 +372,16 @@ async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
   return { download: down, upload: up, peakRssMiB: Object.fromEntries(Object.entries(peaks).map(([k, v]) => [k, v.peakMiB])) };
 }
 
-/** A row's small requests with wrk: GET /small, or for relay-bridge a POST of one Redis GET. */
+/** A row's small request: GET /small, or for relay-bridge a POST of one Redis GET; and the body it answers. */
+function smallRequest(row: string, env: Env): { url: string; post?: string; answer: string } {
+  if (row === "relay-bridge") return { url: `${baseUrl(row, env)}/`, post: BRIDGE_COMMAND, answer: JSON.stringify(BENCH_SMALL_BODY) };
+  return { url: `${baseUrl(row, env)}/small`, answer: BENCH_SMALL_BODY };
+}
+
+/** A row's small requests with wrk. */
 function smallLoad(row: string, env: Env, connections: number, seconds: number): Promise<LoadResult> {
-  if (row === "relay-bridge") return wrk(`${baseUrl(row, env)}/`, connections, seconds, BRIDGE_COMMAND);
-  return wrk(`${baseUrl(row, env)}/small`, connections, seconds);
+  const { url, post } = smallRequest(row, env);
+  return wrk(url, connections, seconds, post);
 }
 
 /**
@@ -809,11 +817,10 @@ async function main(): Promise<void> {
   try {
     // Every row answers the same small body, so the comparison is like for like.
     for (const row of tableRows.filter((r) => !isEcho(r))) {
-      const bridged = row === "relay-bridge";
-      const res = await fetch(bridged ? `${baseUrl(row, env)}/` : `${baseUrl(row, env)}/small`, bridged ? { method: "POST", body: BRIDGE_COMMAND } : {});
+      const { url, post, answer } = smallRequest(row, env);
+      const res = await fetch(url, post === undefined ? {} : { method: "POST", body: post });
       const text = await res.text();
-      const expected = bridged ? JSON.stringify(BENCH_SMALL_BODY) : BENCH_SMALL_BODY;
-      check(res.status === 200 && text === expected, `${row}: its small request answered ${res.status} ${text.slice(0, 200)}`);
+      check(res.status === 200 && text === answer, `${row}: its small request answered ${res.status} ${text.slice(0, 200)}`);
     }
 
     const workerdProfile = relay.inspectorPort ? await profileWorkerd(relay.inspectorPort) : undefined;
