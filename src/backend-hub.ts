@@ -9,7 +9,7 @@ import { RelayError } from "./errors.ts";
 import { RELAY_PREFIX, endToEnd, isHopByHop } from "./http-headers.ts";
 import { ROUTE_HEADER, decodeRoute, type HubRoute } from "./hub-route.ts";
 import { DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose, type HeaderList } from "./protocol/frame.ts";
-import { decodeResponseHead } from "./protocol/head.ts";
+import { decodeResponseHead, headSizeProblem } from "./protocol/head.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
 import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
 import { FLOW_SUBPROTOCOL, takeFlowOffer } from "./client-flow.ts";
@@ -279,6 +279,11 @@ export class BackendHub extends DurableObject<Env> {
       ).toResponse();
     }
     const { head, upgrade, flow, idempotencyKey, contentLength } = requestHead(request, route);
+    // Refused here, before any frame: a head the agent could not accept would end the whole tunnel.
+    const tooLarge = headSizeProblem(head);
+    if (tooLarge) {
+      return new RelayError("request_header_fields_too_large", `The request's head cannot be relayed: ${tooLarge} (path, Host and headers together).`, backend).toResponse();
+    }
     // A small body is read whole and goes with the HEADERS; any other streams under credit.
     const raw = upgrade ? null : request.body;
     const whole = raw && isSmallBody(contentLength) ? await readWhole(request, backend) : undefined;
@@ -390,14 +395,25 @@ export class BackendHub extends DurableObject<Env> {
           // The rest of this tunnel message may hold the whole body: answered as bytes once the
           // message is read, a small body costs the runtime far less than a stream (`npm run bench`).
           headed = true;
-          const respond = () => answer(new Response(body.whole(length) ?? body.open(length), { status, headers: out, encodeBody: "manual" }));
+          // Runs after this handler returns, so it answers its own failure: the client is never left waiting.
+          const respond = () => {
+            try {
+              answer(new Response(body.whole(length) ?? body.open(length), { status, headers: out, encodeBody: "manual" }));
+            } catch (err) {
+              malformed(err);
+            }
+          };
           if (this.receiving) this.heads.push(respond);
           else queueMicrotask(respond);
         } catch (err) {
-          const message = err instanceof Error ? err.message : String(err);
-          stream.reset(ErrorCode.ProtocolError, message);
-          answer(new RelayError("protocol_error", `The agent sent a malformed response: ${message}.`, backend).toResponse());
+          malformed(err);
         }
+      };
+      /** The agent's head cannot become a response: reset that stream alone and answer 502. */
+      const malformed = (err: unknown) => {
+        const message = err instanceof Error ? err.message : String(err);
+        stream.reset(ErrorCode.ProtocolError, message);
+        answer(new RelayError("protocol_error", `The agent sent a malformed response: ${message}.`, backend).toResponse());
       };
       stream.onData = (chunk) => body.push(chunk);
       stream.onEnd = () => body.end();

@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   mesh_denied: 403,
   not_found: 404,
   upgrade_required: 426,
+  request_header_fields_too_large: 431,
   no_agent: 502,
   origin_unreachable: 502,
   origin_error: 502,

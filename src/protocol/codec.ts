@@ -5,6 +5,13 @@ import {
   FrameType,
   HEADER_BYTES,
   MAX_HEADER_BLOCK,
+  MAX_HELLO_BYTES,
+  MAX_HELLO_LIST,
+  MAX_HELLO_STRING,
+  MAX_MAX_FRAME,
+  MAX_WINDOW,
+  MIN_MAX_FRAME,
+  MIN_WINDOW,
   ProtocolError,
   TunnelClose,
   type Frame,
@@ -51,6 +58,8 @@ function checkHeader(type: number, flags: number, streamId: number, length: numb
   if (SESSION_TYPES.has(type) !== (streamId === 0)) {
     throw new ProtocolError(`${FrameType[type]} on stream ${streamId}`);
   }
+  // Refused before it is buffered, and as a bad hello (4400) like any other hello out of bounds.
+  if (type === FrameType.Hello) checkHelloSize(length);
   const limit = type === FrameType.Headers ? MAX_HEADER_BLOCK : maxPayload;
   if (length > limit) throw new ProtocolError(`${FrameType[type]} payload of ${length} bytes exceeds ${limit}`);
   const exact = type === FrameType.WindowUpdate ? 4 : type === FrameType.Ping ? 8 : -1;
@@ -229,8 +238,34 @@ export function encodeHello(hello: Hello): Uint8Array {
   return utf8.encode(JSON.stringify(hello));
 }
 
-/** Decodes and validates a HELLO payload; unknown fields are kept, wrong types are errors. */
+function checkHelloSize(length: number): void {
+  if (length > MAX_HELLO_BYTES) throw new ProtocolError(`hello of ${length} bytes exceeds ${MAX_HELLO_BYTES}`, TunnelClose.BadHello);
+}
+
+/** A hello field out of its bounds: the tunnel closes with 4400 and a reason naming the field. */
+function badHello(reason: string): ProtocolError {
+  return new ProtocolError(`hello ${reason}`, TunnelClose.BadHello);
+}
+
+/** Checks an integer hello field against [min, max] (README "Hello"). */
+function checkRange(name: string, n: number, min: number, max: number): void {
+  if (n < min || n > max) throw badHello(`${name} ${n} is outside ${min}..${max}`);
+}
+
+/** Checks a string list of a hello: at most MAX_HELLO_LIST strings of at most MAX_HELLO_STRING chars. */
+function checkList(name: string, list: unknown): void {
+  if (!Array.isArray(list) || !list.every((c) => typeof c === "string")) throw badHello(`${name} is not a list of strings`);
+  if (list.length > MAX_HELLO_LIST) throw badHello(`${name} has ${list.length} entries (at most ${MAX_HELLO_LIST})`);
+  if (list.some((c: string) => c.length > MAX_HELLO_STRING)) throw badHello(`${name} holds a string over ${MAX_HELLO_STRING} chars`);
+}
+
+/**
+ * Decodes and validates a HELLO payload; unknown fields are kept. Wrong types and values out of
+ * the bounds of README "Hello" (payload size, list and string lengths, window, maxFrame) are a
+ * ProtocolError with close code 4400 whose message names the field.
+ */
 export function decodeHello(bytes: Uint8Array): Hello {
+  checkHelloSize(bytes.byteLength);
   let value: unknown;
   try {
     value = JSON.parse(fromUtf8.decode(bytes));
@@ -238,7 +273,7 @@ export function decodeHello(bytes: Uint8Array): Hello {
     throw new ProtocolError("hello is not UTF-8 JSON", TunnelClose.BadHello);
   }
   const h = value as Partial<Hello> | null;
-  const positive = (n: unknown) => typeof n === "number" && Number.isInteger(n) && n > 0 && n <= 0x7fffffff;
+  const integer = (n: unknown) => typeof n === "number" && Number.isInteger(n);
   if (
     !h ||
     typeof h !== "object" ||
@@ -246,13 +281,41 @@ export function decodeHello(bytes: Uint8Array): Hello {
     typeof h.software !== "string" ||
     typeof h.id !== "string" ||
     !Array.isArray(h.caps) ||
-    !h.caps.every((c) => typeof c === "string") ||
-    !positive(h.window) ||
-    !positive(h.maxFrame)
+    !integer(h.window) ||
+    !integer(h.maxFrame)
   ) {
     throw new ProtocolError("hello lacks v, software, id, caps, window or maxFrame", TunnelClose.BadHello);
   }
+  for (const name of ["software", "id"] as const) {
+    if (h[name]!.length > MAX_HELLO_STRING) throw badHello(`${name} is over ${MAX_HELLO_STRING} chars`);
+  }
+  checkList("caps", h.caps);
+  if (h.targetProtocols !== undefined) checkList("targetProtocols", h.targetProtocols);
+  checkRange("window", h.window!, MIN_WINDOW, MAX_WINDOW);
+  checkRange("maxFrame", h.maxFrame!, MIN_MAX_FRAME, MAX_MAX_FRAME);
   return h as Hello;
+}
+
+/** The exact size in bytes of the header block encodeHeaderBlock builds for `fields`. */
+export function headerBlockSize(fields: HeaderList): number {
+  let bytes = 2;
+  for (const [name, value] of fields) bytes += 6 + utf8Length(name) + utf8Length(value);
+  return bytes;
+}
+
+/** Bytes of `s` as UTF-8, a lone surrogate counting as U+FFFD (as TextEncoder writes it). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x7f) n += 1;
+    else if (c <= 0x7ff) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 /** Encodes the payload of RST_STREAM and GOAWAY: u32 code, then a UTF-8 message. */
