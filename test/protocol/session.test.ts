@@ -315,7 +315,8 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       ["version 2", { v: 2 }, /version 2 is not supported/],
       ["version 0", { v: 0 }, /version 0 is not supported/],
       ["no window", { window: undefined }, /hello lacks/],
-      ["maxFrame 0", { maxFrame: 0 }, /hello lacks/],
+      ["maxFrame 0", { maxFrame: 0 }, /hello maxFrame 0 is outside 16384\.\.1048576/],
+      ["window 1", { window: 1 }, /hello window 1 is outside 16384\.\.16777216/],
     ])("a hello with %s closes with 4400", async (_name, change, reason) => {
       const pair = await makePair({ handshake: false });
       const hello = { v: 1, software: "x", id: "a", caps: ["http"], window: 65536, maxFrame: 16384, ...change };
@@ -568,16 +569,16 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
     });
 
     it("a DATA frame over the window resets the stream with FLOW_CONTROL_ERROR", async () => {
-      const { pair, server, errors } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 8 * KiB, maxFrame: 16 * KiB } });
+      const { pair, server, errors } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 16 * KiB, maxFrame: 32 * KiB } });
       const stream = pair.relay.open(REQUEST);
       const relayReader = read(stream);
       const [accepted] = await within(server.until(1), "the stream to open");
-      // A misbehaving relay: 10 KiB of DATA against an 8 KiB window.
-      pair.inject("agent", encodeFrames([{ type: FrameType.Data, flags: 0, streamId: stream.id, payload: new Uint8Array(10 * KiB) }]));
+      // A misbehaving relay: 20 KiB of DATA against a 16 KiB window.
+      pair.inject("agent", encodeFrames([{ type: FrameType.Data, flags: 0, streamId: stream.id, payload: new Uint8Array(20 * KiB) }]));
 
       const agentReset = await within(accepted.reader.reset, "the agent to reset the stream");
       expect(agentReset.code).toBe(ErrorCode.FlowControlError);
-      expect(agentReset.message).toMatch(/10240 bytes with 8192 bytes of window left/);
+      expect(agentReset.message).toMatch(/20480 bytes with 16384 bytes of window left/);
       expect(accepted.reader.received).toBe(0);
       const relayReset = await within(relayReader.reset, "the relay to see the reset");
       expect(relayReset).toMatchObject({ code: ErrorCode.FlowControlError, tunnelLost: false });
@@ -591,13 +592,13 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
     });
 
     it("DATA frames that together overrun the window reset the stream at the frame that overruns", async () => {
-      const { pair, server } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 8 * KiB, maxFrame: 16 * KiB } }, "never");
+      const { pair, server } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 16 * KiB, maxFrame: 16 * KiB } }, "never");
       const stream = pair.relay.open(REQUEST);
       const [accepted] = await within(server.until(1), "the stream to open");
       const frame = (n: number): Frame => ({ type: FrameType.Data, flags: 0, streamId: stream.id, payload: new Uint8Array(n) });
-      pair.inject("agent", encodeFrames([frame(4 * KiB), frame(4 * KiB), frame(1)]));
+      pair.inject("agent", encodeFrames([frame(8 * KiB), frame(8 * KiB), frame(1)]));
       expect((await within(accepted.reader.reset, "the reset")).code).toBe(ErrorCode.FlowControlError);
-      expect(accepted.reader.received).toBe(8 * KiB);
+      expect(accepted.reader.received).toBe(16 * KiB);
     });
 
     it("a DATA frame over the receiver's maxFrame is a protocol error", async () => {
