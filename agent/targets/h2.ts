@@ -5,9 +5,10 @@ import type { Duplex, Readable } from "node:stream";
 import tls from "node:tls";
 import { endToEnd } from "../../src/http-headers.ts";
 import { ErrorCode } from "../../src/protocol/frame.ts";
-import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
+import type { RequestHead } from "../../src/protocol/head.ts";
 import type { Stream } from "../../src/protocol/session.ts";
 import { CONNECTION_WINDOW, STREAM_WINDOW } from "../hbone/pool.ts";
+import { sendResponseHead } from "../response-head.ts";
 import { describeError, sendBody } from "./http.ts";
 
 /** Fields HTTP/2 forbids (RFC 9113 8.2.2) beyond the hop-by-hop ones endToEnd already drops. */
@@ -105,7 +106,7 @@ export function serveH2(stream: Stream, head: RequestHead, hasBody: boolean, ses
       for (const v of Array.isArray(value) ? value : [value]) list.push([name, String(v)]);
     }
     const noBody = head.method === "HEAD" || status === 204 || status === 304;
-    stream.sendHeaders(encodeResponseHead({ status, headers: endToEnd(list) }), noBody);
+    if (!sendResponseHead(stream, status, endToEnd(list), noBody)) return void req.close(http2.constants.NGHTTP2_CANCEL);
     if (noBody) return void req.resume();
     void sendBody(req as unknown as Readable, stream);
   });
