@@ -425,6 +425,67 @@ describe("bad tunnels", () => {
   });
 });
 
+describe("bad hellos", () => {
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ["a 60 KiB payload", { padding: "p".repeat(60 * 1024) }, /^hello of 61\d{3} bytes exceeds 4096$/],
+    ["5,000 capabilities", { caps: Array.from({ length: 5000 }, (_, i) => `c${i}`) }, /^hello( of \d+ bytes exceeds 4096| caps has 5000 entries)/],
+    ["100 capabilities", { caps: Array.from({ length: 100 }, (_, i) => `c${i}`) }, /^hello caps has 100 entries \(at most 32\)$/],
+    ["maxFrame 1", { maxFrame: 1 }, /^hello maxFrame 1 is outside 16384\.\.1048576$/],
+    ["window 0", { window: 0 }, /^hello window 0 is outside 16384\.\.16777216$/],
+    ["a huge window", { window: 2 ** 31 - 1 }, /^hello window 2147483647 is outside 16384\.\.16777216$/],
+  ])("closes a tunnel whose HELLO has %s with 4400 naming the field, and opens no stream on it", async (_name, change, reason) => {
+    const backend = backendName();
+    const agent = await connectAgent(backend, { hello: change as Partial<Hello> });
+    const closed = await within(agent.closed, "the close");
+    expect(closed.code).toBe(4400);
+    expect(closed.reason).toMatch(reason);
+    await expectError(await publicFetch(backend, "/"), 502, "no_agent", backend);
+    expect(agent.incoming).toHaveLength(0);
+  });
+});
+
+describe("bad response heads", () => {
+  /** Answers with a head the agent has no business sending and the start of a body, leaving the stream open. */
+  const badAnswer = (stream: Stream, status: number, headers: HeaderList) => {
+    stream.sendHeaders(encodeResponseHead({ status, headers }));
+    stream.write(new TextEncoder().encode("a body")).catch(() => {});
+  };
+
+  it.each<[string, number, HeaderList, RegExp]>([
+    ["a space in a header name", 200, [["bad name", "v"]], /header name "bad name" is not a valid HTTP field name/],
+    ["CR LF in a value", 200, [["x-a", "a\r\nset-cookie: evil=1"]], /value of header "x-a"/],
+    ["NUL in a value", 200, [["x-a", "a\0b"]], /value of header "x-a"/],
+    ["an empty header name", 200, [["", "v"]], /header name "" is not a valid HTTP field name/],
+    ["a 200 KB value", 200, [["x-a", "v".repeat(200_000)]], /header block of \d+ bytes exceeds the limit of 65536/],
+    ["status 150", 150, [], /status 150 is outside 200-599/],
+    ["status 600", 600, [], /status 600 is outside 200-599/],
+    ["status 999", 999, [], /status 999 is outside 200-599/],
+    ["status 101 to a plain request", 101, [], /101 to a request that asked for no upgrade/],
+  ])("answers %s with 502 protocol_error at once, resetting only that stream", async (_name, status, headers, reason) => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const pending = publicFetch(backend, "/bad");
+    const incoming = await agent.next();
+    // A GET's body already ended: the stream's reset is all that is left to see.
+    const reset = new Promise((resolve) => (incoming.stream.onReset = resolve));
+    badAnswer(incoming.stream, status, headers);
+    const resp = await within(pending, "the 502", 1_000);
+    expect(resp.status).toBe(502);
+    const body = (await resp.json()) as { error: string; message: string; backend: string };
+    expect(body).toMatchObject({ error: "protocol_error", backend });
+    expect(body.message).toMatch(reason);
+    // The relay reset that stream with PROTOCOL_ERROR; the tunnel carries the next request.
+    expect(await within(reset, "the reset")).toMatchObject({ code: ErrorCode.ProtocolError });
+    const next = publicFetch(backend, "/next");
+    await respond((await agent.next()).stream, 200, [["x-ok", "yes"]], "fine");
+    const ok = await within(next, "the next response");
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toBe("fine");
+    expect(agent.ws.readyState).toBe(WebSocket.OPEN);
+    await closeAgent(agent);
+  });
+});
+
 describe("streams that end before their response head", () => {
   it("answers 502 tunnel_lost when the tunnel closes under a waiting request", async () => {
     const backend = backendName();
