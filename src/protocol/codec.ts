@@ -58,10 +58,12 @@ function checkHeader(type: number, flags: number, streamId: number, length: numb
   if (SESSION_TYPES.has(type) !== (streamId === 0)) {
     throw new ProtocolError(`${FrameType[type]} on stream ${streamId}`);
   }
-  // Refused before it is buffered, and as a bad hello (4400) like any other hello out of bounds.
-  if (type === FrameType.Hello) checkHelloSize(length);
   const limit = type === FrameType.Headers ? MAX_HEADER_BLOCK : maxPayload;
-  if (length > limit) throw new ProtocolError(`${FrameType[type]} payload of ${length} bytes exceeds ${limit}`);
+  if (length > limit) {
+    // A hello out of bounds is a bad hello (4400) however it is out of bounds.
+    const code = type === FrameType.Hello ? TunnelClose.BadHello : TunnelClose.ProtocolError;
+    throw new ProtocolError(`${FrameType[type]} payload of ${length} bytes exceeds ${limit}`, code);
+  }
   const exact = type === FrameType.WindowUpdate ? 4 : type === FrameType.Ping ? 8 : -1;
   if (exact >= 0 && length !== exact) throw new ProtocolError(`${FrameType[type]} payload must be ${exact} bytes, not ${length}`);
   if ((type === FrameType.RstStream || type === FrameType.GoAway) && length < 4) {
@@ -238,10 +240,6 @@ export function encodeHello(hello: Hello): Uint8Array {
   return utf8.encode(JSON.stringify(hello));
 }
 
-function checkHelloSize(length: number): void {
-  if (length > MAX_HELLO_BYTES) throw new ProtocolError(`hello of ${length} bytes exceeds ${MAX_HELLO_BYTES}`, TunnelClose.BadHello);
-}
-
 /** A hello field out of its bounds: the tunnel closes with 4400 and a reason naming the field. */
 function badHello(reason: string): ProtocolError {
   return new ProtocolError(`hello ${reason}`, TunnelClose.BadHello);
@@ -261,11 +259,11 @@ function checkList(name: string, list: unknown): void {
 
 /**
  * Decodes and validates a HELLO payload; unknown fields are kept. Wrong types and values out of
- * the bounds of README "Hello" (payload size, list and string lengths, window, maxFrame) are a
- * ProtocolError with close code 4400 whose message names the field.
+ * the bounds of README "Hello" (list and string lengths, window, maxFrame, then payload size) are
+ * a ProtocolError with close code 4400 whose message names the field. The payload was already
+ * bounded by the frame decoder's limit, so parsing an oversized one first costs little.
  */
 export function decodeHello(bytes: Uint8Array): Hello {
-  checkHelloSize(bytes.byteLength);
   let value: unknown;
   try {
     value = JSON.parse(fromUtf8.decode(bytes));
@@ -293,6 +291,8 @@ export function decodeHello(bytes: Uint8Array): Hello {
   if (h.targetProtocols !== undefined) checkList("targetProtocols", h.targetProtocols);
   checkRange("window", h.window!, MIN_WINDOW, MAX_WINDOW);
   checkRange("maxFrame", h.maxFrame!, MIN_MAX_FRAME, MAX_MAX_FRAME);
+  // Checked last, so that a hello made large by one field (5,000 caps) is refused naming it.
+  if (bytes.byteLength > MAX_HELLO_BYTES) throw badHello(`of ${bytes.byteLength} bytes exceeds ${MAX_HELLO_BYTES}`);
   return h as Hello;
 }
 

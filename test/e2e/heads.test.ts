@@ -55,6 +55,19 @@ function tunnelChanges(agent: AgentProcess, from: number): string[] {
   return agent.lines.slice(from).filter((l) => / tunnel \d+ (down|up|replaced)/.test(l));
 }
 
+/**
+ * The request held in flight (now released) completes with `heldBody`, the next request on the
+ * backend succeeds, and the agent's tunnel never went down or came up again since line `mark`.
+ */
+async function expectTunnelCarriesOn(name: string, agent: AgentProcess, mark: number, held: Promise<RawResponse>, heldBody: string): Promise<void> {
+  const done = await within(held, 10_000, "the held request");
+  expect(done.status).toBe(200);
+  expect(done.body.toString()).toBe(heldBody);
+  const next = await within(rawRequest(relay.url, { path: `/r/${name}/next` }), 10_000, "the next request");
+  expect(next.status).toBe(200);
+  expect(tunnelChanges(agent, mark)).toEqual([]);
+}
+
 describe("request heads the agent could not accept", () => {
   it("answers a 90 KB 0xFF header and a 90 KB Host header 431 before sending anything, while a request in flight on the tunnel completes", async () => {
     const NAME = "bighead";
@@ -91,13 +104,7 @@ describe("request heads the agent could not accept", () => {
     expect(backend.hits.get("/too-big") ?? 0).toBe(hitsBefore);
 
     release.open();
-    const done = await within(held, 10_000, "the held request");
-    expect(done.status).toBe(200);
-    expect(done.body.toString()).toBe("held and done");
-    // The same tunnel serves the next request; it never went down.
-    const next = await within(rawRequest(relay.url, { path: `/r/${NAME}/echo` }), 10_000, "the next request");
-    expect(next.status).toBe(200);
-    expect(tunnelChanges(agent, mark)).toEqual([]);
+    await expectTunnelCarriesOn(NAME, agent, mark, held, "held and done");
   });
 });
 
@@ -140,11 +147,6 @@ describe("response heads the relay could not give a client", () => {
     expect(body.message).toMatch(/the target's response cannot be relayed: status 600 is outside 200-599/);
 
     release.open();
-    const done = await within(held, 10_000, "the held request");
-    expect(done.status).toBe(200);
-    expect(done.body.toString()).toBe("ok");
-    const next = await within(rawRequest(relay.url, { path: `/r/${NAME}/after` }), 10_000, "the next request");
-    expect(next.status).toBe(200);
-    expect(tunnelChanges(agent, mark)).toEqual([]);
+    await expectTunnelCarriesOn(NAME, agent, mark, held, "ok");
   });
 });

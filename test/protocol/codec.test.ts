@@ -518,16 +518,21 @@ describe("hello", () => {
     }
   });
 
-  it("rejects a payload over MAX_HELLO_BYTES, in decodeHello and as a frame before it is buffered", () => {
+  it("rejects a payload over MAX_HELLO_BYTES, naming a field out of bounds first", () => {
     const big = encodeHello({ ...hello, padding: "p".repeat(60 * 1024) } as Hello);
-    expect(expectProtocolError(() => decodeHello(big), /hello of \d+ bytes exceeds 4096/).closeCode).toBe(TunnelClose.BadHello);
-    // Only the frame header has arrived: refused from its length.
-    const header = encodeFrame(frame(FrameType.Hello, 0, 0, big)).subarray(0, 10);
-    expect(expectProtocolError(() => new FrameDecoder().push(header), /hello of 61\d+ bytes exceeds 4096/).closeCode).toBe(TunnelClose.BadHello);
+    expect(expectProtocolError(() => decodeHello(big), /^hello of 61\d{3} bytes exceeds 4096$/).closeCode).toBe(TunnelClose.BadHello);
+    const caps = encodeHello({ ...hello, caps: Array.from({ length: 5000 }, (_, i) => `capability-${i}`) });
+    expect(expectProtocolError(() => decodeHello(caps), /^hello caps has 5000 entries \(at most 32\)$/).closeCode).toBe(TunnelClose.BadHello);
     const atLimit = encodeHello({ ...hello, padding: "" } as Hello);
     const padded = encodeHello({ ...hello, padding: "p".repeat(MAX_HELLO_BYTES - atLimit.byteLength) } as Hello);
     expect(padded.byteLength).toBe(MAX_HELLO_BYTES);
-    expect(decodeMessage(encodeFrame(frame(FrameType.Hello, 0, 0, padded)))).toHaveLength(1);
+    expect(decodeHello(padded)).toMatchObject(hello);
+  });
+
+  it("refuses a HELLO frame over the decoder's limit from its header alone, as a bad hello", () => {
+    const header = encodeFrame(frame(FrameType.Hello, 0, 0, new Uint8Array(300 * 1024))).subarray(0, 10);
+    const err = expectProtocolError(() => new FrameDecoder().push(header), /Hello payload of 307200 bytes exceeds 262144/);
+    expect(err.closeCode).toBe(TunnelClose.BadHello);
   });
 
   it.each([

@@ -428,7 +428,7 @@ describe("bad tunnels", () => {
 describe("bad hellos", () => {
   it.each<[string, Record<string, unknown>, RegExp]>([
     ["a 60 KiB payload", { padding: "p".repeat(60 * 1024) }, /^hello of 61\d{3} bytes exceeds 4096$/],
-    ["5,000 capabilities", { caps: Array.from({ length: 5000 }, (_, i) => `c${i}`) }, /^hello( of \d+ bytes exceeds 4096| caps has 5000 entries)/],
+    ["5,000 capabilities", { caps: Array.from({ length: 5000 }, (_, i) => `capability-${i}`) }, /^hello caps has 5000 entries \(at most 32\)$/],
     ["100 capabilities", { caps: Array.from({ length: 100 }, (_, i) => `c${i}`) }, /^hello caps has 100 entries \(at most 32\)$/],
     ["maxFrame 1", { maxFrame: 1 }, /^hello maxFrame 1 is outside 16384\.\.1048576$/],
     ["window 0", { window: 0 }, /^hello window 0 is outside 16384\.\.16777216$/],
