@@ -120,7 +120,7 @@ export class BackendHub extends DurableObject<Env> {
    * auto-response records when it last answered, even while the object hibernates.
    *
    * Runs for every request, so the list is kept between changes and heartbeats are read only
-   * once the earliest of them falls due (`npm run bench`: a few µs per request otherwise).
+   * once the earliest of them falls due.
    */
   private allTunnels(): Tunnel[] {
     const now = Date.now();
@@ -414,7 +414,7 @@ export class BackendHub extends DurableObject<Env> {
 /**
  * The public response's headers from the agent's list (end-to-end fields only), and its
  * Content-Length. A plain object when no name repeats: the runtime takes that in one call, far
- * cheaper than a Headers built by appends or a list of pairs (`npm run bench -- --profile`).
+ * cheaper than a Headers built by appends or a list of pairs (docs/performance.md).
  * One pass, with no list in between; a Connection header (it names more fields to drop) or a
  * repeated name (Set-Cookie) takes the general path.
  */
