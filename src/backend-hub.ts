@@ -120,7 +120,7 @@ export class BackendHub extends DurableObject<Env> {
    * auto-response records when it last answered, even while the object hibernates.
    *
    * Runs for every request, so the list is kept between changes and heartbeats are read only
-   * once the earliest of them falls due (`npm run bench`: a few µs per request otherwise).
+   * once the earliest of them falls due.
    */
   private allTunnels(): Tunnel[] {
     const now = Date.now();
@@ -245,7 +245,8 @@ export class BackendHub extends DurableObject<Env> {
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     try {
-      // Close our side too, or the peer waits ~10 s and sees 1006 (PLATFORM-NOTES).
+      // Close our side too, or the peer waits ~10 s and sees 1006 (docs/platform-notes.md "Close
+      // our side of every WebSocket").
       if (this.isClient(ws)) clientClosed(ws, this.clientStream(ws), code, reason);
       else this.closeTunnel(ws, code, reason);
     } catch (err) {
@@ -385,7 +386,8 @@ export class BackendHub extends DurableObject<Env> {
           const empty = fin || NULL_BODY.has(status) || method === "HEAD";
           if (empty && !fin) stream.reset(ErrorCode.NoError, "no body expected");
           // encodeBody "manual": pass the backend's bytes and Content-Encoding through untouched,
-          // never gzipped again and never buffered by the runtime's compression (PLATFORM-NOTES).
+          // never gzipped again and never buffered by the runtime's compression (docs/platform-notes.md
+          // "The runtime compresses responses without Content-Encoding").
           if (empty) return answer(new Response(null, { status, headers: out, encodeBody: "manual" }));
           // The rest of this tunnel message may hold the whole body: answered as bytes once the
           // message is read, a small body costs the runtime far less than a stream (`npm run bench`).
@@ -412,7 +414,7 @@ export class BackendHub extends DurableObject<Env> {
 /**
  * The public response's headers from the agent's list (end-to-end fields only), and its
  * Content-Length. A plain object when no name repeats: the runtime takes that in one call, far
- * cheaper than a Headers built by appends or a list of pairs (`npm run bench -- --profile`).
+ * cheaper than a Headers built by appends or a list of pairs (docs/performance.md).
  * One pass, with no list in between; a Connection header (it names more fields to drop) or a
  * repeated name (Set-Cookie) takes the general path.
  */
@@ -424,8 +426,9 @@ function responseHeaders(list: HeaderList): { init: HeadersInit; length: string 
     if (!isHopByHop(name)) record[name] = list[i][1];
   }
   // The runtime gzips responses without a Content-Encoding for clients that accept gzip,
-  // buffering the whole body first (PLATFORM-NOTES). "identity" with encodeBody manual keeps
-  // streams streaming and bytes untouched.
+  // buffering the whole body first (docs/platform-notes.md "The runtime compresses responses
+  // without Content-Encoding"). "identity" with encodeBody manual keeps streams streaming and
+  // bytes untouched.
   record["content-encoding"] ??= "identity";
   return { init: record, length: record["content-length"] ?? null };
 }

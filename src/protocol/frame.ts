@@ -75,7 +75,7 @@ export enum ErrorCode {
   Timeout = 9,
   /** A WebSocket message over the size limit (close code 1009). */
   MessageTooBig = 10,
-  /** The agent's bridge plugin failed on this request (agent/bridge/, README "Bridging HTTP to a TCP protocol"). */
+  /** The agent's bridge plugin failed on this request (agent/bridge/; docs/targets.md, the bridge). */
   BridgeError = 11,
   /** The service mesh refused the agent (its certificate, or a 401/403 to CONNECT). */
   MeshDenied = 12,
