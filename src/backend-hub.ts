@@ -173,6 +173,7 @@ export class BackendHub extends DurableObject<Env> {
         software: meta.hello?.software ?? null,
         caps: meta.hello?.caps ?? [],
         targetProtocols: meta.hello?.targetProtocols ?? [],
+        tokenId: meta.tokenId ?? null,
         connectedAt: new Date(meta.connectedAt).toISOString(),
         lastHeartbeat: new Date(this.lastHeartbeat(ws, tunnel)).toISOString(),
         streams: tunnel.load,
