@@ -11,6 +11,7 @@ import { ROUTE_HEADER, decodeRoute, type HubRoute } from "./hub-route.ts";
 import { DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose, type HeaderList } from "./protocol/frame.ts";
 import { decodeResponseHead } from "./protocol/head.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
+import { BackendRevocations, revokes, tokenRevoked } from "./revocations.ts";
 import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
 import { FLOW_SUBPROTOCOL, takeFlowOffer } from "./client-flow.ts";
 import {
@@ -57,9 +58,11 @@ export class BackendHub extends DurableObject<Env> {
   /** Set while a tunnel message is dispatched: response heads wait in `heads` until its end. */
   private receiving = false;
   private heads: Array<() => void> = [];
+  private readonly revocations: BackendRevocations;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.revocations = new BackendRevocations(ctx.storage);
     // The runtime answers heartbeats itself, so idle tunnels let the object hibernate.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -70,7 +73,9 @@ export class BackendHub extends DurableObject<Env> {
     if (!route) return new RelayError("internal_error", "The request reached the relay's Durable Object without its route.").toResponse();
     switch (route.op) {
       case "connect":
-        return this.acceptTunnel(route.backend);
+        return this.acceptTunnel(route);
+      case "revoke":
+        return Response.json(await this.revoke(route));
       case "status":
         return Response.json(this.status(route.backend));
       case "drain":
@@ -81,10 +86,16 @@ export class BackendHub extends DurableObject<Env> {
     return this.relay(request, route);
   }
 
-  /** Accepts an agent's (already authenticated) WebSocket as a hibernatable tunnel. */
-  private acceptTunnel(backend: string): Response {
+  /**
+   * Accepts an agent's (already authenticated) WebSocket as a hibernatable tunnel, unless its
+   * token was revoked here. Storage reads hold other events back (input gate), so a revocation
+   * cannot slip in between the check and the accept.
+   */
+  private async acceptTunnel(route: HubRoute): Promise<Response> {
+    const { backend, token } = route;
+    if (token && (await this.revocations.refuses(token))) return tokenRevoked(backend).toResponse();
     const { 0: client, 1: server } = new WebSocketPair();
-    const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now() };
+    const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now(), tokenId: token?.id, tokenIat: token?.iat };
     this.ctx.acceptWebSocket(server, [TUNNEL_TAG, tunnelTag(meta.tunnelId)]);
     server.serializeAttachment(meta);
     this.tunnels.set(server, this.makeTunnel(server, meta));
@@ -162,6 +173,7 @@ export class BackendHub extends DurableObject<Env> {
         software: meta.hello?.software ?? null,
         caps: meta.hello?.caps ?? [],
         targetProtocols: meta.hello?.targetProtocols ?? [],
+        tokenId: meta.tokenId ?? null,
         connectedAt: new Date(meta.connectedAt).toISOString(),
         lastHeartbeat: new Date(this.lastHeartbeat(ws, tunnel)).toISOString(),
         streams: tunnel.load,
@@ -181,6 +193,20 @@ export class BackendHub extends DurableObject<Env> {
       t.ws.serializeAttachment(t.meta);
     }
     return { backend, draining: tunnels.length };
+  }
+
+  /** Records a revocation and closes the tunnels whose token it covers (after hibernation too). */
+  private async revoke(route: HubRoute) {
+    const revocation = route.revoke;
+    if (!revocation) return { backend: route.backend, closed: 0 };
+    await this.revocations.add(revocation);
+    let closed = 0;
+    for (const ws of this.ctx.getWebSockets(TUNNEL_TAG)) {
+      if (ws.readyState !== WebSocket.OPEN || !revokes(revocation, ws.deserializeAttachment() as TunnelAttachment)) continue;
+      this.closeTunnel(ws, TunnelClose.TokenRevoked, "token revoked");
+      closed++;
+    }
+    return { backend: route.backend, closed };
   }
 
   private closeTunnel(ws: WebSocket, code: number, reason: string): void {

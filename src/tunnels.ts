@@ -14,6 +14,9 @@ export interface TunnelAttachment {
   tunnelId: string;
   backend: string;
   connectedAt: number;
+  /** The agent token's id (absent for tokens minted before ids) and issue time, unix seconds: revocations match on them. */
+  tokenId?: string;
+  tokenIat?: number;
   /** The agent's hello, once it arrived: the tunnel is usable from then on. */
   hello?: Hello;
   /** The agent sent GOAWAY: open no new streams, after a hibernation too. */

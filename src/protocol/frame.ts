@@ -95,6 +95,8 @@ export enum TunnelClose {
   InternalError = 1011,
   /** Missing or unsupported hello. */
   BadHello = 4400,
+  /** The relay revoked the tunnel's token: reconnecting with it is refused (401 token_revoked). */
+  TokenRevoked = 4401,
 }
 
 /** Largest WebSocket message carried on a message stream (README "Message streams"). */
