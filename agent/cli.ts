@@ -1,7 +1,7 @@
 // The `edge-relay` command line: parses argv with node:util parseArgs and runs a subcommand.
 // Usage and config errors print `edge-relay: <sentence>` and exit 2; tokens and secrets are never printed.
 import { parseArgs } from "node:util";
-import { isValidBackendName, mintToken, parseDuration } from "../src/auth.ts";
+import { isValidBackendName, mintToken, parseDuration, readTokenClaims, type TokenClaims } from "../src/auth.ts";
 import {
   buildAgentConfig,
   ConfigError,
@@ -41,6 +41,7 @@ const MAIN_USAGE = `edge-relay: reach an HTTP service behind NAT through an edge
 Usage:
   edge-relay agent --relay <url> --backend <name> --token <token> --to <target> [flags]
   edge-relay token <name> [--ttl <duration>] [--access] [--secret <secret>]
+  edge-relay token --inspect <token>
   edge-relay connect <relay-url> --backend <name> --listen <host:port> [--token <token>]
   edge-relay help [<command>]
 
@@ -128,15 +129,19 @@ Examples:
   ${TOKEN_ENV}=... edge-relay agent --config agent.json --to unix:/run/app.sock
 `;
 
-const TOKEN_USAGE = `Usage: edge-relay token <name> [--ttl <duration>] [--secret <secret>]
+const TOKEN_USAGE = `Usage: edge-relay token <name> [--ttl <duration>] [--access] [--secret <secret>]
+       edge-relay token --inspect <token>
 
-Mint an agent token for backend <name> and print only the token on stdout.
+Mint an agent token for backend <name> and print only the token on stdout; its id goes to
+stderr, to note for revoking it later (POST /_relay/tokens/revoke, docs/tokens.md).
 
 Flags:
   --ttl <duration>        How long the token is valid, like 30d, 12h, 15m or 45s (default: it never expires).
   --access                Mint an access token, for clients of a backend whose agent runs with
                           --require-access-token (e.g. \`edge-relay connect --token\`), not an agent token.
   --secret <secret>       The relay's signing secret; prefer ${SECRET_ENV}, since flags show up in \`ps\` and shell history.
+  --inspect <token>       Print a token's claims (backend, id, scope, issue and expiry times) as JSON,
+                          without a secret: the signature is not checked.
   -h, --help              Show this text.
 
 Environment:
@@ -209,6 +214,7 @@ const COMMANDS: Record<string, Command> = {
       ttl: { type: "string" },
       access: { type: "boolean" },
       secret: { type: "string" },
+      inspect: { type: "string" },
       ...HELP_OPTION,
     },
     run: runTokenCommand,
@@ -249,6 +255,7 @@ const VALUE_NAMES: Record<string, string> = {
   config: "<file>",
   ttl: "<duration>",
   secret: "<secret>",
+  inspect: "<token>",
   listen: "<host:port>",
 };
 
@@ -306,6 +313,7 @@ async function runAgentCommand(values: Values, _positionals: string[], secrets: 
 }
 
 async function runTokenCommand(values: Values, positionals: string[], _secrets: string[]): Promise<number> {
+  if (typeof values.inspect === "string") return inspectToken(values.inspect, positionals.length > 0 || Object.keys(values).length > 1);
   if (positionals.length !== 1) {
     throw new UsageError(
       positionals.length === 0
@@ -336,8 +344,25 @@ async function runTokenCommand(values: Values, positionals: string[], _secrets: 
         : "--secret is empty; pass the relay's secret, or set " + SECRET_ENV + " and leave out --secret.",
     );
   }
-  process.stdout.write(`${await mintToken(secret, name, { ttlSeconds, scope: values.access ? "access" : "agent" })}\n`);
+  const token = await mintToken(secret, name, { ttlSeconds, scope: values.access ? "access" : "agent" });
+  process.stdout.write(`${token}\n`);
+  process.stderr.write(`edge-relay: token id ${readTokenClaims(token)!.id} (note it to revoke this token alone; docs/tokens.md)\n`);
   return EXIT_OK;
+}
+
+/** `edge-relay token --inspect <token>`: the claims as JSON; the token itself is never echoed. */
+function inspectToken(token: string, more: boolean): number {
+  if (more) throw new UsageError("--inspect takes only the token: `edge-relay token --inspect <token>`.");
+  const claims = readTokenClaims(token);
+  if (!claims) throw new UsageError("--inspect: that is not a token in the er1.<payload>.<signature> form with valid claims.");
+  process.stdout.write(`${JSON.stringify(describeClaims(claims))}\n`);
+  return EXIT_OK;
+}
+
+/** Claims as an operator reads them: times in ISO 8601, a token without id shown as null. */
+function describeClaims(claims: TokenClaims) {
+  const iso = (seconds: number | undefined) => (seconds === undefined ? null : new Date(seconds * 1000).toISOString());
+  return { backend: claims.backend, id: claims.id ?? null, scope: claims.scope, issuedAt: iso(claims.iat), expiresAt: iso(claims.exp) };
 }
 
 async function runConnectCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
@@ -403,7 +428,7 @@ function describeParseError(error: unknown, command: string): string {
 function collectSecrets(argv: string[], env: Record<string, string | undefined>): string[] {
   const secrets = [env[TOKEN_ENV], env[SECRET_ENV]];
   argv.forEach((arg, i) => {
-    for (const flag of ["--token", "--secret"]) {
+    for (const flag of ["--token", "--secret", "--inspect"]) {
       if (arg === flag) secrets.push(argv[i + 1]);
       else if (arg.startsWith(`${flag}=`)) secrets.push(arg.slice(flag.length + 1));
     }

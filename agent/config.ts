@@ -12,11 +12,11 @@ export type Target =
   | { kind: "http"; url: URL; /** Given as h2c://. */ h2c?: boolean }
   | { kind: "https"; url: URL; ca?: string; insecure: boolean }
   | { kind: "unix"; path: string }
-  /** Raw TCP: a public WebSocket stream becomes a TCP connection (README "Reaching a TCP service"). */
+  /** Raw TCP: each public WebSocket stream becomes a TCP connection (docs/targets.md). */
   | { kind: "tcp"; host: string; port: number }
-  /** A mesh workload behind an HBONE proxy (README "Reaching a mesh workload"). */
+  /** A mesh workload behind an HBONE proxy (docs/hbone.md). */
   | { kind: "hbone"; authority: string; hbone: HboneSettings }
-  /** HTTP to a TCP protocol through a plugin (README "Bridging HTTP to a TCP protocol"). */
+  /** HTTP to a TCP protocol through a plugin (docs/targets.md "Bridging HTTP to a TCP protocol"). */
   | { kind: "bridge"; host: string; port: number; plugin: PluginRef; idleMs: number };
 
 export interface AgentConfig {

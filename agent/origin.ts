@@ -1,5 +1,5 @@
-// The one interface between tunnels and targets: every target kind (http, https, unix, and
-// tcp, and later h2c, hbone, bridge) answers tunnelled requests through it.
+// The one interface between tunnels and targets: every target kind (http, https, h2c, unix,
+// tcp, bridge+tcp, hbone) answers tunnelled requests through it.
 import type { RequestHead } from "../src/protocol/head.ts";
 import type { Stream } from "../src/protocol/session.ts";
 import type { AgentConfig } from "./config.ts";

@@ -3,6 +3,7 @@
 import type { AgentConfig } from "./config.ts";
 import { backoffDelay, DEFAULT_BACKOFF, FAST_CAP_MS, FAST_PHASE_MS, type BackoffOptions } from "./backoff.ts";
 import { createOrigin, type Origin } from "./origin.ts";
+import { RelayRefusal } from "./relay-refusal.ts";
 import { AgentTunnel } from "./tunnel.ts";
 
 export interface SupervisorOptions {
@@ -13,7 +14,7 @@ export interface SupervisorOptions {
   origin?: Origin;
 }
 
-/** Runs tunnels until `signal` aborts; resolves with the exit code. */
+/** Runs tunnels until `signal` aborts or the relay refuses the token; resolves with the exit code. */
 export async function superviseTunnels(config: AgentConfig, opts: SupervisorOptions = {}): Promise<number> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const origin = opts.origin ?? createOrigin(config);
@@ -22,6 +23,8 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
   /** Tunnels the relay asked us to replace, finishing their streams. */
   const draining = new Set<AgentTunnel>();
   let stopping = false;
+  /** The relay refused the token: every slot stops and the agent exits 1. */
+  let tokenRefused = false;
   let wakeSleepers: Array<() => void> = [];
   const where = `relay=${config.relayUrl.origin} backend=${config.backend}`;
 
@@ -73,6 +76,13 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
         lostAt = Date.now();
       } catch (err) {
         const message = (err as Error).message;
+        if (err instanceof RelayRefusal && err.tokenRefused) {
+          // The same token is refused on every retry: say so once, for all slots, and stop.
+          if (!tokenRefused) log(`edge-relay: tunnel ${slot} cannot connect: ${message}; not retrying with this token`);
+          tokenRefused = true;
+          void shutdown();
+          break;
+        }
         if (message !== lastFailure) log(`edge-relay: tunnel ${slot} cannot connect: ${message}; retrying`);
         lastFailure = message;
       }
@@ -108,7 +118,7 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
   await Promise.all([...live, ...draining].map((t) => t.closed));
   origin.close();
   log(`edge-relay: stopped (${where})`);
-  return 0;
+  return tokenRefused ? 1 : 0;
 }
 
 /** Entry point of `edge-relay agent`: runs until SIGINT or SIGTERM. */

@@ -1,7 +1,7 @@
 // One WebSocket to the relay carrying one protocol session; hands incoming streams to the origin.
 import { randomBytes, randomUUID } from "node:crypto";
 import WebSocket from "ws";
-import { describeRefusal } from "./relay-refusal.ts";
+import { readRefusal } from "./relay-refusal.ts";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION, ProtocolError, TunnelClose } from "../src/protocol/frame.ts";
 import { decodeRequestHead } from "../src/protocol/head.ts";
 import { Session } from "../src/protocol/session.ts";
@@ -55,7 +55,10 @@ export class AgentTunnel {
     return this.session?.activeStreams ?? 0;
   }
 
-  /** Connects and exchanges hellos; rejects with a sentence when the relay cannot be used. */
+  /**
+   * Connects and exchanges hellos; rejects with a sentence when the relay cannot be used (a
+   * RelayRefusal when it answered the upgrade with an error).
+   */
   open(): Promise<void> {
     const url = new URL(this.config.relayUrl);
     url.searchParams.set("backend", this.config.backend);
@@ -71,14 +74,14 @@ export class AgentTunnel {
     this.ws = ws;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      const fail = (message: string) => {
+      const fail = (error: string | Error) => {
         if (settled) return;
         settled = true;
-        reject(new Error(message));
+        reject(typeof error === "string" ? new Error(error) : error);
       };
       ws.on("unexpected-response", (_req, res) => {
-        void describeRefusal(res).then((message) => {
-          fail(message);
+        void readRefusal(res).then((refusal) => {
+          fail(refusal);
           ws.terminate();
         });
       });

@@ -11,6 +11,7 @@ import { ROUTE_HEADER, decodeRoute, type HubRoute } from "./hub-route.ts";
 import { DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose, type HeaderList } from "./protocol/frame.ts";
 import { decodeResponseHead, headSizeProblem } from "./protocol/head.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
+import { BackendRevocations, revokes, tokenRevoked } from "./revocations.ts";
 import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
 import { FLOW_SUBPROTOCOL, takeFlowOffer } from "./client-flow.ts";
 import {
@@ -57,9 +58,11 @@ export class BackendHub extends DurableObject<Env> {
   /** Set while a tunnel message is dispatched: response heads wait in `heads` until its end. */
   private receiving = false;
   private heads: Array<() => void> = [];
+  private readonly revocations: BackendRevocations;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.revocations = new BackendRevocations(ctx.storage);
     // The runtime answers heartbeats itself, so idle tunnels let the object hibernate.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -70,7 +73,9 @@ export class BackendHub extends DurableObject<Env> {
     if (!route) return new RelayError("internal_error", "The request reached the relay's Durable Object without its route.").toResponse();
     switch (route.op) {
       case "connect":
-        return this.acceptTunnel(route.backend);
+        return this.acceptTunnel(route);
+      case "revoke":
+        return Response.json(await this.revoke(route));
       case "status":
         return Response.json(this.status(route.backend));
       case "drain":
@@ -81,10 +86,16 @@ export class BackendHub extends DurableObject<Env> {
     return this.relay(request, route);
   }
 
-  /** Accepts an agent's (already authenticated) WebSocket as a hibernatable tunnel. */
-  private acceptTunnel(backend: string): Response {
+  /**
+   * Accepts an agent's (already authenticated) WebSocket as a hibernatable tunnel, unless its
+   * token was revoked here. Storage reads hold other events back (input gate), so a revocation
+   * cannot slip in between the check and the accept.
+   */
+  private async acceptTunnel(route: HubRoute): Promise<Response> {
+    const { backend, token } = route;
+    if (token && (await this.revocations.refuses(token))) return tokenRevoked(backend).toResponse();
     const { 0: client, 1: server } = new WebSocketPair();
-    const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now() };
+    const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now(), tokenId: token?.id, tokenIat: token?.iat };
     this.ctx.acceptWebSocket(server, [TUNNEL_TAG, tunnelTag(meta.tunnelId)]);
     server.serializeAttachment(meta);
     this.tunnels.set(server, this.makeTunnel(server, meta));
@@ -120,7 +131,7 @@ export class BackendHub extends DurableObject<Env> {
    * auto-response records when it last answered, even while the object hibernates.
    *
    * Runs for every request, so the list is kept between changes and heartbeats are read only
-   * once the earliest of them falls due (`npm run bench`: a few µs per request otherwise).
+   * once the earliest of them falls due.
    */
   private allTunnels(): Tunnel[] {
     const now = Date.now();
@@ -162,6 +173,7 @@ export class BackendHub extends DurableObject<Env> {
         software: meta.hello?.software ?? null,
         caps: meta.hello?.caps ?? [],
         targetProtocols: meta.hello?.targetProtocols ?? [],
+        tokenId: meta.tokenId ?? null,
         connectedAt: new Date(meta.connectedAt).toISOString(),
         lastHeartbeat: new Date(this.lastHeartbeat(ws, tunnel)).toISOString(),
         streams: tunnel.load,
@@ -181,6 +193,20 @@ export class BackendHub extends DurableObject<Env> {
       t.ws.serializeAttachment(t.meta);
     }
     return { backend, draining: tunnels.length };
+  }
+
+  /** Records a revocation and closes the tunnels whose token it covers (after hibernation too). */
+  private async revoke(route: HubRoute) {
+    const revocation = route.revoke;
+    if (!revocation) return { backend: route.backend, closed: 0 };
+    await this.revocations.add(revocation);
+    let closed = 0;
+    for (const ws of this.ctx.getWebSockets(TUNNEL_TAG)) {
+      if (ws.readyState !== WebSocket.OPEN || !revokes(revocation, ws.deserializeAttachment() as TunnelAttachment)) continue;
+      this.closeTunnel(ws, TunnelClose.TokenRevoked, "token revoked");
+      closed++;
+    }
+    return { backend: route.backend, closed };
   }
 
   private closeTunnel(ws: WebSocket, code: number, reason: string): void {
@@ -245,7 +271,8 @@ export class BackendHub extends DurableObject<Env> {
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     try {
-      // Close our side too, or the peer waits ~10 s and sees 1006 (PLATFORM-NOTES).
+      // Close our side too, or the peer waits ~10 s and sees 1006 (docs/platform-notes.md "Close
+      // our side of every WebSocket").
       if (this.isClient(ws)) clientClosed(ws, this.clientStream(ws), code, reason);
       else this.closeTunnel(ws, code, reason);
     } catch (err) {
@@ -390,7 +417,8 @@ export class BackendHub extends DurableObject<Env> {
           const empty = fin || NULL_BODY.has(status) || method === "HEAD";
           if (empty && !fin) stream.reset(ErrorCode.NoError, "no body expected");
           // encodeBody "manual": pass the backend's bytes and Content-Encoding through untouched,
-          // never gzipped again and never buffered by the runtime's compression (PLATFORM-NOTES).
+          // never gzipped again and never buffered by the runtime's compression (docs/platform-notes.md
+          // "The runtime compresses responses without Content-Encoding").
           if (empty) return answer(new Response(null, { status, headers: out, encodeBody: "manual" }));
           // The rest of this tunnel message may hold the whole body: answered as bytes once the
           // message is read, a small body costs the runtime far less than a stream (`npm run bench`).
@@ -428,7 +456,7 @@ export class BackendHub extends DurableObject<Env> {
 /**
  * The public response's headers from the agent's list (end-to-end fields only), and its
  * Content-Length. A plain object when no name repeats: the runtime takes that in one call, far
- * cheaper than a Headers built by appends or a list of pairs (`npm run bench -- --profile`).
+ * cheaper than a Headers built by appends or a list of pairs (docs/performance.md).
  * One pass, with no list in between; a Connection header (it names more fields to drop) or a
  * repeated name (Set-Cookie) takes the general path.
  */
@@ -440,8 +468,9 @@ function responseHeaders(list: HeaderList): { init: HeadersInit; length: string 
     if (!isHopByHop(name)) record[name] = list[i][1];
   }
   // The runtime gzips responses without a Content-Encoding for clients that accept gzip,
-  // buffering the whole body first (PLATFORM-NOTES). "identity" with encodeBody manual keeps
-  // streams streaming and bytes untouched.
+  // buffering the whole body first (docs/platform-notes.md "The runtime compresses responses
+  // without Content-Encoding"). "identity" with encodeBody manual keeps streams streaming and
+  // bytes untouched.
   record["content-encoding"] ??= "identity";
   return { init: record, length: record["content-length"] ?? null };
 }

@@ -5,9 +5,11 @@
 export const ERROR_STATUS = {
   bad_backend_name: 400,
   request_body_incomplete: 400,
+  bad_revocation: 400,
   token_missing: 401,
   token_invalid: 401,
   token_expired: 401,
+  token_revoked: 401,
   access_denied: 401,
   admin_unauthorized: 401,
   token_backend_mismatch: 403,

@@ -103,7 +103,8 @@ export function clientClosed(ws: WebSocket, stream: Stream | undefined, code: nu
     if (code === 1006) stream.reset(ErrorCode.Cancel, "the public client dropped the WebSocket");
     else if (stream.writable) stream.close(code, reason).catch(() => {});
   }
-  // Without this the client waits ~10 s and sees 1006 (PLATFORM-NOTES).
+  // Without this the client waits ~10 s and sees 1006 (docs/platform-notes.md "Close our side of
+  // every WebSocket").
   safeClose(ws, sendableClose(code) ?? 1000, closeReason(reason));
 }
 

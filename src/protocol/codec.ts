@@ -135,8 +135,8 @@ function putAscii(out: Uint8Array, at: number, s: string): boolean {
 /**
  * Encodes a header block: u16 count, then (u16 name length, name, u32 value length, value).
  * Fields are nearly always ASCII: sized from the string lengths and copied char by char into
- * one buffer, with no array or encoder call per field (the relay encodes one block per request:
- * `npm run bench`). A field with any other char sends the block down the UTF-8 path.
+ * one buffer, with no array or encoder call per field (the relay encodes one block per
+ * request). A field with any other char sends the block down the UTF-8 path.
  */
 export function encodeHeaderBlock(fields: HeaderList): Uint8Array {
   let total = 2;
@@ -193,8 +193,8 @@ const ONE_STRING_BYTES = 4096;
 /**
  * Calls `visit(name, value)` for each field of a header block, in order; throws ProtocolError
  * when the block is malformed. An ASCII field is cut out of one string made of the whole block,
- * with no view, array or decoder call per field (the relay reads a block per response:
- * `npm run bench`); any other is decoded as strict UTF-8.
+ * with no view, array or decoder call per field (the relay reads a block per response); any
+ * other is decoded as strict UTF-8.
  */
 export function forEachField(bytes: Uint8Array, visit: (name: string, value: string) => void): void {
   need(bytes, 0, 2);

@@ -75,7 +75,7 @@ export enum ErrorCode {
   Timeout = 9,
   /** A WebSocket message over the size limit (close code 1009). */
   MessageTooBig = 10,
-  /** The agent's bridge plugin failed on this request (agent/bridge/, README "Bridging HTTP to a TCP protocol"). */
+  /** The agent's bridge plugin failed on this request (agent/bridge/; docs/targets.md, the bridge). */
   BridgeError = 11,
   /** The service mesh refused the agent (its certificate, or a 401/403 to CONNECT). */
   MeshDenied = 12,
@@ -95,6 +95,8 @@ export enum TunnelClose {
   InternalError = 1011,
   /** Missing or unsupported hello. */
   BadHello = 4400,
+  /** The relay revoked the tunnel's token: reconnecting with it is refused (401 token_revoked). */
+  TokenRevoked = 4401,
 }
 
 /** Largest WebSocket message carried on a message stream (README "Message streams"). */

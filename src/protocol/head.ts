@@ -110,7 +110,7 @@ export function responseHeadProblem(status: number, headers: HeaderList): string
  */
 export function decodeResponseHead(list: HeaderList): ResponseHead {
   // No Map or second pass as for requests: a response head has one pseudo-field, and the relay
-  // reads one per request (`npm run bench`). Unknown pseudo-fields are ignored.
+  // reads one per request. Unknown pseudo-fields are ignored.
   let status: string | undefined;
   let i = 0;
   for (; i < list.length && list[i][0].startsWith(":"); i++) if (list[i][0] === ":status") status = list[i][1];

@@ -50,13 +50,32 @@ describe("edge-relay bin", { timeout: 30_000 }, () => {
     for (const text of ["--ttl", "--secret", "RELAY_SECRET"]) expect(stdout).toContain(text);
   });
 
-  it("mints a token with --secret and prints only the token", async () => {
+  it("mints a token with --secret, prints only the token on stdout and its id on stderr", async () => {
     const { code, stdout, stderr } = await run(["token", "demo", "--secret", SECRET]);
     expect(code).toBe(0);
-    expect(stderr).toBe("");
     expect(stdout).toMatch(/^er1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/);
-    expect(await verifyToken(SECRET, stdout.trim())).toEqual({ ok: true, backend: "demo", scope: "agent" });
-    expect(stdout).not.toContain(SECRET);
+    const verdict = await verifyToken(SECRET, stdout.trim());
+    expect(verdict).toMatchObject({ ok: true, backend: "demo", scope: "agent" });
+    expect(stderr).toBe(`edge-relay: token id ${verdict.ok ? verdict.id : "?"} (note it to revoke this token alone; docs/tokens.md)\n`);
+    for (const text of [stdout, stderr]) expect(text).not.toContain(SECRET);
+    expect(stderr).not.toContain(stdout.trim().split(".")[2]);
+  });
+
+  it("--inspect prints a token's claims without a secret and never the token", async () => {
+    const token = await mintToken(SECRET, "demo", { now: 1_700_000_000, ttlSeconds: 60, id: "inspect-id-0001" });
+    const { code, stdout } = await run(["token", "--inspect", token], { RELAY_SECRET: "" });
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual({
+      backend: "demo",
+      id: "inspect-id-0001",
+      scope: "agent",
+      issuedAt: "2023-11-14T22:13:20.000Z",
+      expiresAt: "2023-11-14T22:14:20.000Z",
+    });
+    expect(stdout).not.toContain(token.split(".")[2]);
+    const bad = await run(["token", "--inspect", "er1.nope.nope"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^edge-relay: --inspect: that is not a token/);
   });
 
   it("mints with RELAY_SECRET from the env, honouring --ttl", async () => {

@@ -165,17 +165,18 @@ describe("error codes", () => {
 });
 
 describe("tunnel close codes", () => {
-  it("pins 1000, 1002, 1011 and 4400", () => {
+  it("pins 1000, 1002, 1011, 4400 and 4401", () => {
     expect(TunnelClose.Normal).toBe(1000);
     expect(TunnelClose.ProtocolError).toBe(1002);
     expect(TunnelClose.InternalError).toBe(1011);
     expect(TunnelClose.BadHello).toBe(4400);
-    expect(Object.values(members(TunnelClose)).sort((a, b) => a - b)).toEqual([1000, 1002, 1011, 4400]);
+    expect(TunnelClose.TokenRevoked).toBe(4401);
+    expect(Object.values(members(TunnelClose)).sort((a, b) => a - b)).toEqual([1000, 1002, 1011, 4400, 4401]);
   });
 
   it("matches the README's close code table", () => {
     const codes = tableRows("## Tunnel close codes", /^\d+$/).map(([code]) => Number(code));
-    expect(codes).toEqual([1000, 1002, 1011, 4400]);
+    expect(codes).toEqual([1000, 1002, 1011, 4400, 4401]);
   });
 });
 
