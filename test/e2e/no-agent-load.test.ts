@@ -66,3 +66,31 @@ it(`${COUNT} concurrent requests for a backend with no agent are each answered 5
     expect(JSON.parse(o.body)).toEqual({ error: "no_agent", message: 'No agent is connected for backend "away".', backend: "away" });
   }
 }, 120_000);
+
+it("a request whose body has not come yet is answered no_agent without waiting for it", async () => {
+  const url = new URL(relay.url);
+  const req = http.request({
+    hostname: url.hostname,
+    port: url.port,
+    method: "POST",
+    path: "/r/away/upload",
+    agent: false,
+    headers: { "content-type": "text/plain", "content-length": "100" },
+  });
+  const answered = new Promise<Outcome>((resolve, reject) => {
+    req.on("response", (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on("error", reject);
+    req.setTimeout(ANSWER_WITHIN_MS, () => reject(new Error("no answer while the body was withheld")));
+  });
+  // The head only: the body is never sent.
+  req.flushHeaders();
+  const res = await answered;
+  req.destroy();
+  expect(res.status).toBe(502);
+  expect(JSON.parse(res.body)).toMatchObject({ error: "no_agent", backend: "away" });
+});
