@@ -123,7 +123,7 @@ export type OriginProtocol = "auto" | "http1" | "h2" | "h2c";
  * Holds a stream's events while the agent decides how to reach the target (ALPN, a new
  * session), then hands them to the handlers set by then.
  */
-function hold(stream: Stream): () => void {
+export function hold(stream: Stream): () => void {
   const events: Array<() => void> = [];
   stream.onData = (chunk, flags) => events.push(() => stream.onData(chunk, flags));
   stream.onEnd = () => events.push(() => stream.onEnd());
@@ -151,7 +151,7 @@ export class HttpOrigin implements Origin {
       const release = hold(stream);
       this.dialer.h2(head).then(
         (h2) => {
-          if (h2) serveH2(stream, head, hasBody, h2.session, host, h2.scheme);
+          if (h2) serveH2(stream, head, hasBody, h2.session, host, h2.scheme, async () => (await this.dialer.h2?.(head))?.session);
           else this.serveHttp1(stream, head, hasBody, host);
           release();
         },

@@ -2,6 +2,7 @@
 // survives the target closing idle connections (a slow upload, a close racing the next
 // request), and a request whose body already went out on a broken connection is never repeated.
 import http from "node:http";
+import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
@@ -204,5 +205,31 @@ describe("a target that closes a kept-alive connection as the next request arriv
     expect(JSON.parse(res.body.toString())).toMatchObject({ error: "origin_unreachable", backend: name });
     // No connection after the broken one carried the POST.
     expect(target.requests).toEqual(["GET /warm #1"]);
+  });
+});
+
+describe("an h2c target that refuses a stream it did not process", () => {
+  it("the request goes again on a stream of its session and is answered", async () => {
+    const streams: string[] = [];
+    let refused = 0;
+    const server = http2.createServer();
+    server.on("stream", (h2stream, headers) => {
+      const path = String(headers[":path"]);
+      streams.push(path);
+      h2stream.on("error", () => {});
+      if (path === "/refuse-once" && refused++ === 0) return void h2stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      h2stream.respond({ ":status": 200, "content-type": "text/plain" });
+      h2stream.end(`served ${path}`);
+    });
+    server.on("sessionError", () => {});
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const name = "h2c-refusing";
+    await agentFor(name, `h2c://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    expect((await rawRequest(relay.url, { path: `/r/${name}/warm` })).status).toBe(200);
+    const res = await rawRequest(relay.url, { path: `/r/${name}/refuse-once` });
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe("served /refuse-once");
+    expect(streams).toEqual(["/warm", "/refuse-once", "/refuse-once"]);
   });
 });
