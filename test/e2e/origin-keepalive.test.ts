@@ -134,12 +134,21 @@ function rawRequestKeepAlive(port: number): Promise<number> {
  * and destroys the connection when the first byte of a next request arrives on it: a target
  * closing an idle connection just as the agent reuses it.
  */
-async function startClosingTarget(): Promise<{ url: string; connections: () => number; requests: string[]; stop(): Promise<void> }> {
+async function startClosingTarget(): Promise<{
+  url: string;
+  connections: () => number;
+  /** Resolves once the target has had `n` connections. */
+  connected(n: number): Promise<void>;
+  requests: string[];
+  stop(): Promise<void>;
+}> {
   const requests: string[] = [];
   const sockets = new Set<net.Socket>();
+  const waiting: Array<[number, () => void]> = [];
   let connections = 0;
   const server = net.createServer((socket) => {
     connections++;
+    for (const [n, resolve] of waiting) if (connections >= n) resolve();
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
@@ -168,6 +177,7 @@ async function startClosingTarget(): Promise<{ url: string; connections: () => n
   return {
     url: `http://127.0.0.1:${port}`,
     connections: () => connections,
+    connected: (n) => new Promise<void>((resolve) => (connections >= n ? resolve() : waiting.push([n, resolve]))),
     requests,
     stop: () =>
       new Promise<void>((resolve) => {
@@ -192,6 +202,32 @@ describe("a target that closes a kept-alive connection as the next request arriv
     // The second request broke one reused connection and was answered on a new one.
     expect(target.connections()).toBe(2);
     expect(target.requests).toEqual(["GET /one #1", "GET /two #2"]);
+  });
+
+  it("a POST that broke a reused connection before any of its body went out is sent again", async () => {
+    const target = await startClosingTarget();
+    cleanups.push(() => target.stop());
+    const name = "closing-late-post";
+    await agentFor(name, target.url);
+    expect((await rawRequest(relay.url, { path: `/r/${name}/warm` })).status).toBe(200);
+    const url = new URL(relay.url);
+    const req = http.request({ hostname: url.hostname, port: url.port, method: "POST", path: `/r/${name}/late`, headers: { "transfer-encoding": "chunked" }, agent: false });
+    const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      req.on("response", (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on("error", reject);
+    });
+    req.flushHeaders();
+    // The head broke the reused connection and went again on a second one; the body follows.
+    await within(target.connected(2), 15_000, "the POST's head on a second connection");
+    req.end("a late body");
+    const res = await within(response, 15_000, "the POST's response");
+    expect(res).toEqual({ status: 200, body: "served POST /late" });
+    expect(target.requests).toEqual(["GET /warm #1", "POST /late #2"]);
   });
 
   it("a POST whose body went out before the connection broke is 502, not sent twice", async () => {
