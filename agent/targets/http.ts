@@ -204,9 +204,12 @@ export class HttpOrigin implements Origin {
       let socket: net.Socket | undefined;
       let readBefore = 0;
       current.on("socket", (s) => ((socket = s), (readBefore = s.bytesRead)));
-      // The head goes as soon as there is a connection, not with the first body bytes: a pooled
-      // connection kept silent while a slow body comes is one the target's keep-alive timer closes.
-      current.flushHeaders();
+      // A head with no body bytes ready to go with it (they come with it in the same tunnel
+      // message, or not yet) goes alone: a pooled connection kept silent while a slow body comes
+      // is one the target's keep-alive timer closes.
+      process.nextTick(() => {
+        if (!sent && !current.destroyed) current.flushHeaders();
+      });
       current.on("error", (err: NodeJS.ErrnoException & { tunnelCode?: ErrorCode }) => {
         if (current !== req) return;
         // A reused connection the target closed or reset before any response byte: the target
