@@ -2,6 +2,7 @@
 // away, against the real relay in workerd, each answered 502 no_agent with the JSON body.
 import http from "node:http";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { openRequest } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 
 const COUNT = 2000;
@@ -68,27 +69,16 @@ it(`${COUNT} concurrent requests for a backend with no agent are each answered 5
 }, 120_000);
 
 it("a request whose body has not come yet is answered no_agent without waiting for it", async () => {
-  const url = new URL(relay.url);
-  const req = http.request({
-    hostname: url.hostname,
-    port: url.port,
+  // The head only: the body is never sent.
+  const { req, response } = openRequest(relay.url, {
     method: "POST",
     path: "/r/away/upload",
-    agent: false,
     headers: { "content-type": "text/plain", "content-length": "100" },
   });
-  const answered = new Promise<Outcome>((resolve, reject) => {
-    req.on("response", (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on("error", reject);
-    req.setTimeout(ANSWER_WITHIN_MS, () => reject(new Error("no answer while the body was withheld")));
+  const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    response.then(resolve, reject);
+    setTimeout(() => reject(new Error("no answer while the body was withheld")), ANSWER_WITHIN_MS).unref();
   });
-  // The head only: the body is never sent.
-  req.flushHeaders();
   const res = await answered;
   req.destroy();
   expect(res.status).toBe(502);

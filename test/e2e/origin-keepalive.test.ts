@@ -7,7 +7,7 @@ import net, { type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { patternBlock, startBackend, type Backend } from "../helpers/backend.ts";
-import { rawRequest } from "../helpers/client.ts";
+import { openRequest, rawRequest } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 
 let relay: RelayHandle;
@@ -76,26 +76,11 @@ describe("a slow upload on a kept-alive connection", () => {
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify({ length: body.length, same: body.equals(block) }));
     }));
-    const url = new URL(relay.url);
-    const req = http.request({
-      hostname: url.hostname,
-      port: url.port,
+    const { req, response } = openRequest(relay.url, {
       method: "POST",
       path: `/r/${name}/upload-slow`,
       headers: { "transfer-encoding": "chunked", "content-type": "application/octet-stream" },
-      agent: false,
     });
-    const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      req.on("response", (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => (body += d));
-        res.on("end", () => resolve({ status: res.statusCode!, body }));
-        res.on("error", reject);
-      });
-      req.on("error", reject);
-    });
-    req.flushHeaders();
     // The head reaches the backend while no body byte was sent.
     await within(Promise.race([headArrived, response.then((r) => Promise.reject(new Error(`answered before the body: ${r.status} ${r.body}`)))]), 15_000, "the upload's head at the backend");
     expect(reused).toBe(true);
@@ -210,18 +195,7 @@ describe("a target that closes a kept-alive connection as the next request arriv
     const name = "closing-late-post";
     await agentFor(name, target.url);
     expect((await rawRequest(relay.url, { path: `/r/${name}/warm` })).status).toBe(200);
-    const url = new URL(relay.url);
-    const req = http.request({ hostname: url.hostname, port: url.port, method: "POST", path: `/r/${name}/late`, headers: { "transfer-encoding": "chunked" }, agent: false });
-    const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      req.on("response", (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => (body += d));
-        res.on("end", () => resolve({ status: res.statusCode!, body }));
-      });
-      req.on("error", reject);
-    });
-    req.flushHeaders();
+    const { req, response } = openRequest(relay.url, { method: "POST", path: `/r/${name}/late`, headers: { "transfer-encoding": "chunked" } });
     // The head broke the reused connection and went again on a second one; the body follows.
     await within(target.connected(2), 15_000, "the POST's head on a second connection");
     req.end("a late body");
