@@ -298,6 +298,9 @@ export class BackendHub extends DurableObject<Env> {
   private async relay(request: Request, route: HubRoute): Promise<Response> {
     const { backend } = route;
     const tunnels = this.allTunnels();
+    // No tunnel: answered before the head is built or the body read, so a storm of requests
+    // for a backend whose agent is away costs each one a lookup and nothing it could wait on.
+    if (tunnels.length === 0) return noAgent(backend);
     if (!route.access && tunnels.some((t) => t.meta.hello?.requireAccess)) {
       return new RelayError(
         "access_denied",
@@ -333,7 +336,7 @@ export class BackendHub extends DurableObject<Env> {
       if (!tunnel) {
         body?.abort();
         if (lastReset) return errorForReset(lastReset, backend).toResponse();
-        return new RelayError("no_agent", `No agent is connected for backend "${backend}".`, backend).toResponse();
+        return noAgent(backend);
       }
       tried.add(tunnel);
       const stream = whole?.byteLength ? tunnel.session.open(head, false, whole) : tunnel.session.open(head, !upgrade && !body);
@@ -544,6 +547,11 @@ async function readWhole(request: Request, backend: string): Promise<Uint8Array 
     const why = err instanceof Error ? err.message : String(err);
     return new RelayError("request_body_incomplete", `The request body ended before its Content-Length (${why.slice(0, 200)}).`, backend);
   }
+}
+
+/** The answer for a backend with no tunnel to relay over. */
+function noAgent(backend: string): Response {
+  return new RelayError("no_agent", `No agent is connected for backend "${backend}".`, backend).toResponse();
 }
 
 /** The HTTP error for a stream that ended before its response headers. */
