@@ -390,14 +390,25 @@ export class BackendHub extends DurableObject<Env> {
           // The rest of this tunnel message may hold the whole body: answered as bytes once the
           // message is read, a small body costs the runtime far less than a stream (`npm run bench`).
           headed = true;
-          const respond = () => answer(new Response(body.whole(length) ?? body.open(length), { status, headers: out, encodeBody: "manual" }));
+          // Runs after this handler returns, so it answers its own failure: the client is never left waiting.
+          const respond = () => {
+            try {
+              answer(new Response(body.whole(length) ?? body.open(length), { status, headers: out, encodeBody: "manual" }));
+            } catch (err) {
+              malformed(err);
+            }
+          };
           if (this.receiving) this.heads.push(respond);
           else queueMicrotask(respond);
         } catch (err) {
-          const message = err instanceof Error ? err.message : String(err);
-          stream.reset(ErrorCode.ProtocolError, message);
-          answer(new RelayError("protocol_error", `The agent sent a malformed response: ${message}.`, backend).toResponse());
+          malformed(err);
         }
+      };
+      /** The agent's head cannot become a response: reset that stream alone and answer 502. */
+      const malformed = (err: unknown) => {
+        const message = err instanceof Error ? err.message : String(err);
+        stream.reset(ErrorCode.ProtocolError, message);
+        answer(new RelayError("protocol_error", `The agent sent a malformed response: ${message}.`, backend).toResponse());
       };
       stream.onData = (chunk) => body.push(chunk);
       stream.onEnd = () => body.end();
