@@ -9,7 +9,7 @@ import { arbFrame, arbMutatedMessage, fromHex, toHex } from "../helpers/fuzz.ts"
 import { backendName, closeAgent, connectAgent, expectError, publicFetch, readyAgent, respond, roundTrip, within, type TestAgent } from "../helpers/hub-agent.ts";
 
 /** Frames the fuzzing agent sends in all, unless FUZZ_RUNS (a vitest binding) asks for more. */
-const FRAMES = Number((env as { FUZZ_RUNS?: string }).FUZZ_RUNS || 0) * 10 || 3000;
+const FRAMES = Number((env as { FUZZ_RUNS?: string }).FUZZ_RUNS || 0) * 10 || 2000;
 /** FUZZ_SEED replays a run; else a fresh seed, printed with any failure. */
 const SEED = Number((env as { FUZZ_SEED?: string }).FUZZ_SEED || 0) || Math.floor(Math.random() * 0x7fffffff);
 /** Public requests to A kept in flight, so the fuzzer's frames hit streams the relay opened. */
@@ -89,7 +89,7 @@ function probe(agent: TestAgent, n: number): Promise<"acked" | "closed"> {
 }
 
 describe("a fuzzing agent", () => {
-  it("is refused with 1002 on every bad frame, while another backend keeps answering and its own backend recovers", { timeout: 120_000 }, async () => {
+  it("is refused with 1002 on every bad frame, while another backend keeps answering and its own backend recovers", { timeout: 240_000 }, async () => {
     const a = backendName();
     const b = backendName();
     const messages = fc.sample(arbMessage, { seed: SEED, numRuns: FRAMES });
@@ -159,7 +159,7 @@ describe("a fuzzing agent", () => {
         }
         fuzzer = undefined;
       }
-      if (n % 200 === 0) console.log(`fuzz: ${Date.now() - started} ms, ${n} messages, ${frames} frames, ${closes.length} tunnels closed, ${bResults.length} requests to B`);
+      if (n % 400 === 0) console.log(`fuzz: ${Date.now() - started} ms, ${n} messages, ${frames} frames, ${closes.length} tunnels closed, ${bResults.length} requests to B`);
     }
     if (fuzzer) await closeAgent(fuzzer);
     await within(Promise.all(pendingA), `A's requests to be answered after the last fuzzing tunnel closed (seed ${SEED})`);
