@@ -5,7 +5,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeMessage, encodeFrame, encodeFrames, encodeHeaderBlock } from "../../src/protocol/codec.ts";
 import { Flag, FrameType, TunnelClose, type Frame } from "../../src/protocol/frame.ts";
-import { arbFrame, arbMutatedMessage, fromHex, toHex } from "../helpers/fuzz.ts";
+import { arbFrame, arbMutatedMessage } from "../helpers/fuzz.ts";
+import { fromHex, toHex } from "../helpers/hex.ts";
 import { backendName, closeAgent, connectAgent, expectError, publicFetch, readyAgent, respond, roundTrip, within, type TestAgent } from "../helpers/hub-agent.ts";
 
 /** Frames the fuzzing agent sends in all, unless FUZZ_RUNS (a vitest binding) asks for more. */
