@@ -98,8 +98,8 @@ type Op =
 
 const arbSide = fc.constantFrom<Side>("relay", "agent");
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ op: fc.constant("open" as const), side: arbSide, fin: fc.boolean(), body: fc.option(fc.nat(40_000), { nil: undefined }) }) },
-  { weight: 6, arbitrary: fc.record({ op: fc.constant("write" as const), pick: fc.nat(), size: fc.nat(40_000) }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant("open" as const), side: arbSide, fin: fc.boolean(), body: fc.option(fc.nat(100_000), { nil: undefined }) }) },
+  { weight: 6, arbitrary: fc.record({ op: fc.constant("write" as const), pick: fc.nat(), size: fc.nat(100_000) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("end" as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("reset" as const), pick: fc.nat(), code: fc.integer({ min: 0, max: 14 }) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("hold" as const), side: arbSide, on: fc.boolean() }) },
@@ -112,8 +112,8 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ op: fc.constant("tick" as const), turns: fc.integer({ min: 1, max: 4 }) }) },
 );
 
-/** Window and frame size one side announces: small, so that writers wait for credit. */
-const arbLimits = fc.record({ window: fc.integer({ min: 1024, max: 64 * 1024 }), maxFrame: fc.integer({ min: 512, max: 32 * 1024 }) });
+/** Window and frame size one side announces: small, so that writers wait for credit, within the bounds a hello may announce. */
+const arbLimits = fc.record({ window: fc.integer({ min: 16 * 1024, max: 64 * 1024 }), maxFrame: fc.integer({ min: 16 * 1024, max: 32 * 1024 }) });
 
 /** One side's view of one stream, kept by the test independently of the session. */
 interface Tracked {
