@@ -17,7 +17,12 @@ export default defineConfig({
             wrangler: { configPath: wranglerTestConfig },
             miniflare: {
               // Test-only secret; takes precedence over wrangler vars / .dev.vars.
-              bindings: { RELAY_SECRET: "test-relay-secret-0123456789abcdef" },
+              // FUZZ_SEED / FUZZ_RUNS reach test/relay/fuzz.workers.test.ts (workerd has no process.env).
+              bindings: {
+                RELAY_SECRET: "test-relay-secret-0123456789abcdef",
+                FUZZ_SEED: process.env.FUZZ_SEED ?? "",
+                FUZZ_RUNS: process.env.FUZZ_RUNS ?? "",
+              },
             },
           }),
         ],

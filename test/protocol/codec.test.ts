@@ -37,16 +37,7 @@ import {
   type Hello,
 } from "../../src/protocol/frame.ts";
 
-/** Bytes from hex; spaces are ignored. */
-function hex(s: string): Uint8Array {
-  const clean = s.replace(/\s+/g, "");
-  if (!/^([0-9a-f]{2})*$/i.test(clean)) throw new Error(`bad hex fixture ${s}`);
-  return Uint8Array.from(clean.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
-}
-
-function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
+import { fromHex as hex, toHex } from "../helpers/hex.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 
