@@ -4,7 +4,7 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { FLOW_SUBPROTOCOL } from "../../src/client-flow.ts";
 import { decodeMessage, encodeFrame } from "../../src/protocol/codec.ts";
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType } from "../../src/protocol/frame.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
 import { encodeResponseHead } from "../../src/protocol/head.ts";
 import type { Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
