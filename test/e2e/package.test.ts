@@ -1,7 +1,7 @@
 // The packaged agent as a user gets it: `npm pack`, `npm install ./edge-relay-*.tgz` into an empty
 // folder, then `npx edge-relay` under Node 20 and Node 22 against the real relay and a real backend.
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,5 +94,24 @@ describe.each([20, 22])("under Node %i", (major) => {
     } finally {
       expect(await agent.stop()).toBe(0);
     }
+  });
+
+  const PLUGIN = "export default { name: 'noop', encodeHeaders() {}, encodeData() {}, onUpstreamData() {} };\n";
+  const pluginArgs = async (file: string) =>
+    agentArgs(relay.url, "plugins", await relay.token("plugins"), "bridge+tcp://127.0.0.1:9", ["--connections", "1", "--bridge-plugin", file]);
+
+  it.skipIf(!!runtime.skip)("loads a .mjs bridge plugin", async () => {
+    const file = join(app, `codec-${major}.mjs`);
+    writeFileSync(file, PLUGIN);
+    const agent = await startAgent(await pluginArgs(file), { waitUp: 1, command: [runtime.path!, join(app, "node_modules/.bin/edge-relay")] });
+    expect(await agent.stop()).toBe(0);
+  });
+
+  // Node 22.18 and later strip types, so only Node 20 refuses a .ts plugin.
+  it.skipIf(!!runtime.skip || major !== 20)("names how to compile a .ts bridge plugin that Node cannot load", async () => {
+    writeFileSync(join(app, "codec.ts"), PLUGIN.replace("export default {", "export default <const>{"));
+    const ts = await run(runtime.path!, [join(app, "node_modules/.bin/edge-relay"), ...(await pluginArgs("./codec.ts"))], { cwd: app, env: env() });
+    expect(ts.code).toBe(2);
+    expect(ts.stderr).toMatch(/--bridge-plugin "\.\/codec\.ts" is TypeScript, which Node 20\.[\d.]+ cannot load: compile it to a \.js or \.mjs file/);
   });
 });
