@@ -2,10 +2,11 @@
 // connections, a token the relay refuses, and a --relay URL that does not lead to a relay
 // (a path, an HTML page, plain HTTP behind https://, an echo server). Real relay and agent.
 import http from "node:http";
-import net, { type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { mintToken } from "../../src/auth.ts";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
+import { closedPort } from "../helpers/bridge.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 import { WebSocketServer } from "ws";
 
@@ -31,15 +32,6 @@ async function agentFor(args: string[], opts: Parameters<typeof startAgent>[1] =
   const agent = await startAgent(args, opts);
   agents.push(agent);
   return agent;
-}
-
-/** A loopback port where nothing listens (bound once, then closed). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** An HTTP server answering every request with a web page, like a site at the wrong URL. */
