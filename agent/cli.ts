@@ -1,5 +1,6 @@
 // The `edge-relay` command line: parses argv with node:util parseArgs and runs a subcommand.
 // Usage and config errors print `edge-relay: <sentence>` and exit 2; tokens and secrets are never printed.
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isValidBackendName, mintToken, parseDuration, readTokenClaims, type TokenClaims } from "../src/auth.ts";
 import {
@@ -17,6 +18,8 @@ import {
 
 export const SECRET_ENV = "RELAY_SECRET";
 export const ACCESS_TOKEN_ENV = "EDGE_RELAY_ACCESS_TOKEN";
+/** The file `npm start` (and wrangler dev) keeps the local relay's secret in, in the project folder. */
+export const DEV_VARS = ".dev.vars";
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
@@ -146,6 +149,8 @@ Flags:
 
 Environment:
   ${SECRET_ENV}            The relay's signing secret (the Worker's ${SECRET_ENV}), used unless --secret is given.
+                          When neither is set, ${SECRET_ENV} from ./${DEV_VARS} (where \`npm start\` keeps the
+                          local relay's secret) is used.
 
 Examples:
   ${SECRET_ENV}=... npx edge-relay token demo
@@ -312,7 +317,7 @@ async function runAgentCommand(values: Values, _positionals: string[], secrets: 
   return await runAgent(config);
 }
 
-async function runTokenCommand(values: Values, positionals: string[], _secrets: string[]): Promise<number> {
+async function runTokenCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
   if (typeof values.inspect === "string") return inspectToken(values.inspect, positionals.length > 0 || Object.keys(values).length > 1);
   if (positionals.length !== 1) {
     throw new UsageError(
@@ -336,11 +341,18 @@ async function runTokenCommand(values: Values, positionals: string[], _secrets: 
       throw new UsageError(`--ttl "${values.ttl}": the lifetime must be a duration of at least 1s, like 30d, 12h, 15m, 45s or 90 (seconds).`);
     }
   }
-  const secret = typeof values.secret === "string" ? values.secret : process.env[SECRET_ENV];
+  let secret = typeof values.secret === "string" ? values.secret : process.env[SECRET_ENV];
+  if (!secret && values.secret === undefined) {
+    secret = secretFromDevVars();
+    if (secret) {
+      secrets.push(secret);
+      process.stderr.write(`edge-relay: signing with ${SECRET_ENV} from ./${DEV_VARS} (the local relay's secret).\n`);
+    }
+  }
   if (!secret) {
     throw new UsageError(
       values.secret === undefined
-        ? `there is no secret to sign with; set ${SECRET_ENV} to the relay's secret, or pass --secret.`
+        ? `there is no secret to sign with; set ${SECRET_ENV} to the relay's secret, or pass --secret (for the relay \`npm start\` runs, run this in the project folder, whose ./${DEV_VARS} holds it).`
         : "--secret is empty; pass the relay's secret, or set " + SECRET_ENV + " and leave out --secret.",
     );
   }
@@ -395,6 +407,18 @@ async function runConnectCommand(values: Values, positionals: string[], secrets:
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   return runConnect({ relay, backend, host: listen[1] ?? listen[2], port, token, signal: controller.signal });
+}
+
+/** RELAY_SECRET from ./.dev.vars in the working directory (dotenv lines), when the file has one. */
+function secretFromDevVars(): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(DEV_VARS, "utf8");
+  } catch {
+    return undefined;
+  }
+  const value = new RegExp(`^\\s*(?:export\\s+)?${SECRET_ENV}\\s*=\\s*(.*?)\\s*$`, "m").exec(text)?.[1];
+  return value?.replace(/^(["'])(.*)\1$/, "$2") || undefined;
 }
 
 function unknownCommand(name: string): UsageError {

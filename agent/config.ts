@@ -93,6 +93,17 @@ export const MAX_GRACE_PERIOD_MS = 24 * 3600 * 1000;
 export const BUILT_IN_BRIDGE_PLUGINS = ["raw", "resp"] as const;
 export const DEFAULT_BRIDGE_PLUGIN = "raw";
 export const DEFAULT_BRIDGE_IDLE_MS = 1000;
+/** Every form --to takes, one per target kind; errors and `--help` list these. */
+export const TARGET_FORMS = [
+  "http://host:port",
+  "https://host:port",
+  "unix:/path",
+  "h2c://host:port",
+  "hbone://ip:port",
+  "tcp://host:port",
+  "bridge+tcp://host:port",
+] as const;
+const TARGET_LIST = `${TARGET_FORMS.slice(0, -1).join(", ")} or ${TARGET_FORMS[TARGET_FORMS.length - 1]}`;
 
 type Key = Exclude<keyof RawAgentOptions, "config">;
 const BOOLEAN_KEYS = ["preserve-host", "origin-insecure", "require-access-token", "hbone-tls12"] as const;
@@ -280,7 +291,7 @@ function parseTarget(
 ): Target {
   if (!to) {
     throw new ConfigError(
-      '--to is required: pass --to with http://host:port, https://host:port, unix:/path or tcp://host:port, or put "to" in the --config file.',
+      `--to is required: pass --to with ${TARGET_LIST}, or put "to" in the --config file.`,
       { field: "to" },
     );
   }
@@ -311,7 +322,7 @@ function parseTarget(
 }
 
 function parseTargetText(setting: Setting, configDir: string | undefined): Target {
-  const rule = "must be http://host:port, https://host:port, unix:/path, tcp://host:port or hbone://ip:port";
+  const rule = `must be ${TARGET_LIST}`;
   const text = setting.text;
   if (text.startsWith("h2c://")) {
     // Cleartext HTTP/2 with prior knowledge: an http target spoken to in h2 (--origin-protocol h2c).

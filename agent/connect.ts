@@ -95,8 +95,8 @@ function bridge(socket: Duplex, url: string, token: string | undefined, fail: (m
   const done = () => localFin && remoteFin && ws.readyState === WebSocket.OPEN && ws.close(1000);
 
   ws.on("unexpected-response", (_req, res) => {
-    void describeRefusal(res).then((message) => {
-      fail(message);
+    void describeRefusal(res).then((refusal) => {
+      fail(refusal.message);
       socket.destroy();
     });
   });

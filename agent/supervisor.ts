@@ -4,7 +4,13 @@ import type { AgentConfig } from "./config.ts";
 import { backoffDelay, DEFAULT_BACKOFF, FAST_CAP_MS, FAST_PHASE_MS, type BackoffOptions } from "./backoff.ts";
 import { createOrigin, type Origin } from "./origin.ts";
 import { RelayRefusal } from "./relay-refusal.ts";
+import { TargetFailureLog, targetText } from "./target-failures.ts";
 import { AgentTunnel } from "./tunnel.ts";
+
+/** Refusals of the token in a row (over all tunnels) after which the agent gives up. */
+export const MAX_TOKEN_REFUSALS = 3;
+/** The exit code when the relay keeps refusing the token: restarting cannot help, a new token can. */
+export const EXIT_TOKEN_REFUSED = 3;
 
 export interface SupervisorOptions {
   log?: (line: string) => void;
@@ -23,10 +29,12 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
   /** Tunnels the relay asked us to replace, finishing their streams. */
   const draining = new Set<AgentTunnel>();
   let stopping = false;
-  /** The relay refused the token: every slot stops and the agent exits 1. */
-  let tokenRefused = false;
+  let exitCode = 0;
+  /** Token refusals since a tunnel was last up. */
+  let tokenRefusals = 0;
   let wakeSleepers: Array<() => void> = [];
   const where = `relay=${config.relayUrl.origin} backend=${config.backend}`;
+  const failures = new TargetFailureLog(targetText(config.target), log);
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -54,12 +62,13 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
     let lastFailure = "";
     let lostAt = 0;
     while (!stopping) {
-      const tunnel = new AgentTunnel(config, origin, protocols);
+      const tunnel = new AgentTunnel(config, origin, protocols, failures);
       let replaced = false;
       try {
         await tunnel.open();
         live.add(tunnel);
         attempt = 0;
+        tokenRefusals = 0;
         lastFailure = "";
         log(`edge-relay: tunnel ${slot} up: ${where} tunnels=${live.size}/${config.connections}`);
         const ended = await Promise.race([tunnel.closed, tunnel.replaced.then((reason) => ({ replaced: reason }))]);
@@ -77,13 +86,18 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
       } catch (err) {
         const message = (err as Error).message;
         if (err instanceof RelayRefusal && err.tokenRefused) {
-          // The same token is refused on every retry: say so once, for all slots, and stop.
-          if (!tokenRefused) log(`edge-relay: tunnel ${slot} cannot connect: ${message}; not retrying with this token`);
-          tokenRefused = true;
-          void shutdown();
-          break;
+          if (++tokenRefusals === 1) {
+            log(`edge-relay: the relay refuses the token for backend ${config.backend} (${err.code}): ${message}; mint a new one with \`edge-relay token ${config.backend}\` (with the relay's secret).`);
+          }
+          if (tokenRefusals >= MAX_TOKEN_REFUSALS) {
+            if (!stopping) log(`edge-relay: giving up after the relay refused the token ${tokenRefusals} times (exit ${EXIT_TOKEN_REFUSED}).`);
+            exitCode = EXIT_TOKEN_REFUSED;
+            void shutdown();
+            break;
+          }
+        } else if (message !== lastFailure) {
+          log(`edge-relay: tunnel ${slot} cannot connect: ${message}; retrying`);
         }
-        if (message !== lastFailure) log(`edge-relay: tunnel ${slot} cannot connect: ${message}; retrying`);
         lastFailure = message;
       }
       if (stopping) break;
@@ -118,7 +132,7 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
   await Promise.all([...live, ...draining].map((t) => t.closed));
   origin.close();
   log(`edge-relay: stopped (${where})`);
-  return tokenRefused ? 1 : 0;
+  return exitCode;
 }
 
 /** Entry point of `edge-relay agent`: runs until SIGINT or SIGTERM. */
