@@ -105,16 +105,31 @@ export function isSmallBody(contentLength: string | undefined): boolean {
 const READ_BYTES = 64 * 1024;
 
 /**
+ * Small reads of a request body are gathered into chunks of this many bytes (docs/limits-memory.md):
+ * a client sending 1-byte chunks costs a DATA frame per GATHER_BYTES, not per byte.
+ */
+export const GATHER_BYTES = 16 * 1024;
+/** How long gathered bytes wait for more before they go up the tunnel anyway. */
+export const GATHER_MS = 2;
+
+/**
  * Reads a body in chunks of up to READ_BYTES where the runtime allows it (a BYOB reader on a
  * byte stream, as request bodies are). The default reader hands out chunks of about 4 KB, and
  * each chunk costs a frame and a handful of promise hops: uploads were CPU-bound on that
- * (`npm run bench`). Reads never wait for more bytes than are there, so bodies still stream.
+ * (`npm run bench`). Reads smaller than GATHER_BYTES are gathered for up to GATHER_MS, so the
+ * frames sent depend on the bytes, never on how finely the client sliced them; a body that
+ * pauses still streams after GATHER_MS.
  */
-class ChunkReader {
+export class ChunkReader {
   private readonly byob?: ReadableStreamBYOBReader;
   private readonly plain?: ReadableStreamDefaultReader<Uint8Array>;
   /** A buffer whose bytes were copied out, for the next read. */
   private spare?: ArrayBuffer;
+  /** A read still running when gathered bytes went out; the next read() takes its result. */
+  private pending?: Promise<ReadableStreamReadResult<Uint8Array>>;
+  /** A chunk read that did not fit the gathered bytes: the next read() starts with it. */
+  private carry?: Uint8Array;
+  private gather?: Uint8Array;
 
   constructor(body: ReadableStream<Uint8Array>) {
     try {
@@ -125,7 +140,48 @@ class ChunkReader {
     }
   }
 
+  /** The next chunk of the body: one large read, or small ones gathered (at most GATHER_BYTES). */
   async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    let n = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timeout: Promise<undefined> | undefined;
+    const gathered = () => ({ done: false as const, value: this.gather!.slice(0, n) });
+    try {
+      for (;;) {
+        let result: ReadableStreamReadResult<Uint8Array> | undefined;
+        if (this.carry) {
+          result = { done: false, value: this.carry };
+          this.carry = undefined;
+        } else {
+          this.pending ??= this.readOnce();
+          result = timeout ? await Promise.race([this.pending, timeout]) : await this.pending;
+          if (!result) return gathered();
+          this.pending = undefined;
+        }
+        if (result.done) {
+          if (n === 0) return result;
+          this.pending = Promise.resolve(result);
+          return gathered();
+        }
+        const chunk = result.value;
+        if (n + chunk.byteLength > GATHER_BYTES) {
+          if (n === 0) return result;
+          this.carry = chunk;
+          return gathered();
+        }
+        this.gather ??= new Uint8Array(GATHER_BYTES);
+        this.gather.set(chunk, n);
+        n += chunk.byteLength;
+        if (n === GATHER_BYTES) return gathered();
+        timeout ??= new Promise<undefined>((resolve) => (timer = setTimeout(resolve, GATHER_MS)));
+      }
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+
+  /** One read from the runtime. */
+  private async readOnce(): Promise<ReadableStreamReadResult<Uint8Array>> {
     if (!this.byob) return this.plain!.read();
     const buffer = this.spare ?? new ArrayBuffer(READ_BYTES);
     this.spare = undefined;

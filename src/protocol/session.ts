@@ -18,6 +18,7 @@ import {
   ErrorCode,
   Flag,
   FrameType,
+  HEADER_BYTES,
   MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -81,7 +82,17 @@ export interface SessionOptions {
    * answers came back; smaller bursts keep both sides busy (README "Transport").
    */
   headsPerMessage?: number;
+  /** The clock PING answers are budgeted by, in ms (default Date.now). */
+  now?(): number;
 }
+
+/**
+ * PINGs answered at once before the budget applies, and answers a second after that
+ * (README "Control replies"). A peer that does not read its tunnel cannot make this side hold
+ * more than the budget's replies, however many PINGs it sends; PINGs beyond it get no ACK.
+ */
+export const PING_ACK_BURST = 100;
+export const PING_ACKS_PER_SECOND = 10;
 
 /**
  * The default stream handler. One shared function, not a fresh closure per stream: the bundler
@@ -212,9 +223,7 @@ export class Stream {
   consumed(n: number, all = false): void {
     if (this.status.state === StreamState.Closed) return;
     const credit = this.recvWindow.consumed(n, all);
-    if (credit > 0 && this.status.state !== StreamState.HalfClosedRemote) {
-      this.session.queue(FrameType.WindowUpdate, 0, this.id, encodeU32(credit));
-    }
+    if (credit > 0 && this.status.state !== StreamState.HalfClosedRemote) this.session.queueCredit(this.id, credit);
   }
 
   /** True while this side may still send. */
@@ -276,6 +285,13 @@ export class Session {
   private outboxBytes = 0;
   /** HEADERS frames in the outbox. */
   private outboxHeads = 0;
+  /** The outbox's one PING ACK: a later PING replaces its payload (only the latest needs answering). */
+  private pendingPingAck?: Frame;
+  /** The outbox's WINDOW_UPDATE per stream, with its credit: later credit adds to it. */
+  private pendingCredit = new Map<number, { frame: Frame; credit: number }>();
+  /** PING answers the budget still allows, and when it was last refilled. */
+  private pingAcks = PING_ACK_BURST;
+  private pingAcksAt = 0;
   private flushScheduled = false;
   private readonly schedule: (flush: () => void) => void;
   private readonly flushBound = () => this.flush();
@@ -378,18 +394,64 @@ export class Session {
   destroy(reason = "the tunnel closed"): void {
     if (this.closed) return;
     this.closed = true;
-    this.outbox = [];
-    this.outboxBytes = 0;
+    this.dropOutbox();
     const streams = [...this.streams.values()];
     this.streams.clear();
     for (const s of streams) s.fail(new StreamReset(ErrorCode.Cancel, reason, true));
   }
 
   /** Queues a frame for the next coalesced message. */
-  queue(type: FrameType, flags: number, streamId: number, payload: Uint8Array): void {
-    if (this.closed) return;
-    this.outbox.push({ type, flags, streamId, payload });
-    this.outboxBytes += payload.byteLength;
+  queue(type: FrameType, flags: number, streamId: number, payload: Uint8Array): Frame | undefined {
+    if (this.closed) return undefined;
+    const frame = { type, flags, streamId, payload };
+    this.outbox.push(frame);
+    // Frame headers count: many small frames weigh what they cost, not just their payloads.
+    this.outboxBytes += HEADER_BYTES + payload.byteLength;
+    this.queued(type);
+    return frame;
+  }
+
+  /**
+   * Queues a WINDOW_UPDATE, or adds to the one already waiting for this stream: the outbox holds
+   * at most one per stream, however often credit is returned in one turn.
+   */
+  queueCredit(streamId: number, credit: number): void {
+    const pending = this.pendingCredit.get(streamId);
+    if (pending) {
+      pending.credit += credit;
+      pending.frame.payload = encodeU32(pending.credit);
+      return;
+    }
+    const frame = this.queue(FrameType.WindowUpdate, 0, streamId, encodeU32(credit));
+    if (frame && this.waiting(frame)) this.pendingCredit.set(streamId, { frame, credit });
+  }
+
+  /**
+   * Answers a PING within the budget. One ACK waits in the outbox at most, carrying the latest
+   * payload; past the budget PINGs go unanswered, so a peer that never reads cannot make this
+   * side hold replies in proportion to what it sends.
+   */
+  private answerPing(payload: Uint8Array): void {
+    if (this.pendingPingAck) {
+      this.pendingPingAck.payload = payload.slice();
+      return;
+    }
+    const now = this.opts.now?.() ?? Date.now();
+    this.pingAcks = Math.min(PING_ACK_BURST, this.pingAcks + ((now - this.pingAcksAt) * PING_ACKS_PER_SECOND) / 1000);
+    this.pingAcksAt = now;
+    if (this.pingAcks < 1) return;
+    this.pingAcks -= 1;
+    const frame = this.queue(FrameType.Ping, Flag.ACK, 0, payload.slice());
+    if (frame && this.waiting(frame)) this.pendingPingAck = frame;
+  }
+
+  /** Whether a frame just queued still waits in the outbox (queue() may have flushed it). */
+  private waiting(frame: Frame): boolean {
+    return this.outbox[this.outbox.length - 1] === frame;
+  }
+
+  /** Flushes or schedules a flush after a frame of `type` was queued. */
+  private queued(type: FrameType): void {
     if (this.outboxBytes >= MAX_MESSAGE_BYTES) return this.flush();
     if (type === FrameType.Headers && this.opts.headsPerMessage !== undefined) {
       if (++this.outboxHeads >= Math.max(this.opts.headsPerMessage, this.streams.size >> 2)) return this.flush();
@@ -409,9 +471,7 @@ export class Session {
     this.flushScheduled = false;
     if (this.closed || this.outbox.length === 0) return;
     const frames = this.outbox;
-    this.outbox = [];
-    this.outboxBytes = 0;
-    this.outboxHeads = 0;
+    this.dropOutbox();
     try {
       let start = 0;
       let bytes = 0;
@@ -429,6 +489,15 @@ export class Session {
       // The transport is gone (e.g. a socket closed under us): its streams are lost.
       this.destroy(`the tunnel failed to send: ${err instanceof Error ? err.message : String(err)}`);
     }
+  }
+
+  /** Empties the outbox and forgets the replies waiting in it. */
+  private dropOutbox(): void {
+    this.outbox = [];
+    this.outboxBytes = 0;
+    this.outboxHeads = 0;
+    this.pendingPingAck = undefined;
+    if (this.pendingCredit.size) this.pendingCredit.clear();
   }
 
   /** Forgets a stream once both directions are done. */
@@ -457,7 +526,7 @@ export class Session {
         throw new ProtocolError("HELLO may be sent only once");
       case FrameType.Ping:
         if (frame.flags & Flag.ACK) this.opts.onPingAck?.(frame.payload);
-        else this.queue(FrameType.Ping, Flag.ACK, 0, frame.payload.slice());
+        else this.answerPing(frame.payload);
         return;
       case FrameType.GoAway: {
         const { code, message } = decodeError(frame.payload);
