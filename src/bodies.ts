@@ -173,7 +173,7 @@ export class ChunkReader {
         this.gather.set(chunk, n);
         n += chunk.byteLength;
         if (n === GATHER_BYTES) return gathered();
-        timeout ??= new Promise<undefined>((resolve) => (timer = setTimeout(resolve, GATHER_MS)));
+        timeout ??= new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), GATHER_MS)));
       }
     } finally {
       if (timer !== undefined) clearTimeout(timer);
