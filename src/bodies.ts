@@ -105,31 +105,16 @@ export function isSmallBody(contentLength: string | undefined): boolean {
 const READ_BYTES = 64 * 1024;
 
 /**
- * Small reads of a request body are gathered into chunks of this many bytes (docs/limits-memory.md):
- * a client sending 1-byte chunks costs a DATA frame per GATHER_BYTES, not per byte.
- */
-export const GATHER_BYTES = 16 * 1024;
-/** How long gathered bytes wait for more before they go up the tunnel anyway. */
-export const GATHER_MS = 2;
-
-/**
  * Reads a body in chunks of up to READ_BYTES where the runtime allows it (a BYOB reader on a
  * byte stream, as request bodies are). The default reader hands out chunks of about 4 KB, and
  * each chunk costs a frame and a handful of promise hops: uploads were CPU-bound on that
- * (`npm run bench`). Reads smaller than GATHER_BYTES are gathered for up to GATHER_MS, so the
- * frames sent depend on the bytes, never on how finely the client sliced them; a body that
- * pauses still streams after GATHER_MS.
+ * (`npm run bench`). Reads never wait for more bytes than are there, so bodies still stream.
  */
-export class ChunkReader {
+class ChunkReader {
   private readonly byob?: ReadableStreamBYOBReader;
   private readonly plain?: ReadableStreamDefaultReader<Uint8Array>;
   /** A buffer whose bytes were copied out, for the next read. */
   private spare?: ArrayBuffer;
-  /** A read still running when gathered bytes went out; the next read() takes its result. */
-  private pending?: Promise<ReadableStreamReadResult<Uint8Array>>;
-  /** A chunk read that did not fit the gathered bytes: the next read() starts with it. */
-  private carry?: Uint8Array;
-  private gather?: Uint8Array;
 
   constructor(body: ReadableStream<Uint8Array>) {
     try {
@@ -140,48 +125,7 @@ export class ChunkReader {
     }
   }
 
-  /** The next chunk of the body: one large read, or small ones gathered (at most GATHER_BYTES). */
   async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
-    let n = 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timeout: Promise<undefined> | undefined;
-    const gathered = () => ({ done: false as const, value: this.gather!.slice(0, n) });
-    try {
-      for (;;) {
-        let result: ReadableStreamReadResult<Uint8Array> | undefined;
-        if (this.carry) {
-          result = { done: false, value: this.carry };
-          this.carry = undefined;
-        } else {
-          this.pending ??= this.readOnce();
-          result = timeout ? await Promise.race([this.pending, timeout]) : await this.pending;
-          if (!result) return gathered();
-          this.pending = undefined;
-        }
-        if (result.done) {
-          if (n === 0) return result;
-          this.pending = Promise.resolve(result);
-          return gathered();
-        }
-        const chunk = result.value;
-        if (n + chunk.byteLength > GATHER_BYTES) {
-          if (n === 0) return result;
-          this.carry = chunk;
-          return gathered();
-        }
-        this.gather ??= new Uint8Array(GATHER_BYTES);
-        this.gather.set(chunk, n);
-        n += chunk.byteLength;
-        if (n === GATHER_BYTES) return gathered();
-        timeout ??= new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), GATHER_MS)));
-      }
-    } finally {
-      if (timer !== undefined) clearTimeout(timer);
-    }
-  }
-
-  /** One read from the runtime. */
-  private async readOnce(): Promise<ReadableStreamReadResult<Uint8Array>> {
     if (!this.byob) return this.plain!.read();
     const buffer = this.spare ?? new ArrayBuffer(READ_BYTES);
     this.spare = undefined;
@@ -199,6 +143,10 @@ export class ChunkReader {
   }
 }
 
+/** Chunks kept for a replay below this size are copied together (RequestBody.keep). */
+const KEEP_SMALL_BYTES = 1024;
+const KEEP_BUFFER_BYTES = 16 * 1024;
+
 /**
  * A public request body sent up a tunnel stream as fast as the agent's credit allows, and sent
  * again on another tunnel when an attempt fails before the response headers (README "High
@@ -208,6 +156,9 @@ export class ChunkReader {
 export class RequestBody {
   private readonly reader: ChunkReader;
   private sent: Uint8Array[] = [];
+  /** Small chunks kept for a replay are copied together here (see keep()). */
+  private tail?: Uint8Array;
+  private tailBytes = 0;
   private sentBytes = 0;
   private committed = false;
   private finished = false;
@@ -231,6 +182,7 @@ export class RequestBody {
   /** Sends the body on `stream` (an attempt), replaying what an earlier attempt sent. */
   attach(stream: Stream): void {
     this.stream = stream;
+    this.sealTail();
     for (const chunk of this.sent) stream.write(chunk).catch(() => {});
     if (this.finished) stream.end().catch(() => {});
     this.wake();
@@ -243,15 +195,46 @@ export class RequestBody {
   /** The response head arrived: this attempt is final, nothing needs keeping. */
   commit(): void {
     this.committed = true;
-    this.sent = [];
+    this.forget();
   }
 
   /** No more attempts: stop reading the public client's body. */
   abort(): void {
     this.aborted = true;
-    this.sent = [];
+    this.forget();
     this.reader.cancel().catch(() => {});
     this.wake();
+  }
+
+  /**
+   * Keeps a chunk for a replay. Chunks under KEEP_SMALL_BYTES are copied into one buffer of
+   * KEEP_BUFFER_BYTES, so what is kept costs its bytes, not an object per chunk however finely
+   * the client sliced the body.
+   */
+  private keep(chunk: Uint8Array): void {
+    this.sentBytes += chunk.byteLength;
+    if (chunk.byteLength >= KEEP_SMALL_BYTES) {
+      this.sealTail();
+      this.sent.push(chunk);
+      return;
+    }
+    if (this.tail && this.tailBytes + chunk.byteLength > this.tail.byteLength) this.sealTail();
+    this.tail ??= new Uint8Array(KEEP_BUFFER_BYTES);
+    this.tail.set(chunk, this.tailBytes);
+    this.tailBytes += chunk.byteLength;
+  }
+
+  /** Moves the small chunks kept so far into `sent`, in order. */
+  private sealTail(): void {
+    if (this.tail && this.tailBytes > 0) this.sent.push(this.tail.slice(0, this.tailBytes));
+    this.tail = undefined;
+    this.tailBytes = 0;
+  }
+
+  private forget(): void {
+    this.sent = [];
+    this.tail = undefined;
+    this.tailBytes = 0;
   }
 
   private wake(): void {
@@ -270,9 +253,8 @@ export class RequestBody {
           return await this.onCurrent((s) => s.end());
         }
         if (!this.committed) {
-          this.sent.push(value);
-          this.sentBytes += value.byteLength;
-          if (this.sentBytes > this.replayLimit) this.sent = [];
+          this.keep(value);
+          if (this.sentBytes > this.replayLimit) this.forget();
         }
         await this.onCurrent((s) => s.write(value));
       }

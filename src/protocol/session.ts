@@ -92,6 +92,13 @@ export interface SessionOptions {
  * more than the budget's replies, however many PINGs it sends; PINGs beyond it get no ACK.
  */
 export const PING_ACK_BURST = 100;
+/**
+ * DATA payloads below this size are appended to the stream's DATA frame still waiting in the
+ * outbox, up to GATHER_BYTES (README "Transport"): a body written in 1-byte chunks costs one
+ * frame per GATHER_BYTES on the wire and in the outbox, not one per chunk.
+ */
+export const SMALL_DATA_BYTES = 1024;
+export const GATHER_BYTES = 16 * 1024;
 export const PING_ACKS_PER_SECOND = 10;
 
 /**
@@ -251,7 +258,7 @@ export class Stream {
       const n = Math.min(credit, this.session.peerMaxFrame, chunk.byteLength - at);
       this.sendWindow.consume(n);
       at += n;
-      this.session.queue(FrameType.Data, at === chunk.byteLength ? flags | lastFlags : flags, this.id, chunk.subarray(at - n, at));
+      this.session.queueData(this.id, at === chunk.byteLength ? flags | lastFlags : flags, chunk.subarray(at - n, at));
     }
   }
 
@@ -287,6 +294,8 @@ export class Session {
   private outboxHeads = 0;
   /** The outbox's one PING ACK: a later PING replaces its payload (only the latest needs answering). */
   private pendingPingAck?: Frame;
+  /** The outbox's last frame when it is a small DATA frame that later small DATA may join. */
+  private gathering?: { frame: Frame; buffer: Uint8Array; n: number };
   /** The outbox's WINDOW_UPDATE per stream, with its credit: later credit adds to it. */
   private pendingCredit = new Map<number, { frame: Frame; credit: number }>();
   /** PING answers the budget still allows, and when it was last refilled. */
@@ -412,6 +421,31 @@ export class Session {
   }
 
   /**
+   * Queues DATA; a small payload without flags joins the stream's small DATA frame when that is
+   * the outbox's last frame and has room (SMALL_DATA_BYTES, GATHER_BYTES).
+   */
+  queueData(streamId: number, flags: number, payload: Uint8Array): void {
+    const n = payload.byteLength;
+    const last = this.gathering;
+    if (flags === 0 && last && last.frame.streamId === streamId && this.waiting(last.frame) && last.n + n <= last.buffer.byteLength) {
+      last.buffer.set(payload, last.n);
+      last.n += n;
+      last.frame.payload = last.buffer.subarray(0, last.n);
+      this.outboxBytes += n;
+      if (this.outboxBytes >= MAX_MESSAGE_BYTES) this.flush();
+      return;
+    }
+    if (flags !== 0 || n >= SMALL_DATA_BYTES) {
+      this.queue(FrameType.Data, flags, streamId, payload);
+      return;
+    }
+    const buffer = new Uint8Array(Math.min(GATHER_BYTES, this.peerMaxFrame));
+    buffer.set(payload);
+    const frame = this.queue(FrameType.Data, 0, streamId, buffer.subarray(0, n));
+    this.gathering = frame && this.waiting(frame) ? { frame, buffer, n } : undefined;
+  }
+
+  /**
    * Queues a WINDOW_UPDATE, or adds to the one already waiting for this stream: the outbox holds
    * at most one per stream, however often credit is returned in one turn.
    */
@@ -497,6 +531,7 @@ export class Session {
     this.outboxBytes = 0;
     this.outboxHeads = 0;
     this.pendingPingAck = undefined;
+    this.gathering = undefined;
     if (this.pendingCredit.size) this.pendingCredit.clear();
   }
 

@@ -13,7 +13,7 @@ import {
   type HeaderList,
   type Hello,
 } from "../../src/protocol/frame.ts";
-import { PING_ACK_BURST, PING_ACKS_PER_SECOND, Session, StreamReset, type SessionOptions, type Stream } from "../../src/protocol/session.ts";
+import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, Session, StreamReset, type SessionOptions, type Stream } from "../../src/protocol/session.ts";
 import { StreamState } from "../../src/protocol/stream.ts";
 import { concat } from "../../src/protocol/messages.ts";
 import { disposePairs, memoryPair, type Pair, type PairFactory, type PairOptions, type Side, type WireEvent } from "../helpers/memory-pair.ts";
@@ -845,7 +845,7 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       return seen;
     }
 
-    it("10 small writes in one tick go out as one message", async () => {
+    it("10 small writes in one tick go out as one message, in one DATA frame", async () => {
       const { pair, server } = await serve((a) => a.stream.sendHeaders(OK));
       const stream = pair.relay.open(REQUEST);
       const [accepted] = await within(server.until(1), "the stream to open");
@@ -853,7 +853,8 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       for (let i = 0; i < 10; i++) void stream.write(Uint8Array.of(i));
       await within(accepted.reader.until(10), "ten bytes");
       expect(messages).toHaveLength(1);
-      expect(messages[0].frames.map((f) => [f.type, f.payload[0]])).toEqual(Array.from({ length: 10 }, (_, i) => [FrameType.Data, i]));
+      // Small DATA joins the stream's DATA frame still waiting (README "Transport").
+      expect(messages[0].frames.map((f) => [f.type, [...f.payload]])).toEqual([[FrameType.Data, Array.from({ length: 10 }, (_, i) => i)]]);
       expect(concat(accepted.reader.chunks)).toEqual(Uint8Array.from({ length: 10 }, (_, i) => i));
     });
 
@@ -870,8 +871,7 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       expect(messages).toHaveLength(1);
       expect(messages[0].frames.map((f) => [f.type, f.flags, f.payload.byteLength])).toEqual([
         [FrameType.Headers, 0, expect.any(Number)],
-        [FrameType.Data, 0, 100],
-        [FrameType.Data, 0, 200],
+        [FrameType.Data, 0, 300],
         [FrameType.Data, Flag.FIN, 0],
       ]);
     });
@@ -999,6 +999,20 @@ describe("flush scheduling (no transport: the session's own choice)", () => {
     expect(sent.flat().map((f) => f.streamId)).toEqual(more.slice(0, 22));
     for (const flush of timers.splice(0)) flush();
     expect(sent.at(-1)!.map((f) => f.streamId)).toEqual(more.slice(22));
+  });
+
+  it("gathers 1-byte writes into DATA frames of GATHER_BYTES, with frame headers counted toward a message", () => {
+    const { session, sent, timers } = recording({});
+    const stream = session.open(REQUEST);
+    const n = 3 * GATHER_BYTES + 5;
+    for (let i = 0; i < n; i++) void stream.write(Uint8Array.of(i & 0xff));
+    return Promise.resolve().then(async () => {
+      while (stream.sendWindow.available > hello.window - n) await new Promise((r) => setTimeout(r, 0));
+      for (const flush of timers.splice(0)) flush();
+      const data = sent.flat().filter((f) => f.type === FrameType.Data);
+      expect(data.map((f) => f.payload.byteLength)).toEqual([GATHER_BYTES, GATHER_BYTES, GATHER_BYTES, 5]);
+      expect(concat(data.map((f) => f.payload))).toEqual(Uint8Array.from({ length: n }, (_, i) => i & 0xff));
+    });
   });
 
   describe("control replies to a peer that sends many (README \"Control replies\")", () => {
