@@ -101,8 +101,9 @@ export function isSmallBody(contentLength: string | undefined): boolean {
   return n !== undefined && n <= SMALL_BODY_BYTES;
 }
 
-/** Bytes asked for per read of a public request body. */
+/** Bytes asked for per read of a public request body; at least MIN_READ_BYTES after short reads. */
 const READ_BYTES = 64 * 1024;
+const MIN_READ_BYTES = 1024;
 
 /**
  * Reads a body in chunks of up to READ_BYTES where the runtime allows it (a BYOB reader on a
@@ -115,6 +116,8 @@ class ChunkReader {
   private readonly plain?: ReadableStreamDefaultReader<Uint8Array>;
   /** A buffer whose bytes were copied out, for the next read. */
   private spare?: ArrayBuffer;
+  /** Bytes asked for by the next read. */
+  private size = READ_BYTES;
 
   constructor(body: ReadableStream<Uint8Array>) {
     try {
@@ -127,14 +130,18 @@ class ChunkReader {
 
   async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
     if (!this.byob) return this.plain!.read();
-    const buffer = this.spare ?? new ArrayBuffer(READ_BYTES);
+    const buffer = this.spare ?? new ArrayBuffer(this.size);
     this.spare = undefined;
     const result = await this.byob.read(new Uint8Array(buffer));
     if (result.done) return { done: true, value: undefined };
     const view = result.value;
+    // The next read's buffer follows this one's fill: tiny reads (a client sending 1-byte
+    // chunks) then cost a small buffer each, not READ_BYTES.
+    const size = Math.min(READ_BYTES, Math.max(MIN_READ_BYTES, 2 ** Math.ceil(Math.log2(view.byteLength * 2 || 1))));
     if (view.byteLength >= READ_BYTES / 2) return { done: false, value: view };
     // A short read: hand out a right-sized copy (chunks may be kept for a replay) and reuse the buffer.
-    this.spare = view.buffer as ArrayBuffer;
+    if (size === view.buffer.byteLength) this.spare = view.buffer as ArrayBuffer;
+    this.size = size;
     return { done: false, value: view.slice() };
   }
 

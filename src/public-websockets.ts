@@ -52,27 +52,7 @@ export class Backlog {
   }
 }
 
-/**
- * A client message that comes within this long of the last one sent up the tunnel waits for it,
- * so that a burst of small messages shares one tunnel message instead of costing one each.
- */
-export const MESSAGE_GATHER_MS = 2;
-
-/** One client's backlog, and the messages that wait for MESSAGE_GATHER_MS, in order. */
-class ClientBacklog extends Backlog {
-  waiting: Array<() => void> = [];
-  lastSent = -Infinity;
-
-  /** Sends every waiting message up the stream now (in one turn: one tunnel message). */
-  release(): void {
-    this.lastSent = Date.now();
-    const waiting = this.waiting;
-    this.waiting = [];
-    for (const send of waiting) send();
-  }
-}
-
-const backlogs = new WeakMap<Stream, ClientBacklog>();
+const backlogs = new WeakMap<Stream, Backlog>();
 
 /** Flow-controlled clients: messages sent to the client and not yet acknowledged by it. */
 const unacked = new WeakMap<Stream, { queue: Array<{ size: number; handedOn: () => void }>; acked: number }>();
@@ -117,7 +97,7 @@ export function clientMessage(ws: WebSocket, stream: Stream | undefined, message
     return safeClose(ws, 1009, `messages are limited to ${MAX_WS_MESSAGE} bytes`);
   }
   let backlog = backlogs.get(stream);
-  if (!backlog) backlogs.set(stream, (backlog = new ClientBacklog()));
+  if (!backlog) backlogs.set(stream, (backlog = new Backlog()));
   const n = data.byteLength;
   const full = backlog.over(n, CLIENT_BACKLOG_LIMIT, CLIENT_PENDING_MESSAGES)
     ? "the backend is not reading"
@@ -134,21 +114,12 @@ export function clientMessage(ws: WebSocket, stream: Stream | undefined, message
     backlog.add(n, -1);
     objectBacklog.add(n, -1);
   };
-  const text = typeof message === "string";
-  const send = () =>
-    stream.writeMessage(data, text).then(() => {
-      settled();
-      if (flow) ws.send(flowMessage("credit", n));
-    }, settled);
-  if (backlog.waiting.length === 0 && Date.now() - backlog.lastSent >= MESSAGE_GATHER_MS) {
-    backlog.lastSent = Date.now();
-    return void send();
-  }
-  backlog.waiting.push(send);
-  if (backlog.waiting.length === 1) {
-    const gathered = backlog;
-    setTimeout(() => gathered.release(), MESSAGE_GATHER_MS);
-  }
+  // Frames of messages that arrive in one turn (or before the session's flush timer, which
+  // fires late under a burst) leave in one tunnel message (src/protocol/session.ts queue).
+  stream.writeMessage(data, typeof message === "string").then(() => {
+    settled();
+    if (flow) ws.send(flowMessage("credit", n));
+  }, settled);
 }
 
 /** A flow-controlled client's control message: an ack returns the tunnel's credit. */
@@ -167,8 +138,6 @@ function flowControl(ws: WebSocket, stream: Stream | undefined, text: string): v
 
 /** The public client closed (or dropped): tell the agent, and finish the close handshake. */
 export function clientClosed(ws: WebSocket, stream: Stream | undefined, code: number, reason: string): void {
-  // Messages still gathering go first: the CLOSE must follow every message the client sent.
-  if (stream) backlogs.get(stream)?.release();
   if (stream && stream.state !== StreamState.Closed) {
     if (code === 1006) stream.reset(ErrorCode.Cancel, "the public client dropped the WebSocket");
     else if (stream.writable) stream.close(code, reason).catch(() => {});

@@ -819,7 +819,7 @@ describe("memory bounds (docs/limits-memory.md)", () => {
     for (let i = 0; i < n; i++) ws.send(bytes(i & 0xff));
     while (agentSide.messages.length < n) await agentSide.next();
     expect(agentSide.messages.map((m) => m.data[0])).toEqual(Array.from({ length: n }, (_, i) => i & 0xff));
-    // Never more tunnel messages than client messages; a burst shares them (MESSAGE_GATHER_MS).
+    // Never more tunnel messages than client messages; a burst shares them (the session's outbox).
     const carrying = agent.messages.filter((m) => decodeMessage(m, 1 << 30).some((f) => f.type === FrameType.Data && f.streamId === req.stream.id));
     expect(carrying.length).toBeLessThanOrEqual(n);
     console.log(`${n} client messages reached the agent in ${carrying.length} tunnel messages`);
