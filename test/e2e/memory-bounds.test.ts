@@ -9,8 +9,9 @@ import { patternBlock, startBackend, type Backend } from "../helpers/backend.ts"
 import { sampleRss, waitUntilStable } from "../helpers/memory.ts";
 import { rssBytes, startRelay, type RelayHandle } from "../helpers/relay.ts";
 import { startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
-import { encodeFrames, encodeHello } from "../../src/protocol/codec.ts";
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, FrameType, PROTOCOL_VERSION, type Frame } from "../../src/protocol/frame.ts";
+import { decodeMessage, encodeFrames, encodeHello } from "../../src/protocol/codec.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Flag, FrameType, PROTOCOL_VERSION, type Frame } from "../../src/protocol/frame.ts";
+import { PING_ACK_BURST, PING_ACKS_PER_SECOND } from "../../src/protocol/session.ts";
 
 const MiB = 1024 * 1024;
 /** Growth allowed for what one public client sends (issue 20). */
@@ -158,6 +159,7 @@ describe("memory bounds for agents", () => {
     // Stop reading: whatever the relay answers stays in its buffers.
     (ws as unknown as { _socket: net.Socket })._socket.pause();
     const sampler = sampleRss(workerd());
+    const started = Date.now();
     const ping = (i: number): Frame => ({ type: FrameType.Ping, flags: 0, streamId: 0, payload: new Uint8Array(8).fill(i & 0xff) });
     // Messages of 1,000 PINGs, then 20,000 messages of one PING: 24 MiB of frames in all.
     const single = encodeFrames([ping(1)]);
@@ -175,9 +177,19 @@ describe("memory bounds for agents", () => {
     expect(other.status).toBe(200);
     await other.arrayBuffer();
     const mib = growth(sampler);
+    // Read what the relay answered: one ACK per coalesced message at most, within the budget.
+    let acks = 0;
+    ws.on("message", (data: Buffer) => {
+      for (const f of decodeMessage(new Uint8Array(data), 1 << 30)) if (f.type === FrameType.Ping && f.flags & Flag.ACK) acks++;
+    });
+    (ws as unknown as { _socket: net.Socket })._socket.resume();
+    await waitUntilStable(() => acks, 2_000, 60_000);
+    const seconds = (Date.now() - started) / 1000;
     ws.terminate();
     const after = await waitUntilStable(() => Math.round(totalRss() / MiB), 3_000, 60_000);
-    console.log(`24 MiB of PINGs: workerd growth ${mib} MiB; baseline ${baseline} MiB, after the agent left ${after} MiB`);
+    console.log(`24 MiB of PINGs: ${acks} ACKs; workerd growth ${mib} MiB; baseline ${baseline} MiB, after the agent left ${after} MiB`);
+    expect(acks).toBeGreaterThan(0);
+    expect(acks).toBeLessThanOrEqual(PING_ACK_BURST + Math.ceil(seconds * PING_ACKS_PER_SECOND));
     expect(mib).toBeLessThan(AGENT_BOUND_MiB);
     expect(after - baseline).toBeLessThan(32);
   }, 300_000);
