@@ -119,7 +119,7 @@ export function clientMessage(ws: WebSocket, stream: Stream | undefined, message
   stream.writeMessage(data, typeof message === "string").then(() => {
     settled();
     if (flow) ws.send(flowMessage("credit", n));
-  }, settled);
+  }, settled).catch(() => {}); // the client socket closed meanwhile
 }
 
 /** A flow-controlled client's control message: an ack returns the tunnel's credit. */

@@ -92,6 +92,8 @@ export interface SessionOptions {
  * more than the budget's replies, however many PINGs it sends; PINGs beyond it get no ACK.
  */
 export const PING_ACK_BURST = 100;
+export const PING_ACKS_PER_SECOND = 10;
+
 /**
  * DATA payloads below this size are appended to the stream's DATA frame still waiting in the
  * outbox, up to GATHER_BYTES (README "Transport"): a body written in 1-byte chunks costs one
@@ -99,7 +101,6 @@ export const PING_ACK_BURST = 100;
  */
 export const SMALL_DATA_BYTES = 1024;
 export const GATHER_BYTES = 16 * 1024;
-export const PING_ACKS_PER_SECOND = 10;
 
 /**
  * The default stream handler. One shared function, not a fresh closure per stream: the bundler

@@ -786,7 +786,7 @@ describe("memory bounds (docs/limits-memory.md)", () => {
     expect((await within(pending, "the response")).status).toBe(200);
     const data = relayFrames(agent, FrameType.Data, req.stream.id).filter((f) => f.payload.byteLength > 0);
     expect(data.every((f) => f.payload.byteLength <= GATHER_BYTES)).toBe(true);
-    // 4 full chunks, and a few cut short by GATHER_MS while the stream was slow: never one per byte.
+    // Full frames of GATHER_BYTES, and shorter ones where a flush came between reads: never one per byte.
     expect(data.length).toBeLessThanOrEqual(n / 1024);
     await closeAgent(agent);
   });
