@@ -101,9 +101,9 @@ export function isSmallBody(contentLength: string | undefined): boolean {
   return n !== undefined && n <= SMALL_BODY_BYTES;
 }
 
-/** Bytes asked for per read of a public request body; at least MIN_READ_BYTES after short reads. */
+/** Bytes asked for per read of a public request body; down to MIN_READ_BYTES after short reads. */
 const READ_BYTES = 64 * 1024;
-const MIN_READ_BYTES = 1024;
+const MIN_READ_BYTES = 64;
 
 /**
  * Reads a body in chunks of up to READ_BYTES where the runtime allows it (a BYOB reader on a
