@@ -428,7 +428,14 @@ export class Session {
   queueData(streamId: number, flags: number, payload: Uint8Array): void {
     const n = payload.byteLength;
     const last = this.gathering;
-    if (flags === 0 && last && last.frame.streamId === streamId && this.waiting(last.frame) && last.n + n <= last.buffer.byteLength) {
+    const limit = Math.min(GATHER_BYTES, this.peerMaxFrame);
+    if (flags === 0 && last && last.frame.streamId === streamId && this.waiting(last.frame) && last.n + n <= limit) {
+      // The buffer grows as bytes join: a frame flushed with a few bytes cost only a few.
+      if (last.n + n > last.buffer.byteLength) {
+        const bigger = new Uint8Array(Math.min(limit, Math.max(2 * last.buffer.byteLength, last.n + n)));
+        bigger.set(last.buffer.subarray(0, last.n));
+        last.buffer = bigger;
+      }
       last.buffer.set(payload, last.n);
       last.n += n;
       last.frame.payload = last.buffer.subarray(0, last.n);
@@ -440,7 +447,7 @@ export class Session {
       this.queue(FrameType.Data, flags, streamId, payload);
       return;
     }
-    const buffer = new Uint8Array(Math.min(GATHER_BYTES, this.peerMaxFrame));
+    const buffer = new Uint8Array(Math.min(limit, Math.max(64, 2 * n)));
     buffer.set(payload);
     const frame = this.queue(FrameType.Data, 0, streamId, buffer.subarray(0, n));
     this.gathering = frame && this.waiting(frame) ? { frame, buffer, n } : undefined;
