@@ -16,6 +16,7 @@ import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from
 import { FLOW_SUBPROTOCOL, takeFlowOffer } from "./client-flow.ts";
 import {
   CLIENT_TAG,
+  Backlog,
   HANDSHAKE_HEADERS,
   bindClient,
   clientClosed,
@@ -59,6 +60,8 @@ export class BackendHub extends DurableObject<Env> {
   private receiving = false;
   private heads: Array<() => void> = [];
   private readonly revocations: BackendRevocations;
+  /** What the public WebSocket clients of this object sent that waits for the tunnels. */
+  private clientBacklog = new Backlog();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -239,7 +242,7 @@ export class BackendHub extends DurableObject<Env> {
     if (this.isClient(ws)) {
       try {
         const att = ws.deserializeAttachment() as ClientAttachment | null;
-        return clientMessage(ws, this.clientStream(ws), message, att?.flow);
+        return clientMessage(ws, this.clientStream(ws), message, this.clientBacklog, att?.flow);
       } catch (err) {
         console.error("client message failed", err);
         return ws.close(1011, "internal error");

@@ -185,7 +185,7 @@ async function run(ops: Op[], limits: Record<Side, { window: number; maxFrame: n
     session.queue = (type, flags, streamId, payload) => {
       const t = bySession.get(session)!.get(streamId);
       if (type === FrameType.WindowUpdate && t) t.credit += new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
-      queue(type, flags, streamId, payload);
+      return queue(type, flags, streamId, payload);
     };
   }
 

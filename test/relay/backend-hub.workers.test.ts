@@ -3,12 +3,12 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { FLOW_SUBPROTOCOL } from "../../src/client-flow.ts";
-import { decodeMessage, encodeFrame } from "../../src/protocol/codec.ts";
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
-import { encodeResponseHead } from "../../src/protocol/head.ts";
-import type { Stream } from "../../src/protocol/session.ts";
+import { decodeMessage, encodeFrame, encodeFrames } from "../../src/protocol/codec.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, MAX_WS_MESSAGE, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
+import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
+import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, Session, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
-import type { ClientAttachment } from "../../src/public-websockets.ts";
+import { CLIENT_PENDING_MESSAGES, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/public-websockets.ts";
 import type { TunnelAttachment } from "../../src/tunnels.ts";
 import {
   backendName,
@@ -23,7 +23,6 @@ import {
   within,
   type TestAgent,
 } from "../helpers/hub-agent.ts";
-
 
 describe("hello exchange", () => {
   it("answers the agent's HELLO with v 1 and a tunnel id, and keeps the hello in the attachment", async () => {
@@ -653,4 +652,105 @@ describe("public WebSockets", () => {
     for (const s of [alone, mixed, chosen]) s.ws.close(1000);
     await closeAgent(agent);
   });
+});
+
+describe("memory bounds (docs/limits-memory.md)", () => {
+  /** Every frame of `type` the relay sent this agent (optionally on one stream). */
+  const relayFrames = (agent: TestAgent, type: FrameType, streamId?: number) =>
+    agent.messages.flatMap((m) => decodeMessage(m, 1 << 30)).filter((f) => f.type === type && (streamId === undefined || f.streamId === streamId));
+
+  it("gathers a request body sent in 1-byte chunks into DATA frames of GATHER_BYTES, byte-exact", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const n = 64 * 1024;
+    const pattern = Uint8Array.from({ length: n }, (_, i) => (i * 7 + (i >> 8)) & 0xff);
+    let at = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        for (let k = 0; k < 1000 && at < n; k++, at++) controller.enqueue(pattern.slice(at, at + 1));
+        if (at >= n) controller.close();
+      },
+    });
+    const pending = publicFetch(backend, "/upload", { method: "POST", body, duplex: "half" } as RequestInit);
+    const req = await agent.next();
+    expect(await within(req.body, "the whole body at the agent", 20_000)).toEqual(pattern);
+    await respond(req.stream, 200, [], "ok");
+    expect((await within(pending, "the response")).status).toBe(200);
+    const data = relayFrames(agent, FrameType.Data, req.stream.id).filter((f) => f.payload.byteLength > 0);
+    expect(data.every((f) => f.payload.byteLength <= GATHER_BYTES)).toBe(true);
+    // Full frames of GATHER_BYTES, and shorter ones where a flush came between reads: never one per byte.
+    expect(data.length).toBeLessThanOrEqual(n / 1024);
+    await closeAgent(agent);
+  });
+
+  it("answers a flood of PINGs with at most one ACK per message and no more than the budget", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const started = Date.now();
+    const ping = (i: number) => ({ type: FrameType.Ping, flags: 0, streamId: 0, payload: new Uint8Array(8).fill(i & 0xff) });
+    agent.ws.send(encodeFrames(Array.from({ length: 1000 }, (_, i) => ping(i))));
+    for (let i = 0; i < 3 * PING_ACK_BURST; i++) agent.ws.send(encodeFrame(ping(i)));
+    // A request after the flood: once it reaches the agent, every PING before it was handled.
+    const pending = publicFetch(backend, "/after-the-flood");
+    await respond((await agent.next()).stream, 200, [], "still answering");
+    expect(await (await within(pending, "a response after the flood")).text()).toBe("still answering");
+    const acks = relayFrames(agent, FrameType.Ping).filter((f) => f.flags & Flag.ACK);
+    expect(acks[0].payload).toEqual(new Uint8Array(8).fill(999 & 0xff));
+    const seconds = (Date.now() - started) / 1000;
+    expect(acks.length).toBeGreaterThan(1);
+    expect(acks.length).toBeLessThanOrEqual(PING_ACK_BURST + Math.ceil(seconds * PING_ACKS_PER_SECOND) + 1);
+    for (const m of agent.messages) expect(decodeMessage(m, 1 << 30).filter((f) => f.type === FrameType.Ping).length).toBeLessThanOrEqual(1);
+    await closeAgent(agent);
+  });
+
+  it("carries one-byte client messages in order, and closes a client with 1013 past CLIENT_PENDING_MESSAGES waiting", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const { ws, agentSide, req } = await publicSocket(agent, backend);
+    const n = 500;
+    for (let i = 0; i < n; i++) ws.send(bytes(i & 0xff));
+    while (agentSide.messages.length < n) await agentSide.next();
+    expect(agentSide.messages.map((m) => m.data[0])).toEqual(Array.from({ length: n }, (_, i) => i & 0xff));
+    // Never more tunnel messages than client messages; a burst shares them (the session's outbox).
+    const carrying = agent.messages.filter((m) => decodeMessage(m, 1 << 30).some((f) => f.type === FrameType.Data && f.streamId === req.stream.id));
+    expect(carrying.length).toBeLessThanOrEqual(n);
+    console.log(`${n} client messages reached the agent in ${carrying.length} tunnel messages`);
+
+    // An agent that returns no credit: a window's worth of one message, then 1-byte messages wait.
+    const stalled = await publicSocket(agent, backend);
+    stalled.req.stream.onData = () => {};
+    const client = clientSide(stalled.ws);
+    stalled.ws.send(new Uint8Array(DEFAULT_WINDOW));
+    for (let i = 0; i <= CLIENT_PENDING_MESSAGES; i++) stalled.ws.send(bytes(1));
+    const closed = await within(client.closed, "the stalled client's close", 90_000);
+    expect(closed).toEqual({ code: 1013, reason: "the backend is not reading" });
+    ws.close(1000);
+    await closeAgent(agent);
+  }, 120_000);
+
+  it("closes the client that takes the object past OBJECT_BACKLOG_BYTES waiting with 1013, and only that one", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const full = OBJECT_BACKLOG_BYTES / MAX_WS_MESSAGE;
+    const sockets = [];
+    for (let c = 0; c <= full; c++) {
+      const s = await publicSocket(agent, backend);
+      s.req.stream.onData = () => {};
+      sockets.push({ ...s, watched: clientSide(s.ws) });
+    }
+    // Each of the first ones sends one largest message: the agent takes a window of it, the rest
+    // waits for credit, and together they fill the object's backlog to the byte.
+    for (const s of sockets.slice(0, full)) s.ws.send(new Uint8Array(MAX_WS_MESSAGE));
+    const waiting = () => runInDurableObject(stubFor(backend), (instance) => (instance as unknown as { clientBacklog: { bytes: number } }).clientBacklog.bytes);
+    for (let tries = 0; (await waiting()) < OBJECT_BACKLOG_BYTES; tries++) {
+      if (tries > 300) throw new Error(`only ${await waiting()} bytes wait in the object`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const last = sockets[full];
+    last.ws.send(bytes(1));
+    expect(await within(last.watched.closed, "the last client's close", 20_000)).toEqual({ code: 1013, reason: "the relay holds too much for this backend" });
+    for (const s of sockets.slice(0, full)) expect(s.watched.events).toEqual([]);
+    for (const s of sockets.slice(0, full)) s.ws.close(1000);
+    await closeAgent(agent);
+  }, 120_000);
 });
