@@ -23,7 +23,7 @@ export interface ClientAttachment {
 /**
  * Bytes a client may have sent that the agent has not yet given credit for. The runtime
  * delivers client messages with no way to pause them (workerd#988), so past this the client
- * is closed with 1013 rather than buffered without bound (docs/limits-memory.md).
+ * is closed with 1013 rather than buffered without bound (docs/limits.md "Memory").
  */
 export const CLIENT_BACKLOG_LIMIT = 2 * MAX_WS_MESSAGE;
 /**

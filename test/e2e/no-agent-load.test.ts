@@ -6,7 +6,7 @@ import { openRequest } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 
 const COUNT = 2000;
-/** A bound for "answered", not a performance figure: docs/limits-load.md has those. */
+/** A bound for "answered", not a performance figure: docs/limits.md "A request storm" has those. */
 const ANSWER_WITHIN_MS = 30_000;
 
 let relay: RelayHandle;
