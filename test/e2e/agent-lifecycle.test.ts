@@ -9,6 +9,7 @@ import { agentArgs, BIN, startAgent, type AgentProcess } from "../helpers/agent.
 import { startBackend, type Backend } from "../helpers/backend.ts";
 import { rawRequest } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { within } from "../helpers/wait.ts";
 
 let relay: RelayHandle;
 let backend: Backend;
@@ -64,15 +65,6 @@ function expectNoToken(a: AgentProcess, token: string): void {
 function exited(a: AgentProcess): Promise<number | null> {
   if (!alive(a)) return Promise.resolve(a.proc.exitCode);
   return new Promise((resolve) => a.proc.once("exit", (code) => resolve(code)));
-}
-
-/** Resolves like `promise`, or rejects once `ms` passed. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function expectServed(base: string, name: string, tag: string): Promise<void> {
@@ -172,7 +164,7 @@ describe("signals", () => {
     const agent = await agentFor(agentArgs(relay.url, name, await relay.token(name), backend.url), { waitUp: 1 });
     await expectServed(relay.url, name, "before=1");
     const t0 = performance.now();
-    const code = await within(agent.stop(signal), 10_000, "the agent to exit");
+    const code = await within(agent.stop(signal), "the agent to exit", 10_000);
     const ms = performance.now() - t0;
     console.log(`${signal}: agent exited ${code} in ${ms.toFixed(0)} ms`);
     expect(code).toBe(0);
@@ -197,14 +189,14 @@ describe("signals", () => {
       return code;
     });
     const request = rawRequest(relay.url, { path: `/r/${name}/slow` }).then((res) => ({ res, at: performance.now() }));
-    await within(arrivedP, 10_000, "the slow request to reach the backend");
+    await within(arrivedP, "the slow request to reach the backend", 10_000);
     const t0 = performance.now();
     agent.proc.kill("SIGTERM");
 
-    const { res, at } = await within(request, 15_000, "the slow response");
+    const { res, at } = await within(request, "the slow response", 15_000);
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe("slow answer");
-    expect(await within(exit, 15_000, "the agent to exit")).toBe(0);
+    expect(await within(exit, "the agent to exit", 15_000)).toBe(0);
     // The agent waited for the answer before it went.
     expect(exitAt).toBeGreaterThanOrEqual(at - 50);
     console.log(`drain: response after ${(at - t0).toFixed(0)} ms, exit after ${(exitAt - t0).toFixed(0)} ms from SIGTERM`);

@@ -13,6 +13,7 @@ import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startBackend, writePattern, type Backend } from "../helpers/backend.ts";
 import { rawRequest, type RawResponse } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { within } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
 const NAME = "web";
@@ -45,15 +46,6 @@ function errorOf(res: RawResponse): ErrorBody {
   const body = JSON.parse(res.body.toString()) as ErrorBody;
   expect(typeof body.message).toBe("string");
   return body;
-}
-
-/** Resolves like `promise`, or rejects once `ms` passed. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Runs `fn` and returns its result with the elapsed milliseconds. */
@@ -157,9 +149,9 @@ describe("response header timeout", () => {
     expect(errorOf(res)).toMatchObject({ error: "timeout", backend: SLOW });
     expect(ms).toBeGreaterThan(1500);
     expect(ms).toBeLessThan(10_000);
-    await within(arrivedP, 1000, "the backend to have seen the request");
+    await within(arrivedP, "the backend to have seen the request", 1000);
     const t0 = performance.now();
-    expect(await within(closedP, 10_000, "the backend's request to close")).toBe(false);
+    expect(await within(closedP, "the backend's request to close", 10_000)).toBe(false);
     console.log(`timeout answered in ${ms.toFixed(0)} ms; backend request closed ${(performance.now() - t0).toFixed(0)} ms after`);
 
     // The tunnel is still good for the next request.
@@ -318,7 +310,7 @@ describe("agent endpoint auth", () => {
       });
       session.sendHello();
     });
-    await within(ready, 10_000, "the relay's hello");
+    await within(ready, "the relay's hello", 10_000);
 
     const a = await rawRequest(relay.url, { path: "/r/a/hello" });
     expect(a.status).toBe(200);
@@ -358,7 +350,7 @@ describe("broken transfers", () => {
     const res = await fetch(`${relay.url}/r/${NAME}/reset-length`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-length")).toBe(String(4 * MiB));
-    const { failed, received } = await within(readAll(res), 20_000, "the client's body read to settle");
+    const { failed, received } = await within(readAll(res), "the client's body read to settle", 20_000);
     expect(failed).toBe(true);
     expect(received).toBeLessThanOrEqual(MiB);
 
@@ -375,7 +367,7 @@ describe("broken transfers", () => {
     resetRoute("/reset-chunked");
     const res = await fetch(`${relay.url}/r/${NAME}/reset-chunked`);
     expect(res.status).toBe(200);
-    const { received } = await within(readAll(res), 20_000, "the client's body read to settle");
+    const { received } = await within(readAll(res), "the client's body read to settle", 20_000);
     expect(received).toBeLessThanOrEqual(MiB);
 
     const next = await rawRequest(relay.url, { path: `/r/${NAME}/echo?after=reset-chunked` });
@@ -398,13 +390,13 @@ describe("broken transfers", () => {
     const reader = res.body!.getReader();
     let received = 0;
     while (received < MiB) {
-      const { done, value } = await within(reader.read(), 10_000, "body bytes");
+      const { done, value } = await within(reader.read(), "body bytes", 10_000);
       if (done) throw new Error("the endless body ended");
       received += value.byteLength;
     }
     const t0 = performance.now();
     controller.abort();
-    const result = await within(closedP, 10_000, "the backend's response to close");
+    const result = await within(closedP, "the backend's response to close", 10_000);
     const ms = performance.now() - t0;
     expect(result.finished).toBe(false);
     console.log(`client abort after ${received} bytes: backend response closed ${ms.toFixed(0)} ms later (backend wrote ${result.written} bytes)`);

@@ -7,6 +7,7 @@ import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startBackend, type Backend } from "../helpers/backend.ts";
 import { rawRequest, type RawResponse } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { within } from "../helpers/wait.ts";
 
 let relay: RelayHandle;
 let backend: Backend;
@@ -20,15 +21,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
   await Promise.all([relay?.stop(), backend?.stop()]);
 });
-
-/** Resolves like `promise`, or rejects once `ms` passed. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** A released-on-demand gate: `wait` resolves once `open()` was called. */
 function gate(): { wait: Promise<void>; open: () => void } {
@@ -60,10 +52,10 @@ function tunnelChanges(agent: AgentProcess, from: number): string[] {
  * backend succeeds, and the agent's tunnel never went down or came up again since line `mark`.
  */
 async function expectTunnelCarriesOn(name: string, agent: AgentProcess, mark: number, held: Promise<RawResponse>, heldBody: string): Promise<void> {
-  const done = await within(held, 10_000, "the held request");
+  const done = await within(held, "the held request", 10_000);
   expect(done.status).toBe(200);
   expect(done.body.toString()).toBe(heldBody);
-  const next = await within(rawRequest(relay.url, { path: `/r/${name}/next` }), 10_000, "the next request");
+  const next = await within(rawRequest(relay.url, { path: `/r/${name}/next` }), "the next request", 10_000);
   expect(next.status).toBe(200);
   expect(tunnelChanges(agent, mark)).toEqual([]);
 }
@@ -86,8 +78,8 @@ describe("request heads the agent could not accept", () => {
       (async () => {
         while (!backend.hits.get("/held")) await new Promise((r) => setImmediate(r));
       })(),
-      10_000,
       "the held request to reach the backend",
+      10_000,
     );
 
     const cases: Array<[string, Array<[string, string]>]> = [
@@ -95,7 +87,7 @@ describe("request heads the agent could not accept", () => {
       ["a 90 KB Host header", [["host", "h".repeat(90_000)]]],
     ];
     for (const [what, headers] of cases) {
-      const res = await within(rawRequest(relay.url, { path: `/r/${NAME}/too-big`, headers }), 10_000, what);
+      const res = await within(rawRequest(relay.url, { path: `/r/${NAME}/too-big`, headers }), what, 10_000);
       expect(res.status, what).toBe(431);
       const body = errorOf(res);
       expect(body).toMatchObject({ error: "request_header_fields_too_large", backend: NAME });
@@ -137,9 +129,9 @@ describe("response heads the relay could not give a client", () => {
     const mark = agent.lines.length;
 
     const held = rawRequest(relay.url, { path: `/r/${NAME}/held` });
-    await within(heldSeen, 10_000, "the held request to reach the backend");
+    await within(heldSeen, "the held request to reach the backend", 10_000);
 
-    const res = await within(rawRequest(relay.url, { path: `/r/${NAME}/600` }), 1_000, "the 502 for status 600");
+    const res = await within(rawRequest(relay.url, { path: `/r/${NAME}/600` }), "the 502 for status 600", 1_000);
     expect(res.status).toBe(502);
     const body = errorOf(res);
     // The agent refused it (ORIGIN_RESET), not the relay (protocol_error): no frame of it crossed.

@@ -13,6 +13,7 @@ import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { digestBody, startBackend, type Backend } from "../helpers/backend.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.ts";
+import { until, within } from "../helpers/wait.ts";
 
 const ADMIN = `admin-${randomBytes(16).toString("hex")}`;
 
@@ -49,24 +50,6 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** Resolves like `promise`, or rejects once `ms` passed. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `check` every 50 ms until it holds; rejects after `ms`. For state only an API shows. */
-async function until(check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 interface Reply {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -96,7 +79,7 @@ function send(
     req.on("error", reject);
     req.end(opts.body);
   });
-  return within(reply, ms, `${opts.method ?? "GET"} ${opts.path}`).catch((err: Error) => {
+  return within(reply, `${opts.method ?? "GET"} ${opts.path}`, ms).catch((err: Error) => {
     req.destroy();
     throw err;
   });
@@ -245,8 +228,8 @@ function heldRoute(path: string, shouldHold: (id: string, seen: number) => boole
           waiters.add(check);
           check();
         }),
-        ms,
         `${n} held requests at the backend`,
+        ms,
       );
     },
     releaseAll: () => arrivals.forEach((h) => h.release()),
@@ -311,8 +294,8 @@ function startLoad(base: string, name: string, concurrency: number): Load {
           };
           listeners.add(check);
         }),
-        ms,
         `${n} more successful requests (failures so far: ${failures.length})`,
+        ms,
       );
     },
     async stop() {
@@ -362,9 +345,9 @@ describe("load balancing and the admin API", () => {
     expect(owners.filter((p) => p === b.pid)).toHaveLength(4);
 
     held.releaseAll();
-    const replies = await within(Promise.all(pending), 15_000, "the released replies");
+    const replies = await within(Promise.all(pending), "the released replies", 15_000);
     expect(replies.map((r) => `${r.status} ${r.body}`)).toEqual(Array.from({ length: 8 }, (_, i) => `200 released ${i}`));
-    await until(async () => (await listing(name)).tunnels.every((t) => t.streams === 0), 5000, "every stream to end");
+    await until(async () => (await listing(name)).tunnels.every((t) => t.streams === 0), "every stream to end", 5000);
   });
 
   it("answers 401 admin_unauthorized for a wrong or missing admin token", async () => {
@@ -440,14 +423,14 @@ describe("graceful drain and rolling restart", () => {
       await until(async () => {
         const mineNow = tunnelsOf(await listing(name), agent.id);
         return mineNow.length > 0 && mineNow.every((t) => t.draining);
-      }, 10_000, `agent ${which}'s tunnels to be draining`);
+      }, `agent ${which}'s tunnels to be draining`, 10_000);
       // New requests keep succeeding on the other agent meanwhile.
       await load.more(50);
       expect(alive(agent.proc)).toBe(true);
       mine!.held.release();
-      const heldReply = await within(mine!.reply, 15_000, "the held reply");
+      const heldReply = await within(mine!.reply, "the held reply", 15_000);
       expect(`${heldReply.status} ${heldReply.body}`).toBe(`200 released ${mine!.held.id}`);
-      expect(await within(exit, 15_000, `agent ${which} to exit`)).toBe(0);
+      expect(await within(exit, `agent ${which} to exit`, 15_000)).toBe(0);
       const exited = performance.now() - t0;
       const restarted = await startTracked(name, 2);
       const up = performance.now() - t0;
@@ -500,8 +483,8 @@ describe("graceful drain under light load", () => {
             resolve();
           };
         }),
-        15_000,
         `agent ${pid} to serve ${n} requests`,
+        15_000,
       );
 
     // Two requests at a time: the agent that is stopped is often idle, the case where closing
@@ -534,7 +517,7 @@ describe("graceful drain under light load", () => {
       const restarted = await startTracked(name, 2);
       // It carries part of the traffic, and is stopped as it goes idle.
       await idleAfter(restarted.pid, 3);
-      exits.push(await within(restarted.proc.stop("SIGTERM"), 15_000, "the agent to exit"));
+      exits.push(await within(restarted.proc.stop("SIGTERM"), "the agent to exit", 15_000));
     }
     stopping = true;
     await Promise.all(loops);
@@ -577,7 +560,7 @@ describe("failover when an agent dies", () => {
     const pending = send(relay.url, { path: `/r/${name}/fail-held?id=get-1` });
     await route.arrived(1);
     const killed = await killCarrier(route.arrivals[0].req);
-    const reply = await within(pending, 15_000, "the retried GET");
+    const reply = await within(pending, "the retried GET", 15_000);
     expect(reply.status).toBe(200);
     expect(reply.body.toString()).toMatch(/^direct get-1 /);
     expect(route.seen.get("get-1")).toBe(2);
@@ -592,7 +575,7 @@ describe("failover when an agent dies", () => {
     await route.arrived(1);
     expect((await route.arrivals[0].body).sha256).toBe(sha256(body));
     await killCarrier(route.arrivals[0].req);
-    const reply = await within(pending, 15_000, "the POST's answer");
+    const reply = await within(pending, "the POST's answer", 15_000);
     expect(reply.status).toBe(502);
     expect(errorCode(reply)).toBe("tunnel_lost");
     // A later request through the same relay and backend: a stray retry would have come first.
@@ -615,7 +598,7 @@ describe("failover when an agent dies", () => {
     // The whole body reached the first agent's backend request before it died.
     expect((await route.arrivals[0].body).sha256).toBe(sha256(body));
     await killCarrier(route.arrivals[0].req);
-    const reply = await within(pending, 15_000, "the retried POST");
+    const reply = await within(pending, "the retried POST", 15_000);
     expect(reply.status).toBe(200);
     expect(reply.body.toString()).toBe(`direct post-2 ${sha256(body)}`);
     expect(route.seen.get("post-2")).toBe(2);
@@ -651,12 +634,12 @@ describe("failover when an agent dies", () => {
       });
       req.on("error", (err) => resolve({ status, received, outcome: `error ${err.message}` }));
     });
-    const req = await within(arrived, 15_000, "the streaming request at the backend");
+    const req = await within(arrived, "the streaming request at the backend", 15_000);
     // Headers and the first bytes reached the client before the kill.
-    await within(gotFirstBytes, 15_000, "the first body bytes at the client");
+    await within(gotFirstBytes, "the first body bytes at the client", 15_000);
     await killCarrier(req);
     const t0 = performance.now();
-    const { status, received, outcome } = await within(result, 15_000, "the broken response to end at the client");
+    const { status, received, outcome } = await within(result, "the broken response to end at the client", 15_000);
     console.log(`streaming response (${_label}) ended ${(performance.now() - t0).toFixed(0)} ms after the kill: ${outcome}, ${received} of ${total} bytes`);
     expect(status).toBe(200);
     expect(received).toBeLessThan(total);
@@ -718,7 +701,7 @@ describe("heartbeats", () => {
     await within(new Promise((resolve, reject) => {
       ws.once("open", resolve);
       ws.once("error", reject);
-    }), 10_000, "the fake agent's socket");
+    }), "the fake agent's socket", 10_000);
     const ready = new Promise<void>((resolve) => {
       const session = new Session({
         role: "agent",
@@ -738,7 +721,7 @@ describe("heartbeats", () => {
       ws.on("close", () => session.destroy());
       session.sendHello();
     });
-    await within(ready, 10_000, "the relay's hello");
+    await within(ready, "the relay's hello", 10_000);
     if (pingEveryMs) {
       const timer = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send("ping"), pingEveryMs);
       void closed.then(() => clearInterval(timer));
@@ -776,7 +759,7 @@ describe("heartbeats", () => {
     expect(answers[0]).toBe("200");
     expect(refusedAt).toBeGreaterThanOrEqual(1950);
     expect(refusedAt).toBeLessThan(5000);
-    const { code } = await within(silent.closed, 10_000, "the relay to close the silent tunnel");
+    const { code } = await within(silent.closed, "the relay to close the silent tunnel", 10_000);
     expect(code).toBe(1001);
     expect(sawClose).toBe(true);
     // The pinging tunnel is still up, well past the deadline.

@@ -12,6 +12,7 @@ import { startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
 import { decodeMessage, encodeFrames, encodeHello } from "../../src/protocol/codec.ts";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Flag, FrameType, PROTOCOL_VERSION, type Frame } from "../../src/protocol/frame.ts";
 import { PING_ACK_BURST, PING_ACKS_PER_SECOND } from "../../src/protocol/session.ts";
+import { until } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
 /** Growth allowed for what one public client sends (issue 20). */
@@ -40,15 +41,6 @@ afterAll(async () => {
 const workerd = () => relay.workerdPids();
 const totalRss = () => workerd().reduce((n, pid) => n + rssBytes(pid), 0);
 const growth = (sampler: ReturnType<typeof sampleRss>) => Math.max(...sampler.stop().map((m) => m.growthMiB));
-
-/** Resolves once `done()` holds, checking every 50 ms; rejects after `ms` naming `what`. */
-async function until(done: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** POSTs `body` to the relay over a raw socket as chunked encoding with one byte per chunk. */
 function oneByteChunkedPost(path: string, body: Buffer, chunksPerWrite = 1000): Promise<{ status: number; text: string }> {
@@ -141,7 +133,7 @@ describe("memory bounds for public clients", () => {
       for (let j = i; j < i + 999; j++) ws.send(Buffer.of(j % 256));
       await new Promise<void>((resolve, reject) => ws.send(Buffer.of((i + 999) % 256), (err) => (err ? reject(err) : resolve())));
     }
-    await until(() => echoes === N || closeCode !== undefined, 180_000, `${N} echoes`);
+    await until(() => echoes === N || closeCode !== undefined, `${N} echoes`, 180_000);
     const mib = growth(sampler);
     console.log(`200,000 one-byte WS messages: workerd growth ${mib} MiB, ${echoes} echoes, close ${closeCode ?? "none"}`);
     expect(closeCode).toBeUndefined();

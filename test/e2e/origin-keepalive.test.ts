@@ -9,6 +9,7 @@ import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { patternBlock, startBackend, type Backend } from "../helpers/backend.ts";
 import { openRequest, rawRequest } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { within } from "../helpers/wait.ts";
 
 let relay: RelayHandle;
 const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -24,15 +25,6 @@ afterEach(async () => {
 afterAll(async () => {
   await relay?.stop();
 });
-
-/** Resolves like `promise`, or rejects once `ms` passed. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 async function agentFor(name: string, target: string): Promise<AgentProcess> {
   const agent = await startAgent(agentArgs(relay.url, name, await relay.token(name), target), { waitUp: 1 });
@@ -82,7 +74,7 @@ describe("a slow upload on a kept-alive connection", () => {
       headers: { "transfer-encoding": "chunked", "content-type": "application/octet-stream" },
     });
     // The head reaches the backend while no body byte was sent.
-    await within(Promise.race([headArrived, response.then((r) => Promise.reject(new Error(`answered before the body: ${r.status} ${r.body}`)))]), 15_000, "the upload's head at the backend");
+    await within(Promise.race([headArrived, response.then((r) => Promise.reject(new Error(`answered before the body: ${r.status} ${r.body}`)))]), "the upload's head at the backend", 15_000);
     expect(reused).toBe(true);
 
     // A clock made of events: an idle connection opened now, which the backend closes once its
@@ -92,11 +84,11 @@ describe("a slow upload on a kept-alive connection", () => {
     });
     const probe = await rawRequestKeepAlive(backend.port);
     expect(probe).toBe(200);
-    await within(probeClosed, 15_000, "the backend to close an idle connection");
+    await within(probeClosed, "the backend to close an idle connection", 15_000);
 
     for (let at = 0; at < size; at += 50 * 1024) req.write(block.subarray(at, at + 50 * 1024));
     req.end();
-    const res = await within(response, 15_000, "the upload's response");
+    const res = await within(response, "the upload's response", 15_000);
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toEqual({ length: size, same: true });
   });
@@ -197,9 +189,9 @@ describe("a target that closes a kept-alive connection as the next request arriv
     expect((await rawRequest(relay.url, { path: `/r/${name}/warm` })).status).toBe(200);
     const { req, response } = openRequest(relay.url, { method: "POST", path: `/r/${name}/late`, headers: { "transfer-encoding": "chunked" } });
     // The head broke the reused connection and went again on a second one; the body follows.
-    await within(target.connected(2), 15_000, "the POST's head on a second connection");
+    await within(target.connected(2), "the POST's head on a second connection", 15_000);
     req.end("a late body");
-    const res = await within(response, 15_000, "the POST's response");
+    const res = await within(response, "the POST's response", 15_000);
     expect(res).toEqual({ status: 200, body: "served POST /late" });
     expect(target.requests).toEqual(["GET /warm #1", "POST /late #2"]);
   });

@@ -12,6 +12,7 @@ import { patternBlock, patternSha256 } from "../helpers/backend.ts";
 import { sampleRss, waitUntilStable } from "../helpers/memory.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 import { tool } from "../helpers/tools.ts";
+import { within } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
 let relay: RelayHandle;
@@ -82,9 +83,6 @@ async function sendPattern(socket: net.Socket, n: number): Promise<string> {
   return h.digest("hex");
 }
 
-const within = <T>(p: Promise<T>, ms: number, what: string) =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))]);
-
 describe("raw TCP", () => {
   it("carries 100 MiB byte-exact each way with half-close in each direction", async () => {
     // Upload: the client's FIN reaches the server, which then answers with its digest.
@@ -122,16 +120,16 @@ describe("raw TCP", () => {
     const answer = drain(up);
     up.write("UPLD");
     const sent = await sendPattern(up, 100 * MiB);
-    expect((await within(answer, 120_000, "upload digest")).text).toBe(`${sent} ${100 * MiB}`);
+    expect((await within(answer, "upload digest", 120_000)).text).toBe(`${sent} ${100 * MiB}`);
 
     const down = await dial(local);
     const received = drain(down);
     down.write("DOWN");
-    const got = await within(received, 120_000, "download");
+    const got = await within(received, "download", 120_000);
     expect(got.length).toBe(100 * MiB);
     expect(got.sha256).toBe(patternSha256(100 * MiB));
     down.end("thanks after your FIN");
-    expect(await within(lastWord, 10_000, "last word")).toBe("thanks after your FIN");
+    expect(await within(lastWord, "last word", 10_000)).toBe("thanks after your FIN");
   });
 
   it("turns a reset on either end into a reset on the other", async () => {
@@ -156,13 +154,13 @@ describe("raw TCP", () => {
       a.on("end", () => resolve("fin"));
     });
     a.write("reset-me");
-    expect(await within(aClosed, 15_000, "client sees the server's reset")).toBe("ECONNRESET");
+    expect(await within(aClosed, "client sees the server's reset", 15_000)).toBe("ECONNRESET");
 
     const b = await dial(local);
     b.write("hello");
     await new Promise((r) => b.once("data", r));
     b.resetAndDestroy();
-    expect(await within(seen[0], 15_000, "server sees the client's reset")).toBe("ECONNRESET");
+    expect(await within(seen[0], "server sees the client's reset", 15_000)).toBe("ECONNRESET");
   });
 
   it("keeps 50 connections at once independent", async () => {
@@ -174,7 +172,7 @@ describe("raw TCP", () => {
         const body = drain(s);
         const payload = randomBytes(100_000 + i);
         s.end(payload);
-        const got = await within(body, 30_000, `echo ${i}`);
+        const got = await within(body, `echo ${i}`, 30_000);
         return got.sha256 === createHash("sha256").update(payload).digest("hex");
       }),
     );
@@ -241,7 +239,7 @@ describe("raw TCP", () => {
       check();
     });
     client.resume();
-    await within(reached, 60_000, `${target} bytes at the resumed client`);
+    await within(reached, `${target} bytes at the resumed client`, 60_000);
     expect(corrupt).toBe(false);
     expect(written).toBeGreaterThan(plateau + 32 * MiB - 1);
     client.resetAndDestroy();
@@ -262,7 +260,7 @@ describe("raw TCP", () => {
     const s = await dial(open);
     const echoed = drain(s);
     s.end("let me in");
-    expect((await within(echoed, 10_000, "echo with token")).text).toBe("let me in");
+    expect((await within(echoed, "echo with token", 10_000)).text).toBe("let me in");
 
     const res = await fetch(`${relay.url}/r/tcp-locked/`);
     expect(res.status).toBe(401);
@@ -338,7 +336,7 @@ describe.skipIf(!!redis.skip || !!redisCli.skip)("Redis through edge-relay conne
       for (let i = 0; i < 100 && (await cli(["PUBLISH", "news", "hello subscribers"])).trim() === "0"; i++) {
         await new Promise((r) => setTimeout(r, 100));
       }
-      await within(got, 10_000, "message at the subscriber");
+      await within(got, "message at the subscriber", 10_000);
       expect(out).toContain("hello subscribers");
     } finally {
       sub.kill();

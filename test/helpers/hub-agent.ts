@@ -8,6 +8,10 @@ import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, type HeaderList, type Hello } from "
 import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { Session, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
+import { within } from "./wait.ts";
+
+/** Kept for the workerd tests that import it from here; the one definition is in ./wait.ts. */
+export { within };
 export const BASE = "http://relay.test";
 
 /** A fresh backend name per test, so tests never share a Durable Object. */
@@ -17,15 +21,6 @@ export function backendName(): string {
 
 export function stubFor(backend: string): DurableObjectStub<BackendHub> {
   return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(backend));
-}
-
-/** Resolves with `promise`, or rejects after `ms` naming what was awaited. */
-export function within<T>(promise: Promise<T>, what: string, ms = 5_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
-  ]);
 }
 
 /** A stream the test agent accepted: its request head, and the whole body once it ended. */

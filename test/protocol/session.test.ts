@@ -18,6 +18,7 @@ import { StreamState } from "../../src/protocol/stream.ts";
 import { concat } from "../../src/protocol/messages.ts";
 import { disposePairs, memoryPair, type Pair, type PairFactory, type PairOptions, type Side, type WireEvent } from "../helpers/memory-pair.ts";
 import { wsPair } from "../helpers/ws-pair.ts";
+import { deferred, within, type Deferred } from "../helpers/wait.ts";
 
 const TRANSPORTS: Array<[string, PairFactory]> = [
   ["an in-memory pair", memoryPair],
@@ -35,30 +36,6 @@ const REQUEST: HeaderList = [
 const OK: HeaderList = [[":status", "200"]];
 
 // ---- waiting with a timeout -------------------------------------------------------------------
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
-  return { promise, resolve, reject };
-}
-
-/** Waits for `promise`, failing the test with `label` if it takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, label: string, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${label}`)), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** True if `promise` is still unsettled after `ms` (raced against a timer, not a blind sleep). */
 async function stillPending(promise: Promise<unknown>, ms = 100): Promise<boolean> {

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { mintToken, readTokenClaims } from "../../src/auth.ts";
 import { tokenRegistry } from "../../src/token-registry.ts";
 import type { TunnelAttachment } from "../../src/tunnels.ts";
+import { within } from "../helpers/wait.ts";
 
 const BASE = "http://relay.test";
 const ADMIN = env.RELAY_ADMIN_TOKEN!;
@@ -37,14 +38,6 @@ async function openTunnel(backend: string, token: string): Promise<{ ws: WebSock
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
   ws.accept();
   return { ws, closed };
-}
-
-function within<T>(promise: Promise<T>, what: string, ms = 5_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
-  ]);
 }
 
 function hubStub(backend: string) {
