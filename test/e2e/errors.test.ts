@@ -6,11 +6,9 @@ import net, { type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { mintToken } from "../../src/auth.ts";
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION } from "../../src/protocol/frame.ts";
-import { decodeRequestHead, encodeResponseHead } from "../../src/protocol/head.ts";
-import { Session } from "../../src/protocol/session.ts";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startBackend, writePattern, type Backend } from "../helpers/backend.ts";
+import { speakAgent } from "../helpers/fake-agent.ts";
 import { rawRequest, type RawResponse } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 import { within } from "../helpers/wait.ts";
@@ -293,24 +291,7 @@ describe("agent endpoint auth", () => {
     const { ws } = result;
     cleanups.push(() => ws.terminate());
     // A minimal agent speaking the real protocol (the shared session code) over this socket.
-    const ready = new Promise<void>((resolve) => {
-      const session = new Session({
-        role: "agent",
-        hello: { v: PROTOCOL_VERSION, software: "errors-test", id: randomUUID(), caps: ["http"], window: DEFAULT_WINDOW, maxFrame: DEFAULT_MAX_FRAME },
-        send: (message) => ws.send(message),
-        onHello: () => resolve(),
-        onStream: (stream, list) => {
-          const head = decodeRequestHead(list);
-          stream.sendHeaders(encodeResponseHead({ status: 200, headers: [["content-type", "text/plain"]] }));
-          void stream.write(new TextEncoder().encode(`served a: ${head.path}`)).then(() => stream.end());
-        },
-      });
-      ws.on("message", (data, isBinary) => {
-        if (isBinary) session.receive(data as Buffer);
-      });
-      session.sendHello();
-    });
-    await within(ready, "the relay's hello", 10_000);
+    await speakAgent(ws, { software: "errors-test", answer: (head) => `served a: ${head.path}` });
 
     const a = await rawRequest(relay.url, { path: "/r/a/hello" });
     expect(a.status).toBe(200);

@@ -101,7 +101,12 @@ export async function bridgeRequest(plugin: BridgePlugin, port: number, call: Br
   if (body.length > 0) {
     void (async () => {
       try {
-        for (const chunk of body) await stream.write(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
+        for (const chunk of body) {
+          await stream.write(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
+          // The session gathers DATA queued in one turn into one frame and flushes on a zero-delay
+          // timer: waiting one out sends each chunk as its own frame, the boundaries these tests see.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
         await stream.end();
       } catch {}
     })();

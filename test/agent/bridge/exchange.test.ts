@@ -10,6 +10,7 @@ import { ErrorCode } from "../../../src/protocol/frame.ts";
 import { decodeRequestHead, encodeRequestHead } from "../../../src/protocol/head.ts";
 import { bridgeRequest, closedPort, tcpServer, type TestServer } from "../../helpers/bridge.ts";
 import { memoryPair } from "../../helpers/memory-pair.ts";
+import { deferred, within } from "../../helpers/wait.ts";
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -262,10 +263,17 @@ describe("reply side", () => {
   });
 
   it("closes the TCP connection when the public client goes away", async () => {
-    let closed!: () => void;
-    const gone = new Promise<void>((resolve) => (closed = resolve));
+    const arrived = deferred();
+    const ended = deferred<string>();
     // The bridge closes its end; the server (allowHalfOpen) sees that as 'end'.
-    const peer = await server((socket) => socket.resume().on("end", closed));
+    const peer = await server((socket) => {
+      const bytes: Buffer[] = [];
+      socket.on("data", (d: Buffer) => {
+        bytes.push(d);
+        if (Buffer.concat(bytes).toString() === "hello") arrived.resolve();
+      });
+      socket.on("end", () => ended.resolve(Buffer.concat(bytes).toString()));
+    });
     const pair = await memoryPair({
       agent: {
         onStream: (stream, list, fin) =>
@@ -277,9 +285,11 @@ describe("reply side", () => {
     });
     const stream = pair.relay.open(encodeRequestHead({ method: "POST", path: "/", scheme: "https", authority: "x", headers: [] }));
     await stream.write(new TextEncoder().encode("hello"));
-    while (peer.connections === 0) await new Promise((r) => setTimeout(r, 5));
+    await within(arrived.promise, "the body at the TCP server");
     stream.reset(ErrorCode.Cancel, "client gone");
-    await gone;
+    // Idle time is a minute: only the reset can end the connection this soon.
+    expect(await within(ended.promise, "the bridge to close the TCP connection")).toBe("hello");
+    expect(peer.connections).toBe(1);
   });
 });
 
