@@ -121,9 +121,7 @@ describe("relay availability", () => {
     const late = await startRelay({ port, secret });
     relays.push(late);
     expect(late.port).toBe(port);
-    const t0 = performance.now();
     const up = await agent.waitForLine(/tunnel 1 up: .* tunnels=1\/1$/, 45_000);
-    console.log(`agent came up ${(performance.now() - t0).toFixed(0)} ms after the relay started`);
     expect(up).toContain(`backend=early`);
     await expectServed(late.url, "early", "late=1");
     expect(upLines(agent)).toHaveLength(1);
@@ -148,9 +146,7 @@ describe("relay availability", () => {
 
     const again = await startRelay({ port, secret });
     relays.push(again);
-    const t0 = performance.now();
     await agent.waitForLine(/tunnel 1 up: .* tunnels=1\/1$/, 45_000, mark);
-    console.log(`agent reconnected ${(performance.now() - t0).toFixed(0)} ms after the relay came back`);
     expect(alive(agent)).toBe(true);
     await expectServed(again.url, "comeback", "after=1");
     expect(upLines(agent)).toHaveLength(2);
@@ -163,12 +159,9 @@ describe("signals", () => {
     const name = `sig-${signal.toLowerCase()}`;
     const agent = await agentFor(agentArgs(relay.url, name, await relay.token(name), backend.url), { waitUp: 1 });
     await expectServed(relay.url, name, "before=1");
-    const t0 = performance.now();
+    // Idle: nothing to drain, so no grace period to wait out.
     const code = await within(agent.stop(signal), "the agent to exit", 10_000);
-    const ms = performance.now() - t0;
-    console.log(`${signal}: agent exited ${code} in ${ms.toFixed(0)} ms`);
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(5000);
     expect(agent.lines.some((l) => /stopped/.test(l))).toBe(true);
     await expectNoAgent(relay.url, name);
   });
@@ -177,29 +170,30 @@ describe("signals", () => {
     const name = "drain";
     let arrived!: () => void;
     const arrivedP = new Promise<void>((resolve) => (arrived = resolve));
+    let answered = false;
     backend.route("/slow", (_req, res) => {
       arrived();
+      res.on("finish", () => (answered = true));
       // The backend takes about a second to answer.
       setTimeout(() => res.end("slow answer"), 1000);
     });
     const agent = await agentFor(agentArgs(relay.url, name, await relay.token(name), backend.url), { waitUp: 1 });
-    let exitAt = 0;
+    /** Whether the backend had answered when the agent process ended. */
+    let answeredAtExit: boolean | undefined;
     const exit = exited(agent).then((code) => {
-      exitAt = performance.now();
+      answeredAtExit = answered;
       return code;
     });
-    const request = rawRequest(relay.url, { path: `/r/${name}/slow` }).then((res) => ({ res, at: performance.now() }));
+    const request = rawRequest(relay.url, { path: `/r/${name}/slow` });
     await within(arrivedP, "the slow request to reach the backend", 10_000);
-    const t0 = performance.now();
     agent.proc.kill("SIGTERM");
 
-    const { res, at } = await within(request, "the slow response", 15_000);
+    const res = await within(request, "the slow response", 15_000);
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe("slow answer");
     expect(await within(exit, "the agent to exit", 15_000)).toBe(0);
     // The agent waited for the answer before it went.
-    expect(exitAt).toBeGreaterThanOrEqual(at - 50);
-    console.log(`drain: response after ${(at - t0).toFixed(0)} ms, exit after ${(exitAt - t0).toFixed(0)} ms from SIGTERM`);
+    expect(answeredAtExit).toBe(true);
     await expectNoAgent(relay.url, name);
   });
 });

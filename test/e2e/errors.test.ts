@@ -68,12 +68,11 @@ describe("no agent connected", () => {
     ["path", () => ({ path: `/r/${GHOST}/some/path?q=1` })],
     ["host", () => ({ path: "/some/path", headers: [["host", `${GHOST}.localhost:${relay.port}`]] as Array<[string, string]> })],
     ["header", () => ({ path: "/some/path", headers: [["x-relay-backend", GHOST]] as Array<[string, string]> })],
-  ] as const)("%s form: 502 no_agent within 2 s", async (_form, request) => {
-    const { value: res, ms } = await timed(() => rawRequest(relay.url, request()));
+  ] as const)("%s form: 502 no_agent at once, waiting on no deadline", async (_form, request) => {
+    // Well inside the relay's 100 s response deadline, generous for a loaded machine.
+    const res = await within(rawRequest(relay.url, request()), "the no_agent answer", 10_000);
     expect(res.status).toBe(502);
     expect(errorOf(res)).toMatchObject({ error: "no_agent", backend: GHOST });
-    expect(ms).toBeLessThan(2000);
-    console.log(`no_agent (${_form} form) answered in ${ms.toFixed(0)} ms`);
   });
 });
 
@@ -90,13 +89,11 @@ describe("target unreachable", () => {
 
   it("answers 502 origin_unreachable quickly and keeps the tunnel up", async () => {
     for (let i = 0; i < 3; i++) {
-      const { value: res, ms } = await timed(() => rawRequest(relay.url, { path: `/r/${DEAD}/x` }));
+      const res = await within(rawRequest(relay.url, { path: `/r/${DEAD}/x` }), "the origin_unreachable answer", 10_000);
       expect(res.status).toBe(502);
       const body = errorOf(res);
       expect(body).toMatchObject({ error: "origin_unreachable", backend: DEAD });
       expect(body.message).toMatch(/ECONNREFUSED/);
-      expect(ms).toBeLessThan(2000);
-      if (i === 0) console.log(`origin_unreachable answered in ${ms.toFixed(0)} ms`);
     }
     // The other backend on the same relay is unaffected.
     const ok = await rawRequest(relay.url, { path: `/r/${NAME}/echo` });
@@ -142,15 +139,13 @@ describe("response header timeout", () => {
       // Never answers.
     });
 
-    const { value: res, ms } = await timed(() => rawRequest(slowRelay.url, { path: `/r/${SLOW}/hang` }));
+    // Not before the 2 s deadline, and long before the default 100 s one.
+    const { value: res, ms } = await timed(() => within(rawRequest(slowRelay.url, { path: `/r/${SLOW}/hang` }), "the 504", 30_000));
     expect(res.status).toBe(504);
     expect(errorOf(res)).toMatchObject({ error: "timeout", backend: SLOW });
     expect(ms).toBeGreaterThan(1500);
-    expect(ms).toBeLessThan(10_000);
     await within(arrivedP, "the backend to have seen the request", 1000);
-    const t0 = performance.now();
     expect(await within(closedP, "the backend's request to close", 10_000)).toBe(false);
-    console.log(`timeout answered in ${ms.toFixed(0)} ms; backend request closed ${(performance.now() - t0).toFixed(0)} ms after`);
 
     // The tunnel is still good for the next request.
     const ok = await rawRequest(slowRelay.url, { path: `/r/${SLOW}/echo` });
@@ -375,12 +370,9 @@ describe("broken transfers", () => {
       if (done) throw new Error("the endless body ended");
       received += value.byteLength;
     }
-    const t0 = performance.now();
     controller.abort();
     const result = await within(closedP, "the backend's response to close", 10_000);
-    const ms = performance.now() - t0;
     expect(result.finished).toBe(false);
-    console.log(`client abort after ${received} bytes: backend response closed ${ms.toFixed(0)} ms later (backend wrote ${result.written} bytes)`);
 
     const next = await rawRequest(relay.url, { path: `/r/${NAME}/echo?after=abort` });
     expect(next.status).toBe(200);

@@ -13,6 +13,7 @@ import { freePort, startNghttpx, startTinyproxy, type Peer } from "../helpers/me
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 import { tool } from "../helpers/tools.ts";
 import { startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
+import { within } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
 let pki: Pki;
@@ -49,18 +50,23 @@ async function meshAgent(name: string, targetPort: number, proxyPort: number, ex
   return agent;
 }
 
-/** GET through the relay; resolves with status, JSON body and the time it took. */
-async function timedJson(path: string, init?: RequestInit): Promise<{ status: number; body: Record<string, unknown>; ms: number }> {
-  const started = Date.now();
-  const res = await fetch(`${relay.url}${path}`, init);
-  const text = await res.text();
+/**
+ * GET through the relay; resolves with status and JSON body. An error answer must come without
+ * waiting on any deadline (the relay's is 100 s): 15 s is generous on a loaded machine.
+ */
+async function askJson(path: string, init?: RequestInit): Promise<{ status: number; body: Record<string, unknown> }> {
+  const ask = async () => {
+    const res = await fetch(`${relay.url}${path}`, init);
+    return { status: res.status, text: await res.text() };
+  };
+  const { status, text } = await within(ask(), `the answer to ${path}`, 15_000);
   let body: Record<string, unknown> = {};
   try {
     body = JSON.parse(text);
   } catch {
     body = { text };
   }
-  return { status: res.status, body, ms: Date.now() - started };
+  return { status, body };
 }
 
 describe("HBONE through the in-repo node:http2 server", () => {
@@ -101,7 +107,7 @@ describe("HBONE through the in-repo node:http2 server", () => {
   ])("maps a CONNECT refusal for port %i to %i %s", async (port, status, error) => {
     const name = `mesh-refused-${port}`;
     await meshAgent(name, port, hbone.port);
-    const res = await timedJson(`/r/${name}/`);
+    const res = await askJson(`/r/${name}/`);
     expect(res.status).toBe(status);
     expect(res.body.error).toBe(error);
     if (port === 2) expect(String(res.body.message)).toContain("418");
@@ -109,11 +115,10 @@ describe("HBONE through the in-repo node:http2 server", () => {
 
   it("refuses a proxy whose certificate lacks the expected identity", async () => {
     await meshAgent("mesh-wrong-id", backend.port, hbone.port, ["--hbone-identity", "spiffe://cluster.local/ns/default/sa/other"]);
-    const res = await timedJson("/r/mesh-wrong-id/");
+    const res = await askJson("/r/mesh-wrong-id/");
     expect(res.status).toBe(502);
     expect(res.body.error).toBe("mesh_identity_mismatch");
     expect(String(res.body.message)).toContain(SERVER_ID);
-    expect(res.ms).toBeLessThan(5000);
   });
 });
 
@@ -205,7 +210,6 @@ describe.skipIf(!!nghttpx.skip || !!tinyproxy.skip)("HBONE through nghttpx and t
   });
 
   it("shares a handful of HTTP/2 connections among 200 concurrent requests", async () => {
-    const before = counter.accepted();
     const results = await Promise.all(
       Array.from({ length: 200 }, async (_, i) => {
         const res = await fetch(`${relay.url}/r/ng/echo?i=${i}`);
@@ -213,36 +217,30 @@ describe.skipIf(!!nghttpx.skip || !!tinyproxy.skip)("HBONE through nghttpx and t
       }),
     );
     expect(results.filter(Boolean).length).toBe(200);
-    const opened = counter.accepted() - before;
-    console.log(`200 concurrent requests over HBONE opened ${opened} new HTTP/2 connection(s); ${counter.accepted()} in all`);
     expect(counter.accepted()).toBeLessThanOrEqual(6);
   });
 
   it("answers a closed target port with the documented error quickly (tinyproxy says 500)", async () => {
     const closed = await freePort();
     await meshAgent("ng-closed", closed, counter.port, ["--hbone-identity", SERVER_ID]);
-    const res = await timedJson("/r/ng-closed/");
-    console.log(`closed target port through nghttpx: ${res.status} ${JSON.stringify(res.body)} in ${res.ms} ms`);
+    const res = await askJson("/r/ng-closed/");
     // tinyproxy answers a CONNECT it cannot complete with 500, which nghttpx passes on; a mesh
     // proxy that says 502-504 (ztunnel: 503) gives origin_unreachable (tested above).
     expect(res.status).toBe(502);
     expect(res.body.error).toBe("origin_error");
     expect(String(res.body.message)).toContain("with 500");
-    expect(res.ms).toBeLessThan(5000);
   });
 
   it("answers a client certificate from an untrusted CA with mesh_denied quickly", async () => {
     await meshAgent("ng-rogue", backend.port, counter.port, ["--hbone-identity", SERVER_ID], "rogue");
-    const res = await timedJson("/r/ng-rogue/");
-    if (res.status !== 403) console.log("rogue answer", JSON.stringify(res));
+    const res = await askJson("/r/ng-rogue/");
     expect(res.status).toBe(403);
     expect(res.body.error).toBe("mesh_denied");
-    expect(res.ms).toBeLessThan(5000);
   });
 
   it("refuses nghttpx when it is not the expected identity", async () => {
     await meshAgent("ng-wrong-id", backend.port, counter.port, ["--hbone-identity", "spiffe://cluster.local/ns/default/sa/other"]);
-    const res = await timedJson("/r/ng-wrong-id/");
+    const res = await askJson("/r/ng-wrong-id/");
     expect(res.status).toBe(502);
     expect(res.body.error).toBe("mesh_identity_mismatch");
   });

@@ -9,6 +9,7 @@ import { patternBlock, patternSha256, startBackend, writePattern, type Backend }
 import { headerValues, rawRequest } from "../helpers/client.ts";
 import { sampleRss, waitUntilStable } from "../helpers/memory.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { deferred, within } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
 const NAME = "files";
@@ -58,7 +59,6 @@ function upload(n: number, chunked: boolean): Promise<{ sha256: string; length: 
 describe("large bodies", () => {
   it("streams a 200 MiB download byte-exact with flat relay and agent memory", async () => {
     const sampler = sampleRss(pids());
-    const started = Date.now();
     const res = await fetch(`${relay.url}/r/${NAME}/bytes?n=${200 * MiB}`);
     expect(res.status).toBe(200);
     const hash = createHash("sha256");
@@ -67,9 +67,7 @@ describe("large bodies", () => {
       hash.update(chunk);
       length += chunk.byteLength;
     }
-    const seconds = (Date.now() - started) / 1000;
     const memory = sampler.stop();
-    console.log(`200 MiB download: ${(200 / seconds).toFixed(0)} MiB/s; memory`, JSON.stringify(memory));
     expect(length).toBe(200 * MiB);
     expect(hash.digest("hex")).toBe(patternSha256(200 * MiB));
     for (const m of memory) expect(m.growthMiB).toBeLessThan(MEMORY_BOUND_MiB);
@@ -80,11 +78,8 @@ describe("large bodies", () => {
     ["chunked", true],
   ])("streams a 100 MiB upload with %s byte-exact with flat memory", async (_label, chunked) => {
     const sampler = sampleRss(pids());
-    const started = Date.now();
     const echo = await upload(100 * MiB, chunked as boolean);
-    const seconds = (Date.now() - started) / 1000;
     const memory = sampler.stop();
-    console.log(`100 MiB upload (${_label}): ${(100 / seconds).toFixed(0)} MiB/s; memory`, JSON.stringify(memory));
     expect(echo.length).toBe(100 * MiB);
     expect(echo.sha256).toBe(patternSha256(100 * MiB));
     for (const m of memory) expect(m.growthMiB).toBeLessThan(MEMORY_BOUND_MiB);
@@ -148,10 +143,10 @@ describe("streaming responses", () => {
 describe("flow control", () => {
   it("holds back the backend when the public client stops reading", async () => {
     let written = 0;
-    let closed = false;
+    const closed = deferred();
     backend.route("/endless", async (_req, res) => {
       res.writeHead(200, { "content-type": "application/octet-stream" });
-      res.on("close", () => (closed = true));
+      res.on("close", () => closed.resolve());
       await writePattern(res, 10 * 1024 * MiB, (n) => (written += n));
     });
     const url = new URL(relay.url);
@@ -161,13 +156,10 @@ describe("flow control", () => {
     res.pause();
     const plateau = await waitUntilStable(() => written, 1500, 30_000);
     const memory = sampler.stop();
-    console.log(`stalled client: backend wrote ${(plateau / MiB).toFixed(1)} MiB before stopping; memory`, JSON.stringify(memory));
     // One window in the relay, one in the agent, plus the kernel's socket buffers on each hop.
     expect(plateau).toBeLessThan(48 * MiB);
     for (const m of memory) expect(m.growthMiB).toBeLessThan(MEMORY_BOUND_MiB);
     req.destroy();
-    const deadline = Date.now() + 10_000;
-    while (!closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(closed).toBe(true);
+    await within(closed.promise, "the backend's response to close", 10_000);
   });
 });

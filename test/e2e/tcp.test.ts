@@ -229,7 +229,6 @@ describe("raw TCP", () => {
     const memory = rss.stop();
     expect(plateau).toBeGreaterThan(MiB);
     expect(plateau).toBeLessThan(64 * MiB);
-    console.log(`stalled client: server wrote ${(plateau / MiB).toFixed(1)} MiB; RSS ${JSON.stringify(memory)}`);
     expect(memory.filter((m) => m.growthMiB >= 64)).toEqual([]);
 
     // Reading again: what was held arrives, and the server writes on.

@@ -95,12 +95,10 @@ describe("revocation by token id", () => {
     await expectServed(relay.url, name, "before=1");
 
     const mark = victim.lines.length;
-    const t0 = performance.now();
     const r = await revoke({ id: readTokenClaims(revoked)!.id });
     expect(r.status).toBe(200);
     expect(r.json).toEqual({ id: readTokenClaims(revoked)!.id, backends: [name], closed: 2 });
     await victim.waitForLine(/tunnel \d down: .* code=4401 reason="token revoked"/, 5_000, mark);
-    console.log(`revoked tunnel reported down ${(performance.now() - t0).toFixed(0)} ms after the revoke request`);
     await expectStoppedOnRefusal(victim, "token_revoked", revoked);
 
     for (let i = 0; i < 6; i++) await expectServed(relay.url, name, `after=${i}`);

@@ -165,13 +165,11 @@ describe.skipIf(!!py.skip)("python3-websockets through the relay", () => {
 
   it("passes the backend's close code 4002 and reason to the client", async () => {
     // A close the relay starts ends its TCP connection ~10 s later locally, and python's
-    // close_timeout is 10 s: allow 20 s for the script to finish.
+    // close_timeout is 10 s: the script gets 25 s to finish.
     const run = python("server-close", "/echo?id=py-sclose", 25_000);
     const conn = await backend.connection("py-sclose");
     conn.ws.close(4002, "backend says bye");
-    const started = Date.now();
     const lines = await run;
-    expect(Date.now() - started).toBeLessThan(20_000);
     expect(lines.filter((l) => l.event === "unexpected")).toEqual([]);
     expect(lineFor(lines, "closed")).toEqual({ event: "closed", code: 4002, reason: "backend says bye" });
     expect(await conn.closed).toEqual({ code: 4002, reason: "backend says bye" });

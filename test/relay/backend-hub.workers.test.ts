@@ -720,7 +720,6 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
     // Never more tunnel messages than client messages; a burst shares them (the session's outbox).
     const carrying = agent.messages.filter((m) => decodeMessage(m, 1 << 30).some((f) => f.type === FrameType.Data && f.streamId === req.stream.id));
     expect(carrying.length).toBeLessThanOrEqual(n);
-    console.log(`${n} client messages reached the agent in ${carrying.length} tunnel messages`);
 
     // An agent that returns no credit: a window's worth of one message, then 1-byte messages wait.
     const stalled = await publicSocket(agent, backend);

@@ -131,7 +131,6 @@ describe("a fuzzing agent", () => {
     const closes: Array<{ code: number; reason: string; last: string }> = [];
     let fuzzer: TestAgent | undefined;
     let sent = 0;
-    const started = Date.now();
     let frames = 0;
     for (let n = 0; n < messages.length && frames < FRAMES; n += BATCH) {
       if (!fuzzer) {
@@ -160,7 +159,6 @@ describe("a fuzzing agent", () => {
         }
         fuzzer = undefined;
       }
-      if (n % 400 === 0) console.log(`fuzz: ${Date.now() - started} ms, ${n} messages, ${frames} frames, ${closes.length} tunnels closed, ${bResults.length} requests to B`);
     }
     if (fuzzer) await closeAgent(fuzzer);
     await within(Promise.all(pendingA), `A's requests to be answered after the last fuzzing tunnel closed (seed ${SEED})`);
@@ -190,7 +188,6 @@ describe("a fuzzing agent", () => {
     expect(resp.status).toBe(200);
     expect(await resp.text()).toBe("recovered");
     await closeAgent(fresh);
-    console.log(`fuzz: seed ${SEED}, ${sent} messages, ${frames} frames, ${closes.length} tunnels closed, ${aStatuses.length} requests to A, ${bResults.length} to B`);
   });
 });
 
