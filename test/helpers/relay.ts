@@ -48,9 +48,35 @@ function snapshotWorker(): string {
   return dir;
 }
 
+/**
+ * What workerd prints when the relay errors a response body on purpose: a backend or a tunnel
+ * went away mid-response, and the relay fails the body with the session's StreamReset so the
+ * client sees the cut (a body that just ended would pass for complete). workerd reports that
+ * error as uncaught while it pipes the body; it is the expected outcome, not a fault.
+ */
+const DELIBERATE_BODY_ABORT = /^[^\n]*Uncaught exception: [^\n]*\bjsg\.Error: StreamReset: /;
+/** Terminal colour codes, which wrangler puts around the message. */
+const COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+
+/**
+ * Drops exactly workerd's reports of DELIBERATE_BODY_ABORT from what wrangler logs (one
+ * console.error call per report, its stack included), so that a passing run reads clean.
+ * Every other line, and any other uncaught exception, still prints.
+ */
+function quietDeliberateBodyAborts(): void {
+  const error = console.error as typeof console.error & { quietsBodyAborts?: true };
+  if (error.quietsBodyAborts) return;
+  const filtered = (...args: unknown[]) => {
+    if (typeof args[0] === "string" && DELIBERATE_BODY_ABORT.test(args[0].replace(COLOUR, ""))) return;
+    error.apply(console, args);
+  };
+  console.error = Object.assign(filtered, { quietsBodyAborts: true as const });
+}
+
 /** Starts the relay Worker from wrangler.toml on 127.0.0.1. */
 export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> {
   const { unstable_startWorker } = await import("wrangler");
+  quietDeliberateBodyAborts();
   const secret = opts.secret ?? randomBytes(32).toString("hex");
   const before = new Set(workerdDescendants());
   const vars = { RELAY_DOMAIN: "localhost", ...opts.vars };
