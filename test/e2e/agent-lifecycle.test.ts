@@ -2,13 +2,13 @@
 // SIGTERM/SIGINT with a graceful drain, and bad command lines. Real relay, agent and backend.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import net, { type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { mintToken } from "../../src/auth.ts";
 import { agentArgs, BIN, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startBackend, type Backend } from "../helpers/backend.ts";
 import { rawRequest } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { freePort } from "../helpers/ports.ts";
 import { within } from "../helpers/wait.ts";
 
 let relay: RelayHandle;
@@ -39,14 +39,6 @@ async function agentFor(args: string[], opts: Parameters<typeof startAgent>[1] =
   return started;
 }
 
-/** A loopback port where nothing listens (bound once, then closed). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const alive = (a: AgentProcess) => a.proc.exitCode === null && a.proc.signalCode === null;
 const upLines = (a: AgentProcess) => a.lines.filter((l) => / up: /.test(l));

@@ -2,7 +2,6 @@
 // error is the relay's JSON {error, message, backend}; timings are measured, never slept on.
 import { randomUUID } from "node:crypto";
 import http from "node:http";
-import net, { type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { mintToken } from "../../src/auth.ts";
@@ -11,6 +10,7 @@ import { startBackend, writePattern, type Backend } from "../helpers/backend.ts"
 import { speakAgent } from "../helpers/fake-agent.ts";
 import { rawRequest, type RawResponse } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { freePort } from "../helpers/ports.ts";
 import { within } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
@@ -53,14 +53,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }>
   return { value, ms: performance.now() - start };
 }
 
-/** A loopback port where nothing listens (bound once, then closed). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe("no agent connected", () => {
   const GHOST = "ghost";
@@ -82,7 +74,7 @@ describe("target unreachable", () => {
   let port: number;
 
   beforeAll(async () => {
-    port = await closedPort();
+    port = await freePort();
     deadAgent = await startAgent(agentArgs(relay.url, DEAD, await relay.token(DEAD), `http://127.0.0.1:${port}`, ["--connections", "1"]), { waitUp: 1 });
     cleanups.push(() => deadAgent.stop());
   });

@@ -15,7 +15,8 @@ export interface AgentProcess {
 }
 
 /**
- * Starts `edge-relay <args>`; with `waitUp`, resolves once `count` tunnels are up. `command` is
+ * Starts `edge-relay <args>`; with `waitUp`, resolves once `waitUp` tunnels are up (and kills the
+ * process if they do not come up). `command` is
  * the program and its first arguments (default: this Node running the sources through tsx).
  */
 export async function startAgent(
@@ -73,7 +74,15 @@ export async function startAgent(
       return exited;
     },
   };
-  if (opts.waitUp) await waitForLine(new RegExp(`tunnels=${opts.waitUp}/`));
+  if (opts.waitUp) {
+    try {
+      await waitForLine(new RegExp(`tunnels=${opts.waitUp}/`));
+    } catch (error) {
+      // The caller never gets the process to stop: do it here.
+      await agent.stop("SIGKILL");
+      throw error;
+    }
+  }
   return agent;
 }
 

@@ -54,14 +54,8 @@ export async function tcpServer(handler: (socket: net.Socket) => void): Promise<
   return result;
 }
 
-/** A port nothing listens on. */
-export async function closedPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
+/** A port nothing listens on (kept for the tests that import it from here). */
+export { freePort as closedPort } from "./ports.ts";
 
 /** Sends one request through `plugin` to the TCP server on `port`; resolves once the response ends or resets. */
 export async function bridgeRequest(plugin: BridgePlugin, port: number, call: BridgeCall = {}): Promise<BridgeResult & { pair: Pair }> {

@@ -14,14 +14,8 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
-/** A free loopback port (bound, read back, released). */
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((r) => probe.close(r));
-  return port;
-}
+/** A free loopback port (kept for the tests that import it from here). */
+export { freePort } from "./ports.ts";
 
 /** Resolves once something accepts connections on the port; rejects after `ms`. */
 export async function waitForPort(port: number, ms = 15_000, proc?: ChildProcess, what = "peer"): Promise<void> {
