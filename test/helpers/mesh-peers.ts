@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import { freePort } from "./ports.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Pki } from "./certs.ts";
@@ -15,7 +16,7 @@ export interface Peer {
 }
 
 /** A free loopback port (kept for the tests that import it from here). */
-export { freePort } from "./ports.ts";
+export { freePort };
 
 /** Resolves once something accepts connections on the port; rejects after `ms`. */
 export async function waitForPort(port: number, ms = 15_000, proc?: ChildProcess, what = "peer"): Promise<void> {
