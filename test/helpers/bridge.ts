@@ -24,6 +24,12 @@ export interface BridgeCall {
   idleMs?: number;
   /** Where the plugin's connection goes (default: `server`). */
   port?: number;
+  /**
+   * Awaited before body chunk `i` (from 1) is written. Chunks written in one go may arrive as one
+   * (the session gathers small DATA into a frame, the exchange reads what is there): a test about
+   * chunk boundaries waits here until the plugin saw the chunks before.
+   */
+  beforeChunk?: (i: number) => Promise<void>;
 }
 
 /** A loopback TCP server that counts connections. */
@@ -95,11 +101,9 @@ export async function bridgeRequest(plugin: BridgePlugin, port: number, call: Br
   if (body.length > 0) {
     void (async () => {
       try {
-        for (const chunk of body) {
+        for (const [i, chunk] of body.entries()) {
+          if (i > 0) await call.beforeChunk?.(i);
           await stream.write(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
-          // The session gathers DATA queued in one turn into one frame and flushes on a zero-delay
-          // timer: waiting one out sends each chunk as its own frame, the boundaries these tests see.
-          await new Promise((resolve) => setTimeout(resolve, 0));
         }
         await stream.end();
       } catch {}

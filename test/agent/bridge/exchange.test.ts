@@ -10,7 +10,7 @@ import { ErrorCode } from "../../../src/protocol/frame.ts";
 import { decodeRequestHead, encodeRequestHead } from "../../../src/protocol/head.ts";
 import { bridgeRequest, closedPort, tcpServer, type TestServer } from "../../helpers/bridge.ts";
 import { memoryPair } from "../../helpers/memory-pair.ts";
-import { deferred, within } from "../../helpers/wait.ts";
+import { deferred, until, within } from "../../helpers/wait.ts";
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -64,11 +64,14 @@ function scripted(script: Partial<Record<"headers" | "data" | "upstream", Bridge
   return { plugin, calls };
 }
 
+/** For `beforeChunk`: waits until the plugin's encodeData was called for each chunk before chunk `i`. */
+const dataCalls = (calls: string[]) => (i: number) => until(() => calls.filter((c) => c.startsWith("data")).length >= i, `encodeData for chunk ${i - 1}`);
+
 describe("request side", () => {
   it('"continue" from encodeHeaders streams each chunk to encodeData, the last with endOfStream', async () => {
-    const peer = await recorder((socket) => socket.on("data", () => socket.end("done")));
+    const peer = await recorder((socket, received) => socket.on("data", () => received().length === 4 && socket.end("done")));
     const { plugin, calls } = scripted({});
-    const res = await bridgeRequest(plugin, peer.server.port, { body: ["ab", "cd"] });
+    const res = await bridgeRequest(plugin, peer.server.port, { body: ["ab", "cd"], beforeChunk: dataCalls(calls) });
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe("done");
     expect(calls.slice(0, 4)).toEqual(["headers POST / body=true", 'data "ab" end=false', 'data "cd" end=false', 'data "" end=true']);
@@ -85,9 +88,9 @@ describe("request side", () => {
   });
 
   it('"buffer" from encodeData keeps the chunk for the next call', async () => {
-    const peer = await recorder((socket) => socket.on("data", () => socket.end("ok")));
+    const peer = await recorder((socket, received) => socket.on("data", () => received().length === 6 && socket.end("ok")));
     const { plugin, calls } = scripted({ data: ["buffer", "continue"] });
-    const res = await bridgeRequest(plugin, peer.server.port, { body: ["ab", "cd", "ef"] });
+    const res = await bridgeRequest(plugin, peer.server.port, { body: ["ab", "cd", "ef"], beforeChunk: dataCalls(calls) });
     expect(res.status).toBe(200);
     expect(calls.filter((c) => c.startsWith("data")).slice(0, 3)).toEqual(['data "ab" end=false', 'data "abcd" end=false', 'data "ef" end=false']);
   });
