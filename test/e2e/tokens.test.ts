@@ -76,7 +76,7 @@ async function expectStoppedOnRefusal(agent: AgentProcess, code: string, token: 
   expect(await exitOf(agent, 60_000)).toBe(EXIT_TOKEN_REFUSED);
   const refusals = agent.lines.filter((l) => l.includes("refuses the token"));
   expect(refusals).toHaveLength(1);
-  expect(refusals[0]).toMatch(new RegExp(`the relay refuses the token for backend \\S+ \\(${code}\\): `));
+  expect(refusals[0]).toMatch(new RegExp(`the relay refuses the token for backend [a-z0-9-]+ \\(${code}\\): the relay answered 401 \\(${code}: `));
   for (const line of agent.lines) expect(line).not.toContain(token);
 }
 
