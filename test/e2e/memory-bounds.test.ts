@@ -1,9 +1,9 @@
 // Memory amplification bounds (issue 20) on the real relay: finely sliced request bodies and
-// public WebSocket messages, and a rogue agent flooding PINGs without reading. Each test has a
-// relay of its own and warms its path up before the baseline (see docs/testing.md, "Memory bounds").
+// public WebSocket messages, and a rogue agent flooding PINGs without reading. Each test warms
+// its path up before the baseline (see docs/testing.md, "Memory bounds").
 import { createHash } from "node:crypto";
 import net from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { patternBlock, startBackend, type Backend } from "../helpers/backend.ts";
@@ -24,33 +24,19 @@ const AGENT_BOUND_MiB = 128;
 let relay: RelayHandle;
 let backend: Backend;
 let wsBackend: WsBackend;
-let agents: AgentProcess[] = [];
+const agents: AgentProcess[] = [];
 
 beforeAll(async () => {
-  [backend, wsBackend] = await Promise.all([startBackend(), startWsBackend()]);
-});
-
-/**
- * A relay of this test's own, with agents for backends upload and other (HTTP) and sockets
- * (WebSocket echo): RSS never shrinks back, so a relay an earlier test used would lend this one
- * the headroom of that test's peak.
- */
-async function freshRelay(): Promise<void> {
   // A snapshot: edits to src/ while this runs must not reload the Worker under the tunnels.
-  relay = await startRelay({ snapshot: true });
+  [relay, backend, wsBackend] = await Promise.all([startRelay({ snapshot: true }), startBackend(), startWsBackend()]);
   for (const [name, target] of [["upload", backend.url], ["other", backend.url], ["sockets", wsBackend.url]]) {
     agents.push(await startAgent(agentArgs(relay.url, name, await relay.token(name), target), { waitUp: 1 }));
   }
-}
-
-afterEach(async () => {
-  await Promise.all(agents.map((a) => a.stop()));
-  agents = [];
-  await relay?.stop();
-});
+}, 120_000);
 
 afterAll(async () => {
-  await Promise.all([backend?.stop(), wsBackend?.stop()]);
+  await Promise.all(agents.map((a) => a.stop()));
+  await Promise.all([relay?.stop(), backend?.stop(), wsBackend?.stop()]);
 });
 
 const workerd = () => relay.workerdPids();
@@ -116,7 +102,6 @@ async function rogueAgent(backendName: string): Promise<WebSocket> {
 
 describe("memory bounds for public clients", () => {
   it("relays a 256 KiB chunked POST in 1-byte chunks byte-exact, within 64 MiB, while another backend answers", async () => {
-    await freshRelay();
     /** Sends `body` in 1-byte chunks while asking the other backend, one request at a time, until it is answered. */
     const postWhileAsking = async (body: Buffer) => {
       let finished = false;
@@ -146,7 +131,6 @@ describe("memory bounds for public clients", () => {
   }, 300_000);
 
   it("echoes 200,000 one-byte WebSocket messages within 64 MiB", async () => {
-    await freshRelay();
     // Warm-up: the same path with a twentieth of the messages, all echoed.
     const warm = await openWs("/r/sockets/echo");
     let warmEchoes = 0;
@@ -183,7 +167,6 @@ describe("memory bounds for public clients", () => {
 
 describe("memory bounds for agents", () => {
   it("holds 24 MiB of PINGs from an agent that does not read within 128 MiB, and releases it when the agent leaves", async () => {
-    await freshRelay();
     // Warm-up: a rogue agent of another backend sends one message of 1,000 PINGs and leaves.
     const warm = await rogueAgent("rogue-warm");
     const warmAcked = new Promise((resolve) => warm.once("message", resolve));
