@@ -1,6 +1,5 @@
 // Memory amplification bounds (issue 20) on the real relay: finely sliced request bodies and
-// public WebSocket messages, and a rogue agent flooding PINGs without reading. Each test warms
-// its path up before the baseline (see docs/testing.md, "Memory bounds").
+// public WebSocket messages, and a rogue agent flooding PINGs without reading.
 import { createHash } from "node:crypto";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +12,7 @@ import { startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
 import { decodeMessage, encodeFrames, encodeHello } from "../../src/protocol/codec.ts";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Flag, FrameType, PROTOCOL_VERSION, type Frame } from "../../src/protocol/frame.ts";
 import { PING_ACK_BURST, PING_ACKS_PER_SECOND } from "../../src/protocol/session.ts";
-import { until, within } from "../helpers/wait.ts";
+import { until } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
 /** Growth allowed for what one public client sends (issue 20). */
@@ -42,13 +41,6 @@ afterAll(async () => {
 const workerd = () => relay.workerdPids();
 const totalRss = () => workerd().reduce((n, pid) => n + rssBytes(pid), 0);
 const growth = (sampler: ReturnType<typeof sampleRss>) => Math.max(...sampler.stop().map((m) => m.growthMiB));
-
-/**
- * Resolves once workerd's RSS held still for 2 s: the baseline after a warm-up, so that the
- * growth measured next is what the full-size input costs, not the first use of the path
- * (compiled code, the Durable Object, the heap the runtime sizes for that traffic).
- */
-const settledRss = () => waitUntilStable(() => Math.round(totalRss() / MiB), 2_000, 60_000);
 
 /** POSTs `body` to the relay over a raw socket as chunked encoding with one byte per chunk. */
 function oneByteChunkedPost(path: string, body: Buffer, chunksPerWrite = 1000): Promise<{ status: number; text: string }> {
@@ -102,24 +94,17 @@ async function rogueAgent(backendName: string): Promise<WebSocket> {
 
 describe("memory bounds for public clients", () => {
   it("relays a 256 KiB chunked POST in 1-byte chunks byte-exact, within 64 MiB, while another backend answers", async () => {
-    /** Sends `body` in 1-byte chunks while asking the other backend, one request at a time, until it is answered. */
-    const postWhileAsking = async (body: Buffer) => {
-      let finished = false;
-      const post = oneByteChunkedPost("/r/upload/echo", body).finally(() => (finished = true));
-      const others: number[] = [];
-      while (!finished) {
-        const resp = await fetch(`${relay.url}/r/other/bytes?n=100`);
-        await resp.arrayBuffer();
-        others.push(resp.status);
-      }
-      return { ...(await post), others };
-    };
-    // Warm-up: the same path with a sixteenth of the body.
-    expect((await postWhileAsking(patternBlock(16 * 1024))).status).toBe(200);
-    await settledRss();
     const body = Buffer.concat(Array.from({ length: 4 }, () => patternBlock()));
     const sampler = sampleRss(workerd());
-    const { status, text, others } = await postWhileAsking(body);
+    let finished = false;
+    const post = oneByteChunkedPost("/r/upload/echo", body).finally(() => (finished = true));
+    const others: number[] = [];
+    while (!finished) {
+      const resp = await fetch(`${relay.url}/r/other/bytes?n=100`);
+      await resp.arrayBuffer();
+      others.push(resp.status);
+    }
+    const { status, text } = await post;
     const mib = growth(sampler);
     expect(status).toBe(200);
     const echo = JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1)) as { length: number; sha256: string };
@@ -131,14 +116,6 @@ describe("memory bounds for public clients", () => {
   }, 300_000);
 
   it("echoes 200,000 one-byte WebSocket messages within 64 MiB", async () => {
-    // Warm-up: the same path with a twentieth of the messages, all echoed.
-    const warm = await openWs("/r/sockets/echo");
-    let warmEchoes = 0;
-    warm.on("message", () => warmEchoes++);
-    for (let i = 0; i < 10_000; i++) warm.send(Buffer.of(i % 256));
-    await until(() => warmEchoes === 10_000, "the warm-up echoes", 120_000);
-    warm.close(1000);
-    await settledRss();
     const N = 200_000;
     const ws = await openWs("/r/sockets/echo");
     let echoes = 0;
@@ -167,13 +144,7 @@ describe("memory bounds for public clients", () => {
 
 describe("memory bounds for agents", () => {
   it("holds 24 MiB of PINGs from an agent that does not read within 128 MiB, and releases it when the agent leaves", async () => {
-    // Warm-up: a rogue agent of another backend sends one message of 1,000 PINGs and leaves.
-    const warm = await rogueAgent("rogue-warm");
-    const warmAcked = new Promise((resolve) => warm.once("message", resolve));
-    warm.send(encodeFrames(Array.from({ length: 1000 }, (_, i): Frame => ({ type: FrameType.Ping, flags: 0, streamId: 0, payload: new Uint8Array(8).fill(i & 0xff) }))));
-    await within(warmAcked, "the warm-up PING ACK");
-    warm.terminate();
-    const baseline = await settledRss();
+    const baseline = await waitUntilStable(() => Math.round(totalRss() / MiB), 2_000, 30_000);
     const ws = await rogueAgent("rogue");
     // Stop reading: whatever the relay answers stays in its buffers.
     (ws as unknown as { _socket: net.Socket })._socket.pause();
