@@ -14,6 +14,7 @@ import { StreamReset, type Stream } from "./protocol/session.ts";
 import { BackendRevocations, revokes, tokenRevoked } from "./revocations.ts";
 import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
 import { FLOW_SUBPROTOCOL, takeFlowOffer } from "./client-flow.ts";
+import { limitsOf, tooManyStreams, tooManyTunnels, tooManyWebSockets } from "./hub/limits.ts";
 import {
   CLIENT_TAG,
   Backlog,
@@ -97,6 +98,8 @@ export class BackendHub extends DurableObject<Env> {
   private async acceptTunnel(route: HubRoute): Promise<Response> {
     const { backend, token } = route;
     if (token && (await this.revocations.refuses(token))) return tokenRevoked(backend).toResponse();
+    const { tunnels: limit } = limitsOf(this.env);
+    if (this.openSockets(TUNNEL_TAG) >= limit) return tooManyTunnels(backend, limit).toResponse();
     const { 0: client, 1: server } = new WebSocketPair();
     const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now(), tokenId: token?.id, tokenIat: token?.iat };
     this.ctx.acceptWebSocket(server, [TUNNEL_TAG, tunnelTag(meta.tunnelId)]);
@@ -163,6 +166,13 @@ export class BackendHub extends DurableObject<Env> {
   /** When the agent was last heard from: its last auto-answered ping, or the connect. */
   private lastHeartbeat(ws: WebSocket, tunnel: Tunnel): number {
     return Math.max(this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0, tunnel.meta.connectedAt);
+  }
+
+  /** Open sockets with `tag` (a closed one lingers in getWebSockets until the peer answers its close). */
+  private openSockets(tag: string): number {
+    let n = 0;
+    for (const ws of this.ctx.getWebSockets(tag)) if (ws.readyState === WebSocket.OPEN) n++;
+    return n;
   }
 
   /** The admin view of this backend's tunnels. */
@@ -312,6 +322,8 @@ export class BackendHub extends DurableObject<Env> {
       ).toResponse();
     }
     const { head, upgrade, flow, idempotencyKey, contentLength } = requestHead(request, route);
+    const limits = limitsOf(this.env);
+    if (upgrade && this.openSockets(CLIENT_TAG) >= limits.websockets) return tooManyWebSockets(backend, limits.websockets).toResponse();
     // Refused here, before any frame: a head the agent could not accept would end the whole tunnel.
     const tooLarge = headSizeProblem(head);
     if (tooLarge) {
@@ -331,14 +343,16 @@ export class BackendHub extends DurableObject<Env> {
     let avoidAgent: string | undefined;
     for (;;) {
       const untried = tried.size === 0 ? tunnels : this.allTunnels().filter((t) => !tried.has(t));
+      const roomy = untried.filter((t) => t.load < limits.streamsPerTunnel);
       // Retry on another agent's tunnel while there is one: a draining agent refuses on all its
       // tunnels, and a crash or a cut network takes them all at once while the runtime delivers
       // their closes one by one (the others still look open).
-      const elsewhere = avoidAgent === undefined ? [] : untried.filter((t) => t.meta.hello?.id !== avoidAgent);
-      const tunnel = pickTunnel(elsewhere.length ? elsewhere : untried);
+      const elsewhere = avoidAgent === undefined ? [] : roomy.filter((t) => t.meta.hello?.id !== avoidAgent);
+      const tunnel = pickTunnel(elsewhere.length ? elsewhere : roomy);
       if (!tunnel) {
         body?.abort();
         if (lastReset) return errorForReset(lastReset, backend).toResponse();
+        if (pickTunnel(untried)) return tooManyStreams(backend, limits.streamsPerTunnel).toResponse();
         return noAgent(backend);
       }
       tried.add(tunnel);

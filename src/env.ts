@@ -17,6 +17,12 @@ export interface Env {
   RELAY_ADMIN_TOKEN?: string;
   /** Seconds without a heartbeat after which a tunnel is dropped (default 45). */
   RELAY_HEARTBEAT_DEADLINE?: string;
+  /** Agent tunnels one backend may hold open (default 64; src/hub/limits.ts). */
+  RELAY_MAX_TUNNELS?: string;
+  /** Streams in flight on one tunnel (default 1000). */
+  RELAY_MAX_STREAMS?: string;
+  /** Public WebSockets one backend may hold open (default 10000). */
+  RELAY_MAX_WEBSOCKETS?: string;
   BACKEND_HUB: DurableObjectNamespace<BackendHub>;
   /** One global object: which backends each token id connected to, and the revoked ids. */
   TOKEN_REGISTRY: DurableObjectNamespace<TokenRegistry>;
