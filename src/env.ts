@@ -1,5 +1,5 @@
 // The Worker's bindings (wrangler.toml [vars], secrets, the Durable Object namespace).
-import type { BackendHub } from "./backend-hub.ts";
+import type { BackendHub } from "./hub/backend-hub.ts";
 import type { TokenRegistry } from "./token-registry.ts";
 
 export interface Env {

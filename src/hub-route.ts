@@ -30,7 +30,7 @@ export interface HubRoute {
 export type HubRevocation = { id: string } | { before: number };
 
 /** The Durable Object of backend `name`. */
-export function backendHub(env: Env, name: string): DurableObjectStub<import("./backend-hub.ts").BackendHub> {
+export function backendHub(env: Env, name: string): DurableObjectStub<import("./hub/backend-hub.ts").BackendHub> {
   return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(name));
 }
 

@@ -8,10 +8,10 @@ import type { Env } from "./env.ts";
 import { ERROR_STATUS, RelayError } from "./errors.ts";
 import { ROUTE_HEADER, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
-import { pathAndQuery, route, schemeAndHost } from "./routing.ts";
+import { pathAndQuery, route, schemeAndHost } from "./worker/routing.ts";
 import { tokenRegistry } from "./token-registry.ts";
 
-export { BackendHub } from "./backend-hub.ts";
+export { BackendHub } from "./hub/backend-hub.ts";
 export { TokenRegistry } from "./token-registry.ts";
 
 const app = new Hono<{ Bindings: Env }>();

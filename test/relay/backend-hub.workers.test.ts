@@ -10,8 +10,8 @@ import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, MAX_WS_M
 import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, Session, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
-import { CLIENT_PENDING_MESSAGES, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/public-websockets.ts";
-import type { TunnelAttachment } from "../../src/tunnels.ts";
+import { CLIENT_PENDING_MESSAGES, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/hub/public-websockets.ts";
+import type { TunnelAttachment } from "../../src/hub/tunnels.ts";
 import {
   BASE,
   backendName,

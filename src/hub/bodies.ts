@@ -1,9 +1,9 @@
 // Bodies between the runtime's web streams and tunnel streams, both directions under
 // credit: the relay never holds more than a window per stream (docs/platform-notes.md "No
 // backpressure on WebSockets").
-import { contentLength as parseContentLength } from "./http-headers.ts";
-import { ErrorCode } from "./protocol/frame.ts";
-import { StreamReset, type Stream } from "./protocol/session.ts";
+import { contentLength as parseContentLength } from "../http-headers.ts";
+import { ErrorCode } from "../protocol/frame.ts";
+import { StreamReset, type Stream } from "../protocol/session.ts";
 
 /**
  * A response body fed by a tunnel stream. Credit goes back to the agent only as the runtime
