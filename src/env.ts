@@ -11,8 +11,6 @@ export interface Env {
   RELAY_DOMAIN?: string;
   /** Seconds to wait for an agent's response headers before answering 504 (default 100). */
   RELAY_RESPONSE_TIMEOUT?: string;
-  /** "1" enables the benchmark's /_relay/bench/<name>/ route (`npm run bench` only; never deploy it). */
-  RELAY_BENCH?: string;
   /** Bearer token for the admin API (/_relay/backends/<name>); the API is off without it. */
   RELAY_ADMIN_TOKEN?: string;
   /** Seconds without a heartbeat after which a tunnel is dropped (default 45). */

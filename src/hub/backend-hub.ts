@@ -2,7 +2,6 @@
 // TunnelRegistry, a public request's relay in relay.ts, public WebSocket clients in
 // public-websockets.ts; every handler is guarded so one bad socket cannot break the object.
 import { DurableObject } from "cloudflare:workers";
-import { benchResponse } from "../bench.ts";
 import type { Env } from "../env.ts";
 import { RelayError } from "../errors.ts";
 import { ROUTE_HEADER, decodeRoute } from "../hub-route.ts";
@@ -39,8 +38,6 @@ export class BackendHub extends DurableObject<Env> {
         return Response.json(this.tunnels.status(route.backend));
       case "drain":
         return Response.json(this.tunnels.drain(route.backend));
-      case "bench":
-        if (this.env.RELAY_BENCH === "1") return benchResponse(request, route.path ?? "/", this);
     }
     return relayRequest(request, route, this.hub);
   }
