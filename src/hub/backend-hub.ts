@@ -20,7 +20,7 @@ export class BackendHub extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.tunnels = new TunnelRegistry(ctx, env);
-    this.hub = { ctx, env, tunnels: this.tunnels, turn: new MessageTurn(), deadlines: deadlinesKeeper() };
+    this.hub = { ctx, env, tunnels: this.tunnels, turn: new MessageTurn(), deadlines: deadlinesKeeper(), upgrading: 0 };
     // The runtime answers heartbeats itself, so idle tunnels let the object hibernate.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -43,8 +43,8 @@ export class BackendHub extends DurableObject<Env> {
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (!this.tunnels.isClient(ws)) return this.tunnels.receive(ws, message, this.hub.turn);
     try {
+      if (!this.tunnels.isClient(ws)) return this.tunnels.receive(ws, message, this.hub.turn);
       const att = ws.deserializeAttachment() as ClientAttachment | null;
       return clientMessage(ws, this.tunnels.clientStream(ws), message, this.clientBacklog, att?.flow);
     } catch (err) {

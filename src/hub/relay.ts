@@ -3,13 +3,13 @@
 import type { Env } from "../env.ts";
 import { RelayError } from "../errors.ts";
 import type { HubRoute } from "../hub-route.ts";
-import { DEFAULT_WINDOW, ErrorCode } from "../protocol/frame.ts";
+import { DEFAULT_WINDOW, ErrorCode, type HeaderList } from "../protocol/frame.ts";
 import { headSizeProblem } from "../protocol/head.ts";
 import type { StreamReset } from "../protocol/session.ts";
 import { NO_FAILURES, chooseTunnel, isRepeatable, retryAfter } from "./attempts.ts";
 import { RequestBody, isSmallBody } from "./bodies.ts";
 import { Deadlines } from "./deadlines.ts";
-import { limitsOf, tooManyStreams, tooManyWebSockets } from "./limits.ts";
+import { limitsOf, tooManyStreams, tooManyWebSockets, type Limits } from "./limits.ts";
 import { CLIENT_TAG, acceptClient } from "./public-websockets.ts";
 import { readWhole, requestHead } from "./request-head.ts";
 import { ResponseAssembly, type MessageTurn } from "./response.ts";
@@ -26,6 +26,8 @@ export interface RelayHub {
   turn: MessageTurn;
   /** The shared response-head timer for a timeout of `seconds`. */
   deadlines(seconds: number): Deadlines;
+  /** WebSocket upgrades sent to an agent and not yet answered: they count toward the limit. */
+  upgrading: number;
 }
 
 /** Keeps one Deadlines for the response timeout (a var: the same for every request). */
@@ -62,13 +64,36 @@ export async function relayRequest(request: Request, route: HubRoute, hub: Relay
     return new RelayError("request_header_fields_too_large", `The request's head cannot be relayed: ${tooLarge} (path, Host and headers together).`, backend).toResponse();
   }
   const limits = limitsOf(hub.env);
-  if (upgrade && hub.tunnels.openSockets(CLIENT_TAG) >= limits.websockets) return tooManyWebSockets(backend, limits.websockets).toResponse();
+  const ready: Ready = { head, flow, contentLength, repeatable: isRepeatable(request.method, idempotencyKey), tunnels, limits };
+  if (!upgrade) return attempt(request, route, hub, ready);
+  if (hub.tunnels.openSockets(CLIENT_TAG) + hub.upgrading >= limits.websockets) return tooManyWebSockets(backend, limits.websockets).toResponse();
+  hub.upgrading++;
+  try {
+    return await attempt(request, route, hub, ready, true);
+  } finally {
+    hub.upgrading--;
+  }
+}
+
+/** A request that passed the checks: its head, and the tunnels and limits it found. */
+interface Ready {
+  head: HeaderList;
+  flow: boolean;
+  contentLength?: string;
+  repeatable: boolean;
+  tunnels: Tunnel[];
+  limits: Limits;
+}
+
+/** Sends the request over a tunnel, and again on another as src/hub/attempts.ts allows. */
+async function attempt(request: Request, route: HubRoute, hub: RelayHub, ready: Ready, upgrade = false): Promise<Response> {
+  const { backend } = route;
+  const { head, flow, contentLength, repeatable, tunnels, limits } = ready;
   // A small body is read whole and goes with the HEADERS; any other streams under credit.
   const raw = upgrade ? null : request.body;
   const whole = raw && isSmallBody(contentLength) ? await readWhole(request, backend) : undefined;
   if (whole instanceof RelayError) return whole.toResponse();
   const body = raw && !whole ? new RequestBody(raw, DEFAULT_WINDOW) : undefined;
-  const repeatable = isRepeatable(request.method, idempotencyKey);
   const seconds = Number(hub.env.RELAY_RESPONSE_TIMEOUT) || DEFAULT_TIMEOUT_SECONDS;
   const tried = new Set<Tunnel>();
   let tally = NO_FAILURES;

@@ -804,6 +804,25 @@ describe("limits (docs/limits.md)", () => {
     await closeAgent(b);
   });
 
+  it("counts upgrades the agent has not answered yet toward RELAY_MAX_WEBSOCKETS", async () => {
+    const backend = backendName();
+    const max = limit("RELAY_MAX_WEBSOCKETS");
+    const agent = await readyAgent(backend);
+    const upgrade = () => publicFetch(backend, "/ws", { headers: { Upgrade: "websocket" } });
+    const waiting = Array.from({ length: max }, upgrade);
+    await streamsAt([agent], max);
+    await expectError(await within(upgrade(), "the refusal"), 503, "too_many_websockets", backend);
+    expect(agent.incoming).toHaveLength(max);
+    // Refused by the agent, they free their places: the next upgrade reaches it.
+    for (const r of agent.incoming) await respond(r.stream, 403);
+    for (const resp of await within(Promise.all(waiting), "the agent's refusals")) expect(resp.status).toBe(403);
+    const again = upgrade();
+    await streamsAt([agent], max + 1);
+    await respond(agent.incoming[max].stream, 403);
+    expect((await within(again, "the last refusal")).status).toBe(403);
+    await closeAgent(agent);
+  });
+
   it("answers a WebSocket upgrade past RELAY_MAX_WEBSOCKETS with 503 too_many_websockets, before the agent sees it", async () => {
     const backend = backendName();
     const max = limit("RELAY_MAX_WEBSOCKETS");
