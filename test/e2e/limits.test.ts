@@ -12,7 +12,7 @@ let agent: AgentProcess | undefined;
 
 beforeAll(async () => {
   [relay, backend] = await Promise.all([startRelay({ vars: { RELAY_MAX_TUNNELS: "2" } }), startBackend()]);
-  backend.route("/limits", (_req, res) => res.end("through"));
+  backend.route("/limits", (_req, res) => void res.end("through"));
 });
 
 afterAll(async () => {
