@@ -2,18 +2,8 @@
 // Usage and config errors print `edge-relay: <sentence>` and exit 2; tokens and secrets are never printed.
 import { parseArgs } from "node:util";
 import { isValidBackendName, mintToken, parseDuration } from "../src/auth.ts";
-import {
-  buildAgentConfig,
-  ConfigError,
-  DEFAULT_BRIDGE_IDLE_MS,
-  DEFAULT_BRIDGE_PLUGIN,
-  DEFAULT_CONNECTIONS,
-  DEFAULT_GRACE_PERIOD_MS,
-  MAX_CONNECTIONS,
-  RELAY_URL_ENV,
-  TOKEN_ENV,
-  type RawAgentOptions,
-} from "./config.ts";
+import { buildAgentConfig, ConfigError, TOKEN_ENV, type RawAgentOptions } from "./config.ts";
+import { envHelp, flagHelp, OPTIONS, parseArgsOptions } from "./options.ts";
 
 export const SECRET_ENV = "RELAY_SECRET";
 export const ACCESS_TOKEN_ENV = "EDGE_RELAY_ACCESS_TOKEN";
@@ -57,43 +47,15 @@ Example (\`edge-relay token\` signs with ${SECRET_ENV} from the environment):
 `;
 
 const AGENT_USAGE = `Usage: edge-relay agent --relay <url> --backend <name> --token <token> --to <target> [flags]
+       edge-relay agent --config edge-relay.yaml [--watch]
 
-Keep tunnels open to the relay and serve the public requests for one backend from a local target.
-Stops on SIGINT or SIGTERM, letting in-flight requests finish within the grace period.
+Keep tunnels open to the relay and serve public requests from local targets: one backend with
+--backend and --to, or many backends, each with its own rules, from a --config file (see
+docs/configuration.md). Stops on SIGINT or SIGTERM, letting in-flight requests finish within the
+grace period; SIGHUP reloads the --config file.
 
 Flags:
-  --relay <url>           The relay's base URL (http, https, ws or wss); /_relay/connect is appended.
-  --backend <name>        The backend to serve: 1 to 63 lowercase letters, digits or hyphens.
-  --token <token>         The agent token for this backend, from \`edge-relay token <name>\`.
-  --to <target>           Where requests go; see Targets.
-  --preserve-host         Send the public Host header to the target instead of the target's host.
-  --require-access-token  Public requests must carry an access token (X-Relay-Access-Token header);
-                          mint one with \`edge-relay token <name> --access\`.
-  --origin-ca <file>      Trust the CA certificates in this PEM file for an https target.
-  --origin-insecure       Skip certificate verification for an https target.
-  --connections <n>       Tunnels to keep open, 1 to ${MAX_CONNECTIONS} (default ${DEFAULT_CONNECTIONS}); the relay
-                          sends each request to the least-loaded tunnel of any agent.
-  --grace-period <dur>    How long in-flight requests may finish on shutdown (default ${DEFAULT_GRACE_PERIOD_MS / 1000}s).
-  --heartbeat <dur>       How often to ping each tunnel (default 15s); a tunnel silent for three
-                          intervals is dropped and reconnected (the relay drops it after 45s).
-  --origin-protocol <p>   How to speak HTTP to the target: auto (default: https offers ALPN h2 and
-                          http/1.1 and speaks what the target picks), http1, h2, or h2c (cleartext
-                          HTTP/2; also h2 inside HBONE). WebSocket upgrades always use HTTP/1.1.
-  --hbone-proxy <h:p>     HBONE proxy (default: the target's ip on port 15008, as in Istio ambient).
-  --hbone-cert <file>     The agent's client certificate (PEM); required for hbone:// targets.
-  --hbone-key <file>      Its private key (PEM).
-  --hbone-ca <file>       The mesh CA (PEM) the proxy's certificate must chain to.
-  --hbone-identity <id>   A SPIFFE ID the proxy's certificate must carry as a URI SAN
-                          (repeatable; any one matches; DNS names are not used).
-  --hbone-header <n=v>    An extra header on every CONNECT (repeatable).
-  --hbone-tls12           Also allow TLS 1.2 to the proxy (default: TLS 1.3 only).
-  --bridge-plugin <mod>   For a bridge+tcp target: the plugin converting HTTP to the TCP protocol:
-                          raw, resp, a file (./codec.ts, relative to here or to the --config file)
-                          or an installed package (default ${DEFAULT_BRIDGE_PLUGIN}).
-  --bridge-idle <dur>     For a bridge+tcp target: how long a reply may pause before plugins that ask
-                          for it (raw) end it (default ${DEFAULT_BRIDGE_IDLE_MS / 1000}s; 250ms works too).
-  --config <file>         A JSON object of these flags by long name; command-line flags win over it.
-  -h, --help              Show this text.
+${flagHelp()}
 
 Targets:
   http://host:port        Plain HTTP.
@@ -111,21 +73,25 @@ Targets:
 Durations: a whole number with an optional unit s, m, h or d (45s, 15m, 12h, 30d); a bare number is seconds.
 
 Environment:
-  ${RELAY_URL_ENV}          Used for --relay when neither the command line nor --config sets it.
-  ${TOKEN_ENV}        Used for --token when neither the command line nor --config sets it.
+${envHelp()}
 
-Config file (relative paths in it are relative to the file):
-  {
-    "relay": "https://relay.example.com",
-    "backend": "demo",
-    "to": "https://127.0.0.1:8443",
-    "origin-ca": "ca.pem",
-    "connections": 2
-  }
+Config file (YAML or JSON; relative paths in it are relative to the file; \${NAME} is replaced
+from the environment):
+  relay: https://relay.example.com
+  tokenFile: /etc/edge-relay/token
+  ingress:
+    - backend: shop
+      path: /api/
+      stripPrefix: true
+      service: http://127.0.0.1:8080
+    - backend: shop
+      service: http://127.0.0.1:3000
+    - backend: cache
+      service: tcp://127.0.0.1:6379
 
 Examples:
   npx edge-relay agent --relay http://127.0.0.1:8787 --backend demo --token $(npx edge-relay token demo) --to http://127.0.0.1:3000
-  ${TOKEN_ENV}=... edge-relay agent --config agent.json --to unix:/run/app.sock
+  edge-relay agent --config edge-relay.yaml --watch
 `;
 
 const TOKEN_USAGE = `Usage: edge-relay token <name> [--ttl <duration>] [--secret <secret>]
@@ -175,31 +141,7 @@ const COMMANDS: Record<string, Command> = {
   agent: {
     usage: AGENT_USAGE,
     allowPositionals: false,
-    options: {
-      relay: { type: "string" },
-      backend: { type: "string" },
-      token: { type: "string" },
-      to: { type: "string" },
-      "preserve-host": { type: "boolean" },
-      "require-access-token": { type: "boolean" },
-      "origin-ca": { type: "string" },
-      "origin-insecure": { type: "boolean" },
-      connections: { type: "string" },
-      "grace-period": { type: "string" },
-      heartbeat: { type: "string" },
-      "origin-protocol": { type: "string" },
-      "hbone-proxy": { type: "string" },
-      "hbone-cert": { type: "string" },
-      "hbone-key": { type: "string" },
-      "hbone-ca": { type: "string" },
-      "hbone-identity": { type: "string", multiple: true },
-      "hbone-header": { type: "string", multiple: true },
-      "hbone-tls12": { type: "boolean" },
-      "bridge-plugin": { type: "string" },
-      "bridge-idle": { type: "string" },
-      config: { type: "string" },
-      ...HELP_OPTION,
-    },
+    options: parseArgsOptions(),
     run: runAgentCommand,
   },
   token: {
@@ -229,24 +171,7 @@ const COMMANDS: Record<string, Command> = {
 
 /** Placeholders for flags' values in "needs a value" errors. */
 const VALUE_NAMES: Record<string, string> = {
-  relay: "<url>",
-  backend: "<name>",
-  token: "<token>",
-  to: "<target>",
-  "origin-ca": "<file>",
-  connections: "<n>",
-  "grace-period": "<duration>",
-  heartbeat: "<duration>",
-  "origin-protocol": "<protocol>",
-  "hbone-proxy": "<host:port>",
-  "hbone-cert": "<file>",
-  "hbone-key": "<file>",
-  "hbone-ca": "<file>",
-  "hbone-identity": "<spiffe-id>",
-  "hbone-header": "<name=value>",
-  "bridge-plugin": "<module>",
-  "bridge-idle": "<duration>",
-  config: "<file>",
+  ...Object.fromEntries(OPTIONS.filter((o) => o.flag && o.valueName).map((o) => [o.flag!, o.valueName!])),
   ttl: "<duration>",
   secret: "<secret>",
   listen: "<host:port>",

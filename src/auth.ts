@@ -5,7 +5,10 @@
 
 /** The claims an agent token carries. */
 export interface TokenClaims {
+  /** The first (often the only) backend the token is for. */
   backend: string;
+  /** Set only on a token for several backends (`edge-relay token a b c`): all of them, `backend` first. */
+  backends?: string[];
   /** Issued at, unix seconds. */
   iat: number;
   /** Expiry, unix seconds; absent means the token never expires. */
@@ -20,7 +23,7 @@ export type TokenScope = "agent" | "access";
 export type TokenFailure = "missing" | "malformed" | "bad_signature" | "expired";
 
 export type TokenVerification =
-  | { ok: true; backend: string; exp?: number; scope: TokenScope }
+  | { ok: true; backend: string; backends?: string[]; exp?: number; scope: TokenScope }
   | { ok: false; reason: TokenFailure; message: string };
 
 const VERSION = "er1";
@@ -28,6 +31,8 @@ const SIGNATURE_BYTES = 32;
 /** Longer input is rejected before any decoding or crypto work. */
 const MAX_TOKEN_LENGTH = 1024;
 const MAX_CACHED_KEYS = 16;
+/** Backends one token may name (its payload stays well inside MAX_TOKEN_LENGTH). */
+export const MAX_TOKEN_BACKENDS = 12;
 const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const DURATION = /^(\d+)([smhd]?)$/;
@@ -38,23 +43,28 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 const keys = new Map<string, Promise<CryptoKey>>();
 
 /**
- * Mints a token for `backend`, signed with `secret`. `now` is unix seconds; without
- * `ttlSeconds` the token never expires. Throws on an empty secret, a bad name or a bad ttl.
+ * Mints a token for `backend` (or for each of several backends), signed with `secret`. `now` is
+ * unix seconds; without `ttlSeconds` the token never expires. Throws on an empty secret, a bad
+ * name, more than MAX_TOKEN_BACKENDS names or a bad ttl.
  */
 export async function mintToken(
   secret: string,
-  backend: string,
+  backend: string | string[],
   opts: { ttlSeconds?: number; now?: number; scope?: TokenScope } = {},
 ): Promise<string> {
-  if (!isValidBackendName(backend)) {
-    throw new Error(`"${backend}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`);
+  const names = [...new Set(Array.isArray(backend) ? backend : [backend])];
+  for (const name of names.length ? names : [""]) {
+    if (!isValidBackendName(name)) {
+      throw new Error(`"${name}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`);
+    }
   }
+  if (names.length > MAX_TOKEN_BACKENDS) throw new Error(`A token names at most ${MAX_TOKEN_BACKENDS} backends, not ${names.length}.`);
   const { ttlSeconds } = opts;
   if (ttlSeconds !== undefined && !(Number.isSafeInteger(ttlSeconds) && ttlSeconds > 0)) {
     throw new Error(`The token lifetime must be a whole number of seconds above zero, not ${ttlSeconds}.`);
   }
   const iat = opts.now ?? unixNow();
-  const claims: { b: string; iat: number; exp?: number; s?: "access" } = { b: backend, iat };
+  const claims: { b: string | string[]; iat: number; exp?: number; s?: "access" } = { b: names.length === 1 ? names[0] : names, iat };
   if (ttlSeconds !== undefined) claims.exp = iat + ttlSeconds;
   if (opts.scope === "access") claims.s = "access";
   const payloadPart = toBase64Url(encoder.encode(JSON.stringify(claims)));
@@ -87,10 +97,10 @@ export async function verifyToken(
   if (claims.exp !== undefined && now >= claims.exp) {
     return fail(
       "expired",
-      `The agent token for "${claims.backend}" expired at ${new Date(claims.exp * 1000).toISOString()}; mint a new one with \`edge-relay token ${claims.backend}\`.`,
+      `The agent token for "${tokenBackends(claims).join('", "')}" expired at ${new Date(claims.exp * 1000).toISOString()}; mint a new one with \`edge-relay token ${tokenBackends(claims).join(" ")}\`.`,
     );
   }
-  const ok = { ok: true as const, backend: claims.backend, scope: claims.scope };
+  const ok = { ok: true as const, backend: claims.backend, ...(claims.backends ? { backends: claims.backends } : {}), scope: claims.scope };
   return claims.exp === undefined ? ok : { ...ok, exp: claims.exp };
 }
 
@@ -101,6 +111,11 @@ export async function verifyToken(
 export function readTokenClaims(token: string): TokenClaims | undefined {
   const parts = splitToken(token);
   return parts && decodeClaims(parts.payload);
+}
+
+/** Every backend a token (its claims or verification) is for: its list, or its one backend. */
+export function tokenBackends(claims: { backend: string; backends?: string[] }): string[] {
+  return claims.backends ?? [claims.backend];
 }
 
 /**
@@ -156,11 +171,16 @@ function decodeClaims(payload: Uint8Array): TokenClaims | undefined {
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
   const { b, iat, exp, s } = value as Record<string, unknown>;
-  if (typeof b !== "string" || !isValidBackendName(b)) return undefined;
+  const backends = typeof b === "string" ? [b] : Array.isArray(b) && b.length > 1 && b.length <= MAX_TOKEN_BACKENDS && new Set(b).size === b.length ? (b as unknown[]) : [];
+  if (backends.length === 0 || !backends.every((name) => typeof name === "string" && isValidBackendName(name))) return undefined;
+  const names = backends as string[];
   if (!isUnixSeconds(iat) || (exp !== undefined && !isUnixSeconds(exp))) return undefined;
   if (s !== undefined && s !== "access") return undefined;
   const scope: TokenScope = s === "access" ? "access" : "agent";
-  return exp === undefined ? { backend: b, iat, scope } : { backend: b, iat, exp, scope };
+  const claims: TokenClaims = { backend: names[0], iat, scope };
+  if (names.length > 1) claims.backends = names;
+  if (exp !== undefined) claims.exp = exp;
+  return claims;
 }
 
 function isUnixSeconds(value: unknown): value is number {
