@@ -13,6 +13,8 @@ export const ERROR_STATUS = {
   token_backend_mismatch: 403,
   mesh_denied: 403,
   not_found: 404,
+  /** Answered by the agent: no ingress rule of the backend takes the request's path. */
+  no_ingress_rule: 404,
   upgrade_required: 426,
   no_agent: 502,
   origin_unreachable: 502,
