@@ -1,7 +1,7 @@
 // The `edge-relay` command line: parses argv with node:util parseArgs and runs a subcommand.
 // Usage and config errors print `edge-relay: <sentence>` and exit 2; tokens and secrets are never printed.
 import { parseArgs } from "node:util";
-import { isValidBackendName, mintToken, parseDuration } from "../src/auth.ts";
+import { isValidBackendName, MAX_TOKEN_BACKENDS, mintToken, parseDuration } from "../src/auth.ts";
 import { buildAgentConfig, ConfigError, TOKEN_ENV, type RawAgentOptions } from "./config.ts";
 import { envHelp, flagHelp, OPTIONS, parseArgsOptions } from "./options.ts";
 
@@ -30,14 +30,18 @@ const MAIN_USAGE = `edge-relay: reach an HTTP service behind NAT through an edge
 
 Usage:
   edge-relay agent --relay <url> --backend <name> --token <token> --to <target> [flags]
-  edge-relay token <name> [--ttl <duration>] [--access] [--secret <secret>]
+  edge-relay token <name>... [--ttl <duration>] [--access] [--secret <secret>]
   edge-relay connect <relay-url> --backend <name> --listen <host:port> [--token <token>]
+  edge-relay validate --config <file>
+  edge-relay ingress match --config <file> <backend> <path>
   edge-relay help [<command>]
 
 Commands:
   agent   Keep tunnels open to the relay and serve one backend's public requests from a local target.
   token   Mint an agent token (or, with --access, an access token) for a backend.
   connect Open a local TCP port whose connections reach a backend's tcp:// target.
+  validate  Check an agent config file and print its rules.
+  ingress   \`ingress match\`: which rule of a config file a request would take.
   help    Show this text, or a command's flags.
 
 Run \`edge-relay <command> --help\` for a command's flags.
@@ -94,9 +98,10 @@ Examples:
   edge-relay agent --config edge-relay.yaml --watch
 `;
 
-const TOKEN_USAGE = `Usage: edge-relay token <name> [--ttl <duration>] [--secret <secret>]
+const TOKEN_USAGE = `Usage: edge-relay token <name>... [--ttl <duration>] [--secret <secret>]
 
-Mint an agent token for backend <name> and print only the token on stdout.
+Mint an agent token for backend <name> and print only the token on stdout. Several names make
+one token valid for exactly those backends (an agent serving them all from one --config file).
 
 Flags:
   --ttl <duration>        How long the token is valid, like 30d, 12h, 15m or 45s (default: it never expires).
@@ -111,6 +116,26 @@ Environment:
 Examples:
   ${SECRET_ENV}=... npx edge-relay token demo
   ${SECRET_ENV}=... npx edge-relay token demo --ttl 30d
+  ${SECRET_ENV}=... npx edge-relay token shop cache mesh --ttl 30d
+`;
+
+const VALIDATE_USAGE = `Usage: edge-relay validate --config <file>
+
+Check an agent config file (YAML or JSON) as \`edge-relay agent --config\` would, without
+connecting, and print the rules it resolves to, one per line. Exits 2 with the file, line, column
+and key path of the first problem.
+
+Example:
+  EDGE_RELAY_TOKEN=... edge-relay validate --config edge-relay.yaml
+`;
+
+const INGRESS_USAGE = `Usage: edge-relay ingress match --config <file> <backend> <path>
+
+Print the rule of the config file a request for <backend> and <path> would take, and the path
+its target would see; exits 1 when no rule takes it (the agent answers 404 no_ingress_rule).
+
+Example:
+  edge-relay ingress match --config edge-relay.yaml shop /api/v1/orders
 `;
 
 const CONNECT_USAGE = `Usage: edge-relay connect <relay-url> --backend <name> (--listen <host:port> | --stdio) [--token <token>]
@@ -154,6 +179,18 @@ const COMMANDS: Record<string, Command> = {
       ...HELP_OPTION,
     },
     run: runTokenCommand,
+  },
+  validate: {
+    usage: VALIDATE_USAGE,
+    allowPositionals: false,
+    options: { config: { type: "string" }, ...HELP_OPTION },
+    run: runValidateCommand,
+  },
+  ingress: {
+    usage: INGRESS_USAGE,
+    allowPositionals: true,
+    options: { config: { type: "string" }, ...HELP_OPTION },
+    run: runIngressCommand,
   },
   connect: {
     usage: CONNECT_USAGE,
@@ -219,30 +256,69 @@ async function dispatch(argv: string[], secrets: string[]): Promise<number> {
 
 async function runAgentCommand(values: Values, _positionals: string[], secrets: string[]): Promise<number> {
   const { help: _help, ...raw } = values;
-  const config = buildAgentConfig(raw as RawAgentOptions, process.env);
-  secrets.push(config.token);
-  if (config.target.kind === "bridge") {
-    // Load the plugin now: a bad one is a usage error before any tunnel opens.
+  const load = async () => {
+    const config = buildAgentConfig(raw as RawAgentOptions, process.env);
+    secrets.push(config.token);
+    // Load bridge plugins now: a bad one is a config error before any tunnel opens (or a reload applies).
     const { loadBridgePlugin } = await import("./bridge/load.ts");
-    await loadBridgePlugin(config.target.plugin);
-  }
+    for (const rule of config.rules) if (rule.target.kind === "bridge") await loadBridgePlugin(rule.target.plugin);
+    return config;
+  };
+  const config = await load();
   const { runAgent } = await import("./supervisor.ts");
-  return await runAgent(config);
+  // Reload errors are logged, never thrown: scrub any token they might hold like main() does.
+  const reload = () => load().catch((error: unknown) => Promise.reject(new Error(redact(error instanceof Error ? error.message : String(error), secrets))));
+  return await runAgent(config, raw.config === undefined ? undefined : reload);
+}
+
+/** `edge-relay validate --config FILE`: checks the file and prints the rules it resolves to. */
+async function runValidateCommand(values: Values, _positionals: string[], secrets: string[]): Promise<number> {
+  const config = loadForInspection(values, "validate", secrets);
+  const { describeRule } = await import("./ingress.ts");
+  const { loadBridgePlugin } = await import("./bridge/load.ts");
+  for (const rule of config.rules) if (rule.target.kind === "bridge") await loadBridgePlugin(rule.target.plugin);
+  process.stdout.write(`${values.config}: ok, ${config.rules.length} rule${config.rules.length === 1 ? "" : "s"} for ${config.backends.length} backend${config.backends.length === 1 ? "" : "s"} (${config.backends.join(", ")}), relay ${config.relayUrl.origin}, ${config.connections} tunnel${config.connections === 1 ? "" : "s"} each\n`);
+  for (const rule of config.rules) process.stdout.write(`  ${describeRule(rule)}\n`);
+  return EXIT_OK;
+}
+
+/** `edge-relay ingress match --config FILE <backend> <path>`: which rule a request would take. */
+async function runIngressCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
+  const [sub, backend, path, ...rest] = positionals;
+  if (sub !== "match" || backend === undefined || path === undefined || rest.length) {
+    throw new UsageError("`edge-relay ingress` takes `match <backend> <path>`, like `edge-relay ingress match --config edge-relay.yaml shop /api/v1/x`.");
+  }
+  if (!path.startsWith("/")) throw new UsageError(`the path "${path}" must start with "/", like /api/v1/x.`);
+  const config = loadForInspection(values, "ingress match", secrets);
+  const { describeRule, matchRule, noRuleResponse } = await import("./ingress.ts");
+  const match = matchRule(config.rules, backend, path);
+  if (!match) {
+    const known = config.backends.includes(backend) ? "" : ` (the file serves ${config.backends.join(", ")})`;
+    process.stdout.write(`no rule: the agent answers 404 no_ingress_rule${known}: ${JSON.parse(new TextDecoder().decode(noRuleResponse(backend, path).body)).message}\n`);
+    return EXIT_FAILURE;
+  }
+  process.stdout.write(`${describeRule(match.rule)}\n  the target sees ${match.path}\n`);
+  return EXIT_OK;
+}
+
+/** The config of --config for a command that only reads it. */
+function loadForInspection(values: Values, command: string, secrets: string[]): ReturnType<typeof buildAgentConfig> {
+  if (typeof values.config !== "string") throw new UsageError(`\`edge-relay ${command}\` needs --config <file>.`);
+  const config = buildAgentConfig({ config: values.config }, process.env);
+  secrets.push(config.token);
+  return config;
 }
 
 async function runTokenCommand(values: Values, positionals: string[], _secrets: string[]): Promise<number> {
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0
-        ? "`edge-relay token` needs the backend name, like `edge-relay token demo`."
-        : `\`edge-relay token\` takes one backend name, but was given ${positionals.length} arguments.`,
-    );
-  }
-  const [name] = positionals;
-  if (!isValidBackendName(name)) {
-    throw new UsageError(
-      `"${name}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`,
-    );
+  if (positionals.length === 0) throw new UsageError("`edge-relay token` needs the backend name, like `edge-relay token demo` (or several: `edge-relay token shop cache`).");
+  if (positionals.length > MAX_TOKEN_BACKENDS) throw new UsageError(`one token names at most ${MAX_TOKEN_BACKENDS} backends, but was given ${positionals.length}.`);
+  const name = positionals.length === 1 ? positionals[0] : positionals;
+  for (const one of positionals) {
+    if (!isValidBackendName(one)) {
+      throw new UsageError(
+        `"${one}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`,
+      );
+    }
   }
   let ttlSeconds: number | undefined;
   if (typeof values.ttl === "string") {

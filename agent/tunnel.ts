@@ -13,6 +13,9 @@ export const AGENT_VERSION = "0.1.0";
 export const AGENT_ID = randomUUID();
 
 
+/** What one tunnel connects and announces with: the agent's settings and the backend it serves. */
+export type TunnelSettings = Pick<AgentConfig, "relayUrl" | "token" | "backend" | "heartbeatMs" | "requireAccess">;
+
 export interface TunnelClosed {
   code: number;
   reason: string;
@@ -41,7 +44,7 @@ export class AgentTunnel {
   private drainPing?: Uint8Array;
 
   constructor(
-    private readonly config: AgentConfig,
+    private readonly config: TunnelSettings,
     private readonly origin: Origin,
     /** What the target speaks, for the hello (the supervisor asks the origin once). */
     private readonly targetProtocols: string[] = [],

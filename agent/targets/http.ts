@@ -40,6 +40,8 @@ export interface HttpDialer {
   protocols(): Promise<string[]>;
   /** Releases pooled connections and sessions. */
   close(): void;
+  /** How long a new connection may take to open before its request fails (originRequest.connectTimeout). */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -47,11 +49,12 @@ export interface HttpDialer {
  * ALPN h2 and http/1.1 to https targets and speaks what the target picks (asked once, on first
  * use); `h2c` speaks cleartext HTTP/2 with prior knowledge; `h2` and `http1` force one.
  */
-export function directDialer(target: Extract<Target, { kind: "http" | "https" | "unix" }>, protocol: OriginProtocol = "auto"): HttpDialer {
+export function directDialer(target: Extract<Target, { kind: "http" | "https" | "unix" }>, protocol: OriginProtocol = "auto", connectTimeoutMs?: number): HttpDialer {
   const options = { keepAlive: true, maxSockets: Infinity, scheduling: "lifo" as const };
   if (target.kind === "unix") {
     const agent = new http.Agent(options);
     return {
+      connectTimeoutMs,
       request: http.request,
       host: "localhost",
       connection: () => ({ socketPath: target.path, agent }),
@@ -66,6 +69,7 @@ export function directDialer(target: Extract<Target, { kind: "http" | "https" | 
   const tlsOptions = target.kind === "https" ? { ca: target.ca, rejectUnauthorized: !target.insecure } : undefined;
   const agent = tlsOptions ? new https.Agent({ ...options, ...tlsOptions }) : new http.Agent(options);
   const dialer: HttpDialer = {
+    connectTimeoutMs,
     request: secure ? https.request : http.request,
     host: target.url.host,
     connection: () => ({ hostname, port, agent }),
@@ -170,6 +174,15 @@ export class HttpOrigin implements Origin {
       headers,
       setHost: false,
     });
+    const limit = this.dialer.connectTimeoutMs;
+    if (limit !== undefined) {
+      req.once("socket", (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(() => req.destroy(Object.assign(new Error(`connecting took longer than ${limit} ms`), { code: "ETIMEDOUT" })), limit);
+        socket.once("connect", () => clearTimeout(timer));
+        socket.once("close", () => clearTimeout(timer));
+      });
+    }
     req.on("error", (err: NodeJS.ErrnoException & { code?: unknown; tunnelCode?: ErrorCode }) => {
       if (err.tunnelCode !== undefined && !responded) return stream.reset(err.tunnelCode, err.message);
       if (responded) stream.reset(ErrorCode.OriginReset, describeError(err));
