@@ -277,7 +277,7 @@ async function runValidateCommand(values: Values, _positionals: string[], secret
   const { describeRule } = await import("./ingress.ts");
   const { loadBridgePlugin } = await import("./bridge/load.ts");
   for (const rule of config.rules) if (rule.target.kind === "bridge") await loadBridgePlugin(rule.target.plugin);
-  process.stdout.write(`${values.config}: ok, ${config.rules.length} rule${config.rules.length === 1 ? "" : "s"} for ${config.backends.length} backend${config.backends.length === 1 ? "" : "s"} (${config.backends.join(", ")}), relay ${config.relayUrl.origin}, ${config.connections} tunnel${config.connections === 1 ? "" : "s"} each\n`);
+  process.stdout.write(`${values.config}: ok, ${config.rules.length} rule${config.rules.length === 1 ? "" : "s"} for ${config.backends.length} backend${config.backends.length === 1 ? "" : "s"} (${config.backends.join(", ")}), relay ${config.relayUrl.href}, ${config.connections} tunnel${config.connections === 1 ? "" : "s"} each\n`);
   for (const rule of config.rules) process.stdout.write(`  ${describeRule(rule)}\n`);
   return EXIT_OK;
 }

@@ -28,11 +28,11 @@ export type TokenVerification =
 
 const VERSION = "er1";
 const SIGNATURE_BYTES = 32;
-/** Longer input is rejected before any decoding or crypto work. */
-const MAX_TOKEN_LENGTH = 1024;
+/** Longer input is rejected before any decoding or crypto work (room for a few hundred backend names). */
+const MAX_TOKEN_LENGTH = 8192;
 const MAX_CACHED_KEYS = 16;
-/** Backends one token may name (its payload stays well inside MAX_TOKEN_LENGTH). */
-export const MAX_TOKEN_BACKENDS = 12;
+/** Backends one token may name; their names must also fit MAX_TOKEN_LENGTH. */
+export const MAX_TOKEN_BACKENDS = 1000;
 const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const DURATION = /^(\d+)([smhd]?)$/;
@@ -70,7 +70,9 @@ export async function mintToken(
   const payloadPart = toBase64Url(encoder.encode(JSON.stringify(claims)));
   const signed = `${VERSION}.${payloadPart}`;
   const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(signed));
-  return `${signed}.${toBase64Url(new Uint8Array(mac))}`;
+  const token = `${signed}.${toBase64Url(new Uint8Array(mac))}`;
+  if (token.length > MAX_TOKEN_LENGTH) throw new Error(`The ${names.length} backend names make a token longer than ${MAX_TOKEN_LENGTH} characters; split them over several tokens and agents.`);
+  return token;
 }
 
 /**
