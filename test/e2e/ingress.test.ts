@@ -64,6 +64,22 @@ describe("one agent process, 50 backends", () => {
   }, 120_000);
 });
 
+describe("a token for several backends", () => {
+  it("is accepted at the relay for exactly its backends, each named with ?backend=", async () => {
+    const token = await mintToken(relay.secret, ["shop", "cache"]);
+    const connect = (query: string) => fetch(`${relay.url}/_relay/connect${query}`, { headers: { authorization: `Bearer ${token}` } });
+    // Past the token checks, a plain GET meets the upgrade check: the backend was accepted.
+    expect((await connect("?backend=cache")).status).toBe(426);
+    expect((await connect("?backend=shop")).status).toBe(426);
+    const other = await connect("?backend=blog");
+    expect(other.status).toBe(403);
+    expect(await other.json()).toEqual({ error: "token_backend_mismatch", message: 'The token is for backends "shop", "cache", not "blog".', backend: "blog" });
+    const unnamed = await connect("");
+    expect(unnamed.status).toBe(403);
+    expect(await unnamed.json()).toMatchObject({ error: "token_backend_mismatch", message: "The token is for several backends: name one with ?backend=<name>." });
+  });
+});
+
 describe("one file mixing http, tcp, bridge+tcp and hbone rules", () => {
   let backend: Backend;
   let echo: TestServer;
