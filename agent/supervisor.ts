@@ -178,7 +178,8 @@ export class Fleet {
     }
     const removed = [...this.runs.keys()].filter((backend) => !next.backends.includes(backend));
     for (const backend of removed) {
-      this.retire(this.runs.get(backend)!);
+      const log = this.opts.log ?? ((line: string) => console.log(line));
+      this.retire(this.runs.get(backend)!, () => log(`edge-relay: backend ${backend} removed: its tunnels drained and closed`));
       this.runs.delete(backend);
     }
     return { added, removed, renewed };
@@ -193,9 +194,12 @@ export class Fleet {
     this.opts.origin?.close();
   }
 
-  private retire(run: BackendRun): void {
+  private retire(run: BackendRun, then?: () => void): void {
     run.controller.abort();
-    const done = run.done.finally(() => this.retiring.delete(done));
+    const done = run.done.finally(() => {
+      this.retiring.delete(done);
+      then?.();
+    });
     this.retiring.add(done);
   }
 
@@ -259,7 +263,8 @@ export async function runAgent(config: AgentConfig, load?: () => Promise<AgentCo
     });
   };
   const onHup = () => reload("SIGHUP");
-  process.on("SIGHUP", onHup);
+  // Without a file there is nothing to reload: SIGHUP keeps its default meaning.
+  if (load) process.on("SIGHUP", onHup);
   let watcher: FSWatcher | undefined;
   if (config.watch && config.configFile) watcher = watchFile(config.configFile, () => reload("file changed"));
   try {
