@@ -62,7 +62,7 @@ async function untilAllAnswer(url: string, backends: string[], since: number, de
       await Promise.all(
         batch.slice(i, i + 50).map(async (name) => {
           try {
-            const res = await fetch(`${url}/r/${name}/`);
+            const res = await fetch(`${url}/r/${name}/small`);
             if (res.status === 200 && (await res.text()) === BENCH_SMALL_BODY) waiting.delete(name);
             else await res.body?.cancel();
           } catch {
@@ -117,7 +117,7 @@ export async function fleetRow(o: FleetOptions): Promise<FleetResult> {
     let evicted = 0;
     for (const name of sample) {
       const t0 = performance.now();
-      const res = await fetch(`${relay.url}/r/${name}/`);
+      const res = await fetch(`${relay.url}/r/${name}/small`);
       await res.text();
       const ms = performance.now() - t0;
       if ((await instance(name)) !== ids.get(name)) {
