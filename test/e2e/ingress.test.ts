@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintToken } from "../../src/auth.ts";
+import { mintToken, verifyToken } from "../../src/auth.ts";
 import { BIN, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startBackend, type Backend } from "../helpers/backend.ts";
 import { tcpServer, type TestServer } from "../helpers/bridge.ts";
@@ -65,6 +65,14 @@ describe("one agent process, 50 backends", () => {
 });
 
 describe("a token for several backends", () => {
+  it("is minted by `edge-relay token` with every name, and verifies for those", async () => {
+    const { stdout } = await run(process.execPath, [BIN, "token", "shop", "cache", "mesh", "--ttl", "30d"], { env: { ...process.env, RELAY_SECRET: relay.secret } });
+    const verdict = await verifyToken(relay.secret, stdout.trim());
+    expect(verdict).toMatchObject({ ok: true, backend: "shop", backends: ["shop", "cache", "mesh"], scope: "agent" });
+    const bad = await run(process.execPath, [BIN, "token", "shop", "Bad_Name"], { env: { ...process.env, RELAY_SECRET: relay.secret } }).catch((err: { code: number; stderr: string }) => err);
+    expect(bad).toMatchObject({ code: 2, stderr: 'edge-relay: "Bad_Name" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.\n' });
+  });
+
   it("is accepted at the relay for exactly its backends, each named with ?backend=", async () => {
     const token = await mintToken(relay.secret, ["shop", "cache"]);
     const connect = (query: string) => fetch(`${relay.url}/_relay/connect${query}`, { headers: { authorization: `Bearer ${token}` } });
