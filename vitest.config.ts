@@ -1,9 +1,9 @@
 import { fileURLToPath } from "node:url";
-import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { configDefaults, defineConfig } from "vitest/config";
 
 // Two projects in one `vitest run`:
-//  - "workers": test/**/*.workers.test.ts inside workerd (@cloudflare/vitest-pool-workers 0.23,
+//  - "workers": test/**/*.workers.test.ts inside workerd (@cloudflare/vitest-plugin,
 //    vitest 4 plugin API), Worker = test/relay/wrangler.test.toml (main ../../src/index.ts).
 //  - "node": every other test/**/*.test.ts in plain Node (forks), e2e tests that start wrangler.
 const wranglerTestConfig = fileURLToPath(new URL("./test/relay/wrangler.test.toml", import.meta.url));
@@ -17,7 +17,12 @@ export default defineConfig({
             wrangler: { configPath: wranglerTestConfig },
             miniflare: {
               // Test-only secret; takes precedence over wrangler vars / .dev.vars.
-              bindings: { RELAY_SECRET: "test-relay-secret-0123456789abcdef" },
+              // FUZZ_SEED / FUZZ_RUNS reach test/relay/fuzz.workers.test.ts (workerd has no process.env).
+              bindings: {
+                RELAY_SECRET: "test-relay-secret-0123456789abcdef",
+                FUZZ_SEED: process.env.FUZZ_SEED ?? "",
+                FUZZ_RUNS: process.env.FUZZ_RUNS ?? "",
+              },
             },
           }),
         ],

@@ -1,12 +1,15 @@
 // The `edge-relay` command line: parses argv with node:util parseArgs and runs a subcommand.
 // Usage and config errors print `edge-relay: <sentence>` and exit 2; tokens and secrets are never printed.
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { isValidBackendName, MAX_TOKEN_BACKENDS, mintToken, parseDuration } from "../src/auth.ts";
+import { isValidBackendName, MAX_TOKEN_BACKENDS, mintToken, parseDuration, readTokenClaims, tokenBackends, type TokenClaims } from "../src/auth.ts";
 import { buildAgentConfig, ConfigError, TOKEN_ENV, type RawAgentOptions } from "./config.ts";
 import { envHelp, flagHelp, OPTIONS, parseArgsOptions } from "./options.ts";
 
 export const SECRET_ENV = "RELAY_SECRET";
 export const ACCESS_TOKEN_ENV = "EDGE_RELAY_ACCESS_TOKEN";
+/** The file `npm start` (and wrangler dev) keeps the local relay's secret in, in the project folder. */
+export const DEV_VARS = ".dev.vars";
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
@@ -31,6 +34,7 @@ const MAIN_USAGE = `edge-relay: reach an HTTP service behind NAT through an edge
 Usage:
   edge-relay agent --relay <url> --backend <name> --token <token> --to <target> [flags]
   edge-relay token <name>... [--ttl <duration>] [--access] [--secret <secret>]
+  edge-relay token --inspect <token>
   edge-relay connect <relay-url> --backend <name> --listen <host:port> [--token <token>]
   edge-relay validate --config <file>
   edge-relay ingress match --config <file> <backend> <path>
@@ -98,20 +102,27 @@ Examples:
   edge-relay agent --config edge-relay.yaml --watch
 `;
 
-const TOKEN_USAGE = `Usage: edge-relay token <name>... [--ttl <duration>] [--secret <secret>]
+const TOKEN_USAGE = `Usage: edge-relay token <name>... [--ttl <duration>] [--access] [--secret <secret>]
+       edge-relay token --inspect <token>
 
-Mint an agent token for backend <name> and print only the token on stdout. Several names make
-one token valid for exactly those backends (an agent serving them all from one --config file).
+Mint an agent token for backend <name> and print only the token on stdout; its id goes to
+stderr, to note for revoking it later (POST /_relay/tokens/revoke, docs/tokens.md). Several
+names make one token valid for exactly those backends (an agent serving them all from one
+--config file).
 
 Flags:
   --ttl <duration>        How long the token is valid, like 30d, 12h, 15m or 45s (default: it never expires).
   --access                Mint an access token, for clients of a backend whose agent runs with
                           --require-access-token (e.g. \`edge-relay connect --token\`), not an agent token.
   --secret <secret>       The relay's signing secret; prefer ${SECRET_ENV}, since flags show up in \`ps\` and shell history.
+  --inspect <token>       Print a token's claims (backend, id, scope, issue and expiry times) as JSON,
+                          without a secret: the signature is not checked.
   -h, --help              Show this text.
 
 Environment:
   ${SECRET_ENV}            The relay's signing secret (the Worker's ${SECRET_ENV}), used unless --secret is given.
+                          When neither is set, ${SECRET_ENV} from ./${DEV_VARS} (where \`npm start\` keeps the
+                          local relay's secret) is used.
 
 Examples:
   ${SECRET_ENV}=... npx edge-relay token demo
@@ -176,6 +187,7 @@ const COMMANDS: Record<string, Command> = {
       ttl: { type: "string" },
       access: { type: "boolean" },
       secret: { type: "string" },
+      inspect: { type: "string" },
       ...HELP_OPTION,
     },
     run: runTokenCommand,
@@ -211,6 +223,7 @@ const VALUE_NAMES: Record<string, string> = {
   ...Object.fromEntries(OPTIONS.filter((o) => o.flag && o.valueName).map((o) => [o.flag!, o.valueName!])),
   ttl: "<duration>",
   secret: "<secret>",
+  inspect: "<token>",
   listen: "<host:port>",
 };
 
@@ -309,7 +322,8 @@ function loadForInspection(values: Values, command: string, secrets: string[]): 
   return config;
 }
 
-async function runTokenCommand(values: Values, positionals: string[], _secrets: string[]): Promise<number> {
+async function runTokenCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
+  if (typeof values.inspect === "string") return inspectToken(values.inspect, positionals.length > 0 || Object.keys(values).length > 1);
   if (positionals.length === 0) throw new UsageError("`edge-relay token` needs the backend name, like `edge-relay token demo` (or several: `edge-relay token shop cache`).");
   if (positionals.length > MAX_TOKEN_BACKENDS) throw new UsageError(`one token names at most ${MAX_TOKEN_BACKENDS} backends, but was given ${positionals.length}.`);
   const name = positionals.length === 1 ? positionals[0] : positionals;
@@ -329,16 +343,41 @@ async function runTokenCommand(values: Values, positionals: string[], _secrets: 
       throw new UsageError(`--ttl "${values.ttl}": the lifetime must be a duration of at least 1s, like 30d, 12h, 15m, 45s or 90 (seconds).`);
     }
   }
-  const secret = typeof values.secret === "string" ? values.secret : process.env[SECRET_ENV];
+  let secret = typeof values.secret === "string" ? values.secret : process.env[SECRET_ENV];
+  if (!secret && values.secret === undefined) {
+    secret = secretFromDevVars();
+    if (secret) {
+      secrets.push(secret);
+      process.stderr.write(`edge-relay: signing with ${SECRET_ENV} from ./${DEV_VARS} (the local relay's secret).\n`);
+    }
+  }
   if (!secret) {
     throw new UsageError(
       values.secret === undefined
-        ? `there is no secret to sign with; set ${SECRET_ENV} to the relay's secret, or pass --secret.`
+        ? `there is no secret to sign with; set ${SECRET_ENV} to the relay's secret, or pass --secret (for the relay \`npm start\` runs, run this in the project folder, whose ./${DEV_VARS} holds it).`
         : "--secret is empty; pass the relay's secret, or set " + SECRET_ENV + " and leave out --secret.",
     );
   }
-  process.stdout.write(`${await mintToken(secret, name, { ttlSeconds, scope: values.access ? "access" : "agent" })}\n`);
+  const token = await mintToken(secret, name, { ttlSeconds, scope: values.access ? "access" : "agent" });
+  process.stdout.write(`${token}\n`);
+  process.stderr.write(`edge-relay: token id ${readTokenClaims(token)!.id} (note it to revoke this token alone; docs/tokens.md)\n`);
   return EXIT_OK;
+}
+
+/** `edge-relay token --inspect <token>`: the claims as JSON; the token itself is never echoed. */
+function inspectToken(token: string, more: boolean): number {
+  if (more) throw new UsageError("--inspect takes only the token: `edge-relay token --inspect <token>`.");
+  const claims = readTokenClaims(token);
+  if (!claims) throw new UsageError("--inspect: that is not a token in the er1.<payload>.<signature> form with valid claims.");
+  process.stdout.write(`${JSON.stringify(describeClaims(claims))}\n`);
+  return EXIT_OK;
+}
+
+/** Claims as an operator reads them: times in ISO 8601, a token without id shown as null. */
+function describeClaims(claims: TokenClaims) {
+  const iso = (seconds: number | undefined) => (seconds === undefined ? null : new Date(seconds * 1000).toISOString());
+  const several = claims.backends ? { backends: tokenBackends(claims) } : {};
+  return { backend: claims.backend, ...several, id: claims.id ?? null, scope: claims.scope, issuedAt: iso(claims.iat), expiresAt: iso(claims.exp) };
 }
 
 async function runConnectCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
@@ -373,6 +412,18 @@ async function runConnectCommand(values: Values, positionals: string[], secrets:
   return runConnect({ relay, backend, host: listen[1] ?? listen[2], port, token, signal: controller.signal });
 }
 
+/** RELAY_SECRET from ./.dev.vars in the working directory (dotenv lines), when the file has one. */
+function secretFromDevVars(): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(DEV_VARS, "utf8");
+  } catch {
+    return undefined;
+  }
+  const value = new RegExp(`^\\s*(?:export\\s+)?${SECRET_ENV}\\s*=\\s*(.*?)\\s*$`, "m").exec(text)?.[1];
+  return value?.replace(/^(["'])(.*)\1$/, "$2") || undefined;
+}
+
 function unknownCommand(name: string): UsageError {
   if (name.startsWith("-")) {
     return new UsageError(`${name} is not a flag of edge-relay itself; put flags after a command, like \`edge-relay agent ${name} ...\`, or run \`edge-relay --help\`.`);
@@ -404,7 +455,7 @@ function describeParseError(error: unknown, command: string): string {
 function collectSecrets(argv: string[], env: Record<string, string | undefined>): string[] {
   const secrets = [env[TOKEN_ENV], env[SECRET_ENV]];
   argv.forEach((arg, i) => {
-    for (const flag of ["--token", "--secret"]) {
+    for (const flag of ["--token", "--secret", "--inspect"]) {
       if (arg === flag) secrets.push(argv[i + 1]);
       else if (arg.startsWith(`${flag}=`)) secrets.push(arg.slice(flag.length + 1));
     }

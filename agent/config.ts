@@ -55,11 +55,11 @@ export type Target =
   | { kind: "http"; url: URL; /** Given as h2c://. */ h2c?: boolean }
   | { kind: "https"; url: URL; ca?: string; insecure: boolean }
   | { kind: "unix"; path: string }
-  /** Raw TCP: a public WebSocket stream becomes a TCP connection (README "Reaching a TCP service"). */
+  /** Raw TCP: each public WebSocket stream becomes a TCP connection (docs/targets.md). */
   | { kind: "tcp"; host: string; port: number }
-  /** A mesh workload behind an HBONE proxy (README "Reaching a mesh workload"). */
+  /** A mesh workload behind an HBONE proxy (docs/hbone.md). */
   | { kind: "hbone"; authority: string; hbone: HboneSettings }
-  /** HTTP to a TCP protocol through a plugin (README "Bridging HTTP to a TCP protocol"). */
+  /** HTTP to a TCP protocol through a plugin (docs/targets.md "Bridging HTTP to a TCP protocol"). */
   | { kind: "bridge"; host: string; port: number; plugin: PluginRef; idleMs: number };
 
 export interface AgentConfig {
@@ -140,6 +140,17 @@ export class ConfigError extends Error {
 
 export const CONNECT_PATH = "/_relay/connect";
 export const MAX_GRACE_PERIOD_MS = 24 * 3600 * 1000;
+/** Every form --to takes, one per target kind; errors and `--help` list these. */
+export const TARGET_FORMS = [
+  "http://host:port",
+  "https://host:port",
+  "unix:/path",
+  "h2c://host:port",
+  "hbone://ip:port",
+  "tcp://host:port",
+  "bridge+tcp://host:port",
+] as const;
+const TARGET_LIST = `${TARGET_FORMS.slice(0, -1).join(", ")} or ${TARGET_FORMS[TARGET_FORMS.length - 1]}`;
 
 const WS_PROTOCOLS: Record<string, string> = { "http:": "ws:", "https:": "wss:", "ws:": "ws:", "wss:": "wss:" };
 const RULE_FLAGS = OPTIONS.filter((o) => o.scope === "rule" && o.flag).map((o) => o.flag!);
@@ -444,7 +455,7 @@ function parseTarget(
 ): Target {
   if (!to) {
     throw new ConfigError(
-      '--to is required: pass --to with http://host:port, https://host:port, unix:/path or tcp://host:port, or put "to" in the --config file.',
+      `--to is required: pass --to with ${TARGET_LIST}, or put "to" in the --config file.`,
       { field: "to" },
     );
   }
@@ -475,7 +486,7 @@ function parseTarget(
 }
 
 function parseTargetText(setting: Setting, configDir: string | undefined): Target {
-  const rule = "must be http://host:port, https://host:port, unix:/path, tcp://host:port or hbone://ip:port";
+  const rule = `must be ${TARGET_LIST}`;
   const text = setting.text;
   if (text.startsWith("h2c://")) {
     // Cleartext HTTP/2 with prior knowledge: an http target spoken to in h2 (--origin-protocol h2c).

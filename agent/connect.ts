@@ -90,13 +90,13 @@ function bridge(socket: Duplex, url: string, token: string | undefined, fail: (m
   });
   let localFin = false;
   let remoteFin = false;
-  // Bytes sent that the relay has not yet taken up the tunnel (README "Reaching a TCP service").
+  // Bytes sent that the relay has not yet taken up the tunnel (docs/targets.md).
   let inFlight = 0;
   const done = () => localFin && remoteFin && ws.readyState === WebSocket.OPEN && ws.close(1000);
 
   ws.on("unexpected-response", (_req, res) => {
-    void describeRefusal(res).then((message) => {
-      fail(message);
+    void describeRefusal(res).then((refusal) => {
+      fail(refusal.message);
       socket.destroy();
     });
   });

@@ -5,6 +5,7 @@ import type { HeaderList } from "../src/protocol/frame.ts";
 import { encodeResponseHead, type RequestHead } from "../src/protocol/head.ts";
 import type { Stream } from "../src/protocol/session.ts";
 import { matchRule, noRuleResponse, rewriteHeaders, type IngressRule } from "./ingress.ts";
+import { TargetFailureLog, targetText } from "./target-failures.ts";
 import { HttpOrigin, directDialer } from "./targets/http.ts";
 import { hboneOrigin } from "./targets/hbone.ts";
 import { TcpOrigin } from "./targets/tcp.ts";
@@ -52,6 +53,8 @@ function originKey(settings: OriginSettings): string {
 interface Route {
   rule: IngressRule;
   origin: Origin;
+  /** Logs, rate-limited, the requests this rule's target could not take. */
+  failures: TargetFailureLog;
 }
 
 /**
@@ -61,8 +64,13 @@ interface Route {
 export class IngressTable {
   private routes: Route[] = [];
   private readonly origins = new Map<string, Origin>();
+  private readonly failureLogs = new Map<string, TargetFailureLog>();
 
-  constructor(rules: IngressRule[], private readonly make: (settings: OriginSettings) => Origin = createOrigin) {
+  constructor(
+    rules: IngressRule[],
+    private readonly log: (line: string) => void = (line) => console.log(line),
+    private readonly make: (settings: OriginSettings) => Origin = createOrigin,
+  ) {
     this.update(rules, 0);
   }
 
@@ -74,7 +82,10 @@ export class IngressTable {
       let origin = used.get(key) ?? this.origins.get(key);
       if (!origin) origin = this.make(rule);
       used.set(key, origin);
-      return { rule, origin };
+      const text = targetText(rule.target);
+      let failures = this.failureLogs.get(text);
+      if (!failures) this.failureLogs.set(text, (failures = new TargetFailureLog(text, this.log)));
+      return { rule, origin, failures };
     });
     for (const [key, origin] of this.origins) {
       if (used.has(key)) continue;
@@ -121,7 +132,8 @@ export class IngressTable {
       const send = stream.sendHeaders.bind(stream);
       stream.sendHeaders = (list: HeaderList, fin?: boolean) => send(rewriteHeaders(list, response), fin);
     }
-    this.routes[match.index].origin.serve(stream, sent, hasBody);
+    const route = this.routes[match.index];
+    route.origin.serve(route.failures.watch(stream), sent, hasBody);
   }
 
   /** Closes every origin now. */

@@ -6,7 +6,13 @@ import { basename, dirname } from "node:path";
 import type { AgentConfig } from "./config.ts";
 import { backoffDelay, DEFAULT_BACKOFF, FAST_CAP_MS, FAST_PHASE_MS, type BackoffOptions } from "./backoff.ts";
 import { IngressTable, type Origin } from "./origin.ts";
+import { RelayRefusal } from "./relay-refusal.ts";
 import { AgentTunnel, type TunnelSettings } from "./tunnel.ts";
+
+/** Refusals of the token in a row (over all tunnels of a backend) after which the agent gives that backend up. */
+export const MAX_TOKEN_REFUSALS = 3;
+/** The exit code when the relay keeps refusing the token: restarting cannot help, a new token can. */
+export const EXIT_TOKEN_REFUSED = 3;
 
 export interface SupervisorOptions {
   log?: (line: string) => void;
@@ -22,22 +28,27 @@ type BackendSettings = TunnelSettings & Pick<AgentConfig, "connections" | "grace
 
 interface BackendRun {
   controller: AbortController;
-  done: Promise<void>;
+  /** Resolves with EXIT_TOKEN_REFUSED when the backend was given up, else 0. */
+  done: Promise<number>;
   /** What the backend's tunnels announce and connect with: a change needs new tunnels. */
   identity: string;
 }
 
 /**
  * Keeps `connections` tunnels up for one backend until `signal` aborts, then drains them: GOAWAY,
- * in-flight streams finish within the grace period, then the tunnels close.
+ * in-flight streams finish within the grace period, then the tunnels close. Resolves with
+ * EXIT_TOKEN_REFUSED when it gave up because the relay kept refusing the token, else 0.
  */
-async function superviseBackend(settings: BackendSettings, origin: Origin, opts: SupervisorOptions & { signal: AbortSignal; onUp?: () => void }): Promise<void> {
+async function superviseBackend(settings: BackendSettings, origin: Origin, opts: SupervisorOptions & { signal: AbortSignal; onUp?: () => void }): Promise<number> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const backoff = opts.backoff ?? DEFAULT_BACKOFF;
   const live = new Set<AgentTunnel>();
   /** Tunnels the relay asked us to replace, finishing their streams. */
   const draining = new Set<AgentTunnel>();
   let stopping = false;
+  let exitCode = 0;
+  /** Token refusals since a tunnel was last up. */
+  let tokenRefusals = 0;
   let wakeSleepers: Array<() => void> = [];
   const where = `relay=${settings.relayUrl.origin} backend=${settings.backend}`;
 
@@ -73,6 +84,7 @@ async function superviseBackend(settings: BackendSettings, origin: Origin, opts:
         await tunnel.open();
         live.add(tunnel);
         attempt = 0;
+        tokenRefusals = 0;
         lastFailure = "";
         if (stopping) break;
         log(`edge-relay: tunnel ${slot} up: ${where} tunnels=${live.size}/${settings.connections}`);
@@ -91,7 +103,19 @@ async function superviseBackend(settings: BackendSettings, origin: Origin, opts:
         lostAt = Date.now();
       } catch (err) {
         const message = (err as Error).message;
-        if (message !== lastFailure) log(`edge-relay: tunnel ${slot} cannot connect: ${message}; retrying`);
+        if (err instanceof RelayRefusal && err.tokenRefused) {
+          if (++tokenRefusals === 1) {
+            log(`edge-relay: the relay refuses the token for backend ${settings.backend} (${err.code}): ${message}; mint a new one with \`edge-relay token ${settings.backend}\` (with the relay's secret).`);
+          }
+          if (tokenRefusals >= MAX_TOKEN_REFUSALS) {
+            if (!stopping) log(`edge-relay: giving up backend ${settings.backend} after the relay refused the token ${tokenRefusals} times.`);
+            exitCode = EXIT_TOKEN_REFUSED;
+            void shutdown();
+            break;
+          }
+        } else if (message !== lastFailure) {
+          log(`edge-relay: tunnel ${slot} cannot connect: ${message}; retrying`);
+        }
         lastFailure = message;
       }
       if (stopping) break;
@@ -117,7 +141,7 @@ async function superviseBackend(settings: BackendSettings, origin: Origin, opts:
     drained();
   };
 
-  if (opts.signal.aborted) return;
+  if (opts.signal.aborted) return 0;
   // What the target speaks (ALPN for https): asked once, never holding the tunnels up for long.
   const protocols = await Promise.race([
     origin.protocols?.() ?? Promise.resolve([]),
@@ -131,6 +155,7 @@ async function superviseBackend(settings: BackendSettings, origin: Origin, opts:
   // A tunnel still opening when the shutdown began is closed here.
   for (const t of live) t.close();
   await Promise.all([...live, ...draining].map((t) => t.closed));
+  return exitCode;
 }
 
 /**
@@ -139,14 +164,18 @@ async function superviseBackend(settings: BackendSettings, origin: Origin, opts:
  */
 export class Fleet {
   private readonly runs = new Map<string, BackendRun>();
-  private readonly retiring = new Set<Promise<void>>();
+  private readonly retiring = new Set<Promise<unknown>>();
   private readonly table: IngressTable;
+  private givenUp = new Set<string>();
+  private resolveAllRefused!: () => void;
+  /** Resolves once the relay refused the token of every backend, which only a new token mends. */
+  readonly allRefused = new Promise<void>((resolve) => (this.resolveAllRefused = resolve));
 
   constructor(
     private config: AgentConfig,
     private readonly opts: SupervisorOptions = {},
   ) {
-    this.table = new IngressTable(config.rules);
+    this.table = new IngressTable(config.rules, opts.log);
     for (const backend of config.backends) this.runs.set(backend, this.start(backend));
   }
 
@@ -164,6 +193,7 @@ export class Fleet {
     const renewed: string[] = [];
     for (const backend of next.backends) {
       const run = this.runs.get(backend);
+      this.givenUp.delete(backend);
       if (!run) {
         added.push(backend);
         this.runs.set(backend, this.start(backend));
@@ -218,7 +248,13 @@ export class Fleet {
     const controller = new AbortController();
     const origin = this.opts.origin ?? this.table.forBackend(backend);
     const done = superviseBackend(this.settings(backend), origin, { ...this.opts, signal: controller.signal, onUp });
-    return { controller, done, identity: this.identity(backend) };
+    const run: BackendRun = { controller, done, identity: this.identity(backend) };
+    void done.then((code) => {
+      if (code !== EXIT_TOKEN_REFUSED || this.runs.get(backend) !== run) return;
+      this.givenUp.add(backend);
+      if (this.config.backends.every((b) => this.givenUp.has(b))) this.resolveAllRefused();
+    });
+    return run;
   }
 }
 
@@ -227,11 +263,15 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
   if (opts.signal?.aborted) return 0;
   const log = opts.log ?? ((line: string) => console.log(line));
   const fleet = new Fleet(config, opts);
-  await new Promise<void>((resolve) => opts.signal?.addEventListener("abort", () => resolve(), { once: true }));
+  const refused = await Promise.race([
+    new Promise<false>((resolve) => opts.signal?.addEventListener("abort", () => resolve(false), { once: true })),
+    fleet.allRefused.then(() => true),
+  ]);
   await fleet.stop();
+  if (refused) log(`edge-relay: giving up after the relay refused the token ${MAX_TOKEN_REFUSALS} times (exit ${EXIT_TOKEN_REFUSED}).`);
   const served = config.backends.length === 1 ? `backend=${config.backend}` : `backends=${config.backends.length}`;
   log(`edge-relay: stopped (relay=${config.relayUrl.origin} ${served})`);
-  return 0;
+  return refused ? EXIT_TOKEN_REFUSED : 0;
 }
 
 /**
@@ -268,13 +308,17 @@ export async function runAgent(config: AgentConfig, load?: () => Promise<AgentCo
   let watcher: FSWatcher | undefined;
   if (config.watch && config.configFile) watcher = watchFile(config.configFile, () => reload("file changed"));
   try {
-    await new Promise<void>((resolve) => controller.signal.addEventListener("abort", () => resolve(), { once: true }));
+    const refused = await Promise.race([
+      new Promise<false>((resolve) => controller.signal.addEventListener("abort", () => resolve(false), { once: true })),
+      fleet.allRefused.then(() => true),
+    ]);
     watcher?.close();
     await reloading;
     await fleet.stop();
+    if (refused) log(`edge-relay: giving up after the relay refused the token ${MAX_TOKEN_REFUSALS} times (exit ${EXIT_TOKEN_REFUSED}).`);
     const served = current.backends.length === 1 ? `backend=${current.backend}` : `backends=${current.backends.length}`;
     log(`edge-relay: stopped (relay=${current.relayUrl.origin} ${served})`);
-    return 0;
+    return refused ? EXIT_TOKEN_REFUSED : 0;
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);

@@ -2,16 +2,19 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import WebSocket from "ws";
 import { describeRefusal } from "./relay-refusal.ts";
+import type { Hello } from "../src/protocol/frame.ts";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION, ProtocolError, TunnelClose } from "../src/protocol/frame.ts";
 import { decodeRequestHead } from "../src/protocol/head.ts";
 import { Session } from "../src/protocol/session.ts";
 import type { AgentConfig } from "./config.ts";
 import type { Origin } from "./origin.ts";
+import type { TargetFailureLog } from "./target-failures.ts";
 
 export const AGENT_VERSION = "0.1.0";
 /** One id per agent process, announced in every tunnel's hello. */
 export const AGENT_ID = randomUUID();
-
+/** How long the relay may take to send its hello once the WebSocket is open. */
+export const HELLO_TIMEOUT_MS = 10_000;
 
 /** What one tunnel connects and announces with: the agent's settings and the backend it serves. */
 export type TunnelSettings = Pick<AgentConfig, "relayUrl" | "token" | "backend" | "heartbeatMs" | "requireAccess">;
@@ -24,6 +27,14 @@ export interface TunnelClosed {
 /** True when no intermediary can read the tunnel's bytes: TLS, or a loopback address. */
 export function unmaskedPath(url: URL): boolean {
   return url.protocol === "wss:" || url.protocol === "https:" || /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(url.hostname);
+}
+
+/** A sentence for an https:// or wss:// relay URL whose TLS handshake failed, as with a plain-HTTP server. */
+function tlsHint(err: Error, url: URL): string {
+  const code = String((err as { code?: unknown }).code ?? "");
+  const handshake = /EPROTO|WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG/.test(code) || /before secure TLS connection|wrong version number/i.test(err.message);
+  if (url.protocol !== "wss:" || !handshake) return "";
+  return ` (the TLS handshake failed: if the relay is a plain-HTTP server, such as a local wrangler dev or \`npm start\`, use --relay http://${url.host} instead of https://)`;
 }
 
 /** One tunnel. `open()` resolves once the relay's hello arrived. */
@@ -42,12 +53,16 @@ export class AgentTunnel {
   private draining = false;
   /** The PING sent right after our GOAWAY, until the relay answers it. */
   private drainPing?: Uint8Array;
+  /** Set while open() waits: rejects it when the peer turns out not to be a relay. */
+  private failOpen?: (error: Error) => void;
 
   constructor(
     private readonly config: TunnelSettings,
     private readonly origin: Origin,
     /** What the target speaks, for the hello (the supervisor asks the origin once). */
     private readonly targetProtocols: string[] = [],
+    /** Told about requests the target could not take (the supervisor logs them, rate-limited). */
+    private readonly failures?: TargetFailureLog,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.replaced = new Promise((resolve) => (this.resolveReplaced = resolve));
@@ -58,7 +73,10 @@ export class AgentTunnel {
     return this.session?.activeStreams ?? 0;
   }
 
-  /** Connects and exchanges hellos; rejects with a sentence when the relay cannot be used. */
+  /**
+   * Connects and exchanges hellos; rejects with a sentence when the relay cannot be used (a
+   * RelayRefusal when it answered the upgrade with an error).
+   */
   open(): Promise<void> {
     const url = new URL(this.config.relayUrl);
     url.searchParams.set("backend", this.config.backend);
@@ -72,22 +90,40 @@ export class AgentTunnel {
       ...(unmaskedPath(url) ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
     });
     this.ws = ws;
+    const notRelay = `so it is not an edge-relay relay; check --relay (the Worker's URL, like https://relay.example.com)`;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      const fail = (message: string) => {
+      let helloTimer: NodeJS.Timeout | undefined;
+      const fail = (error: Error | string) => {
+        clearTimeout(helloTimer);
+        this.failOpen = undefined;
         if (settled) return;
         settled = true;
-        reject(new Error(message));
+        reject(typeof error === "string" ? new Error(error) : error);
       };
+      this.failOpen = (error) => fail(`${url.host} does not speak the edge-relay protocol (${error.message}), ${notRelay}.`);
       ws.on("unexpected-response", (_req, res) => {
-        void describeRefusal(res).then((message) => {
-          fail(message);
+        void describeRefusal(res, this.config.relayUrl).then((refusal) => {
+          fail(refusal);
           ws.terminate();
         });
       });
-      ws.on("error", (err) => fail(`cannot reach the relay: ${err.message}`));
+      ws.on("error", (err) => fail(`cannot reach the relay: ${err.message}${tlsHint(err, url)}`));
       ws.on("open", () => {
-        this.session = this.makeSession(() => {
+        // A relay sends its hello at once; a peer that stays silent is not one.
+        helloTimer = setTimeout(() => {
+          fail(`${url.host} accepted the WebSocket but sent no edge-relay hello within ${HELLO_TIMEOUT_MS / 1000}s, ${notRelay}.`);
+          ws.terminate();
+        }, HELLO_TIMEOUT_MS);
+        this.session = this.makeSession((hello) => {
+          // An echo server sends our own hello back; only a relay's hello counts.
+          if (hello.id === AGENT_ID || hello.software.startsWith("edge-relay-agent/")) {
+            fail(`${url.host} sent the agent's own hello back (an echo server?), ${notRelay}.`);
+            ws.terminate();
+            return;
+          }
+          clearTimeout(helloTimer);
+          this.failOpen = undefined;
           settled = true;
           resolve();
         });
@@ -107,7 +143,7 @@ export class AgentTunnel {
     });
   }
 
-  private makeSession(onReady: () => void): Session {
+  private makeSession(onReady: (hello: Hello) => void): Session {
     return new Session({
       role: "agent",
       hello: {
@@ -125,12 +161,12 @@ export class AgentTunnel {
       schedule: (flush) => setImmediate(flush),
       onHello: (hello) => {
         this.relayTunnelId = hello.id;
-        onReady();
+        onReady(hello);
       },
       onStream: (stream, list, fin) => {
         if (this.draining) return stream.reset(ErrorCode.RefusedStream, "the agent is shutting down");
         try {
-          this.origin.serve(stream, decodeRequestHead(list), !fin);
+          this.origin.serve(this.failures ? this.failures.watch(stream) : stream, decodeRequestHead(list), !fin);
         } catch (err) {
           const code = err instanceof ProtocolError ? ErrorCode.ProtocolError : ErrorCode.InternalError;
           stream.reset(code, err instanceof Error ? err.message : String(err));
@@ -140,7 +176,10 @@ export class AgentTunnel {
       onPingAck: (payload) => {
         if (this.drainPing && payload.every((b, i) => b === this.drainPing![i])) this.drainPing = undefined;
       },
-      onError: (error) => this.close(error.closeCode, error.message),
+      onError: (error) => {
+        this.failOpen?.(error);
+        this.close(error.closeCode, error.message);
+      },
     });
   }
 

@@ -549,7 +549,7 @@ function ratioRow(name: string, a: RowFigures, b: RowFigures): string[] {
   ];
 }
 
-/** A Markdown table (readable as is in a terminal, pasteable into the README). */
+/** A Markdown table (readable as is in a terminal, pasteable into docs/performance.md). */
 function markdown(rows: string[][]): string {
   const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (c ?? "").padEnd(widths[i])).join(" | ")} |`;
@@ -874,7 +874,7 @@ async function main(): Promise<void> {
       console.log(
         "Latency ratios show the difference in ms in brackets. CPU µs/req is CPU time per request during the c32 run;\n" +
           "every download and upload was checked byte-exact (sha256). Small-GET p50/p99 are wrk's, corrected for\n" +
-          "coordinated omission: a pause also counts every request that would have been sent during it (README)." +
+          "coordinated omission: a pause also counts every request that would have been sent during it (docs/performance.md)." +
           (fig.get("ws")
             ? "\nws rows: req/s = 64-byte messages echoed per second (one at a time per socket, 1 and 32 sockets), p50/p99 =\n" +
               `round trip; ↓ = ↑ = MiB/s of ${o.wsMiB} x 1 MiB binary messages echoed (each byte both ways), checked byte-exact.`

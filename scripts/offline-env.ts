@@ -1,4 +1,4 @@
-// Keeps wrangler and miniflare offline and quiet (PLATFORM-NOTES "Local runs and tests"): no
+// Keeps wrangler and miniflare offline and quiet (docs/platform-notes.md "Local runs and tests"): no
 // update check (the banner triggers it), no metrics, no cf-object fetch. Shared by npm start,
 // the test harness and the benchmark.
 

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { mintToken } from "../src/auth.ts";
 import { OFFLINE_ENV } from "./offline-env.ts";
@@ -34,6 +35,29 @@ async function waitForHealth(url: string, ms: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`the relay did not answer ${url}/_relay/health within ${ms / 1000} s (is port ${PORT} free? set PORT=...)`);
+}
+
+/** Why 127.0.0.1:port cannot be listened on (something holds it), or undefined when it is free. */
+async function portTaken(port: number): Promise<string | undefined> {
+  const server = net.createServer();
+  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    server.once("error", resolve);
+    server.listen(port, "127.0.0.1", () => resolve(undefined));
+  });
+  if (!error) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return undefined;
+  }
+  if (error.code !== "EADDRINUSE") return `${error.code ?? error.message}`;
+  const health = fetch(`http://127.0.0.1:${port}/_relay/health`, { signal: AbortSignal.timeout(2000) });
+  const relay = await health.then((res) => res.ok, () => false);
+  return relay ? "an edge-relay relay already answers there (another `npm start`?)" : "another program listens there";
+}
+
+const busy = await portTaken(PORT);
+if (busy) {
+  console.error(`npm start: port ${PORT} on 127.0.0.1 is taken: ${busy}; stop it, or run PORT=${PORT + 1} npm start.`);
+  process.exit(1);
 }
 
 const children: ChildProcess[] = [];

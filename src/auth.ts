@@ -1,7 +1,8 @@
 // Tokens: `er1.<payload>.<signature>`, HMAC-SHA256 over WebCrypto only, so the Worker and the
 // Node agent share this file (no `node:` or `cloudflare:` imports). An agent token lets an
 // agent serve a backend; an access token (scope "access") lets a public client reach a backend
-// whose agent requires one.
+// whose agent requires one. Tokens carry a random id (`jti`) so one can be revoked alone;
+// tokens minted before ids existed carry none and still verify.
 
 /** The claims an agent token carries. */
 export interface TokenClaims {
@@ -15,6 +16,8 @@ export interface TokenClaims {
   exp?: number;
   /** What the token allows: serving the backend (agent) or reaching it (access). */
   scope: TokenScope;
+  /** The token's id (claim `jti`), for revocation; absent in tokens minted before ids existed. */
+  id?: string;
 }
 
 /** "agent" tokens carry no scope claim; "access" tokens carry `"s": "access"`. */
@@ -23,7 +26,7 @@ export type TokenScope = "agent" | "access";
 export type TokenFailure = "missing" | "malformed" | "bad_signature" | "expired";
 
 export type TokenVerification =
-  | { ok: true; backend: string; backends?: string[]; exp?: number; scope: TokenScope }
+  | ({ ok: true } & TokenClaims)
   | { ok: false; reason: TokenFailure; message: string };
 
 const VERSION = "er1";
@@ -35,6 +38,9 @@ const MAX_CACHED_KEYS = 16;
 export const MAX_TOKEN_BACKENDS = 1000;
 const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** A token id: what mintToken makes (16 random bytes, base64url), or any short base64url word. */
+const TOKEN_ID = /^[A-Za-z0-9_-]{8,64}$/;
+const TOKEN_ID_BYTES = 16;
 const DURATION = /^(\d+)([smhd]?)$/;
 const UNIT_SECONDS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -43,14 +49,15 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 const keys = new Map<string, Promise<CryptoKey>>();
 
 /**
- * Mints a token for `backend` (or for each of several backends), signed with `secret`. `now` is
- * unix seconds; without `ttlSeconds` the token never expires. Throws on an empty secret, a bad
- * name, more than MAX_TOKEN_BACKENDS names or a bad ttl.
+ * Mints a token for `backend` (or for each of several backends), signed with `secret`, with a
+ * fresh random id (or `opts.id`). `now` is unix seconds; without `ttlSeconds` the token never
+ * expires. Throws on an empty secret, a bad name, more than MAX_TOKEN_BACKENDS names, a bad ttl
+ * or a bad id.
  */
 export async function mintToken(
   secret: string,
   backend: string | string[],
-  opts: { ttlSeconds?: number; now?: number; scope?: TokenScope } = {},
+  opts: { ttlSeconds?: number; now?: number; scope?: TokenScope; id?: string } = {},
 ): Promise<string> {
   const names = [...new Set(Array.isArray(backend) ? backend : [backend])];
   for (const name of names.length ? names : [""]) {
@@ -63,8 +70,10 @@ export async function mintToken(
   if (ttlSeconds !== undefined && !(Number.isSafeInteger(ttlSeconds) && ttlSeconds > 0)) {
     throw new Error(`The token lifetime must be a whole number of seconds above zero, not ${ttlSeconds}.`);
   }
+  const id = opts.id ?? toBase64Url(crypto.getRandomValues(new Uint8Array(TOKEN_ID_BYTES)));
+  if (!isValidTokenId(id)) throw new Error(`"${id}" is not a token id; use 8 to 64 base64url characters.`);
   const iat = opts.now ?? unixNow();
-  const claims: { b: string | string[]; iat: number; exp?: number; s?: "access" } = { b: names.length === 1 ? names[0] : names, iat };
+  const claims: { b: string | string[]; iat: number; exp?: number; s?: "access"; jti: string } = { b: names.length === 1 ? names[0] : names, iat, jti: id };
   if (ttlSeconds !== undefined) claims.exp = iat + ttlSeconds;
   if (opts.scope === "access") claims.s = "access";
   const payloadPart = toBase64Url(encoder.encode(JSON.stringify(claims)));
@@ -77,20 +86,27 @@ export async function mintToken(
 
 /**
  * Checks a token's signature (constant time, via `crypto.subtle.verify`) and expiry.
- * `now` is unix seconds. Failure messages never quote the token or the secret.
- * Throws only when `secret` is empty, which is a relay misconfiguration, not a bad token.
+ * `secrets` is the current secret, or the current one then previous ones (a rotation): a
+ * token signed with any of them verifies. `now` is unix seconds. Failure messages never
+ * quote the token or the secret. Throws only when the first secret is empty, which is a
+ * relay misconfiguration, not a bad token.
  */
 export async function verifyToken(
-  secret: string,
+  secrets: string | readonly string[],
   token: string | null | undefined,
   now: number = unixNow(),
 ): Promise<TokenVerification> {
-  assertSecret(secret);
+  const candidates = typeof secrets === "string" ? [secrets] : secrets;
+  assertSecret(candidates[0]);
   if (!token) return fail("missing", "No agent token was given.");
   const parts = splitToken(token);
   if (!parts) return fail("malformed", "The agent token is not in the er1.<payload>.<signature> form.");
-  const key = await hmacKey(secret);
-  const valid = await crypto.subtle.verify("HMAC", key, parts.signature, encoder.encode(parts.signed));
+  let valid = false;
+  for (const secret of candidates) {
+    if (!secret) continue;
+    valid = await crypto.subtle.verify("HMAC", await hmacKey(secret), parts.signature, encoder.encode(parts.signed));
+    if (valid) break;
+  }
   if (!valid) {
     return fail("bad_signature", "The agent token's signature does not match; it was minted with a different secret or altered.");
   }
@@ -102,8 +118,7 @@ export async function verifyToken(
       `The agent token for "${tokenBackends(claims).join('", "')}" expired at ${new Date(claims.exp * 1000).toISOString()}; mint a new one with \`edge-relay token ${tokenBackends(claims).join(" ")}\`.`,
     );
   }
-  const ok = { ok: true as const, backend: claims.backend, ...(claims.backends ? { backends: claims.backends } : {}), scope: claims.scope };
-  return claims.exp === undefined ? ok : { ...ok, exp: claims.exp };
+  return { ok: true, ...claims };
 }
 
 /**
@@ -129,6 +144,11 @@ export async function sameSecret(given: string, expected: string): Promise<boole
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
   return diff === 0;
+}
+
+/** True for a token id as mintToken makes them: 8 to 64 base64url characters. */
+export function isValidTokenId(id: unknown): id is string {
+  return typeof id === "string" && TOKEN_ID.test(id);
 }
 
 /** True for a DNS-label-shaped backend name: 1-63 of `a-z 0-9 -`, not starting or ending with `-`. */
@@ -164,6 +184,7 @@ function splitToken(token: string): { signed: string; payload: Uint8Array; signa
   return { signed: `${VERSION}.${parts[1]}`, payload, signature };
 }
 
+/** The one place claims are read from a payload (the relay and the agent both go through it). */
 function decodeClaims(payload: Uint8Array): TokenClaims | undefined {
   let value: unknown;
   try {
@@ -172,16 +193,17 @@ function decodeClaims(payload: Uint8Array): TokenClaims | undefined {
     return undefined;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const { b, iat, exp, s } = value as Record<string, unknown>;
+  const { b, iat, exp, s, jti } = value as Record<string, unknown>;
   const backends = typeof b === "string" ? [b] : Array.isArray(b) && b.length > 1 && b.length <= MAX_TOKEN_BACKENDS && new Set(b).size === b.length ? (b as unknown[]) : [];
   if (backends.length === 0 || !backends.every((name) => typeof name === "string" && isValidBackendName(name))) return undefined;
   const names = backends as string[];
   if (!isUnixSeconds(iat) || (exp !== undefined && !isUnixSeconds(exp))) return undefined;
   if (s !== undefined && s !== "access") return undefined;
-  const scope: TokenScope = s === "access" ? "access" : "agent";
-  const claims: TokenClaims = { backend: names[0], iat, scope };
+  if (jti !== undefined && !isValidTokenId(jti)) return undefined;
+  const claims: TokenClaims = { backend: names[0], iat, scope: s === "access" ? "access" : "agent" };
   if (names.length > 1) claims.backends = names;
   if (exp !== undefined) claims.exp = exp;
+  if (jti !== undefined) claims.id = jti;
   return claims;
 }
 

@@ -9,12 +9,14 @@ import { RelayError } from "./errors.ts";
 import { RELAY_PREFIX, endToEnd, isHopByHop } from "./http-headers.ts";
 import { ROUTE_HEADER, decodeRoute, type HubRoute } from "./hub-route.ts";
 import { DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, ProtocolError, TunnelClose, type HeaderList } from "./protocol/frame.ts";
-import { decodeResponseHead } from "./protocol/head.ts";
+import { decodeResponseHead, headSizeProblem } from "./protocol/head.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
+import { BackendRevocations, revokes, tokenRevoked } from "./revocations.ts";
 import { TUNNEL_TAG, Tunnel, pickTunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
 import { FLOW_SUBPROTOCOL, takeFlowOffer } from "./client-flow.ts";
 import {
   CLIENT_TAG,
+  Backlog,
   HANDSHAKE_HEADERS,
   bindClient,
   clientClosed,
@@ -57,9 +59,13 @@ export class BackendHub extends DurableObject<Env> {
   /** Set while a tunnel message is dispatched: response heads wait in `heads` until its end. */
   private receiving = false;
   private heads: Array<() => void> = [];
+  private readonly revocations: BackendRevocations;
+  /** What the public WebSocket clients of this object sent that waits for the tunnels. */
+  private clientBacklog = new Backlog();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.revocations = new BackendRevocations(ctx.storage);
     // The runtime answers heartbeats itself, so idle tunnels let the object hibernate.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -70,7 +76,9 @@ export class BackendHub extends DurableObject<Env> {
     if (!route) return new RelayError("internal_error", "The request reached the relay's Durable Object without its route.").toResponse();
     switch (route.op) {
       case "connect":
-        return this.acceptTunnel(route.backend);
+        return this.acceptTunnel(route);
+      case "revoke":
+        return Response.json(await this.revoke(route));
       case "status":
         return Response.json(this.status(route.backend));
       case "drain":
@@ -81,10 +89,16 @@ export class BackendHub extends DurableObject<Env> {
     return this.relay(request, route);
   }
 
-  /** Accepts an agent's (already authenticated) WebSocket as a hibernatable tunnel. */
-  private acceptTunnel(backend: string): Response {
+  /**
+   * Accepts an agent's (already authenticated) WebSocket as a hibernatable tunnel, unless its
+   * token was revoked here. Storage reads hold other events back (input gate), so a revocation
+   * cannot slip in between the check and the accept.
+   */
+  private async acceptTunnel(route: HubRoute): Promise<Response> {
+    const { backend, token } = route;
+    if (token && (await this.revocations.refuses(token))) return tokenRevoked(backend).toResponse();
     const { 0: client, 1: server } = new WebSocketPair();
-    const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now() };
+    const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now(), tokenId: token?.id, tokenIat: token?.iat };
     this.ctx.acceptWebSocket(server, [TUNNEL_TAG, tunnelTag(meta.tunnelId)]);
     server.serializeAttachment(meta);
     this.tunnels.set(server, this.makeTunnel(server, meta));
@@ -120,7 +134,7 @@ export class BackendHub extends DurableObject<Env> {
    * auto-response records when it last answered, even while the object hibernates.
    *
    * Runs for every request, so the list is kept between changes and heartbeats are read only
-   * once the earliest of them falls due (`npm run bench`: a few µs per request otherwise).
+   * once the earliest of them falls due.
    */
   private allTunnels(): Tunnel[] {
     const now = Date.now();
@@ -162,6 +176,7 @@ export class BackendHub extends DurableObject<Env> {
         software: meta.hello?.software ?? null,
         caps: meta.hello?.caps ?? [],
         targetProtocols: meta.hello?.targetProtocols ?? [],
+        tokenId: meta.tokenId ?? null,
         connectedAt: new Date(meta.connectedAt).toISOString(),
         lastHeartbeat: new Date(this.lastHeartbeat(ws, tunnel)).toISOString(),
         streams: tunnel.load,
@@ -181,6 +196,20 @@ export class BackendHub extends DurableObject<Env> {
       t.ws.serializeAttachment(t.meta);
     }
     return { backend, draining: tunnels.length };
+  }
+
+  /** Records a revocation and closes the tunnels whose token it covers (after hibernation too). */
+  private async revoke(route: HubRoute) {
+    const revocation = route.revoke;
+    if (!revocation) return { backend: route.backend, closed: 0 };
+    await this.revocations.add(revocation);
+    let closed = 0;
+    for (const ws of this.ctx.getWebSockets(TUNNEL_TAG)) {
+      if (ws.readyState !== WebSocket.OPEN || !revokes(revocation, ws.deserializeAttachment() as TunnelAttachment)) continue;
+      this.closeTunnel(ws, TunnelClose.TokenRevoked, "token revoked");
+      closed++;
+    }
+    return { backend: route.backend, closed };
   }
 
   private closeTunnel(ws: WebSocket, code: number, reason: string): void {
@@ -213,7 +242,7 @@ export class BackendHub extends DurableObject<Env> {
     if (this.isClient(ws)) {
       try {
         const att = ws.deserializeAttachment() as ClientAttachment | null;
-        return clientMessage(ws, this.clientStream(ws), message, att?.flow);
+        return clientMessage(ws, this.clientStream(ws), message, this.clientBacklog, att?.flow);
       } catch (err) {
         console.error("client message failed", err);
         return ws.close(1011, "internal error");
@@ -245,7 +274,8 @@ export class BackendHub extends DurableObject<Env> {
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     try {
-      // Close our side too, or the peer waits ~10 s and sees 1006 (PLATFORM-NOTES).
+      // Close our side too, or the peer waits ~10 s and sees 1006 (docs/platform-notes.md "Close
+      // our side of every WebSocket").
       if (this.isClient(ws)) clientClosed(ws, this.clientStream(ws), code, reason);
       else this.closeTunnel(ws, code, reason);
     } catch (err) {
@@ -271,6 +301,9 @@ export class BackendHub extends DurableObject<Env> {
   private async relay(request: Request, route: HubRoute): Promise<Response> {
     const { backend } = route;
     const tunnels = this.allTunnels();
+    // No tunnel: answered before the head is built or the body read, so a storm of requests
+    // for a backend whose agent is away costs each one a lookup and nothing it could wait on.
+    if (tunnels.length === 0) return noAgent(backend);
     if (!route.access && tunnels.some((t) => t.meta.hello?.requireAccess)) {
       return new RelayError(
         "access_denied",
@@ -279,6 +312,11 @@ export class BackendHub extends DurableObject<Env> {
       ).toResponse();
     }
     const { head, upgrade, flow, idempotencyKey, contentLength } = requestHead(request, route);
+    // Refused here, before any frame: a head the agent could not accept would end the whole tunnel.
+    const tooLarge = headSizeProblem(head);
+    if (tooLarge) {
+      return new RelayError("request_header_fields_too_large", `The request's head cannot be relayed: ${tooLarge} (path, Host and headers together).`, backend).toResponse();
+    }
     // A small body is read whole and goes with the HEADERS; any other streams under credit.
     const raw = upgrade ? null : request.body;
     const whole = raw && isSmallBody(contentLength) ? await readWhole(request, backend) : undefined;
@@ -301,7 +339,7 @@ export class BackendHub extends DurableObject<Env> {
       if (!tunnel) {
         body?.abort();
         if (lastReset) return errorForReset(lastReset, backend).toResponse();
-        return new RelayError("no_agent", `No agent is connected for backend "${backend}".`, backend).toResponse();
+        return noAgent(backend);
       }
       tried.add(tunnel);
       const stream = whole?.byteLength ? tunnel.session.open(head, false, whole) : tunnel.session.open(head, !upgrade && !body);
@@ -385,19 +423,31 @@ export class BackendHub extends DurableObject<Env> {
           const empty = fin || NULL_BODY.has(status) || method === "HEAD";
           if (empty && !fin) stream.reset(ErrorCode.NoError, "no body expected");
           // encodeBody "manual": pass the backend's bytes and Content-Encoding through untouched,
-          // never gzipped again and never buffered by the runtime's compression (PLATFORM-NOTES).
+          // never gzipped again and never buffered by the runtime's compression (docs/platform-notes.md
+          // "The runtime compresses responses without Content-Encoding").
           if (empty) return answer(new Response(null, { status, headers: out, encodeBody: "manual" }));
           // The rest of this tunnel message may hold the whole body: answered as bytes once the
           // message is read, a small body costs the runtime far less than a stream (`npm run bench`).
           headed = true;
-          const respond = () => answer(new Response(body.whole(length) ?? body.open(length), { status, headers: out, encodeBody: "manual" }));
+          // Runs after this handler returns, so it answers its own failure: the client is never left waiting.
+          const respond = () => {
+            try {
+              answer(new Response(body.whole(length) ?? body.open(length), { status, headers: out, encodeBody: "manual" }));
+            } catch (err) {
+              malformed(err);
+            }
+          };
           if (this.receiving) this.heads.push(respond);
           else queueMicrotask(respond);
         } catch (err) {
-          const message = err instanceof Error ? err.message : String(err);
-          stream.reset(ErrorCode.ProtocolError, message);
-          answer(new RelayError("protocol_error", `The agent sent a malformed response: ${message}.`, backend).toResponse());
+          malformed(err);
         }
+      };
+      /** The agent's head cannot become a response: reset that stream alone and answer 502. */
+      const malformed = (err: unknown) => {
+        const message = err instanceof Error ? err.message : String(err);
+        stream.reset(ErrorCode.ProtocolError, message);
+        answer(new RelayError("protocol_error", `The agent sent a malformed response: ${message}.`, backend).toResponse());
       };
       stream.onData = (chunk) => body.push(chunk);
       stream.onEnd = () => body.end();
@@ -412,7 +462,7 @@ export class BackendHub extends DurableObject<Env> {
 /**
  * The public response's headers from the agent's list (end-to-end fields only), and its
  * Content-Length. A plain object when no name repeats: the runtime takes that in one call, far
- * cheaper than a Headers built by appends or a list of pairs (`npm run bench -- --profile`).
+ * cheaper than a Headers built by appends or a list of pairs (docs/performance.md).
  * One pass, with no list in between; a Connection header (it names more fields to drop) or a
  * repeated name (Set-Cookie) takes the general path.
  */
@@ -424,8 +474,9 @@ function responseHeaders(list: HeaderList): { init: HeadersInit; length: string 
     if (!isHopByHop(name)) record[name] = list[i][1];
   }
   // The runtime gzips responses without a Content-Encoding for clients that accept gzip,
-  // buffering the whole body first (PLATFORM-NOTES). "identity" with encodeBody manual keeps
-  // streams streaming and bytes untouched.
+  // buffering the whole body first (docs/platform-notes.md "The runtime compresses responses
+  // without Content-Encoding"). "identity" with encodeBody manual keeps streams streaming and
+  // bytes untouched.
   record["content-encoding"] ??= "identity";
   return { init: record, length: record["content-length"] ?? null };
 }
@@ -499,6 +550,11 @@ async function readWhole(request: Request, backend: string): Promise<Uint8Array 
     const why = err instanceof Error ? err.message : String(err);
     return new RelayError("request_body_incomplete", `The request body ended before its Content-Length (${why.slice(0, 200)}).`, backend);
   }
+}
+
+/** The answer for a backend with no tunnel to relay over. */
+function noAgent(backend: string): Response {
+  return new RelayError("no_agent", `No agent is connected for backend "${backend}".`, backend).toResponse();
 }
 
 /** The HTTP error for a stream that ended before its response headers. */

@@ -1,5 +1,6 @@
 // Bodies between the runtime's web streams and tunnel streams, both directions under
-// credit: the relay never holds more than a window per stream (PLATFORM-NOTES: no backpressure).
+// credit: the relay never holds more than a window per stream (docs/platform-notes.md "No
+// backpressure on WebSockets").
 import { contentLength as parseContentLength } from "./http-headers.ts";
 import { ErrorCode } from "./protocol/frame.ts";
 import { StreamReset, type Stream } from "./protocol/session.ts";
@@ -101,8 +102,9 @@ export function isSmallBody(contentLength: string | undefined): boolean {
   return n !== undefined && n <= SMALL_BODY_BYTES;
 }
 
-/** Bytes asked for per read of a public request body. */
+/** Bytes asked for per read of a public request body; down to MIN_READ_BYTES after short reads. */
 const READ_BYTES = 64 * 1024;
+const MIN_READ_BYTES = 64;
 
 /**
  * Reads a body in chunks of up to READ_BYTES where the runtime allows it (a BYOB reader on a
@@ -115,6 +117,8 @@ class ChunkReader {
   private readonly plain?: ReadableStreamDefaultReader<Uint8Array>;
   /** A buffer whose bytes were copied out, for the next read. */
   private spare?: ArrayBuffer;
+  /** Bytes asked for by the next read. */
+  private size = READ_BYTES;
 
   constructor(body: ReadableStream<Uint8Array>) {
     try {
@@ -127,14 +131,18 @@ class ChunkReader {
 
   async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
     if (!this.byob) return this.plain!.read();
-    const buffer = this.spare ?? new ArrayBuffer(READ_BYTES);
+    const buffer = this.spare ?? new ArrayBuffer(this.size);
     this.spare = undefined;
     const result = await this.byob.read(new Uint8Array(buffer));
     if (result.done) return { done: true, value: undefined };
     const view = result.value;
+    // The next read's buffer follows this one's fill: tiny reads (a client sending 1-byte
+    // chunks) then cost a small buffer each, not READ_BYTES.
+    const size = Math.min(READ_BYTES, Math.max(MIN_READ_BYTES, 2 ** Math.ceil(Math.log2(view.byteLength * 2 || 1))));
     if (view.byteLength >= READ_BYTES / 2) return { done: false, value: view };
     // A short read: hand out a right-sized copy (chunks may be kept for a replay) and reuse the buffer.
-    this.spare = view.buffer as ArrayBuffer;
+    if (size === view.buffer.byteLength) this.spare = view.buffer as ArrayBuffer;
+    this.size = size;
     return { done: false, value: view.slice() };
   }
 
@@ -142,6 +150,10 @@ class ChunkReader {
     return (this.byob ?? this.plain)!.cancel();
   }
 }
+
+/** Chunks kept for a replay below this size are copied together (RequestBody.keep). */
+const KEEP_SMALL_BYTES = 1024;
+const KEEP_BUFFER_BYTES = 16 * 1024;
 
 /**
  * A public request body sent up a tunnel stream as fast as the agent's credit allows, and sent
@@ -152,6 +164,9 @@ class ChunkReader {
 export class RequestBody {
   private readonly reader: ChunkReader;
   private sent: Uint8Array[] = [];
+  /** Small chunks kept for a replay are copied together here (see keep()). */
+  private tail?: Uint8Array;
+  private tailBytes = 0;
   private sentBytes = 0;
   private committed = false;
   private finished = false;
@@ -175,6 +190,7 @@ export class RequestBody {
   /** Sends the body on `stream` (an attempt), replaying what an earlier attempt sent. */
   attach(stream: Stream): void {
     this.stream = stream;
+    this.sealTail();
     for (const chunk of this.sent) stream.write(chunk).catch(() => {});
     if (this.finished) stream.end().catch(() => {});
     this.wake();
@@ -187,15 +203,46 @@ export class RequestBody {
   /** The response head arrived: this attempt is final, nothing needs keeping. */
   commit(): void {
     this.committed = true;
-    this.sent = [];
+    this.forget();
   }
 
   /** No more attempts: stop reading the public client's body. */
   abort(): void {
     this.aborted = true;
-    this.sent = [];
+    this.forget();
     this.reader.cancel().catch(() => {});
     this.wake();
+  }
+
+  /**
+   * Keeps a chunk for a replay. Chunks under KEEP_SMALL_BYTES are copied into one buffer of
+   * KEEP_BUFFER_BYTES, so what is kept costs its bytes, not an object per chunk however finely
+   * the client sliced the body.
+   */
+  private keep(chunk: Uint8Array): void {
+    this.sentBytes += chunk.byteLength;
+    if (chunk.byteLength >= KEEP_SMALL_BYTES) {
+      this.sealTail();
+      this.sent.push(chunk);
+      return;
+    }
+    if (this.tail && this.tailBytes + chunk.byteLength > this.tail.byteLength) this.sealTail();
+    this.tail ??= new Uint8Array(KEEP_BUFFER_BYTES);
+    this.tail.set(chunk, this.tailBytes);
+    this.tailBytes += chunk.byteLength;
+  }
+
+  /** Moves the small chunks kept so far into `sent`, in order. */
+  private sealTail(): void {
+    if (this.tail && this.tailBytes > 0) this.sent.push(this.tail.slice(0, this.tailBytes));
+    this.tail = undefined;
+    this.tailBytes = 0;
+  }
+
+  private forget(): void {
+    this.sent = [];
+    this.tail = undefined;
+    this.tailBytes = 0;
   }
 
   private wake(): void {
@@ -214,9 +261,8 @@ export class RequestBody {
           return await this.onCurrent((s) => s.end());
         }
         if (!this.committed) {
-          this.sent.push(value);
-          this.sentBytes += value.byteLength;
-          if (this.sentBytes > this.replayLimit) this.sent = [];
+          this.keep(value);
+          if (this.sentBytes > this.replayLimit) this.forget();
         }
         await this.onCurrent((s) => s.write(value));
       }

@@ -1,7 +1,7 @@
-// Many deadlines of the same length on one timer: a timer per request cost the relay about as
-// much as decoding the response head (`npm run bench`). The timer is cleared whenever nothing
-// waits: a timer left pending kept the runtime from delivering WebSocket closes promptly (the
-// close tests in test/e2e/websocket.test.ts), and it would keep an idle object from hibernating.
+// Many deadlines of the same length on one timer, so a request costs no timer of its own. The
+// timer is cleared whenever nothing waits: a pending timer delays the runtime's delivery of
+// WebSocket closes and keeps an idle object from hibernating (docs/platform-notes.md "Timers keep
+// an object awake and delay closes"). Figures: docs/performance.md.
 
 /** Deadlines of one fixed length, fired in the order they were added. */
 export class Deadlines {

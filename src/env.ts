@@ -1,9 +1,12 @@
 // The Worker's bindings (wrangler.toml [vars], secrets, the Durable Object namespace).
 import type { BackendHub } from "./backend-hub.ts";
+import type { TokenRegistry } from "./token-registry.ts";
 
 export interface Env {
   /** Secret that signs agent tokens (wrangler secret put RELAY_SECRET; .dev.vars locally). */
   RELAY_SECRET: string;
+  /** During a rotation, the secret before RELAY_SECRET: tokens it signed still verify (docs/tokens.md). */
+  RELAY_SECRET_PREVIOUS?: string;
   /** When set, host <name>.<RELAY_DOMAIN> routes to backend <name>. */
   RELAY_DOMAIN?: string;
   /** Seconds to wait for an agent's response headers before answering 504 (default 100). */
@@ -15,4 +18,6 @@ export interface Env {
   /** Seconds without a heartbeat after which a tunnel is dropped (default 45). */
   RELAY_HEARTBEAT_DEADLINE?: string;
   BACKEND_HUB: DurableObjectNamespace<BackendHub>;
+  /** One global object: which backends each token id connected to, and the revoked ids. */
+  TOKEN_REGISTRY: DurableObjectNamespace<TokenRegistry>;
 }

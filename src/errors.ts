@@ -5,9 +5,11 @@
 export const ERROR_STATUS = {
   bad_backend_name: 400,
   request_body_incomplete: 400,
+  bad_revocation: 400,
   token_missing: 401,
   token_invalid: 401,
   token_expired: 401,
+  token_revoked: 401,
   access_denied: 401,
   admin_unauthorized: 401,
   token_backend_mismatch: 403,
@@ -16,6 +18,7 @@ export const ERROR_STATUS = {
   /** Answered by the agent: no ingress rule of the backend takes the request's path. */
   no_ingress_rule: 404,
   upgrade_required: 426,
+  request_header_fields_too_large: 431,
   no_agent: 502,
   origin_unreachable: 502,
   origin_error: 502,

@@ -30,7 +30,7 @@ export const RELAY_PREFIX = "x-relay-";
  */
 export function endToEnd(fields: Iterable<[string, string]>, dropRelay = false): HeaderList {
   // One pass, and a second only when a Connection header names fields: this runs twice per
-  // request in the relay's Durable Object (`npm run bench`).
+  // request in the relay's Durable Object.
   const list: HeaderList = [];
   let named: Set<string> | undefined;
   for (const [rawName, value] of fields) {

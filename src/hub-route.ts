@@ -3,13 +3,15 @@
 // sent), so the object trusts it and nothing else; every other x-relay- field on the request is
 // public and is dropped before the request reaches an agent.
 
+import type { Env } from "./env.ts";
+
 /** The one internal header. */
 export const ROUTE_HEADER = "x-relay-route";
 
 /** What a request to the Durable Object is for. */
 export interface HubRoute {
   /** Absent for a public request to relay; else an agent tunnel, the admin view or drain, or the bench. */
-  op?: "connect" | "status" | "drain" | "bench";
+  op?: "connect" | "status" | "drain" | "bench" | "revoke";
   backend: string;
   /** Path and query the backend sees (public requests and the bench). */
   path?: string;
@@ -18,6 +20,18 @@ export interface HubRoute {
   authority?: string;
   /** The Worker verified an access token for this backend (X-Relay-Access-Token). */
   access?: true;
+  /** connect: the verified agent token's issue time (unix seconds) and id. */
+  token?: { iat: number; id?: string };
+  /** revoke: a token id, or every token issued before `before` (unix seconds). */
+  revoke?: HubRevocation;
+}
+
+/** One revocation as a backend's object applies it: by token id, or by issue time. */
+export type HubRevocation = { id: string } | { before: number };
+
+/** The Durable Object of backend `name`. */
+export function backendHub(env: Env, name: string): DurableObjectStub<import("./backend-hub.ts").BackendHub> {
+  return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(name));
 }
 
 export function encodeRoute(route: HubRoute): string {

@@ -1,14 +1,18 @@
 // The relay Worker: routes public requests to their backend's Durable Object, accepts agent
-// tunnels at /_relay/connect, and answers /_relay/health. Exports the Durable Object class.
-import { Hono } from "hono";
+// tunnels at /_relay/connect, serves the admin API and answers /_relay/health. Exports the
+// Durable Object classes.
+import { Hono, type Context } from "hono";
 import { isValidBackendName, sameSecret, tokenBackends, verifyToken } from "./auth.ts";
 import { ACCESS_HEADER } from "./access.ts";
 import type { Env } from "./env.ts";
 import { ERROR_STATUS, RelayError } from "./errors.ts";
-import { ROUTE_HEADER, encodeRoute, type HubRoute } from "./hub-route.ts";
+import { ROUTE_HEADER, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
+import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
 import { pathAndQuery, route, schemeAndHost } from "./routing.ts";
+import { tokenRegistry } from "./token-registry.ts";
 
 export { BackendHub } from "./backend-hub.ts";
+export { TokenRegistry } from "./token-registry.ts";
 
 const app = new Hono<{ Bindings: Env }>();
 
@@ -25,10 +29,7 @@ app.get("/_relay/health", (c) => c.json({ ok: true }));
 
 /** Admin API: the backend's tunnels (GET), or ask its agents to replace their tunnels (POST .../drain). */
 app.on(["GET", "POST"], ["/_relay/backends/:name", "/_relay/backends/:name/drain"], async (c) => {
-  const admin = c.env.RELAY_ADMIN_TOKEN;
-  if (!admin) throw new RelayError("not_found", "The admin API is off: set the RELAY_ADMIN_TOKEN secret to turn it on.");
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-  if (!(await sameSecret(bearer, admin))) throw new RelayError("admin_unauthorized", "The admin API needs Authorization: Bearer <RELAY_ADMIN_TOKEN>.");
+  await requireAdmin(c);
   const name = c.req.param("name");
   if (!isValidBackendName(name)) throw new RelayError("bad_backend_name", `"${name.slice(0, 80)}" is not a backend name.`);
   const drain = c.req.path.endsWith("/drain");
@@ -37,11 +38,24 @@ app.on(["GET", "POST"], ["/_relay/backends/:name", "/_relay/backends/:name/drain
   return hub(c.env, name).fetch(new Request(c.req.url, { method: "POST", headers }));
 });
 
+/**
+ * Admin API: revoke one agent token by id, or every token of a backend issued before a time
+ * (docs/tokens.md). Live tunnels on a revoked token close with 4401.
+ */
+app.post("/_relay/tokens/revoke", async (c) => {
+  await requireAdmin(c);
+  const revocation = await readRevokeRequest(c.req.raw);
+  if ("id" in revocation) return c.json(await tokenRegistry(c.env).revoke(revocation.id));
+  const { backend, before } = revocation;
+  const headers = new Headers({ [ROUTE_HEADER]: encodeRoute({ op: "revoke", backend, revoke: { before } }) });
+  const response = await hub(c.env, backend).fetch(new Request(c.req.url, { method: "POST", headers }));
+  const { closed } = (await response.json()) as { closed: number };
+  return c.json({ backend, before: new Date(before * 1000).toISOString(), closed });
+});
+
 app.get("/_relay/connect", async (c) => {
-  const secret = c.env.RELAY_SECRET;
-  if (!secret) throw new RelayError("relay_misconfigured", "The relay has no RELAY_SECRET: set it with `wrangler secret put RELAY_SECRET`.");
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
-  const verdict = await verifyToken(secret, bearer?.[1] ?? "");
+  const verdict = await verifyToken(signingSecrets(c.env), bearer?.[1] ?? "");
   if (!verdict.ok) {
     const code = verdict.reason === "expired" ? "token_expired" : verdict.reason === "missing" ? "token_missing" : "token_invalid";
     throw new RelayError(code, verdict.message);
@@ -61,8 +75,11 @@ app.get("/_relay/connect", async (c) => {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     throw new RelayError("upgrade_required", "Connect with a WebSocket upgrade.", backend);
   }
+  // Only connects with an id ask the registry; public requests never do.
+  if (verdict.id !== undefined && !(await tokenRegistry(c.env).admit(verdict.id, backend))) throw tokenRevoked(backend);
   const headers = new Headers(c.req.raw.headers);
-  headers.set(ROUTE_HEADER, encodeRoute({ op: "connect", backend }));
+  const token = verdict.id === undefined ? { iat: verdict.iat } : { iat: verdict.iat, id: verdict.id };
+  headers.set(ROUTE_HEADER, encodeRoute({ op: "connect", backend, token }));
   return hub(c.env, backend).fetch(new Request(c.req.raw, { headers }));
 });
 
@@ -85,8 +102,18 @@ app.onError((err) => {
   return new RelayError("internal_error", "The relay failed to handle the request.").toResponse();
 });
 
-function hub(env: Env, backend: string) {
-  return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(backend));
+/** Checks the admin bearer token in constant time; the admin API is off without RELAY_ADMIN_TOKEN. */
+async function requireAdmin(c: Context<{ Bindings: Env }>): Promise<void> {
+  const admin = c.env.RELAY_ADMIN_TOKEN;
+  if (!admin) throw new RelayError("not_found", "The admin API is off: set the RELAY_ADMIN_TOKEN secret to turn it on.");
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+  if (!(await sameSecret(bearer, admin))) throw new RelayError("admin_unauthorized", "The admin API needs Authorization: Bearer <RELAY_ADMIN_TOKEN>.");
+}
+
+/** The secrets a token may be signed with: RELAY_SECRET, then RELAY_SECRET_PREVIOUS during a rotation. */
+function signingSecrets(env: Env): string[] {
+  if (!env.RELAY_SECRET) throw new RelayError("relay_misconfigured", "The relay has no RELAY_SECRET: set it with `wrangler secret put RELAY_SECRET`.");
+  return env.RELAY_SECRET_PREVIOUS ? [env.RELAY_SECRET, env.RELAY_SECRET_PREVIOUS] : [env.RELAY_SECRET];
 }
 
 /**
@@ -97,8 +124,8 @@ function hub(env: Env, backend: string) {
  */
 async function forward(request: Request, env: Env, backend: string, path: string, op?: "bench"): Promise<Response> {
   const { scheme, host: urlHost } = schemeAndHost(request.url);
-  // One native copy of the headers (a Request built from a Request), then a few sets: copying
-  // field by field in JavaScript cost tens of µs per request (`npm run bench -- --profile`).
+  // One native copy of the headers (a Request built from a Request), then a few sets: never a
+  // copy field by field in JavaScript, which runs on every request (docs/performance.md).
   const forwarded = new Request(request, { redirect: "manual" });
   const headers = forwarded.headers;
   const host = headers.get("host") ?? urlHost;
@@ -112,7 +139,7 @@ async function forward(request: Request, env: Env, backend: string, path: string
   const target: HubRoute = { backend, path, scheme, authority: host };
   const access = headers.get(ACCESS_HEADER);
   if (access && env.RELAY_SECRET) {
-    const verdict = await verifyToken(env.RELAY_SECRET, access);
+    const verdict = await verifyToken(signingSecrets(env), access);
     if (verdict.ok && verdict.scope === "access" && tokenBackends(verdict).includes(backend)) target.access = true;
   }
   if (op) target.op = op;

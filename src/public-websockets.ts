@@ -23,11 +23,36 @@ export interface ClientAttachment {
 /**
  * Bytes a client may have sent that the agent has not yet given credit for. The runtime
  * delivers client messages with no way to pause them (workerd#988), so past this the client
- * is closed with 1013 rather than buffered without bound.
+ * is closed with 1013 rather than buffered without bound (docs/limits.md "Memory").
  */
 export const CLIENT_BACKLOG_LIMIT = 2 * MAX_WS_MESSAGE;
+/**
+ * Messages a client may have waiting for its tunnel stream, whatever their size: each costs the
+ * relay a frame and its promises, so a client of 1-byte messages is bounded by count, not bytes.
+ */
+export const CLIENT_PENDING_MESSAGES = 4096;
+/** Bytes all public clients of one Durable Object may have waiting for their tunnels. */
+export const OBJECT_BACKLOG_BYTES = 64 * 1024 * 1024;
+/** Messages all public clients of one Durable Object may have waiting for their tunnels. */
+export const OBJECT_PENDING_MESSAGES = 16 * 1024;
 
-const backlog = new WeakMap<Stream, number>();
+/** What public clients sent that waits for a tunnel: one per client stream, one per object. */
+export class Backlog {
+  bytes = 0;
+  messages = 0;
+
+  /** Whether one more message of `n` bytes would go past `bytes` or `messages`. */
+  over(n: number, bytes: number, messages: number): boolean {
+    return this.bytes + n > bytes || this.messages + 1 > messages;
+  }
+
+  add(n: number, sign: 1 | -1): void {
+    this.bytes += sign * n;
+    this.messages += sign;
+  }
+}
+
+const backlogs = new WeakMap<Stream, Backlog>();
 
 /** Flow-controlled clients: messages sent to the client and not yet acknowledged by it. */
 const unacked = new WeakMap<Stream, { queue: Array<{ size: number; handedOn: () => void }>; acked: number }>();
@@ -59,8 +84,11 @@ export function bindClient(ws: WebSocket, stream: Stream, flow = false): void {
   stream.onReset = (reset) => safeClose(ws, reset.code === ErrorCode.MessageTooBig ? 1009 : 1011, reset.tunnelLost ? "backend connection lost" : "reset");
 }
 
-/** A message from the public client: up the stream, within the backlog limit. */
-export function clientMessage(ws: WebSocket, stream: Stream | undefined, message: string | ArrayBuffer, flow = false): void {
+/**
+ * A message from the public client: up the stream, within the client's backlog limits and the
+ * object's (`objectBacklog`, shared by every client of the Durable Object).
+ */
+export function clientMessage(ws: WebSocket, stream: Stream | undefined, message: string | ArrayBuffer, objectBacklog: Backlog, flow = false): void {
   if (flow && typeof message === "string") return flowControl(ws, stream, message);
   if (!stream || !stream.writable) return safeClose(ws, 1011, "backend connection lost");
   const data = typeof message === "string" ? new TextEncoder().encode(message) : new Uint8Array(message);
@@ -68,19 +96,30 @@ export function clientMessage(ws: WebSocket, stream: Stream | undefined, message
     stream.reset(ErrorCode.MessageTooBig, `client message of ${data.byteLength} bytes`);
     return safeClose(ws, 1009, `messages are limited to ${MAX_WS_MESSAGE} bytes`);
   }
-  const pending = (backlog.get(stream) ?? 0) + data.byteLength;
-  if (pending > CLIENT_BACKLOG_LIMIT) {
-    stream.reset(ErrorCode.Cancel, "client backlog over the limit");
-    return safeClose(ws, 1013, "the backend is not reading");
+  let backlog = backlogs.get(stream);
+  if (!backlog) backlogs.set(stream, (backlog = new Backlog()));
+  const n = data.byteLength;
+  const full = backlog.over(n, CLIENT_BACKLOG_LIMIT, CLIENT_PENDING_MESSAGES)
+    ? "the backend is not reading"
+    : objectBacklog.over(n, OBJECT_BACKLOG_BYTES, OBJECT_PENDING_MESSAGES)
+      ? "the relay holds too much for this backend"
+      : undefined;
+  if (full) {
+    stream.reset(ErrorCode.Cancel, `client backlog over the limit: ${full}`);
+    return safeClose(ws, 1013, full);
   }
-  backlog.set(stream, pending);
-  stream
-    .writeMessage(data, typeof message === "string")
-    .then(() => {
-      backlog.set(stream, (backlog.get(stream) ?? 0) - data.byteLength);
-      if (flow) ws.send(flowMessage("credit", data.byteLength));
-    })
-    .catch(() => {});
+  backlog.add(n, 1);
+  objectBacklog.add(n, 1);
+  const settled = () => {
+    backlog.add(n, -1);
+    objectBacklog.add(n, -1);
+  };
+  // Frames of messages that arrive in one turn (or before the session's flush timer, which
+  // fires late under a burst) leave in one tunnel message (src/protocol/session.ts queue).
+  stream.writeMessage(data, typeof message === "string").then(() => {
+    settled();
+    if (flow) ws.send(flowMessage("credit", n));
+  }, settled).catch(() => {}); // the client socket closed meanwhile
 }
 
 /** A flow-controlled client's control message: an ack returns the tunnel's credit. */
@@ -103,7 +142,8 @@ export function clientClosed(ws: WebSocket, stream: Stream | undefined, code: nu
     if (code === 1006) stream.reset(ErrorCode.Cancel, "the public client dropped the WebSocket");
     else if (stream.writable) stream.close(code, reason).catch(() => {});
   }
-  // Without this the client waits ~10 s and sees 1006 (PLATFORM-NOTES).
+  // Without this the client waits ~10 s and sees 1006 (docs/platform-notes.md "Close our side of
+  // every WebSocket").
   safeClose(ws, sendableClose(code) ?? 1000, closeReason(reason));
 }
 

@@ -14,6 +14,9 @@ export interface TunnelAttachment {
   tunnelId: string;
   backend: string;
   connectedAt: number;
+  /** The agent token's id (absent for tokens minted before ids) and issue time, unix seconds: revocations match on them. */
+  tokenId?: string;
+  tokenIat?: number;
   /** The agent's hello, once it arrived: the tunnel is usable from then on. */
   hello?: Hello;
   /** The agent sent GOAWAY: open no new streams, after a hibernation too. */
@@ -38,14 +41,14 @@ export class Tunnel {
       role: "relay",
       hello: relayHello(meta.tunnelId),
       remoteHello: meta.hello,
-      // After eviction the old counter is gone: start at a random odd id (README "Streams").
+      // After eviction the old counter is gone: start at a random odd id (protocol README "Streams").
       firstStreamId: meta.hello ? (Math.floor(Math.random() * 0x3fffffff) * 2 + 1) : 1,
       send: (message) => ws.send(message),
       // A lone request goes out with the event that made it; many wait for a timer and share a message.
       scheduleAlone: (flush) => queueMicrotask(flush),
       // Under load a burst of requests leaves once it is 8 strong (a quarter of the streams in
-      // flight when they are more) instead of when the timer fires: workerd 4-6 points busier, c32
-      // a median 3% more in paired runs (README "Benchmark").
+      // flight when they are more) instead of when the timer fires, which under load fires late:
+      // the agent starts on the burst sooner and keeps the object busy (docs/performance.md).
       headsPerMessage: 8,
       onHello: (hello) => {
         this.meta.hello = hello;

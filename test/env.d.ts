@@ -7,7 +7,7 @@ declare global {
     interface Env extends RelayEnv {}
     interface GlobalProps {
       mainModule: typeof import("../src/index.ts");
-      durableNamespaces: "BackendHub";
+      durableNamespaces: "BackendHub" | "TokenRegistry";
     }
   }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The `edge-relay` command: loads the TypeScript agent through tsx so no build step is needed.
+// The `edge-relay` command inside the repository: runs the TypeScript sources through tsx (a dev
+// dependency), so edits need no build. The package ships dist/edge-relay.mjs instead (`npm run build`).
 import { register } from "tsx/esm/api";
 
 register();
-const { main } = await import("../cli.ts");
-process.exitCode = await main(process.argv.slice(2));
+await import("./edge-relay.ts");

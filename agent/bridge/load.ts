@@ -59,6 +59,11 @@ async function load(ref: PluginRef): Promise<LoadedPlugin> {
           `is neither a built-in plugin (${Object.keys(BUILT_IN_PLUGINS).join(", ")}) nor a package installed in ${ref.from} or beside edge-relay; to load a file, write a path like ./${ref.text}`,
         );
       }
+      if (ref.kind === "file" && code === "ERR_UNKNOWN_FILE_EXTENSION" && /\.[mc]?ts$/.test(ref.specifier)) {
+        // The packaged agent is plain JavaScript; only the repository's tsx launcher or a Node
+        // that strips types (22.18 and later) can import a TypeScript plugin.
+        throw problem(ref, `is TypeScript, which Node ${process.versions.node} cannot load: compile it to a .js or .mjs file (e.g. \`npx esbuild ${ref.text} --format=esm --outfile=${ref.text.replace(/\.[mc]?ts$/, ".mjs")}\`) or run Node 22.18 or later`);
+      }
       throw problem(ref, `could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
     }
   }

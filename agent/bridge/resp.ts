@@ -1,6 +1,6 @@
 // The built-in `resp` bridge plugin: an HTTP API for Redis. POST a JSON command array
 // (["SET","k","v"]) and get the reply as JSON; an array of command arrays is a pipeline and
-// gets an array of replies. README "Bridging HTTP to a TCP protocol" documents the mapping.
+// gets an array of replies. docs/targets.md "Bridging HTTP to a TCP protocol" documents the mapping.
 import type { BridgeContext, BridgePlugin } from "./plugin.ts";
 import { encodeCommand, RespDecoder, RespErrorReply, type RespReply } from "./resp-codec.ts";
 

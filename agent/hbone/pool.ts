@@ -52,7 +52,7 @@ export function classify(err: NodeJS.ErrnoException): HboneError {
   return new HboneError(ErrorCode.OriginUnreachable, `cannot reach the mesh proxy: ${err.code ? `${err.code}: ` : ""}${err.message}`);
 }
 
-/** Maps a CONNECT answer other than 200 (README "Reaching a mesh workload"). */
+/** Maps a CONNECT answer other than 200 (docs/hbone.md "What the agent sends and expects"). */
 export function connectFailure(status: number, authority: string): HboneError {
   if (status === 401 || status === 403) return new HboneError(ErrorCode.MeshDenied, `the mesh denied CONNECT ${authority} (${status})`);
   if (status === 502 || status === 503 || status === 504) {

@@ -2,17 +2,27 @@
 // unix:/path.sock, or over an HBONE CONNECT stream. Bodies stream both ways under credit.
 import http from "node:http";
 import http2 from "node:http2";
+import net from "node:net";
 import https from "node:https";
 import type { Readable } from "node:stream";
 import { contentLength, endToEnd, pairs } from "../../src/http-headers.ts";
 import { ErrorCode } from "../../src/protocol/frame.ts";
-import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
+import type { RequestHead } from "../../src/protocol/head.ts";
 import { StreamReset, type Stream } from "../../src/protocol/session.ts";
 import type { Target } from "../config.ts";
 import type { Origin } from "../origin.ts";
-import net from "node:net";
+import { sendResponseHead } from "../response-head.ts";
 import { H2Sessions, alpnConnect, serveH2 } from "./h2.ts";
 import { serveWebSocket, type WebSocketTarget } from "./websocket.ts";
+
+/** How long a pooled connection to a target may stay idle before the agent closes it. */
+export const POOL_IDLE_MS = 4000;
+
+/** Body bytes held for sending a request again; an idempotent request with more already written is not. */
+const REPLAY_LIMIT = 64 * 1024;
+
+/** Methods a target may receive twice to the same effect (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 /** A short, safe description of a connection error (no addresses beyond the code). */
 export function describeError(err: NodeJS.ErrnoException): string {
@@ -27,8 +37,12 @@ export interface HttpDialer {
   request: typeof http.request;
   /** The Host header when the public one is not preserved. */
   host: string;
-  /** Connection options for one request: host and port with a keep-alive agent, or createConnection. */
-  connection(head: RequestHead): Pick<http.RequestOptions, "hostname" | "port" | "socketPath" | "agent" | "createConnection">;
+  /**
+   * Connection options for one request: host and port with a keep-alive agent, or
+   * createConnection. `fresh`: a new connection, never a pooled one (a retry after a reused
+   * connection broke).
+   */
+  connection(head: RequestHead, fresh?: boolean): Pick<http.RequestOptions, "hostname" | "port" | "socketPath" | "agent" | "createConnection">;
   /** The same for the target's WebSocket server. */
   websocket: Omit<WebSocketTarget, "host" | "createConnection"> & { connection?(head: RequestHead): WebSocketTarget["createConnection"] };
   /**
@@ -50,17 +64,22 @@ export interface HttpDialer {
  * use); `h2c` speaks cleartext HTTP/2 with prior knowledge; `h2` and `http1` force one.
  */
 export function directDialer(target: Extract<Target, { kind: "http" | "https" | "unix" }>, protocol: OriginProtocol = "auto", connectTimeoutMs?: number): HttpDialer {
-  const options = { keepAlive: true, maxSockets: Infinity, scheduling: "lifo" as const };
+  // `timeout` drops a pooled connection idle that long (Node's Agent lowers it further to a
+  // second under what a target's Keep-Alive: timeout= announces); on a connection in use it only
+  // emits an event nobody acts on. Below the 5 s of Node's servers and the longer ones of most
+  // others, so the agent closes its idle connections before its targets do.
+  const options = { keepAlive: true, maxSockets: Infinity, scheduling: "lifo" as const, timeout: POOL_IDLE_MS };
   if (target.kind === "unix") {
     const agent = new http.Agent(options);
+    const fresh = new http.Agent({ keepAlive: false });
     return {
       connectTimeoutMs,
       request: http.request,
       host: "localhost",
-      connection: () => ({ socketPath: target.path, agent }),
+      connection: (_head, isFresh) => ({ socketPath: target.path, agent: isFresh ? fresh : agent }),
       websocket: { base: `ws+unix:${target.path}` },
       protocols: async () => ["http/1.1"],
-      close: () => agent.destroy(),
+      close: () => (agent.destroy(), fresh.destroy()),
     };
   }
   const secure = target.kind === "https";
@@ -68,20 +87,22 @@ export function directDialer(target: Extract<Target, { kind: "http" | "https" | 
   const port = Number(target.url.port || (secure ? 443 : 80));
   const tlsOptions = target.kind === "https" ? { ca: target.ca, rejectUnauthorized: !target.insecure } : undefined;
   const agent = tlsOptions ? new https.Agent({ ...options, ...tlsOptions }) : new http.Agent(options);
+  const fresh = tlsOptions ? new https.Agent({ keepAlive: false, ...tlsOptions }) : new http.Agent({ keepAlive: false });
+  const closePools = () => (agent.destroy(), fresh.destroy());
   const dialer: HttpDialer = {
     connectTimeoutMs,
     request: secure ? https.request : http.request,
     host: target.url.host,
-    connection: () => ({ hostname, port, agent }),
+    connection: (_head, isFresh) => ({ hostname, port, agent: isFresh ? fresh : agent }),
     websocket: { base: `${secure ? "wss" : "ws"}://${target.url.host}`, ...(tlsOptions ? { tls: tlsOptions } : {}) },
     protocols: async () => [secure ? "http/1.1" : protocol === "h2c" ? "h2c" : "http/1.1"],
-    close: () => agent.destroy(),
+    close: closePools,
   };
   const origin = `${secure ? "https" : "http"}://${target.url.host}`;
   if (!secure && protocol === "h2c") {
     const sessions = new H2Sessions(origin, async () => undefined);
     dialer.h2 = async () => ({ session: await sessions.get(), scheme: "http" });
-    dialer.close = () => (agent.destroy(), sessions.close());
+    dialer.close = () => (closePools(), sessions.close());
   }
   if (secure && protocol !== "http1") {
     const tlsTo = { host: hostname, port, servername: net.isIP(hostname) ? undefined : hostname, ...tlsOptions };
@@ -95,7 +116,7 @@ export function directDialer(target: Extract<Target, { kind: "http" | "https" | 
     const sessions = new H2Sessions(origin, async () => (await alpnConnect(tlsTo, ["h2"])).socket);
     dialer.h2 = async () => ((await choose()) === "h2" ? { session: await sessions.get(), scheme: "https" } : undefined);
     dialer.protocols = async () => [await choose().catch(() => "unknown")];
-    dialer.close = () => (agent.destroy(), sessions.close());
+    dialer.close = () => (closePools(), sessions.close());
   }
   return dialer;
 }
@@ -107,7 +128,7 @@ export type OriginProtocol = "auto" | "http1" | "h2" | "h2c";
  * Holds a stream's events while the agent decides how to reach the target (ALPN, a new
  * session), then hands them to the handlers set by then.
  */
-function hold(stream: Stream): () => void {
+export function hold(stream: Stream): () => void {
   const events: Array<() => void> = [];
   stream.onData = (chunk, flags) => events.push(() => stream.onData(chunk, flags));
   stream.onEnd = () => events.push(() => stream.onEnd());
@@ -135,7 +156,7 @@ export class HttpOrigin implements Origin {
       const release = hold(stream);
       this.dialer.h2(head).then(
         (h2) => {
-          if (h2) serveH2(stream, head, hasBody, h2.session, host, h2.scheme);
+          if (h2) serveH2(stream, head, hasBody, h2.session, host, h2.scheme, async () => (await this.dialer.h2?.(head))?.session);
           else this.serveHttp1(stream, head, hasBody, host);
           release();
         },
@@ -166,42 +187,95 @@ export class HttpOrigin implements Origin {
     // unknown length (the relay's runtime may have turned a Content-Length into chunks).
     if (hasBody && !length) headers.push("transfer-encoding", "chunked");
     headers.push("host", host);
+    const idempotent = IDEMPOTENT.has(head.method) || head.headers.some(([name]) => name === "idempotency-key");
     let responded = false;
-    const req = this.dialer.request({
-      ...this.dialer.connection(head),
-      method: head.method,
-      path: head.path,
-      headers,
-      setHost: false,
-    });
-    const limit = this.dialer.connectTimeoutMs;
-    if (limit !== undefined) {
-      req.once("socket", (socket) => {
-        if (!socket.connecting) return;
-        const timer = setTimeout(() => req.destroy(Object.assign(new Error(`connecting took longer than ${limit} ms`), { code: "ETIMEDOUT" })), limit);
-        socket.once("connect", () => clearTimeout(timer));
-        socket.once("close", () => clearTimeout(timer));
+    let retried = false;
+    /** Body chunks written so far with their credit, kept while the request may go again. */
+    let held: Array<[Uint8Array, () => void]> | undefined = idempotent ? [] : undefined;
+    let heldBytes = 0;
+    /** Some of the body, or its end, went to the target. */
+    let sent = false;
+    let ended = false;
+    let req: http.ClientRequest;
+    const send = (fresh: boolean) => {
+      const current = this.dialer.request({
+        ...this.dialer.connection(head, fresh),
+        method: head.method,
+        path: head.path,
+        headers,
+        setHost: false,
       });
-    }
-    req.on("error", (err: NodeJS.ErrnoException & { code?: unknown; tunnelCode?: ErrorCode }) => {
-      if (err.tunnelCode !== undefined && !responded) return stream.reset(err.tunnelCode, err.message);
-      if (responded) stream.reset(ErrorCode.OriginReset, describeError(err));
-      else stream.reset(ErrorCode.OriginUnreachable, describeError(err));
-    });
-    req.on("response", (res) => {
-      responded = true;
-      const status = res.statusCode ?? 502;
-      const noBody = head.method === "HEAD" || status === 204 || status === 304;
-      stream.sendHeaders(encodeResponseHead({ status, headers: endToEnd(pairs(res.rawHeaders)) }), noBody);
-      if (noBody) return void res.resume();
-      void sendBody(res, stream, contentLength(res.headers["content-length"]));
-    });
+      req = current;
+      let socket: net.Socket | undefined;
+      let readBefore = 0;
+      current.on("socket", (s) => ((socket = s), (readBefore = s.bytesRead)));
+      const limit = this.dialer.connectTimeoutMs;
+      if (limit !== undefined) {
+        current.once("socket", (s) => {
+          if (!s.connecting) return;
+          const timer = setTimeout(() => current.destroy(Object.assign(new Error(`connecting took longer than ${limit} ms`), { code: "ETIMEDOUT" })), limit);
+          s.once("connect", () => clearTimeout(timer));
+          s.once("close", () => clearTimeout(timer));
+        });
+      }
+      // A head with no body bytes ready to go with it (they come with it in the same tunnel
+      // message, or not yet) goes alone: a pooled connection kept silent while a slow body comes
+      // is one the target's keep-alive timer closes.
+      process.nextTick(() => {
+        if (!sent && !current.destroyed) current.flushHeaders();
+      });
+      current.on("error", (err: NodeJS.ErrnoException & { tunnelCode?: ErrorCode }) => {
+        if (current !== req) return;
+        // A reused connection the target closed or reset before any response byte: the target
+        // dropped it idle as the request went out. Sent again once, on a new connection, when the
+        // target cannot act on it twice: an idempotent request with its body so far held, or any
+        // request none of whose body has gone out.
+        const stale = current.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE") && socket?.bytesRead === readBefore;
+        if (!responded && !retried && stale && (idempotent ? held !== undefined : !sent)) {
+          retried = true;
+          const replay = held ?? [];
+          held = undefined;
+          send(true);
+          for (const [chunk, credit] of replay) req.write(chunk, credit);
+          if (ended) req.end();
+          return;
+        }
+        if (err.tunnelCode !== undefined && !responded) return stream.reset(err.tunnelCode, err.message);
+        if (responded) stream.reset(ErrorCode.OriginReset, describeError(err));
+        else stream.reset(ErrorCode.OriginUnreachable, describeError(err));
+      });
+      current.on("response", (res) => {
+        responded = true;
+        held = undefined;
+        const status = res.statusCode ?? 502;
+        const noBody = head.method === "HEAD" || status === 204 || status === 304;
+        if (!sendResponseHead(stream, status, endToEnd(pairs(res.rawHeaders)), noBody)) return void res.destroy();
+        if (noBody) return void res.resume();
+        void sendBody(res, stream, contentLength(res.headers["content-length"]));
+      });
+    };
+    send(false);
     stream.onReset = () => req.destroy();
     stream.onData = (chunk) => {
       if (req.destroyed) return;
-      req.write(chunk, () => stream.consumed(chunk.byteLength));
+      sent = true;
+      let credited = false;
+      // Credit once, whichever write of the chunk (first or replayed) completes first.
+      const credit = () => {
+        if (credited) return;
+        credited = true;
+        stream.consumed(chunk.byteLength);
+      };
+      if (held && heldBytes + chunk.byteLength <= REPLAY_LIMIT) {
+        held.push([chunk, credit]);
+        heldBytes += chunk.byteLength;
+      } else held = undefined;
+      req.write(chunk, credit);
     };
-    stream.onEnd = () => req.end();
+    stream.onEnd = () => {
+      sent = ended = true;
+      req.end();
+    };
   }
 
   close(): void {

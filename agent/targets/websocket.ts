@@ -6,6 +6,7 @@ import { endToEnd, pairs } from "../../src/http-headers.ts";
 import { ErrorCode, MAX_WS_MESSAGE } from "../../src/protocol/frame.ts";
 import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { closeReason, receiveMessages, sendableClose } from "../../src/protocol/messages.ts";
+import { sendResponseHead } from "../response-head.ts";
 import type { Stream } from "../../src/protocol/session.ts";
 import { describeError, sendBody } from "./http.ts";
 import { MessagePump } from "./message-pump.ts";
@@ -55,7 +56,7 @@ export function serveWebSocket(stream: Stream, head: RequestHead, target: WebSoc
     // The target refused the upgrade: its answer goes to the client as plain HTTP.
     answered = true;
     const noBody = res.statusCode === 204 || res.statusCode === 304;
-    stream.sendHeaders(encodeResponseHead({ status: res.statusCode ?? 502, headers: endToEnd(pairs(res.rawHeaders)) }), noBody);
+    if (!sendResponseHead(stream, res.statusCode ?? 502, endToEnd(pairs(res.rawHeaders)), noBody)) return void res.destroy();
     if (noBody) return void res.resume();
     void sendBody(res, stream);
   });

@@ -5,6 +5,13 @@ import {
   FrameType,
   HEADER_BYTES,
   MAX_HEADER_BLOCK,
+  MAX_HELLO_BYTES,
+  MAX_HELLO_LIST,
+  MAX_HELLO_STRING,
+  MAX_MAX_FRAME,
+  MAX_WINDOW,
+  MIN_MAX_FRAME,
+  MIN_WINDOW,
   ProtocolError,
   TunnelClose,
   type Frame,
@@ -52,7 +59,11 @@ function checkHeader(type: number, flags: number, streamId: number, length: numb
     throw new ProtocolError(`${FrameType[type]} on stream ${streamId}`);
   }
   const limit = type === FrameType.Headers ? MAX_HEADER_BLOCK : maxPayload;
-  if (length > limit) throw new ProtocolError(`${FrameType[type]} payload of ${length} bytes exceeds ${limit}`);
+  if (length > limit) {
+    // A hello out of bounds is a bad hello (4400) however it is out of bounds.
+    const code = type === FrameType.Hello ? TunnelClose.BadHello : TunnelClose.ProtocolError;
+    throw new ProtocolError(`${FrameType[type]} payload of ${length} bytes exceeds ${limit}`, code);
+  }
   const exact = type === FrameType.WindowUpdate ? 4 : type === FrameType.Ping ? 8 : -1;
   if (exact >= 0 && length !== exact) throw new ProtocolError(`${FrameType[type]} payload must be ${exact} bytes, not ${length}`);
   if ((type === FrameType.RstStream || type === FrameType.GoAway) && length < 4) {
@@ -124,8 +135,8 @@ function putAscii(out: Uint8Array, at: number, s: string): boolean {
 /**
  * Encodes a header block: u16 count, then (u16 name length, name, u32 value length, value).
  * Fields are nearly always ASCII: sized from the string lengths and copied char by char into
- * one buffer, with no array or encoder call per field (the relay encodes one block per request:
- * `npm run bench`). A field with any other char sends the block down the UTF-8 path.
+ * one buffer, with no array or encoder call per field (the relay encodes one block per
+ * request). A field with any other char sends the block down the UTF-8 path.
  */
 export function encodeHeaderBlock(fields: HeaderList): Uint8Array {
   let total = 2;
@@ -182,8 +193,8 @@ const ONE_STRING_BYTES = 4096;
 /**
  * Calls `visit(name, value)` for each field of a header block, in order; throws ProtocolError
  * when the block is malformed. An ASCII field is cut out of one string made of the whole block,
- * with no view, array or decoder call per field (the relay reads a block per response:
- * `npm run bench`); any other is decoded as strict UTF-8.
+ * with no view, array or decoder call per field (the relay reads a block per response); any
+ * other is decoded as strict UTF-8.
  */
 export function forEachField(bytes: Uint8Array, visit: (name: string, value: string) => void): void {
   need(bytes, 0, 2);
@@ -229,7 +240,29 @@ export function encodeHello(hello: Hello): Uint8Array {
   return utf8.encode(JSON.stringify(hello));
 }
 
-/** Decodes and validates a HELLO payload; unknown fields are kept, wrong types are errors. */
+/** A hello field out of its bounds: the tunnel closes with 4400 and a reason naming the field. */
+function badHello(reason: string): ProtocolError {
+  return new ProtocolError(`hello ${reason}`, TunnelClose.BadHello);
+}
+
+/** Checks an integer hello field against [min, max] (README "Hello"). */
+function checkRange(name: string, n: number, min: number, max: number): void {
+  if (n < min || n > max) throw badHello(`${name} ${n} is outside ${min}..${max}`);
+}
+
+/** Checks a string list of a hello: at most MAX_HELLO_LIST strings of at most MAX_HELLO_STRING chars. */
+function checkList(name: string, list: unknown): void {
+  if (!Array.isArray(list) || !list.every((c) => typeof c === "string")) throw badHello(`${name} is not a list of strings`);
+  if (list.length > MAX_HELLO_LIST) throw badHello(`${name} has ${list.length} entries (at most ${MAX_HELLO_LIST})`);
+  if (list.some((c: string) => c.length > MAX_HELLO_STRING)) throw badHello(`${name} holds a string over ${MAX_HELLO_STRING} chars`);
+}
+
+/**
+ * Decodes and validates a HELLO payload; unknown fields are kept. Wrong types and values out of
+ * the bounds of README "Hello" (list and string lengths, window, maxFrame, then payload size) are
+ * a ProtocolError with close code 4400 whose message names the field. The payload was already
+ * bounded by the frame decoder's limit, so parsing an oversized one first costs little.
+ */
 export function decodeHello(bytes: Uint8Array): Hello {
   let value: unknown;
   try {
@@ -238,7 +271,7 @@ export function decodeHello(bytes: Uint8Array): Hello {
     throw new ProtocolError("hello is not UTF-8 JSON", TunnelClose.BadHello);
   }
   const h = value as Partial<Hello> | null;
-  const positive = (n: unknown) => typeof n === "number" && Number.isInteger(n) && n > 0 && n <= 0x7fffffff;
+  const integer = (n: unknown) => typeof n === "number" && Number.isInteger(n);
   if (
     !h ||
     typeof h !== "object" ||
@@ -246,13 +279,43 @@ export function decodeHello(bytes: Uint8Array): Hello {
     typeof h.software !== "string" ||
     typeof h.id !== "string" ||
     !Array.isArray(h.caps) ||
-    !h.caps.every((c) => typeof c === "string") ||
-    !positive(h.window) ||
-    !positive(h.maxFrame)
+    !integer(h.window) ||
+    !integer(h.maxFrame)
   ) {
     throw new ProtocolError("hello lacks v, software, id, caps, window or maxFrame", TunnelClose.BadHello);
   }
+  for (const name of ["software", "id"] as const) {
+    if (h[name]!.length > MAX_HELLO_STRING) throw badHello(`${name} is over ${MAX_HELLO_STRING} chars`);
+  }
+  checkList("caps", h.caps);
+  if (h.targetProtocols !== undefined) checkList("targetProtocols", h.targetProtocols);
+  checkRange("window", h.window!, MIN_WINDOW, MAX_WINDOW);
+  checkRange("maxFrame", h.maxFrame!, MIN_MAX_FRAME, MAX_MAX_FRAME);
+  // Checked last, so that a hello made large by one field (5,000 caps) is refused naming it.
+  if (bytes.byteLength > MAX_HELLO_BYTES) throw badHello(`of ${bytes.byteLength} bytes exceeds ${MAX_HELLO_BYTES}`);
   return h as Hello;
+}
+
+/** The exact size in bytes of the header block encodeHeaderBlock builds for `fields`. */
+export function headerBlockSize(fields: HeaderList): number {
+  let bytes = 2;
+  for (const [name, value] of fields) bytes += 6 + utf8Length(name) + utf8Length(value);
+  return bytes;
+}
+
+/** Bytes of `s` as UTF-8, a lone surrogate counting as U+FFFD (as TextEncoder writes it). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x7f) n += 1;
+    else if (c <= 0x7ff) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 /** Encodes the payload of RST_STREAM and GOAWAY: u32 code, then a UTF-8 message. */

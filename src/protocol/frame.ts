@@ -75,7 +75,7 @@ export enum ErrorCode {
   Timeout = 9,
   /** A WebSocket message over the size limit (close code 1009). */
   MessageTooBig = 10,
-  /** The agent's bridge plugin failed on this request (agent/bridge/, README "Bridging HTTP to a TCP protocol"). */
+  /** The agent's bridge plugin failed on this request (agent/bridge/; docs/targets.md, the bridge). */
   BridgeError = 11,
   /** The service mesh refused the agent (its certificate, or a 401/403 to CONNECT). */
   MeshDenied = 12,
@@ -95,13 +95,36 @@ export enum TunnelClose {
   InternalError = 1011,
   /** Missing or unsupported hello. */
   BadHello = 4400,
+  /** The relay revoked the tunnel's token: reconnecting with it is refused (401 token_revoked). */
+  TokenRevoked = 4401,
 }
 
 /** Largest WebSocket message carried on a message stream (README "Message streams"). */
 export const MAX_WS_MESSAGE = 16 * 1024 * 1024;
 
-/** Largest header block a receiver accepts. */
+/** Largest header block a receiver accepts; a larger HEADERS frame is a protocol error. */
 export const MAX_HEADER_BLOCK = 256 * 1024;
+/**
+ * Largest header block a sender builds for a request or response head, well under
+ * MAX_HEADER_BLOCK: the relay answers a larger public request 431, the agent a larger backend
+ * response 502, so no public input or backend answer can reach the other side as a protocol error.
+ */
+export const MAX_HEAD_BYTES = 64 * 1024;
+/** Most fields (pseudo-fields included) a sender puts in one head; checked with MAX_HEAD_BYTES. */
+export const MAX_HEAD_FIELDS = 1000;
+
+/** Largest HELLO payload a receiver accepts (close code 4400 beyond it). */
+export const MAX_HELLO_BYTES = 4 * 1024;
+/** Most entries in a hello's `caps` and `targetProtocols`. */
+export const MAX_HELLO_LIST = 32;
+/** Longest string in a hello (`software`, `id`, each capability and target protocol). */
+export const MAX_HELLO_STRING = 256;
+/** Bounds of a hello's `window`: smaller costs a WINDOW_UPDATE every few frames, larger unbounded buffers. */
+export const MIN_WINDOW = 16 * 1024;
+export const MAX_WINDOW = 16 * 1024 * 1024;
+/** Bounds of a hello's `maxFrame`: smaller costs a frame header and a dispatch every few bytes. */
+export const MIN_MAX_FRAME = 16 * 1024;
+export const MAX_MAX_FRAME = 1024 * 1024;
 /** Largest WebSocket message a sender builds when coalescing frames. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 /** Default initial receive window per stream. */

@@ -18,6 +18,7 @@ import {
   ErrorCode,
   Flag,
   FrameType,
+  HEADER_BYTES,
   MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -81,7 +82,25 @@ export interface SessionOptions {
    * answers came back; smaller bursts keep both sides busy (README "Transport").
    */
   headsPerMessage?: number;
+  /** The clock PING answers are budgeted by, in ms (default Date.now). */
+  now?(): number;
 }
+
+/**
+ * PINGs answered at once before the budget applies, and answers a second after that
+ * (README "Control replies"). A peer that does not read its tunnel cannot make this side hold
+ * more than the budget's replies, however many PINGs it sends; PINGs beyond it get no ACK.
+ */
+export const PING_ACK_BURST = 100;
+export const PING_ACKS_PER_SECOND = 10;
+
+/**
+ * DATA payloads below this size are appended to the stream's DATA frame still waiting in the
+ * outbox, up to GATHER_BYTES (README "Transport"): a body written in 1-byte chunks costs one
+ * frame per GATHER_BYTES on the wire and in the outbox, not one per chunk.
+ */
+export const SMALL_DATA_BYTES = 1024;
+export const GATHER_BYTES = 16 * 1024;
 
 /**
  * The default stream handler. One shared function, not a fresh closure per stream: the bundler
@@ -212,9 +231,7 @@ export class Stream {
   consumed(n: number, all = false): void {
     if (this.status.state === StreamState.Closed) return;
     const credit = this.recvWindow.consumed(n, all);
-    if (credit > 0 && this.status.state !== StreamState.HalfClosedRemote) {
-      this.session.queue(FrameType.WindowUpdate, 0, this.id, encodeU32(credit));
-    }
+    if (credit > 0 && this.status.state !== StreamState.HalfClosedRemote) this.session.queueCredit(this.id, credit);
   }
 
   /** True while this side may still send. */
@@ -242,7 +259,7 @@ export class Stream {
       const n = Math.min(credit, this.session.peerMaxFrame, chunk.byteLength - at);
       this.sendWindow.consume(n);
       at += n;
-      this.session.queue(FrameType.Data, at === chunk.byteLength ? flags | lastFlags : flags, this.id, chunk.subarray(at - n, at));
+      this.session.queueData(this.id, at === chunk.byteLength ? flags | lastFlags : flags, chunk.subarray(at - n, at));
     }
   }
 
@@ -276,6 +293,15 @@ export class Session {
   private outboxBytes = 0;
   /** HEADERS frames in the outbox. */
   private outboxHeads = 0;
+  /** The outbox's one PING ACK: a later PING replaces its payload (only the latest needs answering). */
+  private pendingPingAck?: Frame;
+  /** The outbox's last frame when it is a small DATA frame that later small DATA may join. */
+  private gathering?: { frame: Frame; buffer: Uint8Array; n: number };
+  /** The outbox's WINDOW_UPDATE per stream, with its credit: later credit adds to it. */
+  private pendingCredit = new Map<number, { frame: Frame; credit: number }>();
+  /** PING answers the budget still allows, and when it was last refilled. */
+  private pingAcks = PING_ACK_BURST;
+  private pingAcksAt = 0;
   private flushScheduled = false;
   private readonly schedule: (flush: () => void) => void;
   private readonly flushBound = () => this.flush();
@@ -378,18 +404,96 @@ export class Session {
   destroy(reason = "the tunnel closed"): void {
     if (this.closed) return;
     this.closed = true;
-    this.outbox = [];
-    this.outboxBytes = 0;
+    this.dropOutbox();
     const streams = [...this.streams.values()];
     this.streams.clear();
     for (const s of streams) s.fail(new StreamReset(ErrorCode.Cancel, reason, true));
   }
 
   /** Queues a frame for the next coalesced message. */
-  queue(type: FrameType, flags: number, streamId: number, payload: Uint8Array): void {
-    if (this.closed) return;
-    this.outbox.push({ type, flags, streamId, payload });
-    this.outboxBytes += payload.byteLength;
+  queue(type: FrameType, flags: number, streamId: number, payload: Uint8Array): Frame | undefined {
+    if (this.closed) return undefined;
+    const frame = { type, flags, streamId, payload };
+    this.outbox.push(frame);
+    // Frame headers count: many small frames weigh what they cost, not just their payloads.
+    this.outboxBytes += HEADER_BYTES + payload.byteLength;
+    this.queued(type);
+    return frame;
+  }
+
+  /**
+   * Queues DATA; a small payload without flags joins the stream's small DATA frame when that is
+   * the outbox's last frame and has room (SMALL_DATA_BYTES, GATHER_BYTES).
+   */
+  queueData(streamId: number, flags: number, payload: Uint8Array): void {
+    const n = payload.byteLength;
+    const last = this.gathering;
+    const limit = Math.min(GATHER_BYTES, this.peerMaxFrame);
+    if (flags === 0 && last && last.frame.streamId === streamId && this.waiting(last.frame) && last.n + n <= limit) {
+      // The buffer grows as bytes join: a frame flushed with a few bytes cost only a few.
+      if (last.n + n > last.buffer.byteLength) {
+        const bigger = new Uint8Array(Math.min(limit, Math.max(2 * last.buffer.byteLength, last.n + n)));
+        bigger.set(last.buffer.subarray(0, last.n));
+        last.buffer = bigger;
+      }
+      last.buffer.set(payload, last.n);
+      last.n += n;
+      last.frame.payload = last.buffer.subarray(0, last.n);
+      this.outboxBytes += n;
+      if (this.outboxBytes >= MAX_MESSAGE_BYTES) this.flush();
+      return;
+    }
+    if (flags !== 0 || n >= SMALL_DATA_BYTES) {
+      this.queue(FrameType.Data, flags, streamId, payload);
+      return;
+    }
+    const buffer = new Uint8Array(Math.min(limit, Math.max(64, 2 * n)));
+    buffer.set(payload);
+    const frame = this.queue(FrameType.Data, 0, streamId, buffer.subarray(0, n));
+    this.gathering = frame && this.waiting(frame) ? { frame, buffer, n } : undefined;
+  }
+
+  /**
+   * Queues a WINDOW_UPDATE, or adds to the one already waiting for this stream: the outbox holds
+   * at most one per stream, however often credit is returned in one turn.
+   */
+  queueCredit(streamId: number, credit: number): void {
+    const pending = this.pendingCredit.get(streamId);
+    if (pending) {
+      pending.credit += credit;
+      pending.frame.payload = encodeU32(pending.credit);
+      return;
+    }
+    const frame = this.queue(FrameType.WindowUpdate, 0, streamId, encodeU32(credit));
+    if (frame && this.waiting(frame)) this.pendingCredit.set(streamId, { frame, credit });
+  }
+
+  /**
+   * Answers a PING within the budget. One ACK waits in the outbox at most, carrying the latest
+   * payload; past the budget PINGs go unanswered, so a peer that never reads cannot make this
+   * side hold replies in proportion to what it sends.
+   */
+  private answerPing(payload: Uint8Array): void {
+    if (this.pendingPingAck) {
+      this.pendingPingAck.payload = payload.slice();
+      return;
+    }
+    const now = this.opts.now?.() ?? Date.now();
+    this.pingAcks = Math.min(PING_ACK_BURST, this.pingAcks + ((now - this.pingAcksAt) * PING_ACKS_PER_SECOND) / 1000);
+    this.pingAcksAt = now;
+    if (this.pingAcks < 1) return;
+    this.pingAcks -= 1;
+    const frame = this.queue(FrameType.Ping, Flag.ACK, 0, payload.slice());
+    if (frame && this.waiting(frame)) this.pendingPingAck = frame;
+  }
+
+  /** Whether a frame just queued still waits in the outbox (queue() may have flushed it). */
+  private waiting(frame: Frame): boolean {
+    return this.outbox[this.outbox.length - 1] === frame;
+  }
+
+  /** Flushes or schedules a flush after a frame of `type` was queued. */
+  private queued(type: FrameType): void {
     if (this.outboxBytes >= MAX_MESSAGE_BYTES) return this.flush();
     if (type === FrameType.Headers && this.opts.headsPerMessage !== undefined) {
       if (++this.outboxHeads >= Math.max(this.opts.headsPerMessage, this.streams.size >> 2)) return this.flush();
@@ -409,9 +513,7 @@ export class Session {
     this.flushScheduled = false;
     if (this.closed || this.outbox.length === 0) return;
     const frames = this.outbox;
-    this.outbox = [];
-    this.outboxBytes = 0;
-    this.outboxHeads = 0;
+    this.dropOutbox();
     try {
       let start = 0;
       let bytes = 0;
@@ -429,6 +531,16 @@ export class Session {
       // The transport is gone (e.g. a socket closed under us): its streams are lost.
       this.destroy(`the tunnel failed to send: ${err instanceof Error ? err.message : String(err)}`);
     }
+  }
+
+  /** Empties the outbox and forgets the replies waiting in it. */
+  private dropOutbox(): void {
+    this.outbox = [];
+    this.outboxBytes = 0;
+    this.outboxHeads = 0;
+    this.pendingPingAck = undefined;
+    this.gathering = undefined;
+    if (this.pendingCredit.size) this.pendingCredit.clear();
   }
 
   /** Forgets a stream once both directions are done. */
@@ -457,7 +569,7 @@ export class Session {
         throw new ProtocolError("HELLO may be sent only once");
       case FrameType.Ping:
         if (frame.flags & Flag.ACK) this.opts.onPingAck?.(frame.payload);
-        else this.queue(FrameType.Ping, Flag.ACK, 0, frame.payload.slice());
+        else this.answerPing(frame.payload);
         return;
       case FrameType.GoAway: {
         const { code, message } = decodeError(frame.payload);

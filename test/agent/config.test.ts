@@ -125,7 +125,7 @@ describe("buildAgentConfig", () => {
     ["missing --backend", { ...BASE, backend: undefined }, { field: "backend", message: /^--backend is required: pass --backend <name>/ }],
     ["missing --token", { ...BASE, token: undefined }, { field: "token", message: "--token is required: pass --token or set EDGE_RELAY_TOKEN; mint one with `edge-relay token demo`." }],
     ["missing --to", { ...BASE, to: undefined }, { field: "to", message: /^--to is required: pass --to with http:\/\/host:port/ }],
-    ["a bad target scheme", { ...BASE, to: "ftp://x" }, { field: "to", message: '--to "ftp://x": the target must be http://host:port, https://host:port, unix:/path, tcp://host:port or hbone://ip:port.' }],
+    ["a bad target scheme", { ...BASE, to: "ftp://x" }, { field: "to", message: '--to "ftp://x": the target must be http://host:port, https://host:port, unix:/path, h2c://host:port, hbone://ip:port, tcp://host:port or bridge+tcp://host:port.' }],
     ["a schemeless target", { ...BASE, to: "localhost:3000" }, { field: "to", message: /^--to "localhost:3000": the target must be/ }],
     ["a target with a path", { ...BASE, to: "http://h:1/api" }, { field: "to", message: /^--to "http:\/\/h:1\/api": the target must be only a scheme, host and port/ }],
     ["an empty unix path", { ...BASE, to: "unix:" }, { field: "to", message: /^--to "unix:": the target must be/ }],
@@ -160,7 +160,7 @@ describe("buildAgentConfig", () => {
     [
       "a bad target in the file",
       { config: "agent.json", token: TOKEN },
-      { field: "to", file: "agent.json", line: 3, message: 'agent.json:3:2: to must be http://host:port, https://host:port, unix:/path, tcp://host:port or hbone://ip:port, not "ftp://x".' },
+      { field: "to", file: "agent.json", line: 3, message: 'agent.json:3:2: to must be http://host:port, https://host:port, unix:/path, h2c://host:port, hbone://ip:port, tcp://host:port or bridge+tcp://host:port, not "ftp://x".' },
       {},
       agentJson(`{"relay": "https://r.example",\n "backend": "demo",\n "to": "ftp://x"}`),
     ],

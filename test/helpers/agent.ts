@@ -14,9 +14,16 @@ export interface AgentProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `edge-relay <args>`; with `waitUp`, resolves once `count` tunnels are up. */
-export async function startAgent(args: string[], opts: { waitUp?: number; env?: NodeJS.ProcessEnv } = {}): Promise<AgentProcess> {
-  const proc = spawn(process.execPath, [BIN, ...args], {
+/**
+ * Starts `edge-relay <args>`; with `waitUp`, resolves once `count` tunnels are up. `command` is
+ * the program and its first arguments (default: this Node running the sources through tsx).
+ */
+export async function startAgent(
+  args: string[],
+  opts: { waitUp?: number; env?: NodeJS.ProcessEnv; command?: [string, ...string[]] } = {},
+): Promise<AgentProcess> {
+  const [program, ...first] = opts.command ?? [process.execPath, BIN];
+  const proc = spawn(program, [...first, ...args], {
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });

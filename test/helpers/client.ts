@@ -56,3 +56,28 @@ export function curl(args: string[], timeoutMs = 60_000): Promise<string> {
     });
   });
 }
+
+/**
+ * Starts a request to `base` (http://host:port) on its own connection, head sent at once; the
+ * caller writes the body (req.write / req.end) when it chooses. `response` resolves with the
+ * status and the body as text.
+ */
+export function openRequest(
+  base: string,
+  opts: { method: string; path: string; headers?: http.OutgoingHttpHeaders },
+): { req: http.ClientRequest; response: Promise<{ status: number; body: string }> } {
+  const url = new URL(base);
+  const req = http.request({ hostname: url.hostname, port: url.port, method: opts.method, path: opts.path, headers: opts.headers, agent: false });
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    req.on("response", (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode!, body }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+  });
+  req.flushHeaders();
+  return { req, response };
+}

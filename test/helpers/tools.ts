@@ -40,3 +40,23 @@ export function debianPythonWebsockets(): Tool {
     }
   });
 }
+
+/**
+ * A Node binary of major version `major`: this process's own, or else the npm registry's `node`
+ * package of that version, which npx fetches once into npm's cache (it ships the binary).
+ */
+export function nodeRuntime(major: number): Tool {
+  if (Number(process.versions.node.split(".")[0]) === major) return { path: process.execPath };
+  let path: string | undefined;
+  try {
+    const args = ["-y", "--prefer-offline", `node@${major}`, "-p", "process.execPath"];
+    path = execFileSync("npx", args, { encoding: "utf8", timeout: 300_000, stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    path = undefined;
+  }
+  if (path && existsSync(path)) return { path };
+  const skip = `Node ${major} is missing: \`npx -y node@${major} --version\` fetches it from the npm registry (or install it from nodejs.org)`;
+  if (process.env.CI === "true") throw new Error(`${skip}. Under CI=true every runtime the package supports must be tested.`);
+  console.warn(`skipping: ${skip}`);
+  return { skip };
+}

@@ -16,12 +16,20 @@ import {
   encodeHeaderBlock,
   encodeHello,
   encodeU32,
+  headerBlockSize,
 } from "../../src/protocol/codec.ts";
 import {
   ErrorCode,
   Flag,
   FrameType,
   MAX_HEADER_BLOCK,
+  MAX_HELLO_BYTES,
+  MAX_HELLO_LIST,
+  MAX_HELLO_STRING,
+  MAX_MAX_FRAME,
+  MAX_WINDOW,
+  MIN_MAX_FRAME,
+  MIN_WINDOW,
   ProtocolError,
   TunnelClose,
   type Frame,
@@ -29,16 +37,7 @@ import {
   type Hello,
 } from "../../src/protocol/frame.ts";
 
-/** Bytes from hex; spaces are ignored. */
-function hex(s: string): Uint8Array {
-  const clean = s.replace(/\s+/g, "");
-  if (!/^([0-9a-f]{2})*$/i.test(clean)) throw new Error(`bad hex fixture ${s}`);
-  return Uint8Array.from(clean.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
-}
-
-function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
+import { fromHex as hex, toHex } from "../helpers/hex.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 
@@ -444,9 +443,9 @@ describe("hello", () => {
   });
 
   it("accepts a hand-written hello and keeps unknown fields", () => {
-    const text = '{"v":1,"software":"x","id":"","caps":[],"window":1,"maxFrame":2147483647,"future":{"a":1}}';
+    const text = '{"v":1,"software":"x","id":"","caps":[],"window":16384,"maxFrame":1048576,"future":{"a":1}}';
     const decoded = decodeHello(ascii(text));
-    expect(decoded).toMatchObject({ v: 1, software: "x", id: "", caps: [], window: 1, maxFrame: 2147483647 });
+    expect(decoded).toMatchObject({ v: 1, software: "x", id: "", caps: [], window: 16384, maxFrame: 1048576 });
     expect((decoded as unknown as { future: unknown }).future).toEqual({ a: 1 });
   });
 
@@ -467,17 +466,63 @@ describe("hello", () => {
     ["software as a number", { software: 1 }],
     ["id as null", { id: null }],
     ["caps as a string", { caps: "http" }],
-    ["caps holding a number", { caps: ["http", 1] }],
-    ["window 0", { window: 0 }],
-    ["window negative", { window: -1 }],
     ["window fractional", { window: 1.5 }],
     ["window as a string", { window: "65536" }],
-    ["window above 2^31-1", { window: 2 ** 31 }],
-    ["maxFrame 0", { maxFrame: 0 }],
-    ["maxFrame above 2^31-1", { maxFrame: 2 ** 31 }],
     ["maxFrame as null", { maxFrame: null }],
   ])("rejects %s, closing with 4400", (_name, change) => {
     const err = expectProtocolError(() => decodeHello(ascii(JSON.stringify({ ...hello, ...change }))), /hello lacks/);
+    expect(err.closeCode).toBe(TunnelClose.BadHello);
+  });
+
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ["window 0", { window: 0 }, /^hello window 0 is outside 16384\.\.16777216$/],
+    ["window negative", { window: -1 }, /hello window -1 is outside/],
+    ["window one under the minimum", { window: MIN_WINDOW - 1 }, /hello window 16383 is outside/],
+    ["window one over the maximum", { window: MAX_WINDOW + 1 }, /hello window 16777217 is outside/],
+    ["window above 2^31-1", { window: 2 ** 31 }, /hello window \d+ is outside/],
+    ["maxFrame 0", { maxFrame: 0 }, /hello maxFrame 0 is outside 16384\.\.1048576/],
+    ["maxFrame 1", { maxFrame: 1 }, /hello maxFrame 1 is outside/],
+    ["maxFrame one under the minimum", { maxFrame: MIN_MAX_FRAME - 1 }, /hello maxFrame 16383 is outside/],
+    ["maxFrame one over the maximum", { maxFrame: MAX_MAX_FRAME + 1 }, /hello maxFrame 1048577 is outside/],
+    ["maxFrame above 2^31-1", { maxFrame: 2 ** 31 }, /hello maxFrame \d+ is outside/],
+    ["too many caps", { caps: Array.from({ length: MAX_HELLO_LIST + 1 }, (_, i) => `c${i}`) }, /hello caps has 33 entries \(at most 32\)/],
+    ["a cap too long", { caps: ["x".repeat(MAX_HELLO_STRING + 1)] }, /hello caps holds a string over 256 chars/],
+    ["caps holding a number", { caps: ["http", 1] }, /hello caps is not a list of strings/],
+    ["software too long", { software: "s".repeat(MAX_HELLO_STRING + 1) }, /hello software is over 256 chars/],
+    ["id too long", { id: "i".repeat(MAX_HELLO_STRING + 1) }, /hello id is over 256 chars/],
+    ["targetProtocols not a list", { targetProtocols: "h2" }, /hello targetProtocols is not a list of strings/],
+    ["too many targetProtocols", { targetProtocols: Array(MAX_HELLO_LIST + 1).fill("h2") }, /hello targetProtocols has 33 entries/],
+  ])("rejects %s, closing with 4400 and naming the field", (_name, change, reason) => {
+    const err = expectProtocolError(() => decodeHello(ascii(JSON.stringify({ ...hello, ...change }))), reason);
+    expect(err.closeCode).toBe(TunnelClose.BadHello);
+  });
+
+  it("accepts every bound itself", () => {
+    const edge = {
+      ...hello,
+      software: "s".repeat(MAX_HELLO_STRING),
+      caps: Array.from({ length: MAX_HELLO_LIST }, (_, i) => `c${i}`),
+      targetProtocols: ["h2"],
+    };
+    for (const [window, maxFrame] of [[MIN_WINDOW, MIN_MAX_FRAME], [MAX_WINDOW, MAX_MAX_FRAME]]) {
+      expect(decodeHello(encodeHello({ ...edge, window, maxFrame }))).toMatchObject({ window, maxFrame });
+    }
+  });
+
+  it("rejects a payload over MAX_HELLO_BYTES, naming a field out of bounds first", () => {
+    const big = encodeHello({ ...hello, padding: "p".repeat(60 * 1024) } as Hello);
+    expect(expectProtocolError(() => decodeHello(big), /^hello of 61\d{3} bytes exceeds 4096$/).closeCode).toBe(TunnelClose.BadHello);
+    const caps = encodeHello({ ...hello, caps: Array.from({ length: 5000 }, (_, i) => `capability-${i}`) });
+    expect(expectProtocolError(() => decodeHello(caps), /^hello caps has 5000 entries \(at most 32\)$/).closeCode).toBe(TunnelClose.BadHello);
+    const atLimit = encodeHello({ ...hello, padding: "" } as Hello);
+    const padded = encodeHello({ ...hello, padding: "p".repeat(MAX_HELLO_BYTES - atLimit.byteLength) } as Hello);
+    expect(padded.byteLength).toBe(MAX_HELLO_BYTES);
+    expect(decodeHello(padded)).toMatchObject(hello);
+  });
+
+  it("refuses a HELLO frame over the decoder's limit from its header alone, as a bad hello", () => {
+    const header = encodeFrame(frame(FrameType.Hello, 0, 0, new Uint8Array(300 * 1024))).subarray(0, 10);
+    const err = expectProtocolError(() => new FrameDecoder().push(header), /Hello payload of 307200 bytes exceeds 262144/);
     expect(err.closeCode).toBe(TunnelClose.BadHello);
   });
 
@@ -556,5 +601,17 @@ describe("u32", () => {
 
   it("reads from a view with an offset", () => {
     expect(decodeU32(hex("aa 7fffffff").subarray(1))).toBe(0x7fffffff);
+  });
+});
+
+describe("headerBlockSize", () => {
+  it.each<[string, HeaderList]>([
+    ["no fields", []],
+    ["ASCII fields", [[":method", "GET"], [":path", "/a?b=c"], ["accept", "*/*"]]],
+    ["Latin-1, BMP and astral chars", [["x-a", "ÿé"], ["x-b", "\ufffd☃"], ["x-c", "😀a"]]],
+    ["lone surrogates (written as U+FFFD)", [["x-d", "\ud800"], ["x-e", "a\udc00b\ud83d"]]],
+    ["a 90 KB value of U+FFFD", [["x-big", "\ufffd".repeat(90_000)]]],
+  ])("is the byte length encodeHeaderBlock builds for %s", (_name, fields) => {
+    expect(headerBlockSize(fields)).toBe(encodeHeaderBlock(fields).byteLength);
   });
 });

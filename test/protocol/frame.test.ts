@@ -12,8 +12,17 @@ import {
   HEADER_BYTES,
   HEARTBEAT_PING,
   HEARTBEAT_PONG,
+  MAX_HEAD_BYTES,
+  MAX_HEAD_FIELDS,
   MAX_HEADER_BLOCK,
+  MAX_HELLO_BYTES,
+  MAX_HELLO_LIST,
+  MAX_HELLO_STRING,
+  MAX_MAX_FRAME,
   MAX_MESSAGE_BYTES,
+  MAX_WINDOW,
+  MIN_MAX_FRAME,
+  MIN_WINDOW,
   MAX_WS_MESSAGE,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -156,17 +165,18 @@ describe("error codes", () => {
 });
 
 describe("tunnel close codes", () => {
-  it("pins 1000, 1002, 1011 and 4400", () => {
+  it("pins 1000, 1002, 1011, 4400 and 4401", () => {
     expect(TunnelClose.Normal).toBe(1000);
     expect(TunnelClose.ProtocolError).toBe(1002);
     expect(TunnelClose.InternalError).toBe(1011);
     expect(TunnelClose.BadHello).toBe(4400);
-    expect(Object.values(members(TunnelClose)).sort((a, b) => a - b)).toEqual([1000, 1002, 1011, 4400]);
+    expect(TunnelClose.TokenRevoked).toBe(4401);
+    expect(Object.values(members(TunnelClose)).sort((a, b) => a - b)).toEqual([1000, 1002, 1011, 4400, 4401]);
   });
 
   it("matches the README's close code table", () => {
     const codes = tableRows("## Tunnel close codes", /^\d+$/).map(([code]) => Number(code));
-    expect(codes).toEqual([1000, 1002, 1011, 4400]);
+    expect(codes).toEqual([1000, 1002, 1011, 4400, 4401]);
   });
 });
 
@@ -179,6 +189,28 @@ describe("sizes and other constants", () => {
   it("MAX_HEADER_BLOCK is 256 KiB", () => {
     expect(MAX_HEADER_BLOCK).toBe(262_144);
     expect(README).toContain("`MAX_HEADER_BLOCK`\n(256 KiB");
+  });
+
+  it("a sender's head is at most MAX_HEAD_BYTES, 64 KiB, and MAX_HEAD_FIELDS, 1000 fields", () => {
+    expect(MAX_HEAD_BYTES).toBe(65_536);
+    expect(MAX_HEAD_FIELDS).toBe(1000);
+    expect(README).toContain("`MAX_HEAD_BYTES` (64 KiB) or `MAX_HEAD_FIELDS` (1000 fields");
+  });
+
+  it("hello bounds: 4 KiB, 32 entries, 256 chars, window 16 KiB..16 MiB, maxFrame 16 KiB..1 MiB", () => {
+    expect([MAX_HELLO_BYTES, MAX_HELLO_LIST, MAX_HELLO_STRING]).toEqual([4096, 32, 256]);
+    expect([MIN_WINDOW, MAX_WINDOW]).toEqual([16_384, 16_777_216]);
+    expect([MIN_MAX_FRAME, MAX_MAX_FRAME]).toEqual([16_384, 1_048_576]);
+    expect(README).toMatch(/`MAX_HELLO_BYTES` +\| at most 4 KiB/);
+    expect(README).toMatch(/`MAX_HELLO_LIST` +\| at most 32 /);
+    expect(README).toMatch(/`MAX_HELLO_STRING` +\| at most 256 chars/);
+    expect(README).toMatch(/`MIN_WINDOW` \.\. `MAX_WINDOW` +\| 16 KiB \.\. 16 MiB/);
+    expect(README).toMatch(/`MIN_MAX_FRAME` \.\. `MAX_MAX_FRAME` +\| 16 KiB \.\. 1 MiB/);
+    // The defaults each side announces lie inside the bounds.
+    expect(DEFAULT_WINDOW).toBeGreaterThanOrEqual(MIN_WINDOW);
+    expect(DEFAULT_WINDOW).toBeLessThanOrEqual(MAX_WINDOW);
+    expect(DEFAULT_MAX_FRAME).toBeGreaterThanOrEqual(MIN_MAX_FRAME);
+    expect(DEFAULT_MAX_FRAME).toBeLessThanOrEqual(MAX_MAX_FRAME);
   });
 
   it("MAX_MESSAGE_BYTES is 1 MiB", () => {

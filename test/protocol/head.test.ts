@@ -2,12 +2,13 @@
 // repeated fields kept in order, malformed heads rejected as protocol errors.
 import { describe, expect, it } from "vitest";
 import { decodeHeaderBlock, encodeHeaderBlock } from "../../src/protocol/codec.ts";
-import { ProtocolError, type HeaderList } from "../../src/protocol/frame.ts";
+import { MAX_HEAD_BYTES, MAX_HEAD_FIELDS, MAX_HEADER_BLOCK, ProtocolError, type HeaderList } from "../../src/protocol/frame.ts";
 import {
   decodeRequestHead,
   decodeResponseHead,
   encodeRequestHead,
   encodeResponseHead,
+  headSizeProblem,
   type RequestHead,
   type ResponseHead,
 } from "../../src/protocol/head.ts";
@@ -102,8 +103,37 @@ describe("response head", () => {
     expect(decodeResponseHead(decodeHeaderBlock(encodeHeaderBlock(encodeResponseHead(RESPONSE))))).toEqual(RESPONSE);
   });
 
-  it.each([100, 101, 200, 204, 302, 404, 502, 599, 999])("round-trips status %i", (status) => {
+  it.each([101, 200, 204, 302, 404, 502, 599])("round-trips status %i", (status) => {
     expect(decodeResponseHead(encodeResponseHead({ status, headers: [] }))).toEqual({ status, headers: [] });
+  });
+
+  it.each([100, 103, 150, 199, 600, 999])("rejects status %i, which no public client can be given", (status) => {
+    expect(() => decodeResponseHead(encodeResponseHead({ status, headers: [] }))).toThrow(new RegExp(`status ${status} is outside 200-599`));
+  });
+
+  it.each<[string, [string, string], RegExp]>([
+    ["a space in a name", ["bad name", "v"], /header name "bad name" is not a valid HTTP field name/],
+    ["an empty name", ["", "v"], /header name "" is not a valid HTTP field name/],
+    ["a colon inside a name", ["a:b", "v"], /not a valid HTTP field name/],
+    ["CR LF in a value", ["x-a", "a\r\nset-cookie: b"], /value of header "x-a" holds a character HTTP does not allow/],
+    ["a lone LF in a value", ["x-a", "a\nb"], /value of header "x-a"/],
+    ["NUL in a value", ["x-a", "a\0b"], /value of header "x-a"/],
+    ["DEL in a value", ["x-a", "a\x7fb"], /value of header "x-a"/],
+    ["a char above U+00FF in a value", ["x-a", "\u20ac"], /value of header "x-a"/],
+    ["a 200 KB value", ["x-a", "v".repeat(200_000)], /header block of 200\d+ bytes exceeds the limit of 65536/],
+  ])("rejects %s", (_name, field, reason) => {
+    expect(() => decodeResponseHead([[":status", "200"], field])).toThrow(reason);
+  });
+
+  it("rejects more than MAX_HEAD_FIELDS fields and accepts exactly that many", () => {
+    const fields = (n: number): HeaderList => Array.from({ length: n }, (_, i) => [`x-${i}`, "v"]);
+    expect(decodeResponseHead([[":status", "200"], ...fields(MAX_HEAD_FIELDS)]).headers).toHaveLength(MAX_HEAD_FIELDS);
+    expect(() => decodeResponseHead([[":status", "200"], ...fields(MAX_HEAD_FIELDS + 1)])).toThrow(/1001 header fields exceed the limit of 1000/);
+  });
+
+  it("accepts tabs, spaces, visible ASCII and Latin-1 (obs-text) in values", () => {
+    const headers: HeaderList = [["x-a", "a\tb c~!"], ["x-b", "caf\u00e9 \u00ff"], ["x-c", ""]];
+    expect(decodeResponseHead([[":status", "200"], ...headers]).headers).toEqual(headers);
   });
 
   it("rejects a head without :status", () => {
@@ -117,5 +147,29 @@ describe("response head", () => {
 
   it("rejects :status after a regular field", () => {
     expect(() => decodeResponseHead([["date", "today"], [":status", "200"]])).toThrow(/pseudo-fields must come before regular fields/);
+  });
+});
+
+describe("head size", () => {
+  it("the sender's limit is strictly below what a receiver accepts", () => {
+    expect(MAX_HEAD_BYTES).toBe(64 * 1024);
+    expect(MAX_HEAD_BYTES).toBeLessThan(MAX_HEADER_BLOCK);
+    // Even MAX_HEAD_FIELDS empty fields fit in MAX_HEAD_BYTES, and the u16 field count.
+    expect(2 + 6 * MAX_HEAD_FIELDS).toBeLessThan(MAX_HEAD_BYTES);
+    expect(MAX_HEAD_FIELDS).toBeLessThan(0x10000);
+  });
+
+  it("measures UTF-8 bytes: a 30,000-char U+FFFD value is 90,000 bytes and too large", () => {
+    expect(headSizeProblem([["x-a", "\ufffd".repeat(30_000)]])).toMatch(/header block of 90011 bytes exceeds the limit of 65536/);
+    expect(headSizeProblem([["x-a", "a".repeat(30_000)]])).toBeUndefined();
+  });
+
+  it("is exact at the limit", () => {
+    const pad = (n: number): HeaderList => [["x-ab", "\u00e9".repeat(n)]];
+    // 2 + 6 + 4 + 2n bytes.
+    const fits = (MAX_HEAD_BYTES - 12) / 2;
+    expect(headSizeProblem(pad(fits))).toBeUndefined();
+    expect(encodeHeaderBlock(pad(fits)).byteLength).toBe(MAX_HEAD_BYTES);
+    expect(headSizeProblem([...pad(fits), ["b", ""]])).toMatch(/65543 bytes/);
   });
 });

@@ -13,7 +13,7 @@ import {
   type HeaderList,
   type Hello,
 } from "../../src/protocol/frame.ts";
-import { Session, StreamReset, type SessionOptions, type Stream } from "../../src/protocol/session.ts";
+import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, Session, StreamReset, type SessionOptions, type Stream } from "../../src/protocol/session.ts";
 import { StreamState } from "../../src/protocol/stream.ts";
 import { concat } from "../../src/protocol/messages.ts";
 import { disposePairs, memoryPair, type Pair, type PairFactory, type PairOptions, type Side, type WireEvent } from "../helpers/memory-pair.ts";
@@ -315,7 +315,8 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       ["version 2", { v: 2 }, /version 2 is not supported/],
       ["version 0", { v: 0 }, /version 0 is not supported/],
       ["no window", { window: undefined }, /hello lacks/],
-      ["maxFrame 0", { maxFrame: 0 }, /hello lacks/],
+      ["maxFrame 0", { maxFrame: 0 }, /hello maxFrame 0 is outside 16384\.\.1048576/],
+      ["window 1", { window: 1 }, /hello window 1 is outside 16384\.\.16777216/],
     ])("a hello with %s closes with 4400", async (_name, change, reason) => {
       const pair = await makePair({ handshake: false });
       const hello = { v: 1, software: "x", id: "a", caps: ["http"], window: 65536, maxFrame: 16384, ...change };
@@ -548,7 +549,7 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       expect(framesSent(pair, "agent", FrameType.WindowUpdate).map((f) => decodeU32(f.payload))).toEqual([64 * KiB, 64 * KiB]);
     });
 
-    it("credit goes back in batches: one WINDOW_UPDATE per half window", async () => {
+    it("credit goes back in batches of half a window, at most one WINDOW_UPDATE per turn", async () => {
       const { pair, server } = await serve((a) => {
         a.reader.ended.then(() => a.stream.sendHeaders(OK, true));
       }, { relayHello: SMALL, agentHello: SMALL });
@@ -560,24 +561,27 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       const [accepted] = server.accepted;
       expect(accepted.reader.received).toBe(1 * MiB);
       const updates = framesSent(pair, "agent", FrameType.WindowUpdate);
-      expect(updates).toHaveLength(MiB / (32 * KiB));
-      expect(updates.every((f) => f.streamId === stream.id && decodeU32(f.payload) === 32 * KiB)).toBe(true);
+      // Half windows; two returned in one turn leave as one WINDOW_UPDATE (README "Control replies").
+      expect(updates.length).toBeGreaterThan(1);
+      expect(updates.length).toBeLessThanOrEqual(MiB / (32 * KiB));
+      expect(updates.every((f) => f.streamId === stream.id && decodeU32(f.payload) % (32 * KiB) === 0)).toBe(true);
+      expect(updates.reduce((n, f) => n + decodeU32(f.payload), 0)).toBe(MiB);
       // The relay's DATA frames were all maxFrame-sized.
       const data = framesSent(pair, "relay", FrameType.Data).filter((f) => f.payload.byteLength > 0);
       expect(data).toHaveLength(MiB / (16 * KiB));
     });
 
     it("a DATA frame over the window resets the stream with FLOW_CONTROL_ERROR", async () => {
-      const { pair, server, errors } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 8 * KiB, maxFrame: 16 * KiB } });
+      const { pair, server, errors } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 16 * KiB, maxFrame: 32 * KiB } });
       const stream = pair.relay.open(REQUEST);
       const relayReader = read(stream);
       const [accepted] = await within(server.until(1), "the stream to open");
-      // A misbehaving relay: 10 KiB of DATA against an 8 KiB window.
-      pair.inject("agent", encodeFrames([{ type: FrameType.Data, flags: 0, streamId: stream.id, payload: new Uint8Array(10 * KiB) }]));
+      // A misbehaving relay: 20 KiB of DATA against a 16 KiB window.
+      pair.inject("agent", encodeFrames([{ type: FrameType.Data, flags: 0, streamId: stream.id, payload: new Uint8Array(20 * KiB) }]));
 
       const agentReset = await within(accepted.reader.reset, "the agent to reset the stream");
       expect(agentReset.code).toBe(ErrorCode.FlowControlError);
-      expect(agentReset.message).toMatch(/10240 bytes with 8192 bytes of window left/);
+      expect(agentReset.message).toMatch(/20480 bytes with 16384 bytes of window left/);
       expect(accepted.reader.received).toBe(0);
       const relayReset = await within(relayReader.reset, "the relay to see the reset");
       expect(relayReset).toMatchObject({ code: ErrorCode.FlowControlError, tunnelLost: false });
@@ -591,13 +595,13 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
     });
 
     it("DATA frames that together overrun the window reset the stream at the frame that overruns", async () => {
-      const { pair, server } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 8 * KiB, maxFrame: 16 * KiB } }, "never");
+      const { pair, server } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 16 * KiB, maxFrame: 16 * KiB } }, "never");
       const stream = pair.relay.open(REQUEST);
       const [accepted] = await within(server.until(1), "the stream to open");
       const frame = (n: number): Frame => ({ type: FrameType.Data, flags: 0, streamId: stream.id, payload: new Uint8Array(n) });
-      pair.inject("agent", encodeFrames([frame(4 * KiB), frame(4 * KiB), frame(1)]));
+      pair.inject("agent", encodeFrames([frame(8 * KiB), frame(8 * KiB), frame(1)]));
       expect((await within(accepted.reader.reset, "the reset")).code).toBe(ErrorCode.FlowControlError);
-      expect(accepted.reader.received).toBe(8 * KiB);
+      expect(accepted.reader.received).toBe(16 * KiB);
     });
 
     it("a DATA frame over the receiver's maxFrame is a protocol error", async () => {
@@ -842,7 +846,7 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       return seen;
     }
 
-    it("10 small writes in one tick go out as one message", async () => {
+    it("10 small writes in one tick go out as one message, in one DATA frame", async () => {
       const { pair, server } = await serve((a) => a.stream.sendHeaders(OK));
       const stream = pair.relay.open(REQUEST);
       const [accepted] = await within(server.until(1), "the stream to open");
@@ -850,7 +854,8 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       for (let i = 0; i < 10; i++) void stream.write(Uint8Array.of(i));
       await within(accepted.reader.until(10), "ten bytes");
       expect(messages).toHaveLength(1);
-      expect(messages[0].frames.map((f) => [f.type, f.payload[0]])).toEqual(Array.from({ length: 10 }, (_, i) => [FrameType.Data, i]));
+      // Small DATA joins the stream's DATA frame still waiting (README "Transport").
+      expect(messages[0].frames.map((f) => [f.type, [...f.payload]])).toEqual([[FrameType.Data, Array.from({ length: 10 }, (_, i) => i)]]);
       expect(concat(accepted.reader.chunks)).toEqual(Uint8Array.from({ length: 10 }, (_, i) => i));
     });
 
@@ -867,8 +872,7 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       expect(messages).toHaveLength(1);
       expect(messages[0].frames.map((f) => [f.type, f.flags, f.payload.byteLength])).toEqual([
         [FrameType.Headers, 0, expect.any(Number)],
-        [FrameType.Data, 0, 100],
-        [FrameType.Data, 0, 200],
+        [FrameType.Data, 0, 300],
         [FrameType.Data, Flag.FIN, 0],
       ]);
     });
@@ -996,5 +1000,76 @@ describe("flush scheduling (no transport: the session's own choice)", () => {
     expect(sent.flat().map((f) => f.streamId)).toEqual(more.slice(0, 22));
     for (const flush of timers.splice(0)) flush();
     expect(sent.at(-1)!.map((f) => f.streamId)).toEqual(more.slice(22));
+  });
+
+  it("gathers 1-byte writes into DATA frames of GATHER_BYTES, with frame headers counted toward a message", () => {
+    const { session, sent, timers } = recording({});
+    const stream = session.open(REQUEST);
+    const n = 3 * GATHER_BYTES + 5;
+    for (let i = 0; i < n; i++) void stream.write(Uint8Array.of(i & 0xff));
+    return Promise.resolve().then(async () => {
+      while (stream.sendWindow.available > hello.window - n) await new Promise((r) => setTimeout(r, 0));
+      for (const flush of timers.splice(0)) flush();
+      const data = sent.flat().filter((f) => f.type === FrameType.Data);
+      expect(data.map((f) => f.payload.byteLength)).toEqual([GATHER_BYTES, GATHER_BYTES, GATHER_BYTES, 5]);
+      expect(concat(data.map((f) => f.payload))).toEqual(Uint8Array.from({ length: n }, (_, i) => i & 0xff));
+    });
+  });
+
+  describe("control replies to a peer that sends many (README \"Control replies\")", () => {
+    const ping = (i: number): Frame => ({ type: FrameType.Ping, flags: 0, streamId: 0, payload: new Uint8Array(8).fill(i) });
+    const acks = (sent: Frame[][]) => sent.flat().filter((f) => f.type === FrameType.Ping && f.flags & Flag.ACK);
+
+    it("answers a message of 1,000 PINGs with one ACK carrying the latest payload", () => {
+      const { session, sent, timers } = recording({});
+      session.receive(encodeFrames(Array.from({ length: 1000 }, (_, i) => ping(i % 256))));
+      expect(timers).toHaveLength(1);
+      timers.shift()!();
+      expect(acks(sent).map((f) => [...f.payload])).toEqual([new Array(8).fill(999 % 256)]);
+    });
+
+    it("answers PINGs past the budget not at all until time refills it", () => {
+      let now = 1_000_000;
+      const { session, sent, timers } = recording({ now: () => now });
+      // One PING per flush: each could get its own ACK, but only the burst does.
+      for (let i = 0; i < PING_ACK_BURST * 3; i++) {
+        session.receive(encodeFrame(ping(i % 256)));
+        for (const flush of timers.splice(0)) flush();
+      }
+      expect(acks(sent)).toHaveLength(PING_ACK_BURST);
+      now += 1000;
+      for (let i = 0; i < PING_ACK_BURST; i++) {
+        session.receive(encodeFrame(ping(i % 256)));
+        for (const flush of timers.splice(0)) flush();
+      }
+      expect(acks(sent)).toHaveLength(PING_ACK_BURST + PING_ACKS_PER_SECOND);
+    });
+
+    it("sends one WINDOW_UPDATE per stream per message, with the credit of every return in between", () => {
+      const { session, sent, timers } = recording({});
+      const stream = session.open(REQUEST, true);
+      session.receive(encodeFrames([{ type: FrameType.Headers, flags: 0, streamId: stream.id, payload: encodeHeaderBlock(OK) }]));
+      const chunks = Array.from({ length: 500 }, () => ({ type: FrameType.Data, flags: 0, streamId: stream.id, payload: new Uint8Array(64) }));
+      stream.onData = (chunk) => stream.consumed(chunk.byteLength, true);
+      for (const flush of timers.splice(0)) flush();
+      sent.length = 0;
+      session.receive(encodeFrames(chunks));
+      for (const flush of timers.splice(0)) flush();
+      const updates = sent.flat().filter((f) => f.type === FrameType.WindowUpdate);
+      expect(updates).toHaveLength(1);
+      expect(decodeU32(updates[0].payload)).toBe(500 * 64);
+    });
+
+    it("counts frame headers toward the message size: 1-byte frames still flush at MAX_MESSAGE_BYTES", () => {
+      const { session, sent, timers } = recording({});
+      const stream = session.open(REQUEST);
+      const frames = Math.ceil(MAX_MESSAGE_BYTES / 11) + 10;
+      for (let i = 0; i < frames; i++) session.queue(FrameType.Data, 0, stream.id, new Uint8Array(1));
+      // Sent by size, before any timer ran; no message over the cap with its headers counted.
+      expect(sent.length).toBeGreaterThan(0);
+      for (const m of sent) expect(m.reduce((n, f) => n + 10 + f.payload.byteLength, 0)).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+      for (const flush of timers.splice(0)) flush();
+      expect(sent.flat().filter((f) => f.type === FrameType.Data)).toHaveLength(frames);
+    });
   });
 });

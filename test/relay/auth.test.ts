@@ -1,6 +1,6 @@
 // Agent tokens: round trips, every rejection reason, and the name and duration grammars.
 import { describe, expect, it } from "vitest";
-import { isValidBackendName, mintToken, parseDuration, readTokenClaims, verifyToken } from "../../src/auth.ts";
+import { isValidBackendName, isValidTokenId, mintToken, parseDuration, readTokenClaims, verifyToken } from "../../src/auth.ts";
 
 const SECRET = "test-secret-0123456789";
 const NOW = 1_700_000_000;
@@ -23,16 +23,16 @@ async function signRaw(payloadJson: string, secret = SECRET): Promise<string> {
 
 describe("mintToken / verifyToken", () => {
   it("round-trips a token without expiry", async () => {
-    const token = await mintToken(SECRET, "demo", { now: NOW });
+    const token = await mintToken(SECRET, "demo", { now: NOW, id: "fixed-id-0001" });
     expect(token).toMatch(/^er1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
-    expect(JSON.parse(decodePart(token.split(".")[1]))).toEqual({ b: "demo", iat: NOW });
-    expect(await verifyToken(SECRET, token, NOW + 10 * 365 * 86400)).toEqual({ ok: true, backend: "demo", scope: "agent" });
+    expect(JSON.parse(decodePart(token.split(".")[1]))).toEqual({ b: "demo", iat: NOW, jti: "fixed-id-0001" });
+    expect(await verifyToken(SECRET, token, NOW + 10 * 365 * 86400)).toEqual({ ok: true, backend: "demo", iat: NOW, id: "fixed-id-0001", scope: "agent" });
   });
 
   it("round-trips a token with a ttl and reports its expiry", async () => {
-    const token = await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 60 });
-    expect(JSON.parse(decodePart(token.split(".")[1]))).toEqual({ b: "demo", iat: NOW, exp: NOW + 60 });
-    expect(await verifyToken(SECRET, token, NOW + 59)).toEqual({ ok: true, backend: "demo", exp: NOW + 60, scope: "agent" });
+    const token = await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 60, id: "fixed-id-0002" });
+    expect(JSON.parse(decodePart(token.split(".")[1]))).toEqual({ b: "demo", iat: NOW, exp: NOW + 60, jti: "fixed-id-0002" });
+    expect(await verifyToken(SECRET, token, NOW + 59)).toMatchObject({ ok: true, backend: "demo", exp: NOW + 60, scope: "agent" });
   });
 
   it("defaults iat to the current time", async () => {
@@ -71,14 +71,14 @@ describe("mintToken / verifyToken", () => {
   it("names the backend it was minted for, so a token for a is not one for b", async () => {
     const token = await mintToken(SECRET, "a", { now: NOW });
     const result = await verifyToken(SECRET, token, NOW);
-    expect(result).toEqual({ ok: true, backend: "a", scope: "agent" });
+    expect(result).toMatchObject({ ok: true, backend: "a", scope: "agent" });
     expect(result.ok && result.backend === "b").toBe(false);
   });
 
   it("mints access tokens whose scope is distinct from agent tokens", async () => {
     const access = await mintToken(SECRET, "db", { now: NOW, scope: "access" });
-    expect(await verifyToken(SECRET, access, NOW)).toEqual({ ok: true, backend: "db", scope: "access" });
-    expect(JSON.parse(Buffer.from(access.split(".")[1], "base64url").toString())).toEqual({ b: "db", iat: NOW, s: "access" });
+    expect(await verifyToken(SECRET, access, NOW)).toMatchObject({ ok: true, backend: "db", scope: "access" });
+    expect(JSON.parse(Buffer.from(access.split(".")[1], "base64url").toString())).toMatchObject({ b: "db", iat: NOW, s: "access" });
     const other = `er1.${base64url(JSON.stringify({ b: "db", iat: NOW, s: "admin" }))}.${"A".repeat(43)}`;
     expect(readTokenClaims(other)).toBeUndefined();
   });
@@ -147,21 +147,79 @@ describe("mintToken / verifyToken", () => {
     ["a fractional iat", `{"b":"demo","iat":${NOW}.5}`],
     ["a string exp", `{"b":"demo","iat":${NOW},"exp":"${NOW + 60}"}`],
     ["a negative exp", `{"b":"demo","iat":${NOW},"exp":-1}`],
+    ["a numeric jti", `{"b":"demo","iat":${NOW},"jti":12345678}`],
+    ["a short jti", `{"b":"demo","iat":${NOW},"jti":"abc"}`],
+    ["a jti with a dot", `{"b":"demo","iat":${NOW},"jti":"abcd.efgh"}`],
   ])("treats a correctly signed payload with %s as malformed", async (_label, json) => {
     expect(await verifyToken(SECRET, await signRaw(json), NOW)).toMatchObject({ ok: false, reason: "malformed" });
   });
 
   it("accepts a hand-signed payload, which pins the wire format", async () => {
-    const token = await signRaw(`{"b":"demo","iat":${NOW},"exp":${NOW + 1}}`);
-    expect(await verifyToken(SECRET, token, NOW)).toEqual({ ok: true, backend: "demo", exp: NOW + 1, scope: "agent" });
-    expect(await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 1 })).toBe(token);
+    const token = await signRaw(`{"b":"demo","iat":${NOW},"jti":"AAAAAAAAAAAAAAAAAAAAAA","exp":${NOW + 1}}`);
+    expect(await verifyToken(SECRET, token, NOW)).toEqual({ ok: true, backend: "demo", iat: NOW, exp: NOW + 1, scope: "agent", id: "AAAAAAAAAAAAAAAAAAAAAA" });
+    expect(await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 1, id: "AAAAAAAAAAAAAAAAAAAAAA" })).toBe(token);
+  });
+
+});
+
+describe("token ids", () => {
+  it("mints a fresh 16-byte base64url id into every token", async () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 50; i++) {
+      const verdict = await verifyToken(SECRET, await mintToken(SECRET, "demo", { now: NOW }), NOW);
+      if (!verdict.ok) throw new Error(verdict.message);
+      expect(verdict.id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      expect(isValidTokenId(verdict.id)).toBe(true);
+      ids.add(verdict.id!);
+    }
+    expect(ids.size).toBe(50);
+  });
+
+  it("still verifies a token minted before ids existed, with no id", async () => {
+    const legacy = await signRaw(`{"b":"demo","iat":${NOW}}`);
+    expect(await verifyToken(SECRET, legacy, NOW)).toEqual({ ok: true, backend: "demo", iat: NOW, scope: "agent" });
+    expect(readTokenClaims(legacy)?.id).toBeUndefined();
+  });
+
+  it("refuses to mint with an id that is not a token id", async () => {
+    await expect(mintToken(SECRET, "demo", { id: "short" })).rejects.toThrow(/not a token id/);
+    await expect(mintToken(SECRET, "demo", { id: "has space in it" })).rejects.toThrow(/not a token id/);
+  });
+});
+
+describe("verifyToken with a previous secret (rotation)", () => {
+  const NEW = "new-secret-0123456789";
+  const OLD = "old-secret-0123456789";
+
+  it("accepts tokens signed with the current or the previous secret", async () => {
+    const fresh = await mintToken(NEW, "demo", { now: NOW, id: "fresh-id-0001" });
+    const old = await mintToken(OLD, "demo", { now: NOW, id: "older-id-0001", scope: "access" });
+    expect(await verifyToken([NEW, OLD], fresh, NOW)).toMatchObject({ ok: true, id: "fresh-id-0001", scope: "agent" });
+    expect(await verifyToken([NEW, OLD], old, NOW)).toMatchObject({ ok: true, id: "older-id-0001", scope: "access" });
+  });
+
+  it("refuses tokens of any other secret, and old ones once the previous secret is gone", async () => {
+    const old = await mintToken(OLD, "demo", { now: NOW });
+    const stranger = await mintToken("third-secret-0123456789", "demo", { now: NOW });
+    expect(await verifyToken([NEW, OLD], stranger, NOW)).toMatchObject({ ok: false, reason: "bad_signature" });
+    expect(await verifyToken([NEW], old, NOW)).toMatchObject({ ok: false, reason: "bad_signature" });
+    expect(await verifyToken([NEW, ""], old, NOW)).toMatchObject({ ok: false, reason: "bad_signature" });
+  });
+
+  it("still checks expiry for a token of the previous secret", async () => {
+    const old = await mintToken(OLD, "demo", { now: NOW, ttlSeconds: 10 });
+    expect(await verifyToken([NEW, OLD], old, NOW + 10)).toMatchObject({ ok: false, reason: "expired" });
+  });
+
+  it("throws when the current secret is empty, even with a previous one", async () => {
+    await expect(verifyToken(["", OLD], "er1.x.y")).rejects.toThrow(/secret is empty/);
   });
 });
 
 describe("readTokenClaims", () => {
   it("reads claims without a secret and rejects garbage", async () => {
     const token = await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 5 });
-    expect(readTokenClaims(token)).toEqual({ backend: "demo", iat: NOW, exp: NOW + 5, scope: "agent" });
+    expect(readTokenClaims(token)).toEqual({ backend: "demo", iat: NOW, exp: NOW + 5, scope: "agent", id: expect.any(String) });
     expect(readTokenClaims("er1.nope.nope")).toBeUndefined();
     expect(readTokenClaims("")).toBeUndefined();
   });

@@ -1,197 +1,28 @@
 // The Durable Object inside workerd, with the test playing the agent over the real protocol:
 // a real WebSocket through the real Worker, a real Session, real frames.
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { mintToken } from "../../src/auth.ts";
-import type { BackendHub } from "../../src/backend-hub.ts";
 import { FLOW_SUBPROTOCOL } from "../../src/client-flow.ts";
-import { decodeMessage, encodeFrame } from "../../src/protocol/codec.ts";
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
+import { decodeMessage, encodeFrame, encodeFrames } from "../../src/protocol/codec.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, MAX_WS_MESSAGE, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
 import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
-import { Session, type Stream } from "../../src/protocol/session.ts";
+import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, Session, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
-import type { ClientAttachment } from "../../src/public-websockets.ts";
+import { CLIENT_PENDING_MESSAGES, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/public-websockets.ts";
 import type { TunnelAttachment } from "../../src/tunnels.ts";
-
-const BASE = "http://relay.test";
-
-/** A fresh backend name per test, so tests never share a Durable Object. */
-function backendName(): string {
-  return `t-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-function stubFor(backend: string): DurableObjectStub<BackendHub> {
-  return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(backend));
-}
-
-/** Resolves with `promise`, or rejects after `ms` naming what was awaited. */
-function within<T>(promise: Promise<T>, what: string, ms = 5_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
-  ]);
-}
-
-/** A stream the test agent accepted: its request head, and the whole body once it ended. */
-interface Incoming {
-  stream: Stream;
-  head: RequestHead;
-  body: Promise<Uint8Array>;
-}
-
-interface TestAgent {
-  ws: WebSocket;
-  session: Session;
-  /** The hello this agent sent. */
-  hello: Hello;
-  /** The relay's HELLO. */
-  relayHello: Promise<Hello>;
-  /** The close the relay sent: code and reason. */
-  closed: Promise<{ code: number; reason: string }>;
-  /** Text messages received (heartbeat answers); `nextText()` waits for the next one. */
-  texts: string[];
-  nextText(): Promise<string>;
-  /** Payloads of PING ACKs, as they arrive. */
-  onPingAck?: (payload: Uint8Array) => void;
-  /** Called after each stream the relay opened was queued in `incoming`. */
-  onIncoming?: () => void;
-  /** Streams the relay opened, in order; `next()` waits for the next one. */
-  incoming: Incoming[];
-  /** Every binary message the relay sent, as received. */
-  messages: Uint8Array[];
-  next(): Promise<Incoming>;
-}
-
-/** Opens the agent WebSocket without speaking the protocol yet. */
-async function openSocket(backend: string): Promise<WebSocket> {
-  const token = await mintToken(env.RELAY_SECRET, backend);
-  const resp = await exports.default.fetch(`${BASE}/_relay/connect?backend=${backend}`, {
-    headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` },
-  });
-  expect(resp.status).toBe(101);
-  const ws = resp.webSocket!;
-  expect(ws).toBeTruthy();
-  ws.accept();
-  // At this compatibility date a client WebSocket's binaryType defaults to "blob" (the standard).
-  ws.binaryType = "arraybuffer";
-  return ws;
-}
-
-/** Plays the agent: WebSocket, Session, HELLO; every opened stream is queued in `incoming`. */
-async function connectAgent(backend: string, opts: { hello?: Partial<Hello>; sendHello?: boolean } = {}): Promise<TestAgent> {
-  const ws = await openSocket(backend);
-  const incoming: Incoming[] = [];
-  const waiters: Array<() => void> = [];
-  const texts: string[] = [];
-  const messages: Uint8Array[] = [];
-  const textWaiters: Array<(text: string) => void> = [];
-  const hello: Hello = {
-    v: 1,
-    software: "test-agent/0",
-    id: `agent-${crypto.randomUUID()}`,
-    caps: ["http"],
-    window: DEFAULT_WINDOW,
-    maxFrame: DEFAULT_MAX_FRAME,
-    ...opts.hello,
-  };
-  let onRelayHello!: (h: Hello) => void;
-  const relayHello = new Promise<Hello>((resolve) => (onRelayHello = resolve));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    ws.addEventListener("close", (ev) => resolve({ code: ev.code, reason: ev.reason })),
-  );
-  const session = new Session({
-    role: "agent",
-    hello,
-    send: (m) => ws.send(m),
-    onHello: onRelayHello,
-    onPingAck: (payload) => agent.onPingAck?.(payload),
-    onStream: (stream, list) => {
-      const chunks: Uint8Array[] = [];
-      const body = new Promise<Uint8Array>((resolve, reject) => {
-        stream.onData = (chunk) => {
-          chunks.push(chunk.slice());
-          stream.consumed(chunk.byteLength);
-        };
-        stream.onEnd = () => resolve(concat(chunks));
-        stream.onReset = reject;
-      });
-      body.catch(() => {});
-      incoming.push({ stream, head: decodeRequestHead(list), body });
-      for (const w of waiters.splice(0)) w();
-      agent.onIncoming?.();
-    },
-  });
-  ws.addEventListener("message", (ev) => {
-    if (typeof ev.data === "string") {
-      texts.push(ev.data);
-      textWaiters.shift()?.(ev.data);
-    } else {
-      messages.push(new Uint8Array(ev.data as ArrayBuffer));
-      session.receive(new Uint8Array(ev.data as ArrayBuffer));
-    }
-  });
-  closed.then(() => session.destroy());
-  if (opts.sendHello !== false) session.sendHello();
-  let taken = 0;
-  const next = async (): Promise<Incoming> => {
-    while (incoming.length <= taken) await within(new Promise<void>((r) => waiters.push(r)), "a stream from the relay");
-    return incoming[taken++];
-  };
-  const nextText = () => within(new Promise<string>((resolve) => textWaiters.push(resolve)), "a text message");
-  const agent: TestAgent = { ws, session, hello, relayHello, closed, texts, nextText, incoming, messages, next };
-  return agent;
-}
-
-/** A connected agent whose hello exchange is complete. */
-async function readyAgent(backend: string, hello?: Partial<Hello>): Promise<TestAgent> {
-  const agent = await connectAgent(backend, { hello });
-  await within(agent.relayHello, "the relay's HELLO");
-  return agent;
-}
-
-/** Answers a stream with a status, headers and an optional body. */
-async function respond(stream: Stream, status: number, headers: HeaderList = [], body?: string | Uint8Array): Promise<void> {
-  if (body === undefined) return stream.sendHeaders(encodeResponseHead({ status, headers }), true);
-  stream.sendHeaders(encodeResponseHead({ status, headers }));
-  await stream.write(typeof body === "string" ? new TextEncoder().encode(body) : body);
-  await stream.end();
-}
-
-/** Sends a PING and waits for its ACK: every frame sent before it has been processed. */
-function roundTrip(agent: TestAgent): Promise<void> {
-  const payload = crypto.getRandomValues(new Uint8Array(8));
-  const acked = new Promise<void>((resolve) => {
-    agent.onPingAck = (p) => {
-      if (p.every((b, i) => b === payload[i])) resolve();
-    };
-  });
-  agent.session.ping(payload);
-  return within(acked, "the PING ACK");
-}
-
-function publicFetch(backend: string, path = "/", init?: RequestInit): Promise<Response> {
-  return exports.default.fetch(`${BASE}/r/${backend}${path}`, init);
-}
-
-async function expectError(resp: Response, status: number, error: string, backend: string): Promise<void> {
-  expect(resp.status).toBe(status);
-  expect(resp.headers.get("content-type")).toMatch(/^application\/json/);
-  const body = (await resp.json()) as { error: string; backend?: string; message: string };
-  expect(body).toMatchObject({ error, backend });
-  expect(body.message).toEqual(expect.any(String));
-}
-
-/** Closes an agent socket and waits for the relay's answering close. */
-async function closeAgent(agent: TestAgent): Promise<void> {
-  try {
-    agent.ws.close(1000, "test done");
-  } catch {
-    // Already closed.
-  }
-  await within(agent.closed, "the tunnel close").catch(() => {});
-}
+import {
+  backendName,
+  closeAgent,
+  connectAgent,
+  expectError,
+  publicFetch,
+  readyAgent,
+  respond,
+  roundTrip,
+  stubFor,
+  within,
+  type TestAgent,
+} from "../helpers/hub-agent.ts";
 
 describe("hello exchange", () => {
   it("answers the agent's HELLO with v 1 and a tunnel id, and keeps the hello in the attachment", async () => {
@@ -422,6 +253,67 @@ describe("bad tunnels", () => {
     expect(bad.incoming).toHaveLength(0);
     await closeAgent(good);
     await closeAgent(elsewhere);
+  });
+});
+
+describe("bad hellos", () => {
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ["a 60 KiB payload", { padding: "p".repeat(60 * 1024) }, /^hello of 61\d{3} bytes exceeds 4096$/],
+    ["5,000 capabilities", { caps: Array.from({ length: 5000 }, (_, i) => `capability-${i}`) }, /^hello caps has 5000 entries \(at most 32\)$/],
+    ["100 capabilities", { caps: Array.from({ length: 100 }, (_, i) => `c${i}`) }, /^hello caps has 100 entries \(at most 32\)$/],
+    ["maxFrame 1", { maxFrame: 1 }, /^hello maxFrame 1 is outside 16384\.\.1048576$/],
+    ["window 0", { window: 0 }, /^hello window 0 is outside 16384\.\.16777216$/],
+    ["a huge window", { window: 2 ** 31 - 1 }, /^hello window 2147483647 is outside 16384\.\.16777216$/],
+  ])("closes a tunnel whose HELLO has %s with 4400 naming the field, and opens no stream on it", async (_name, change, reason) => {
+    const backend = backendName();
+    const agent = await connectAgent(backend, { hello: change as Partial<Hello> });
+    const closed = await within(agent.closed, "the close");
+    expect(closed.code).toBe(4400);
+    expect(closed.reason).toMatch(reason);
+    await expectError(await publicFetch(backend, "/"), 502, "no_agent", backend);
+    expect(agent.incoming).toHaveLength(0);
+  });
+});
+
+describe("bad response heads", () => {
+  /** Answers with a head the agent has no business sending and the start of a body, leaving the stream open. */
+  const badAnswer = (stream: Stream, status: number, headers: HeaderList) => {
+    stream.sendHeaders(encodeResponseHead({ status, headers }));
+    stream.write(new TextEncoder().encode("a body")).catch(() => {});
+  };
+
+  it.each<[string, number, HeaderList, RegExp]>([
+    ["a space in a header name", 200, [["bad name", "v"]], /header name "bad name" is not a valid HTTP field name/],
+    ["CR LF in a value", 200, [["x-a", "a\r\nset-cookie: evil=1"]], /value of header "x-a"/],
+    ["NUL in a value", 200, [["x-a", "a\0b"]], /value of header "x-a"/],
+    ["an empty header name", 200, [["", "v"]], /header name "" is not a valid HTTP field name/],
+    ["a 200 KB value", 200, [["x-a", "v".repeat(200_000)]], /header block of \d+ bytes exceeds the limit of 65536/],
+    ["status 150", 150, [], /status 150 is outside 200-599/],
+    ["status 600", 600, [], /status 600 is outside 200-599/],
+    ["status 999", 999, [], /status 999 is outside 200-599/],
+    ["status 101 to a plain request", 101, [], /101 to a request that asked for no upgrade/],
+  ])("answers %s with 502 protocol_error at once, resetting only that stream", async (_name, status, headers, reason) => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const pending = publicFetch(backend, "/bad");
+    const incoming = await agent.next();
+    // A GET's body already ended: the stream's reset is all that is left to see.
+    const reset = new Promise((resolve) => (incoming.stream.onReset = resolve));
+    badAnswer(incoming.stream, status, headers);
+    const resp = await within(pending, "the 502", 1_000);
+    expect(resp.status).toBe(502);
+    const body = (await resp.json()) as { error: string; message: string; backend: string };
+    expect(body).toMatchObject({ error: "protocol_error", backend });
+    expect(body.message).toMatch(reason);
+    // The relay reset that stream with PROTOCOL_ERROR; the tunnel carries the next request.
+    expect(await within(reset, "the reset")).toMatchObject({ code: ErrorCode.ProtocolError });
+    const next = publicFetch(backend, "/next");
+    await respond((await agent.next()).stream, 200, [["x-ok", "yes"]], "fine");
+    const ok = await within(next, "the next response");
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toBe("fine");
+    expect(agent.ws.readyState).toBe(WebSocket.OPEN);
+    await closeAgent(agent);
   });
 });
 
@@ -760,4 +652,105 @@ describe("public WebSockets", () => {
     for (const s of [alone, mixed, chosen]) s.ws.close(1000);
     await closeAgent(agent);
   });
+});
+
+describe("memory bounds (docs/limits.md "Memory")", () => {
+  /** Every frame of `type` the relay sent this agent (optionally on one stream). */
+  const relayFrames = (agent: TestAgent, type: FrameType, streamId?: number) =>
+    agent.messages.flatMap((m) => decodeMessage(m, 1 << 30)).filter((f) => f.type === type && (streamId === undefined || f.streamId === streamId));
+
+  it("gathers a request body sent in 1-byte chunks into DATA frames of GATHER_BYTES, byte-exact", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const n = 64 * 1024;
+    const pattern = Uint8Array.from({ length: n }, (_, i) => (i * 7 + (i >> 8)) & 0xff);
+    let at = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        for (let k = 0; k < 1000 && at < n; k++, at++) controller.enqueue(pattern.slice(at, at + 1));
+        if (at >= n) controller.close();
+      },
+    });
+    const pending = publicFetch(backend, "/upload", { method: "POST", body, duplex: "half" } as RequestInit);
+    const req = await agent.next();
+    expect(await within(req.body, "the whole body at the agent", 20_000)).toEqual(pattern);
+    await respond(req.stream, 200, [], "ok");
+    expect((await within(pending, "the response")).status).toBe(200);
+    const data = relayFrames(agent, FrameType.Data, req.stream.id).filter((f) => f.payload.byteLength > 0);
+    expect(data.every((f) => f.payload.byteLength <= GATHER_BYTES)).toBe(true);
+    // Full frames of GATHER_BYTES, and shorter ones where a flush came between reads: never one per byte.
+    expect(data.length).toBeLessThanOrEqual(n / 1024);
+    await closeAgent(agent);
+  });
+
+  it("answers a flood of PINGs with at most one ACK per message and no more than the budget", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const started = Date.now();
+    const ping = (i: number) => ({ type: FrameType.Ping, flags: 0, streamId: 0, payload: new Uint8Array(8).fill(i & 0xff) });
+    agent.ws.send(encodeFrames(Array.from({ length: 1000 }, (_, i) => ping(i))));
+    for (let i = 0; i < 3 * PING_ACK_BURST; i++) agent.ws.send(encodeFrame(ping(i)));
+    // A request after the flood: once it reaches the agent, every PING before it was handled.
+    const pending = publicFetch(backend, "/after-the-flood");
+    await respond((await agent.next()).stream, 200, [], "still answering");
+    expect(await (await within(pending, "a response after the flood")).text()).toBe("still answering");
+    const acks = relayFrames(agent, FrameType.Ping).filter((f) => f.flags & Flag.ACK);
+    expect(acks[0].payload).toEqual(new Uint8Array(8).fill(999 & 0xff));
+    const seconds = (Date.now() - started) / 1000;
+    expect(acks.length).toBeGreaterThan(1);
+    expect(acks.length).toBeLessThanOrEqual(PING_ACK_BURST + Math.ceil(seconds * PING_ACKS_PER_SECOND) + 1);
+    for (const m of agent.messages) expect(decodeMessage(m, 1 << 30).filter((f) => f.type === FrameType.Ping).length).toBeLessThanOrEqual(1);
+    await closeAgent(agent);
+  });
+
+  it("carries one-byte client messages in order, and closes a client with 1013 past CLIENT_PENDING_MESSAGES waiting", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const { ws, agentSide, req } = await publicSocket(agent, backend);
+    const n = 500;
+    for (let i = 0; i < n; i++) ws.send(bytes(i & 0xff));
+    while (agentSide.messages.length < n) await agentSide.next();
+    expect(agentSide.messages.map((m) => m.data[0])).toEqual(Array.from({ length: n }, (_, i) => i & 0xff));
+    // Never more tunnel messages than client messages; a burst shares them (the session's outbox).
+    const carrying = agent.messages.filter((m) => decodeMessage(m, 1 << 30).some((f) => f.type === FrameType.Data && f.streamId === req.stream.id));
+    expect(carrying.length).toBeLessThanOrEqual(n);
+    console.log(`${n} client messages reached the agent in ${carrying.length} tunnel messages`);
+
+    // An agent that returns no credit: a window's worth of one message, then 1-byte messages wait.
+    const stalled = await publicSocket(agent, backend);
+    stalled.req.stream.onData = () => {};
+    const client = clientSide(stalled.ws);
+    stalled.ws.send(new Uint8Array(DEFAULT_WINDOW));
+    for (let i = 0; i <= CLIENT_PENDING_MESSAGES; i++) stalled.ws.send(bytes(1));
+    const closed = await within(client.closed, "the stalled client's close", 90_000);
+    expect(closed).toEqual({ code: 1013, reason: "the backend is not reading" });
+    ws.close(1000);
+    await closeAgent(agent);
+  }, 120_000);
+
+  it("closes the client that takes the object past OBJECT_BACKLOG_BYTES waiting with 1013, and only that one", async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const full = OBJECT_BACKLOG_BYTES / MAX_WS_MESSAGE;
+    const sockets = [];
+    for (let c = 0; c <= full; c++) {
+      const s = await publicSocket(agent, backend);
+      s.req.stream.onData = () => {};
+      sockets.push({ ...s, watched: clientSide(s.ws) });
+    }
+    // Each of the first ones sends one largest message: the agent takes a window of it, the rest
+    // waits for credit, and together they fill the object's backlog to the byte.
+    for (const s of sockets.slice(0, full)) s.ws.send(new Uint8Array(MAX_WS_MESSAGE));
+    const waiting = () => runInDurableObject(stubFor(backend), (instance) => (instance as unknown as { clientBacklog: { bytes: number } }).clientBacklog.bytes);
+    for (let tries = 0; (await waiting()) < OBJECT_BACKLOG_BYTES; tries++) {
+      if (tries > 300) throw new Error(`only ${await waiting()} bytes wait in the object`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const last = sockets[full];
+    last.ws.send(bytes(1));
+    expect(await within(last.watched.closed, "the last client's close", 20_000)).toEqual({ code: 1013, reason: "the relay holds too much for this backend" });
+    for (const s of sockets.slice(0, full)) expect(s.watched.events).toEqual([]);
+    for (const s of sockets.slice(0, full)) s.ws.close(1000);
+    await closeAgent(agent);
+  }, 120_000);
 });

@@ -1,6 +1,5 @@
-// Every relay error code: its status, its JSON body, and the README table that documents it;
-// and the choice of tunnel for a new stream (pickTunnel).
-import { readFileSync } from "node:fs";
+// Every relay error code: its status and its JSON body (test/docs.test.ts checks the README's
+// table of them); and the choice of tunnel for a new stream (pickTunnel).
 import { describe, expect, it } from "vitest";
 import { ERROR_STATUS, RelayError, type ErrorName } from "../../src/errors.ts";
 import { pickTunnel } from "../../src/tunnels.ts";
@@ -38,18 +37,6 @@ describe("RelayError", () => {
 
   it("uses only error statuses", () => {
     for (const code of CODES) expect(ERROR_STATUS[code]).toBeGreaterThanOrEqual(400);
-  });
-
-  it("matches the README's error table, code for code", () => {
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-    const section = readme.slice(readme.indexOf("## Errors"));
-    const table: Record<string, number> = {};
-    for (const line of section.split("\n")) {
-      const row = /^\|\s*(\d{3})\s*\|([^|]*)\|/.exec(line);
-      if (!row) continue;
-      for (const [, code] of row[2].matchAll(/`([a-z_]+)`/g)) table[code] = Number(row[1]);
-    }
-    expect(table).toEqual({ ...ERROR_STATUS });
   });
 });
 

@@ -1,0 +1,188 @@
+// Plays an agent against the BackendHub Durable Object inside workerd: a real WebSocket through
+// the real Worker, a real Session and real frames. Shared by the workerd tests in test/relay/.
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import { mintToken } from "../../src/auth.ts";
+import type { BackendHub } from "../../src/backend-hub.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
+import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
+import { Session, type Stream } from "../../src/protocol/session.ts";
+import { concat } from "../../src/protocol/messages.ts";
+export const BASE = "http://relay.test";
+
+/** A fresh backend name per test, so tests never share a Durable Object. */
+export function backendName(): string {
+  return `t-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+export function stubFor(backend: string): DurableObjectStub<BackendHub> {
+  return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(backend));
+}
+
+/** Resolves with `promise`, or rejects after `ms` naming what was awaited. */
+export function within<T>(promise: Promise<T>, what: string, ms = 5_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
+  ]);
+}
+
+/** A stream the test agent accepted: its request head, and the whole body once it ended. */
+export interface Incoming {
+  stream: Stream;
+  head: RequestHead;
+  body: Promise<Uint8Array>;
+}
+
+export interface TestAgent {
+  ws: WebSocket;
+  session: Session;
+  /** The hello this agent sent. */
+  hello: Hello;
+  /** The relay's HELLO. */
+  relayHello: Promise<Hello>;
+  /** The close the relay sent: code and reason. */
+  closed: Promise<{ code: number; reason: string }>;
+  /** Text messages received (heartbeat answers); `nextText()` waits for the next one. */
+  texts: string[];
+  nextText(): Promise<string>;
+  /** Payloads of PING ACKs, as they arrive. */
+  onPingAck?: (payload: Uint8Array) => void;
+  /** Called after each stream the relay opened was queued in `incoming`. */
+  onIncoming?: () => void;
+  /** Streams the relay opened, in order; `next()` waits for the next one. */
+  incoming: Incoming[];
+  /** Every binary message the relay sent, as received. */
+  messages: Uint8Array[];
+  next(): Promise<Incoming>;
+}
+
+/** Opens the agent WebSocket without speaking the protocol yet. */
+export async function openSocket(backend: string): Promise<WebSocket> {
+  const token = await mintToken(env.RELAY_SECRET, backend);
+  const resp = await exports.default.fetch(`${BASE}/_relay/connect?backend=${backend}`, {
+    headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` },
+  });
+  expect(resp.status).toBe(101);
+  const ws = resp.webSocket!;
+  expect(ws).toBeTruthy();
+  ws.accept();
+  // At this compatibility date a client WebSocket's binaryType defaults to "blob" (the standard).
+  ws.binaryType = "arraybuffer";
+  return ws;
+}
+
+/** Plays the agent: WebSocket, Session, HELLO; every opened stream is queued in `incoming`. */
+export async function connectAgent(backend: string, opts: { hello?: Partial<Hello>; sendHello?: boolean } = {}): Promise<TestAgent> {
+  const ws = await openSocket(backend);
+  const incoming: Incoming[] = [];
+  const waiters: Array<() => void> = [];
+  const texts: string[] = [];
+  const messages: Uint8Array[] = [];
+  const textWaiters: Array<(text: string) => void> = [];
+  const hello: Hello = {
+    v: 1,
+    software: "test-agent/0",
+    id: `agent-${crypto.randomUUID()}`,
+    caps: ["http"],
+    window: DEFAULT_WINDOW,
+    maxFrame: DEFAULT_MAX_FRAME,
+    ...opts.hello,
+  };
+  let onRelayHello!: (h: Hello) => void;
+  const relayHello = new Promise<Hello>((resolve) => (onRelayHello = resolve));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.addEventListener("close", (ev) => resolve({ code: ev.code, reason: ev.reason })),
+  );
+  const session = new Session({
+    role: "agent",
+    hello,
+    send: (m) => ws.send(m),
+    onHello: onRelayHello,
+    onPingAck: (payload) => agent.onPingAck?.(payload),
+    onStream: (stream, list) => {
+      const chunks: Uint8Array[] = [];
+      const body = new Promise<Uint8Array>((resolve, reject) => {
+        stream.onData = (chunk) => {
+          chunks.push(chunk.slice());
+          stream.consumed(chunk.byteLength);
+        };
+        stream.onEnd = () => resolve(concat(chunks));
+        stream.onReset = reject;
+      });
+      body.catch(() => {});
+      incoming.push({ stream, head: decodeRequestHead(list), body });
+      for (const w of waiters.splice(0)) w();
+      agent.onIncoming?.();
+    },
+  });
+  ws.addEventListener("message", (ev) => {
+    if (typeof ev.data === "string") {
+      texts.push(ev.data);
+      textWaiters.shift()?.(ev.data);
+    } else {
+      messages.push(new Uint8Array(ev.data as ArrayBuffer));
+      session.receive(new Uint8Array(ev.data as ArrayBuffer));
+    }
+  });
+  closed.then(() => session.destroy());
+  if (opts.sendHello !== false) session.sendHello();
+  let taken = 0;
+  const next = async (): Promise<Incoming> => {
+    while (incoming.length <= taken) await within(new Promise<void>((r) => waiters.push(r)), "a stream from the relay");
+    return incoming[taken++];
+  };
+  const nextText = () => within(new Promise<string>((resolve) => textWaiters.push(resolve)), "a text message");
+  const agent: TestAgent = { ws, session, hello, relayHello, closed, texts, nextText, incoming, messages, next };
+  return agent;
+}
+
+/** A connected agent whose hello exchange is complete. */
+export async function readyAgent(backend: string, hello?: Partial<Hello>): Promise<TestAgent> {
+  const agent = await connectAgent(backend, { hello });
+  await within(agent.relayHello, "the relay's HELLO");
+  return agent;
+}
+
+/** Answers a stream with a status, headers and an optional body. */
+export async function respond(stream: Stream, status: number, headers: HeaderList = [], body?: string | Uint8Array): Promise<void> {
+  if (body === undefined) return stream.sendHeaders(encodeResponseHead({ status, headers }), true);
+  stream.sendHeaders(encodeResponseHead({ status, headers }));
+  await stream.write(typeof body === "string" ? new TextEncoder().encode(body) : body);
+  await stream.end();
+}
+
+/** Sends a PING and waits for its ACK: every frame sent before it has been processed. */
+export function roundTrip(agent: TestAgent): Promise<void> {
+  const payload = crypto.getRandomValues(new Uint8Array(8));
+  const acked = new Promise<void>((resolve) => {
+    agent.onPingAck = (p) => {
+      if (p.every((b, i) => b === payload[i])) resolve();
+    };
+  });
+  agent.session.ping(payload);
+  return within(acked, "the PING ACK");
+}
+
+export function publicFetch(backend: string, path = "/", init?: RequestInit): Promise<Response> {
+  return exports.default.fetch(`${BASE}/r/${backend}${path}`, init);
+}
+
+export async function expectError(resp: Response, status: number, error: string, backend: string): Promise<void> {
+  expect(resp.status).toBe(status);
+  expect(resp.headers.get("content-type")).toMatch(/^application\/json/);
+  const body = (await resp.json()) as { error: string; backend?: string; message: string };
+  expect(body).toMatchObject({ error, backend });
+  expect(body.message).toEqual(expect.any(String));
+}
+
+/** Closes an agent socket and waits for the relay's answering close. */
+export async function closeAgent(agent: TestAgent): Promise<void> {
+  try {
+    agent.ws.close(1000, "test done");
+  } catch {
+    // Already closed.
+  }
+  await within(agent.closed, "the tunnel close").catch(() => {});
+}
