@@ -272,9 +272,7 @@ async function runAgentCommand(values: Values, _positionals: string[], secrets: 
   const load = async () => {
     const config = buildAgentConfig(raw as RawAgentOptions, process.env);
     secrets.push(config.token);
-    // Load bridge plugins now: a bad one is a config error before any tunnel opens (or a reload applies).
-    const { loadBridgePlugin } = await import("./bridge/load.ts");
-    for (const rule of config.rules) if (rule.target.kind === "bridge") await loadBridgePlugin(rule.target.plugin);
+    await loadPlugins(config);
     return config;
   };
   const config = await load();
@@ -288,8 +286,7 @@ async function runAgentCommand(values: Values, _positionals: string[], secrets: 
 async function runValidateCommand(values: Values, _positionals: string[], secrets: string[]): Promise<number> {
   const config = loadForInspection(values, "validate", secrets);
   const { describeRule } = await import("./ingress.ts");
-  const { loadBridgePlugin } = await import("./bridge/load.ts");
-  for (const rule of config.rules) if (rule.target.kind === "bridge") await loadBridgePlugin(rule.target.plugin);
+  await loadPlugins(config);
   process.stdout.write(`${values.config}: ok, ${config.rules.length} rule${config.rules.length === 1 ? "" : "s"} for ${config.backends.length} backend${config.backends.length === 1 ? "" : "s"} (${config.backends.join(", ")}), relay ${config.relayUrl.href}, ${config.connections} tunnel${config.connections === 1 ? "" : "s"} each\n`);
   for (const rule of config.rules) process.stdout.write(`  ${describeRule(rule)}\n`);
   return EXIT_OK;
@@ -312,6 +309,12 @@ async function runIngressCommand(values: Values, positionals: string[], secrets:
   }
   process.stdout.write(`${describeRule(match.rule)}\n  the target sees ${match.path}\n`);
   return EXIT_OK;
+}
+
+/** Loads every rule's bridge plugin: a bad one is a config error before any tunnel opens (or a reload applies). */
+async function loadPlugins(config: ReturnType<typeof buildAgentConfig>): Promise<void> {
+  const { loadBridgePlugin } = await import("./bridge/load.ts");
+  for (const rule of config.rules) if (rule.target.kind === "bridge") await loadBridgePlugin(rule.target.plugin);
 }
 
 /** The config of --config for a command that only reads it. */

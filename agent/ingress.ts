@@ -2,6 +2,7 @@
 // and headers it goes on with, and the rule conflicts a config must not have. Pure.
 import type { HeaderList } from "../src/protocol/frame.ts";
 import type { Target } from "./config.ts";
+import { targetText } from "./target-failures.ts";
 
 /** Edits of one direction's headers: `set` replaces every field of a name, `remove` drops them. */
 export interface HeaderEdit {
@@ -160,22 +161,10 @@ export function noRuleResponse(backend: string, path: string): { status: number;
   };
 }
 
-/** The target as one printable string (no secrets: CA and key files are not shown). */
+/** The target as one printable string: as --to names it, with an hbone target's proxy (no secrets). */
 export function describeTarget(target: Target): string {
-  switch (target.kind) {
-    case "unix":
-      return `unix:${target.path}`;
-    case "tcp":
-      return `tcp://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
-    case "hbone":
-      return `hbone://${target.authority} via ${target.hbone.proxy.host}:${target.hbone.proxy.port}`;
-    case "bridge":
-      return `bridge+tcp://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
-    case "http":
-      return target.h2c ? `h2c://${target.url.host}` : target.url.origin;
-    default:
-      return target.url.origin;
-  }
+  const text = targetText(target);
+  return target.kind === "hbone" ? `${text} via ${target.hbone.proxy.host}:${target.hbone.proxy.port}` : text;
 }
 
 /** One line per rule for `edge-relay validate` and `ingress match`: where, backend, path, target, options. */

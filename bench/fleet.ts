@@ -4,14 +4,13 @@
 // to a backend whose Durable Object was evicted.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BENCH_SMALL_BODY } from "../src/bench.ts";
 import { mintToken } from "../src/auth.ts";
 import { BIN } from "../test/helpers/agent.ts";
 import { rssBytes } from "./procs.ts";
-import { startBenchRelay, type BenchRelay } from "./runtime.ts";
+import { freePort, startBenchRelay, type BenchRelay } from "./runtime.ts";
 
 export interface FleetOptions {
   backends: number;
@@ -42,15 +41,6 @@ export interface FleetResult {
 }
 
 const names = (n: number) => Array.from({ length: n }, (_, i) => `f-${i + 1}`);
-
-/** A port free right now on loopback. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Asks every backend until each has answered the small body once; resolves with the seconds it took from `since`. */
 async function untilAllAnswer(url: string, backends: string[], since: number, deadlineMs = 120_000): Promise<number> {

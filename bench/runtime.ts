@@ -48,7 +48,7 @@ function run(cmd: string, args: string[], cwd = ROOT): Promise<string> {
 }
 
 /** A port free right now on 127.0.0.1. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
