@@ -41,12 +41,13 @@ Usage:
   edge-relay help [<command>]
 
 Commands:
-  agent   Keep tunnels open to the relay and serve one backend's public requests from a local target.
-  token   Mint an agent token (or, with --access, an access token) for a backend.
-  connect Open a local TCP port whose connections reach a backend's tcp:// target.
+  agent     Keep tunnels open to the relay and serve public requests from local targets: one
+            backend (--backend, --to) or many, from the ingress rules of a --config file.
+  token     Mint an agent token (or, with --access, an access token) for one or more backends.
+  connect   Open a local TCP port whose connections reach a backend's tcp:// target.
   validate  Check an agent config file and print its rules.
   ingress   \`ingress match\`: which rule of a config file a request would take.
-  help    Show this text, or a command's flags.
+  help      Show this text, or a command's flags.
 
 Run \`edge-relay <command> --help\` for a command's flags.
 
