@@ -52,7 +52,7 @@ export {
 } from "./options.ts";
 
 export type Target =
-  | { kind: "http"; url: URL; /** Given as h2c://. */ h2c?: boolean }
+  | { kind: "http"; url: URL /** Given as h2c://. */; h2c?: boolean }
   | { kind: "https"; url: URL; ca?: string; insecure: boolean }
   | { kind: "unix"; path: string }
   /** Raw TCP: each public WebSocket stream becomes a TCP connection (docs/targets.md). */
@@ -209,7 +209,13 @@ export function buildAgentConfig(
   const flags = (key: string): Setting[] => {
     const value = (raw as Record<string, string | boolean | string[] | undefined>)[key];
     if (value === undefined) return [];
-    return (Array.isArray(value) ? value : [value]).map((v) => ({ key, text: String(v), shown: JSON.stringify(String(v)), origin: { kind: "flag" } as const, secret: FLAG_OPTIONS.get(key)?.secret }));
+    return (Array.isArray(value) ? value : [value]).map((v) => ({
+      key,
+      text: String(v),
+      shown: JSON.stringify(String(v)),
+      origin: { kind: "flag" } as const,
+      secret: FLAG_OPTIONS.get(key)?.secret,
+    }));
   };
   const agent = (key: string): Setting | undefined => {
     const found = flags(key)[0] ?? file?.top.get(key)?.[0];
@@ -241,7 +247,7 @@ export function buildAgentConfig(
   } else {
     const all = (key: string) => {
       const fromFlags = flags(key);
-      return fromFlags.length ? fromFlags : file?.top.get(key) ?? [];
+      return fromFlags.length ? fromFlags : (file?.top.get(key) ?? []);
     };
     shorthandBackend = all("backend")[0];
     const missing = (key: string, predicate: string): never => {
@@ -250,11 +256,22 @@ export function buildAgentConfig(
     named = [{ backend: parseBackend(shorthandBackend), name: "--to" }];
     build = () => [buildRule({ one: (key) => all(key)[0], all, missing }, file?.dir, readFile)];
   }
-  const token = parseToken(agent("token"), agent("token-file"), named, file?.rules ? file : undefined, shorthandBackend, file?.dir, readFile);
+  const token = parseToken(
+    agent("token"),
+    agent("token-file"),
+    named,
+    file?.rules ? file : undefined,
+    shorthandBackend,
+    file?.dir,
+    readFile,
+  );
   const rules = build();
   for (const conflict of ruleConflicts(rules)) {
     const at = file?.rules?.[conflict.index].at;
-    throw new ConfigError(`${at ? `${placeText(at)}: ` : ""}${rules[conflict.index].name} ${conflict.message}.`, { field: "ingress", ...(at ? whereOf(at) : {}) });
+    throw new ConfigError(`${at ? `${placeText(at)}: ` : ""}${rules[conflict.index].name} ${conflict.message}.`, {
+      field: "ingress",
+      ...(at ? whereOf(at) : {}),
+    });
   }
   const backends = [...new Set(rules.map((r) => r.backend))];
   const first = rules[0];
@@ -300,9 +317,11 @@ function buildRule(src: Source, configDir: string | undefined, readFile: (path: 
   const to = src.one("to");
   const parsed = parseTarget(to, src.one("origin-ca"), src.one("origin-insecure"), configDir, readFile);
   const target: Target =
-    parsed.kind === "hbone" ? { ...parsed, hbone: parseHbone(parsed, src, configDir, readFile) }
-    : parsed.kind === "bridge" ? { ...parsed, plugin: parsePluginRef(src.one("bridge-plugin"), configDir), idleMs: parseBridgeIdle(src.one("bridge-idle")) }
-    : parsed;
+    parsed.kind === "hbone"
+      ? { ...parsed, hbone: parseHbone(parsed, src, configDir, readFile) }
+      : parsed.kind === "bridge"
+        ? { ...parsed, plugin: parsePluginRef(src.one("bridge-plugin"), configDir), idleMs: parseBridgeIdle(src.one("bridge-idle")) }
+        : parsed;
   if (target.kind !== "bridge") {
     for (const key of BRIDGE_KEYS) {
       const setting = src.one(key);
@@ -316,7 +335,8 @@ function buildRule(src: Source, configDir: string | undefined, readFile: (path: 
     }
   }
   const connectTimeout = src.one("connect-timeout");
-  if (connectTimeout && !["http", "https", "unix"].includes(target.kind)) problem(connectTimeout, "applies only to http, https, h2c and unix targets");
+  if (connectTimeout && !["http", "https", "unix"].includes(target.kind))
+    problem(connectTimeout, "applies only to http, https, h2c and unix targets");
   const rule: IngressRule = {
     name: fileRule ? `ingress[${fileRule.index}]` : "--to",
     backend,
@@ -368,7 +388,11 @@ function parseBackend(setting: Setting | undefined): string {
     throw new ConfigError('--backend is required: pass --backend <name> or put "backend" in the --config file.', { field: "backend" });
   }
   if (!isValidBackendName(setting.text)) {
-    invalid(setting, "the backend name", "must be 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit");
+    invalid(
+      setting,
+      "the backend name",
+      "must be 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit",
+    );
   }
   return setting.text;
 }
@@ -417,7 +441,11 @@ function parseToken(
     try {
       text = readFile(path);
     } catch (error) {
-      problem(fileSetting, `names a file that cannot be read (${describeError(error)}${path === fileSetting.text ? "" : ` at ${path}`})`, path);
+      problem(
+        fileSetting,
+        `names a file that cannot be read (${describeError(error)}${path === fileSetting.text ? "" : ` at ${path}`})`,
+        path,
+      );
     }
     setting = { ...fileSetting, text: text.trim(), secret: true };
   } else if (fileSetting && tokenSetting) {
@@ -425,7 +453,10 @@ function parseToken(
   }
   if (!setting) {
     if (ingressFile) {
-      throw new ConfigError(`--token is required: put token or tokenFile in ${ingressFile.path}, pass --token or set ${TOKEN_ENV}; ${mint}.`, { field: "token" });
+      throw new ConfigError(
+        `--token is required: put token or tokenFile in ${ingressFile.path}, pass --token or set ${TOKEN_ENV}; ${mint}.`,
+        { field: "token" },
+      );
     }
     throw new ConfigError(`--token is required: pass --token or set ${TOKEN_ENV}; ${mint}.`, { field: "token" });
   }
@@ -454,10 +485,7 @@ function parseTarget(
   readFile: (path: string) => string,
 ): Target {
   if (!to) {
-    throw new ConfigError(
-      `--to is required: pass --to with ${TARGET_LIST}, or put "to" in the --config file.`,
-      { field: "to" },
-    );
+    throw new ConfigError(`--to is required: pass --to with ${TARGET_LIST}, or put "to" in the --config file.`, { field: "to" });
   }
   const target = parseTargetText(to, configDir);
   const insecure = parseBoolean(insecureSetting);
@@ -502,13 +530,20 @@ function parseTargetText(setting: Setting, configDir: string | undefined): Targe
     return { kind: "hbone", authority: url.host, hbone: undefined as unknown as HboneSettings };
   }
   if (text.startsWith("bridge+")) {
-    const url = text.startsWith("bridge+tcp://") && URL.canParse(text.slice("bridge+".length)) ? new URL(text.slice("bridge+".length)) : undefined;
+    const url =
+      text.startsWith("bridge+tcp://") && URL.canParse(text.slice("bridge+".length)) ? new URL(text.slice("bridge+".length)) : undefined;
     if (!url || !url.hostname || !url.port) invalid(setting, "the target", "must be bridge+tcp://host:port, with the port");
     if (url.username || url.password || (url.pathname !== "" && url.pathname !== "/") || url.search || url.hash) {
       invalid(setting, "the target", "must be only bridge+tcp://host:port, with no user, path, query or fragment");
     }
     // The plugin and idle time are filled in by buildAgentConfig.
-    return { kind: "bridge", host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port), plugin: undefined as unknown as PluginRef, idleMs: 0 };
+    return {
+      kind: "bridge",
+      host: url.hostname.replace(/^\[|\]$/g, ""),
+      port: Number(url.port),
+      plugin: undefined as unknown as PluginRef,
+      idleMs: 0,
+    };
   }
   if (text.startsWith("tcp://")) {
     const url = URL.canParse(text) ? new URL(text) : undefined;
@@ -557,7 +592,8 @@ function parseHbone(
   const key = pem("hbone-key", "the client certificate's private key", /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/, "PEM private key");
   const ca = pem("hbone-ca", "the mesh's CA certificate", /-----BEGIN CERTIFICATE-----/, "PEM certificate");
   const identities = src.all("hbone-identity").map((s) => {
-    if (!/^spiffe:\/\/[^/\s]+\/\S*$/.test(s.text)) invalid(s, "the identity", "must be a SPIFFE ID like spiffe://cluster.local/ns/default/sa/reviews");
+    if (!/^spiffe:\/\/[^/\s]+\/\S*$/.test(s.text))
+      invalid(s, "the identity", "must be a SPIFFE ID like spiffe://cluster.local/ns/default/sa/reviews");
     return s.text;
   });
   const headers = src.all("hbone-header").map((s): [string, string] => {
@@ -584,7 +620,9 @@ function parsePluginRef(setting: Setting | undefined, configDir: string | undefi
   const text = setting?.text ?? DEFAULT_BRIDGE_PLUGIN;
   const from = setting?.origin.kind === "file" && configDir !== undefined ? resolve(configDir) : process.cwd();
   const where = { field: "bridge-plugin", ...(setting ? fileOf(setting) : {}) };
-  const subject = setting ? `${setting.origin.kind === "file" ? `${placeText(setting.origin)}: ` : ""}${subjectOf(setting)}` : `--bridge-plugin "${text}"`;
+  const subject = setting
+    ? `${setting.origin.kind === "file" ? `${placeText(setting.origin)}: ` : ""}${subjectOf(setting)}`
+    : `--bridge-plugin "${text}"`;
   const ref = { text, from, where, subject };
   if ((BUILT_IN_BRIDGE_PLUGINS as readonly string[]).includes(text)) return { ...ref, kind: "builtin", specifier: text };
   if (/^(\.{1,2}[\\/]|\/|file:)/.test(text)) {
@@ -597,7 +635,11 @@ function parsePluginRef(setting: Setting | undefined, configDir: string | undefi
     return { ...ref, kind: "file", specifier: resolve(from, path) };
   }
   if (!/^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(\/[^\s]*)?$/i.test(text)) {
-    invalid(setting!, "the bridge plugin", `must be a built-in plugin (${BUILT_IN_BRIDGE_PLUGINS.join(", ")}), a path like ./codec.ts, or a package name`);
+    invalid(
+      setting!,
+      "the bridge plugin",
+      `must be a built-in plugin (${BUILT_IN_BRIDGE_PLUGINS.join(", ")}), a path like ./codec.ts, or a package name`,
+    );
   }
   return { ...ref, kind: "package", specifier: text };
 }
@@ -621,10 +663,18 @@ function parseOriginProtocol(setting: Setting | undefined, target: Target, to: S
   if (!setting) return implied;
   const value = setting.text;
   if (!(ORIGIN_PROTOCOLS as readonly string[]).includes(value)) invalid(setting, "the protocol", "must be auto, http1, h2 or h2c");
-  const fits: Record<string, string[]> = { http: ["auto", "http1", "h2c"], https: ["auto", "http1", "h2"], hbone: ["auto", "http1", "h2", "h2c"], unix: ["auto", "http1"] };
+  const fits: Record<string, string[]> = {
+    http: ["auto", "http1", "h2c"],
+    https: ["auto", "http1", "h2"],
+    hbone: ["auto", "http1", "h2", "h2c"],
+    unix: ["auto", "http1"],
+  };
   const allowed = fits[target.kind];
   if (!allowed || !allowed.includes(value) || (implied === "h2c" && value !== "h2c" && value !== "auto")) {
-    problem(setting, `does not fit ${to ? `${nameOf(to)} ${to.shown}` : "the target"}: ${allowed ? `use ${allowed.join(", ")}` : "it applies to http, https, unix and hbone targets"}`);
+    problem(
+      setting,
+      `does not fit ${to ? `${nameOf(to)} ${to.shown}` : "the target"}: ${allowed ? `use ${allowed.join(", ")}` : "it applies to http, https, unix and hbone targets"}`,
+    );
   }
   return value === "auto" ? implied : (value as OriginProtocol);
 }
@@ -727,7 +777,6 @@ function describeError(error: unknown): string {
   return typeof code === "string" ? code : error instanceof Error ? error.message : String(error);
 }
 
-
 function parseConnectTimeout(setting: Setting): number {
   let ms = NaN;
   const millis = /^(\d{1,9})ms$/.exec(setting.text);
@@ -742,10 +791,16 @@ function parseConnectTimeout(setting: Setting): number {
 function parseHeaders(setting: Setting | undefined): HeaderRewrite {
   const rewrite: HeaderRewrite = { request: { set: [], remove: [] }, response: { set: [], remove: [] } };
   if (!setting) return rewrite;
-  const value = (setting.value ?? {}) as Record<"request" | "response", { set?: Record<string, string | string[]>; remove?: string[] } | undefined>;
+  const value = (setting.value ?? {}) as Record<
+    "request" | "response",
+    { set?: Record<string, string | string[]>; remove?: string[] } | undefined
+  >;
   const fail = (path: string, predicate: string): never => {
     const at = setting.origin.kind === "file" ? setting.origin : undefined;
-    throw new ConfigError(`${at ? `${placeText(at)}: ` : ""}${nameOf(setting)}.${path} ${predicate}.`, { field: "headers", ...fileOf(setting) });
+    throw new ConfigError(`${at ? `${placeText(at)}: ` : ""}${nameOf(setting)}.${path} ${predicate}.`, {
+      field: "headers",
+      ...fileOf(setting),
+    });
   };
   for (const side of ["request", "response"] as const) {
     const edit: HeaderEdit = rewrite[side];
@@ -836,12 +891,21 @@ function loadConfigFile(path: string, readFile: (path: string) => string, env: R
       const key = written.replace(/^(["'])(.*)\1$/, "$2");
       fail(syntax.pos[0], key, `"${key}" appears twice in one mapping; keep one`);
     }
-    fail(syntax.pos[0], "config", `the file is not valid YAML: ${syntax.message.charAt(0).toLowerCase()}${syntax.message.slice(1).replace(/\.$/, "")}`);
+    fail(
+      syntax.pos[0],
+      "config",
+      `the file is not valid YAML: ${syntax.message.charAt(0).toLowerCase()}${syntax.message.slice(1).replace(/\.$/, "")}`,
+    );
   }
   const root = doc.contents;
   if (!isMap(root)) {
-    const what = root === null || (isScalar(root) && root.value === null) ? "is empty" : `holds ${isSeq(root) ? "a list" : "a single value"}`;
-    fail(root?.range?.[0] ?? 0, "config", `the file ${what}; it must hold a mapping of settings, like relay: https://relay.example.com and ingress: a list of rules`);
+    const what =
+      root === null || (isScalar(root) && root.value === null) ? "is empty" : `holds ${isSeq(root) ? "a list" : "a single value"}`;
+    fail(
+      root?.range?.[0] ?? 0,
+      "config",
+      `the file ${what}; it must hold a mapping of settings, like relay: https://relay.example.com and ingress: a list of rules`,
+    );
   }
   expandEnv(doc, env, fail);
 
@@ -864,7 +928,8 @@ function loadConfigFile(path: string, readFile: (path: string) => string, env: R
     const option = AGENT_KEYS.get(key) ?? FLAG_OPTIONS.get(key)!;
     const name = option.flag ?? option.key!;
     const earlier = top.get(name)?.[0];
-    if (earlier?.origin.kind === "file") fail(keyOffset(pair), name, `${key} repeats ${earlier.origin.path} (line ${earlier.origin.line}); keep one`);
+    if (earlier?.origin.kind === "file")
+      fail(keyOffset(pair), name, `${key} repeats ${earlier.origin.path} (line ${earlier.origin.line}); keep one`);
     top.set(name, settingsOf(pair, option, key));
   }
   if (rules) {
@@ -872,7 +937,11 @@ function loadConfigFile(path: string, readFile: (path: string) => string, env: R
     if (ruleKey) {
       const setting = top.get(ruleKey)![0];
       const place = setting.origin as FilePlace;
-      fail(lines.lineStarts[place.line - 1] + place.column - 1, ruleKey, `${place.path} belongs in an ingress rule (as ${FLAG_OPTIONS.get(ruleKey)!.key}) once the file has ingress`);
+      fail(
+        lines.lineStarts[place.line - 1] + place.column - 1,
+        ruleKey,
+        `${place.path} belongs in an ingress rule (as ${FLAG_OPTIONS.get(ruleKey)!.key}) once the file has ingress`,
+      );
     }
   }
   return { path, dir: dirname(path), top, ...(rules ? { rules } : {}) };
@@ -909,14 +978,19 @@ function loadConfigFile(path: string, readFile: (path: string) => string, env: R
 }
 
 /** Replaces `${NAME}` in every string value from `env`; a name that is not set is an error naming it. */
-function expandEnv(doc: Document, env: Record<string, string | undefined>, fail: (offset: number, field: string, sentence: string) => never): void {
+function expandEnv(
+  doc: Document,
+  env: Record<string, string | undefined>,
+  fail: (offset: number, field: string, sentence: string) => never,
+): void {
   visit(doc, {
     Scalar(key, node, ancestors) {
       if (key === "key" || typeof node.value !== "string" || !node.value.includes("${")) return;
       node.value = node.value.replace(ENV_REFERENCE, (_all, escaped: string, name: string) => {
         if (escaped) return `\${${name}}`;
         const found = env[name];
-        if (found === undefined) fail(node.range?.[0] ?? 0, name, `${pathOfNode(ancestors, node)} uses \${${name}}, but ${name} is not set in the environment`);
+        if (found === undefined)
+          fail(node.range?.[0] ?? 0, name, `${pathOfNode(ancestors, node)} uses \${${name}}, but ${name} is not set in the environment`);
         return found;
       });
     },
@@ -937,38 +1011,44 @@ function pathOfNode(ancestors: readonly unknown[], node: unknown): string {
 }
 
 /** Turns the schema's first complaint into one sentence at the key (or list item) it is about. */
-function describeShapeError(error: ErrorObject, doc: Document, value: unknown, fail: (offset: number, field: string, sentence: string) => never): never {
-  const segments = error.instancePath.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
+function describeShapeError(
+  error: ErrorObject,
+  doc: Document,
+  value: unknown,
+  fail: (offset: number, field: string, sentence: string) => never,
+): never {
+  const segments = error.instancePath
+    .split("/")
+    .slice(1)
+    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
   const located = locate(doc, segments);
   const path = pathText(segments);
   const field = fieldOf(segments);
   const expected = (error.parentSchema as { expected?: string } | undefined)?.expected;
-  switch (error.keyword) {
-    case "additionalProperties": {
-      const extra = String((error.params as { additionalProperty: string }).additionalProperty);
-      const at = locate(doc, [...segments, extra]);
-      if (segments.length === 0) {
-        fail(at.offset, extra, `"${extra}" is not a setting; the keys are ${TOP_KEY_LIST.join(", ")} (and, for a single rule, the long flag names)`);
-      }
-      const keys = Object.keys((error.parentSchema as { properties?: object }).properties ?? {});
-      fail(at.offset, extra, `${path} has no key "${extra}"; its keys are ${keys.join(", ")}`);
+  if (error.keyword === "additionalProperties") {
+    const extra = String((error.params as { additionalProperty: string }).additionalProperty);
+    const at = locate(doc, [...segments, extra]);
+    if (segments.length === 0) {
+      fail(
+        at.offset,
+        extra,
+        `"${extra}" is not a setting; the keys are ${TOP_KEY_LIST.join(", ")} (and, for a single rule, the long flag names)`,
+      );
     }
-    // falls through (fail never returns)
-    case "required": {
-      const missing = (error.params as { missingProperty: string }).missingProperty;
-      fail(located.offset, missing, `${path} has no ${missing}; a rule needs backend and service`);
-    }
-    // falls through
-    case "minItems":
-      fail(located.offset, field, `${path} must list at least one rule`);
-    // falls through
-    default: {
-      const data = segments.reduce<unknown>((v, s) => (v as Record<string, unknown> | undefined)?.[s], value);
-      const secret = segments[0] === "token";
-      const shown = secret ? "" : `, not ${data === null ? "empty" : Array.isArray(data) ? "a list" : typeof data === "object" ? "a mapping" : JSON.stringify(data)}`;
-      fail(located.offset, field, `${path} must be ${expected ?? error.message ?? "something else"}${shown}`);
-    }
+    const keys = Object.keys((error.parentSchema as { properties?: object }).properties ?? {});
+    fail(at.offset, extra, `${path} has no key "${extra}"; its keys are ${keys.join(", ")}`);
   }
+  if (error.keyword === "required") {
+    const missing = (error.params as { missingProperty: string }).missingProperty;
+    fail(located.offset, missing, `${path} has no ${missing}; a rule needs backend and service`);
+  }
+  if (error.keyword === "minItems") fail(located.offset, field, `${path} must list at least one rule`);
+  const data = segments.reduce<unknown>((v, s) => (v as Record<string, unknown> | undefined)?.[s], value);
+  const secret = segments[0] === "token";
+  const shown = secret
+    ? ""
+    : `, not ${data === null ? "empty" : Array.isArray(data) ? "a list" : typeof data === "object" ? "a mapping" : JSON.stringify(data)}`;
+  fail(located.offset, field, `${path} must be ${expected ?? error.message ?? "something else"}${shown}`);
 }
 
 /** `ingress[2].originRequest.ca`, or `the file` for the top. */

@@ -41,7 +41,17 @@ export interface IngressRule {
 export const NO_HEADER_EDITS: HeaderRewrite = { request: { set: [], remove: [] }, response: { set: [], remove: [] } };
 
 /** Header names the agent or the relay manage: a rule may neither set nor remove them. */
-export const MANAGED_HEADERS = ["host", "content-length", "transfer-encoding", "connection", "upgrade", "keep-alive", "te", "trailer", "proxy-connection"];
+export const MANAGED_HEADERS = [
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "upgrade",
+  "keep-alive",
+  "te",
+  "trailer",
+  "proxy-connection",
+];
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
@@ -133,16 +143,27 @@ export interface RuleConflict {
 export function ruleConflicts(rules: readonly IngressRule[]): RuleConflict[] {
   const out: RuleConflict[] = [];
   rules.forEach((rule, index) => {
-    const earlier = rules.findIndex((other, i) => i < index && other.backend === rule.backend && (other.path === undefined || (rule.path !== undefined && underPrefix(other.path, rule.path))));
+    const earlier = rules.findIndex(
+      (other, i) =>
+        i < index &&
+        other.backend === rule.backend &&
+        (other.path === undefined || (rule.path !== undefined && underPrefix(other.path, rule.path))),
+    );
     if (earlier < 0) return;
     const other = rules[earlier];
     const where = `backend ${rule.backend}${rule.path ? `, path ${rule.path}` : ""}`;
     if (other.path === rule.path) {
       out.push({ index, message: `repeats ${other.name} (${where}): the first one always wins, so remove one` });
     } else if (other.path === undefined) {
-      out.push({ index, message: `can never match: ${other.name} before it is the catch-all of ${rule.backend} (no path); move the catch-all last` });
+      out.push({
+        index,
+        message: `can never match: ${other.name} before it is the catch-all of ${rule.backend} (no path); move the catch-all last`,
+      });
     } else {
-      out.push({ index, message: `can never match: ${other.name} before it takes every ${rule.backend} request under ${other.path}; put the longer path first` });
+      out.push({
+        index,
+        message: `can never match: ${other.name} before it takes every ${rule.backend} request under ${other.path}; put the longer path first`,
+      });
     }
   });
   return out;
@@ -152,11 +173,19 @@ export function ruleConflicts(rules: readonly IngressRule[]): RuleConflict[] {
 export function noRuleResponse(backend: string, path: string): { status: number; headers: HeaderList; body: Uint8Array } {
   const shown = pathOnly(path).slice(0, 200);
   const body = new TextEncoder().encode(
-    JSON.stringify({ error: "no_ingress_rule", message: `No ingress rule of backend "${backend}" takes ${shown}; add a rule for it or a catch-all.`, backend }),
+    JSON.stringify({
+      error: "no_ingress_rule",
+      message: `No ingress rule of backend "${backend}" takes ${shown}; add a rule for it or a catch-all.`,
+      backend,
+    }),
   );
   return {
     status: 404,
-    headers: [["content-type", "application/json; charset=utf-8"], ["cache-control", "no-store"], ["content-length", String(body.byteLength)]],
+    headers: [
+      ["content-type", "application/json; charset=utf-8"],
+      ["cache-control", "no-store"],
+      ["content-length", String(body.byteLength)],
+    ],
     body,
   };
 }
@@ -169,7 +198,11 @@ export function describeTarget(target: Target): string {
 
 /** One line per rule for `edge-relay validate` and `ingress match`: where, backend, path, target, options. */
 export function describeRule(rule: IngressRule): string {
-  const parts = [`${rule.name}: backend ${rule.backend}`, `path ${rule.path ?? "* (every path)"}${rule.stripPrefix ? " (stripped)" : ""}`, `-> ${describeTarget(rule.target)}`];
+  const parts = [
+    `${rule.name}: backend ${rule.backend}`,
+    `path ${rule.path ?? "* (every path)"}${rule.stripPrefix ? " (stripped)" : ""}`,
+    `-> ${describeTarget(rule.target)}`,
+  ];
   const options: string[] = [];
   if (rule.originProtocol !== "auto") options.push(`protocol ${rule.originProtocol}`);
   if (rule.preserveHost) options.push("preserveHost");

@@ -43,34 +43,215 @@ export interface OptionSpec {
 
 /** Every option of `edge-relay agent`, in the order `--help` lists them. */
 export const OPTIONS: readonly OptionSpec[] = [
-  { flag: "config", scope: "agent", type: "string", valueName: "<file>", help: "A YAML (or JSON) file of these settings and the ingress rules; flags win over it." },
-  { flag: "relay", key: "relay", scope: "agent", type: "string", valueName: "<url>", env: RELAY_URL_ENV, help: "The relay's base URL (http, https, ws or wss); /_relay/connect is appended." },
-  { flag: "token", key: "token", scope: "agent", type: "string", valueName: "<token>", env: TOKEN_ENV, secret: true, help: "The agent token, from `edge-relay token <name>...`; it must cover every backend served." },
-  { flag: "token-file", key: "tokenFile", scope: "agent", type: "string", valueName: "<file>", help: "Read the agent token from this file instead (relative to the config file)." },
-  { flag: "connections", key: "connections", scope: "agent", type: "count", valueName: "<n>", default: String(DEFAULT_CONNECTIONS), help: `Tunnels to keep open per backend, 1 to ${MAX_CONNECTIONS}; the relay sends each request to the least-loaded tunnel.` },
-  { flag: "grace-period", key: "gracePeriod", scope: "agent", type: "duration", valueName: "<duration>", default: "30s", help: "How long in-flight requests may finish on shutdown, or when a reload removes their backend." },
-  { flag: "heartbeat", key: "heartbeat", scope: "agent", type: "duration", valueName: "<duration>", default: "15s", help: "How often to ping each tunnel; a tunnel silent for three intervals is reconnected." },
-  { flag: "require-access-token", key: "requireAccessToken", scope: "agent", type: "boolean", help: "Public requests must carry an access token (X-Relay-Access-Token); mint one with `edge-relay token <name> --access`." },
+  {
+    flag: "config",
+    scope: "agent",
+    type: "string",
+    valueName: "<file>",
+    help: "A YAML (or JSON) file of these settings and the ingress rules; flags win over it.",
+  },
+  {
+    flag: "relay",
+    key: "relay",
+    scope: "agent",
+    type: "string",
+    valueName: "<url>",
+    env: RELAY_URL_ENV,
+    help: "The relay's base URL (http, https, ws or wss); /_relay/connect is appended.",
+  },
+  {
+    flag: "token",
+    key: "token",
+    scope: "agent",
+    type: "string",
+    valueName: "<token>",
+    env: TOKEN_ENV,
+    secret: true,
+    help: "The agent token, from `edge-relay token <name>...`; it must cover every backend served.",
+  },
+  {
+    flag: "token-file",
+    key: "tokenFile",
+    scope: "agent",
+    type: "string",
+    valueName: "<file>",
+    help: "Read the agent token from this file instead (relative to the config file).",
+  },
+  {
+    flag: "connections",
+    key: "connections",
+    scope: "agent",
+    type: "count",
+    valueName: "<n>",
+    default: String(DEFAULT_CONNECTIONS),
+    help: `Tunnels to keep open per backend, 1 to ${MAX_CONNECTIONS}; the relay sends each request to the least-loaded tunnel.`,
+  },
+  {
+    flag: "grace-period",
+    key: "gracePeriod",
+    scope: "agent",
+    type: "duration",
+    valueName: "<duration>",
+    default: "30s",
+    help: "How long in-flight requests may finish on shutdown, or when a reload removes their backend.",
+  },
+  {
+    flag: "heartbeat",
+    key: "heartbeat",
+    scope: "agent",
+    type: "duration",
+    valueName: "<duration>",
+    default: "15s",
+    help: "How often to ping each tunnel; a tunnel silent for three intervals is reconnected.",
+  },
+  {
+    flag: "require-access-token",
+    key: "requireAccessToken",
+    scope: "agent",
+    type: "boolean",
+    help: "Public requests must carry an access token (X-Relay-Access-Token); mint one with `edge-relay token <name> --access`.",
+  },
   { flag: "watch", scope: "agent", type: "boolean", help: "Reload the --config file when it changes (SIGHUP always reloads it)." },
-  { flag: "backend", key: "backend", scope: "rule", type: "string", valueName: "<name>", help: "The backend a rule serves: 1 to 63 lowercase letters, digits or hyphens." },
-  { flag: "to", key: "service", scope: "rule", type: "string", valueName: "<target>", help: "Where the rule's requests go: http://, https://, h2c://, unix:, tcp://, bridge+tcp:// or hbone:// (see Targets)." },
-  { key: "path", scope: "rule", type: "string", help: "Only requests under this path prefix (/api matches /api and /api/...); the first matching rule of a backend wins." },
-  { key: "stripPrefix", scope: "rule", type: "boolean", help: "Remove the path prefix before the request goes on (/api/v1/x reaches the target as /v1/x)." },
-  { key: "headers", scope: "rule", type: "headers", help: "Header rewrite: request and response, each with set (name: value or a list of values) and remove (names)." },
-  { flag: "preserve-host", key: "originRequest.preserveHost", scope: "rule", type: "boolean", help: "Send the public Host header to the target instead of the target's own host." },
-  { flag: "connect-timeout", key: "originRequest.connectTimeout", scope: "rule", type: "duration", valueName: "<duration>", help: "How long connecting to an http, https or unix target may take before the request fails (default: the system's)." },
-  { flag: "origin-ca", key: "originRequest.ca", scope: "rule", type: "string", valueName: "<file>", help: "Trust the CA certificates in this PEM file for an https target." },
-  { flag: "origin-insecure", key: "originRequest.insecure", scope: "rule", type: "boolean", help: "Skip certificate verification for an https target." },
-  { flag: "origin-protocol", key: "originRequest.protocol", scope: "rule", type: "string", valueName: "<protocol>", default: "auto", choices: ORIGIN_PROTOCOLS, help: "How to speak HTTP to the target: auto (https offers ALPN h2 and http/1.1), http1, h2, or h2c (cleartext HTTP/2). WebSocket upgrades always use HTTP/1.1." },
-  { flag: "hbone-proxy", key: "hbone.proxy", scope: "rule", type: "string", valueName: "<host:port>", help: "HBONE proxy (default: the target's ip on port 15008, as in Istio ambient)." },
-  { flag: "hbone-cert", key: "hbone.cert", scope: "rule", type: "string", valueName: "<file>", help: "The agent's client certificate (PEM); required for hbone:// targets." },
+  {
+    flag: "backend",
+    key: "backend",
+    scope: "rule",
+    type: "string",
+    valueName: "<name>",
+    help: "The backend a rule serves: 1 to 63 lowercase letters, digits or hyphens.",
+  },
+  {
+    flag: "to",
+    key: "service",
+    scope: "rule",
+    type: "string",
+    valueName: "<target>",
+    help: "Where the rule's requests go: http://, https://, h2c://, unix:, tcp://, bridge+tcp:// or hbone:// (see Targets).",
+  },
+  {
+    key: "path",
+    scope: "rule",
+    type: "string",
+    help: "Only requests under this path prefix (/api matches /api and /api/...); the first matching rule of a backend wins.",
+  },
+  {
+    key: "stripPrefix",
+    scope: "rule",
+    type: "boolean",
+    help: "Remove the path prefix before the request goes on (/api/v1/x reaches the target as /v1/x).",
+  },
+  {
+    key: "headers",
+    scope: "rule",
+    type: "headers",
+    help: "Header rewrite: request and response, each with set (name: value or a list of values) and remove (names).",
+  },
+  {
+    flag: "preserve-host",
+    key: "originRequest.preserveHost",
+    scope: "rule",
+    type: "boolean",
+    help: "Send the public Host header to the target instead of the target's own host.",
+  },
+  {
+    flag: "connect-timeout",
+    key: "originRequest.connectTimeout",
+    scope: "rule",
+    type: "duration",
+    valueName: "<duration>",
+    help: "How long connecting to an http, https or unix target may take before the request fails (default: the system's).",
+  },
+  {
+    flag: "origin-ca",
+    key: "originRequest.ca",
+    scope: "rule",
+    type: "string",
+    valueName: "<file>",
+    help: "Trust the CA certificates in this PEM file for an https target.",
+  },
+  {
+    flag: "origin-insecure",
+    key: "originRequest.insecure",
+    scope: "rule",
+    type: "boolean",
+    help: "Skip certificate verification for an https target.",
+  },
+  {
+    flag: "origin-protocol",
+    key: "originRequest.protocol",
+    scope: "rule",
+    type: "string",
+    valueName: "<protocol>",
+    default: "auto",
+    choices: ORIGIN_PROTOCOLS,
+    help: "How to speak HTTP to the target: auto (https offers ALPN h2 and http/1.1), http1, h2, or h2c (cleartext HTTP/2). WebSocket upgrades always use HTTP/1.1.",
+  },
+  {
+    flag: "hbone-proxy",
+    key: "hbone.proxy",
+    scope: "rule",
+    type: "string",
+    valueName: "<host:port>",
+    help: "HBONE proxy (default: the target's ip on port 15008, as in Istio ambient).",
+  },
+  {
+    flag: "hbone-cert",
+    key: "hbone.cert",
+    scope: "rule",
+    type: "string",
+    valueName: "<file>",
+    help: "The agent's client certificate (PEM); required for hbone:// targets.",
+  },
   { flag: "hbone-key", key: "hbone.key", scope: "rule", type: "string", valueName: "<file>", help: "Its private key (PEM)." },
-  { flag: "hbone-ca", key: "hbone.ca", scope: "rule", type: "string", valueName: "<file>", help: "The mesh CA (PEM) the proxy's certificate must chain to." },
-  { flag: "hbone-identity", key: "hbone.identity", scope: "rule", type: "list", valueName: "<spiffe-id>", help: "A SPIFFE ID the proxy's certificate must carry as a URI SAN (repeatable; any one matches)." },
-  { flag: "hbone-header", key: "hbone.header", scope: "rule", type: "list", valueName: "<name=value>", help: "An extra header on every CONNECT (repeatable)." },
-  { flag: "hbone-tls12", key: "hbone.tls12", scope: "rule", type: "boolean", help: "Also allow TLS 1.2 to the proxy (default: TLS 1.3 only)." },
-  { flag: "bridge-plugin", key: "bridge.plugin", scope: "rule", type: "string", valueName: "<module>", default: DEFAULT_BRIDGE_PLUGIN, help: "For a bridge+tcp target: the plugin converting HTTP to the TCP protocol: raw, resp, a file (./codec.ts) or an installed package." },
-  { flag: "bridge-idle", key: "bridge.idle", scope: "rule", type: "duration", valueName: "<duration>", default: "1s", help: "For a bridge+tcp target: how long a reply may pause before plugins that ask for it (raw) end it; 250ms works too." },
+  {
+    flag: "hbone-ca",
+    key: "hbone.ca",
+    scope: "rule",
+    type: "string",
+    valueName: "<file>",
+    help: "The mesh CA (PEM) the proxy's certificate must chain to.",
+  },
+  {
+    flag: "hbone-identity",
+    key: "hbone.identity",
+    scope: "rule",
+    type: "list",
+    valueName: "<spiffe-id>",
+    help: "A SPIFFE ID the proxy's certificate must carry as a URI SAN (repeatable; any one matches).",
+  },
+  {
+    flag: "hbone-header",
+    key: "hbone.header",
+    scope: "rule",
+    type: "list",
+    valueName: "<name=value>",
+    help: "An extra header on every CONNECT (repeatable).",
+  },
+  {
+    flag: "hbone-tls12",
+    key: "hbone.tls12",
+    scope: "rule",
+    type: "boolean",
+    help: "Also allow TLS 1.2 to the proxy (default: TLS 1.3 only).",
+  },
+  {
+    flag: "bridge-plugin",
+    key: "bridge.plugin",
+    scope: "rule",
+    type: "string",
+    valueName: "<module>",
+    default: DEFAULT_BRIDGE_PLUGIN,
+    help: "For a bridge+tcp target: the plugin converting HTTP to the TCP protocol: raw, resp, a file (./codec.ts) or an installed package.",
+  },
+  {
+    flag: "bridge-idle",
+    key: "bridge.idle",
+    scope: "rule",
+    type: "duration",
+    valueName: "<duration>",
+    default: "1s",
+    help: "For a bridge+tcp target: how long a reply may pause before plugins that ask for it (raw) end it; 250ms works too.",
+  },
 ];
 
 /** The options with a flag, keyed by flag name. */
@@ -144,7 +325,9 @@ type Schema = Record<string, unknown>;
 function valueSchema(o: OptionSpec): Schema {
   switch (o.type) {
     case "string":
-      return o.choices ? { type: "string", enum: [...o.choices], expected: `one of ${o.choices.join(", ")}` } : { type: "string", expected: "a string" };
+      return o.choices
+        ? { type: "string", enum: [...o.choices], expected: `one of ${o.choices.join(", ")}` }
+        : { type: "string", expected: "a string" };
     case "boolean":
       return { type: "boolean", expected: "true or false" };
     case "count":
@@ -162,12 +345,21 @@ function valueSchema(o: OptionSpec): Schema {
           set: {
             type: "object",
             expected: "a mapping of header names to values",
-            additionalProperties: { type: ["string", "array"], items: { type: "string", expected: "a string" }, expected: "a string or a list of strings" },
+            additionalProperties: {
+              type: ["string", "array"],
+              items: { type: "string", expected: "a string" },
+              expected: "a string or a list of strings",
+            },
           },
           remove: { type: "array", items: { type: "string", expected: "a header name" }, expected: "a list of header names" },
         },
       };
-      return { type: "object", additionalProperties: false, expected: "a mapping with request and response", properties: { request: side, response: side } };
+      return {
+        type: "object",
+        additionalProperties: false,
+        expected: "a mapping with request and response",
+        properties: { request: side, response: side },
+      };
     }
   }
 }
@@ -190,7 +382,13 @@ function place(root: Schema, key: string, schema: Schema): void {
  * top for the one-rule form of earlier versions.
  */
 export function configSchema(): Schema {
-  const rule: Schema = { type: "object", additionalProperties: false, required: ["backend", "service"], expected: "a mapping with backend and service", properties: {} };
+  const rule: Schema = {
+    type: "object",
+    additionalProperties: false,
+    required: ["backend", "service"],
+    expected: "a mapping with backend and service",
+    properties: {},
+  };
   const root: Schema = {
     $schema: "http://json-schema.org/draft-07/schema#",
     title: "edge-relay agent config",

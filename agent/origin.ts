@@ -99,12 +99,11 @@ export class IngressTable {
 
   /** The origin that routes one backend's requests through the rules current when each arrives. */
   forBackend(backend: string): Origin {
-    const table = this;
-    const own = () => table.routes.filter((r) => r.rule.backend === backend);
+    const own = () => this.routes.filter((r) => r.rule.backend === backend);
     return {
       // A hello announces what the backend's rules can answer when its tunnel opens.
       caps: [...new Set(own().flatMap((r) => r.origin.caps))],
-      serve: (stream, head, hasBody) => table.serve(backend, stream, head, hasBody),
+      serve: (stream, head, hasBody) => this.serve(backend, stream, head, hasBody),
       close: () => {},
       protocols: async () => {
         const lists = await Promise.all(own().map((r) => r.origin.protocols?.() ?? Promise.resolve([])));
@@ -119,7 +118,11 @@ export class IngressTable {
   }
 
   private serve(backend: string, stream: Stream, head: RequestHead, hasBody: boolean): void {
-    const match = matchRule(this.routes.map((r) => r.rule), backend, head.path);
+    const match = matchRule(
+      this.routes.map((r) => r.rule),
+      backend,
+      head.path,
+    );
     if (!match) return answerNoRule(stream, backend, head.path, hasBody);
     const { rule } = match;
     const { request, response } = rule.headers;

@@ -39,7 +39,11 @@ interface BackendRun {
  * in-flight streams finish within the grace period, then the tunnels close. Resolves with
  * EXIT_TOKEN_REFUSED when it gave up because the relay kept refusing the token, else 0.
  */
-async function superviseBackend(settings: BackendSettings, origin: Origin, opts: SupervisorOptions & { signal: AbortSignal; onUp?: () => void }): Promise<number> {
+async function superviseBackend(
+  settings: BackendSettings,
+  origin: Origin,
+  opts: SupervisorOptions & { signal: AbortSignal; onUp?: () => void },
+): Promise<number> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const backoff = opts.backoff ?? DEFAULT_BACKOFF;
   const live = new Set<AgentTunnel>();
@@ -98,17 +102,22 @@ async function superviseBackend(settings: BackendSettings, origin: Origin, opts:
           log(`edge-relay: tunnel ${slot} replaced: ${where} reason="${ended.replaced}"`);
           void retire(tunnel);
         } else {
-          log(`edge-relay: tunnel ${slot} down: ${where} code=${ended.code}${ended.reason ? ` reason="${ended.reason}"` : ""} tunnels=${live.size}/${settings.connections}`);
+          log(
+            `edge-relay: tunnel ${slot} down: ${where} code=${ended.code}${ended.reason ? ` reason="${ended.reason}"` : ""} tunnels=${live.size}/${settings.connections}`,
+          );
         }
         lostAt = Date.now();
       } catch (err) {
         const message = (err as Error).message;
         if (err instanceof RelayRefusal && err.tokenRefused) {
           if (++tokenRefusals === 1) {
-            log(`edge-relay: the relay refuses the token for backend ${settings.backend} (${err.code}): ${message}; mint a new one with \`edge-relay token ${settings.backend}\` (with the relay's secret).`);
+            log(
+              `edge-relay: the relay refuses the token for backend ${settings.backend} (${err.code}): ${message}; mint a new one with \`edge-relay token ${settings.backend}\` (with the relay's secret).`,
+            );
           }
           if (tokenRefusals >= MAX_TOKEN_REFUSALS) {
-            if (!stopping) log(`edge-relay: giving up backend ${settings.backend} after the relay refused the token ${tokenRefusals} times.`);
+            if (!stopping)
+              log(`edge-relay: giving up backend ${settings.backend} after the relay refused the token ${tokenRefusals} times.`);
             exitCode = EXIT_TOKEN_REFUSED;
             void shutdown();
             break;
@@ -296,7 +305,9 @@ export async function runAgent(config: AgentConfig, load?: () => Promise<AgentCo
         const { added, removed, renewed } = fleet.apply(next);
         current = next;
         const list = (names: string[]) => (names.length ? names.join(",") : "-");
-        log(`edge-relay: reloaded (${why}): rules=${next.rules.length} backends=${next.backends.length} added=${list(added)} removed=${list(removed)} renewed=${list(renewed)}`);
+        log(
+          `edge-relay: reloaded (${why}): rules=${next.rules.length} backends=${next.backends.length} added=${list(added)} removed=${list(removed)} renewed=${list(renewed)}`,
+        );
       } catch (err) {
         log(`edge-relay: reload (${why}) failed, nothing changed: ${(err as Error).message}`);
       }

@@ -46,7 +46,8 @@ const names = (n: number) => Array.from({ length: n }, (_, i) => `f-${i + 1}`);
 async function untilAllAnswer(url: string, backends: string[], since: number, deadlineMs = 120_000): Promise<number> {
   const waiting = new Set(backends);
   while (waiting.size) {
-    if (Date.now() - since > deadlineMs) throw new Error(`fleet: ${waiting.size} backends still not answering after ${deadlineMs / 1000} s`);
+    if (Date.now() - since > deadlineMs)
+      throw new Error(`fleet: ${waiting.size} backends still not answering after ${deadlineMs / 1000} s`);
     const batch = [...waiting];
     for (let i = 0; i < batch.length; i += 50) {
       await Promise.all(
@@ -83,7 +84,10 @@ export async function fleetRow(o: FleetOptions): Promise<FleetResult> {
   const token = await mintToken(relay.secret, all);
   const before = rssBytes(relay.pid) / 1048576;
   const started = Date.now();
-  const agent = spawn(process.execPath, [BIN, "agent", "--config", file], { env: { ...process.env, EDGE_RELAY_TOKEN: token }, stdio: ["ignore", "pipe", "pipe"] });
+  const agent = spawn(process.execPath, [BIN, "agent", "--config", file], {
+    env: { ...process.env, EDGE_RELAY_TOKEN: token },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   /** When each "tunnel up" line arrived. */
   const ups: number[] = [];
   let rest = "";
@@ -95,7 +99,9 @@ export async function fleetRow(o: FleetOptions): Promise<FleetResult> {
   agent.stderr!.on("data", (d: Buffer) => o.log(`fleet agent: ${d.toString().trim()}`));
   try {
     const allAnswerAfterStartS = await untilAllAnswer(relay.url, all, started);
-    o.log(`  fleet: all ${o.backends} backends answer ${allAnswerAfterStartS.toFixed(1)} s after the agent started; idle for ${o.idleSeconds} s...`);
+    o.log(
+      `  fleet: all ${o.backends} backends answer ${allAnswerAfterStartS.toFixed(1)} s after the agent started; idle for ${o.idleSeconds} s...`,
+    );
 
     // Object ids before the idle period, for a sample of backends.
     const sample = all.filter((_, i) => i % Math.max(1, Math.floor(all.length / 50)) === 0).slice(0, 50);

@@ -27,7 +27,13 @@ function rule(name: string, backend: string, path?: string, strip = false): Ingr
   };
 }
 
-const RULES = [rule("api", "shop", "/api", true), rule("static", "shop", "/static"), rule("rest", "shop"), rule("cache", "cache"), rule("blog-admin", "blog", "/admin")];
+const RULES = [
+  rule("api", "shop", "/api", true),
+  rule("static", "shop", "/static"),
+  rule("rest", "shop"),
+  rule("cache", "cache"),
+  rule("blog-admin", "blog", "/admin"),
+];
 
 describe("matchRule", () => {
   it.each([
@@ -83,7 +89,15 @@ describe("rewriteHeaders", () => {
   ];
 
   it("removes and sets, keeping every other field, repeated ones included, in order", () => {
-    expect(rewriteHeaders(list, { set: [["x-env", ["prod"]], ["x-tag", ["a", "b"]]], remove: ["x-debug"] })).toEqual([
+    expect(
+      rewriteHeaders(list, {
+        set: [
+          ["x-env", ["prod"]],
+          ["x-tag", ["a", "b"]],
+        ],
+        remove: ["x-debug"],
+      }),
+    ).toEqual([
       [":status", "200"],
       ["set-cookie", "a=1"],
       ["set-cookie", "b=2"],
@@ -95,23 +109,55 @@ describe("rewriteHeaders", () => {
   });
 
   it("matches names whatever their case, and returns the list itself when there is nothing to do", () => {
-    expect(rewriteHeaders([["X-Debug", "1"], ["a", "b"]], { set: [], remove: ["x-debug"] })).toEqual([["a", "b"]]);
+    expect(
+      rewriteHeaders(
+        [
+          ["X-Debug", "1"],
+          ["a", "b"],
+        ],
+        { set: [], remove: ["x-debug"] },
+      ),
+    ).toEqual([["a", "b"]]);
     expect(rewriteHeaders(list, { set: [], remove: [] })).toBe(list);
   });
 });
 
 describe("ruleConflicts", () => {
   it.each([
-    [[rule("ingress[0]", "shop", "/api"), rule("ingress[1]", "shop", "/api")], 1, "repeats ingress[0] (backend shop, path /api): the first one always wins, so remove one"],
-    [[rule("ingress[0]", "shop"), rule("ingress[1]", "shop")], 1, "repeats ingress[0] (backend shop): the first one always wins, so remove one"],
-    [[rule("ingress[0]", "shop"), rule("ingress[1]", "cache"), rule("ingress[2]", "shop", "/x")], 2, "can never match: ingress[0] before it is the catch-all of shop (no path); move the catch-all last"],
-    [[rule("ingress[0]", "shop", "/api"), rule("ingress[1]", "shop", "/api/v1")], 1, "can never match: ingress[0] before it takes every shop request under /api; put the longer path first"],
+    [
+      [rule("ingress[0]", "shop", "/api"), rule("ingress[1]", "shop", "/api")],
+      1,
+      "repeats ingress[0] (backend shop, path /api): the first one always wins, so remove one",
+    ],
+    [
+      [rule("ingress[0]", "shop"), rule("ingress[1]", "shop")],
+      1,
+      "repeats ingress[0] (backend shop): the first one always wins, so remove one",
+    ],
+    [
+      [rule("ingress[0]", "shop"), rule("ingress[1]", "cache"), rule("ingress[2]", "shop", "/x")],
+      2,
+      "can never match: ingress[0] before it is the catch-all of shop (no path); move the catch-all last",
+    ],
+    [
+      [rule("ingress[0]", "shop", "/api"), rule("ingress[1]", "shop", "/api/v1")],
+      1,
+      "can never match: ingress[0] before it takes every shop request under /api; put the longer path first",
+    ],
   ])("finds the conflict in %#", (rules, index, message) => {
     expect(ruleConflicts(rules)).toEqual([{ index, message }]);
   });
 
   it("accepts a longer path first, other backends, and a catch-all last", () => {
-    expect(ruleConflicts([rule("a", "shop", "/api/v1"), rule("b", "shop", "/api"), rule("c", "shop", "/apix"), rule("d", "cache"), rule("e", "shop")])).toEqual([]);
+    expect(
+      ruleConflicts([
+        rule("a", "shop", "/api/v1"),
+        rule("b", "shop", "/api"),
+        rule("c", "shop", "/apix"),
+        rule("d", "cache"),
+        rule("e", "shop"),
+      ]),
+    ).toEqual([]);
   });
 });
 

@@ -40,7 +40,9 @@ async function agentFor(name: string, yaml: string, backends: string[], connecti
   writeFileSync(file, yaml);
   const agent = await startAgent(["agent", "--config", file], { env: { EDGE_RELAY_TOKEN: await mintToken(relay.secret, backends) } });
   agents.push(agent);
-  await Promise.all(backends.map((b) => agent.waitForLine(new RegExp(`up: .* backend=${b} tunnels=${connections}/${connections}$`), 60_000)));
+  await Promise.all(
+    backends.map((b) => agent.waitForLine(new RegExp(`up: .* backend=${b} tunnels=${connections}/${connections}$`), 60_000)),
+  );
   return { agent, file };
 }
 
@@ -57,7 +59,11 @@ describe("one agent process, 50 backends", () => {
     const names = Array.from({ length: 50 }, (_, i) => `svc-${i + 1}`);
     const ports = await Promise.all(names.map(namedServer));
     const rules = names.map((name, i) => `  - backend: ${name}\n    service: http://127.0.0.1:${ports[i]}\n`).join("");
-    const { agent } = await agentFor("fifty", `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: 1\ningress:\n${rules}`, names);
+    const { agent } = await agentFor(
+      "fifty",
+      `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: 1\ningress:\n${rules}`,
+      names,
+    );
     const answers = await Promise.all(names.map(async (name) => (await fetch(`${relay.url}/r/${name}/`)).text()));
     expect(answers).toEqual(names);
     expect(new Set(agent.lines.filter((l) => / up: /.test(l)).map((l) => /backend=(\S+)/.exec(l)![1])).size).toBe(50);
@@ -66,11 +72,19 @@ describe("one agent process, 50 backends", () => {
 
 describe("a token for several backends", () => {
   it("is minted by `edge-relay token` with every name, and verifies for those", async () => {
-    const { stdout } = await run(process.execPath, [BIN, "token", "shop", "cache", "mesh", "--ttl", "30d"], { env: { ...process.env, RELAY_SECRET: relay.secret } });
+    const { stdout } = await run(process.execPath, [BIN, "token", "shop", "cache", "mesh", "--ttl", "30d"], {
+      env: { ...process.env, RELAY_SECRET: relay.secret },
+    });
     const verdict = await verifyToken(relay.secret, stdout.trim());
     expect(verdict).toMatchObject({ ok: true, backend: "shop", backends: ["shop", "cache", "mesh"], scope: "agent" });
-    const bad = await run(process.execPath, [BIN, "token", "shop", "Bad_Name"], { env: { ...process.env, RELAY_SECRET: relay.secret } }).catch((err: { code: number; stderr: string }) => err);
-    expect(bad).toMatchObject({ code: 2, stderr: 'edge-relay: "Bad_Name" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.\n' });
+    const bad = await run(process.execPath, [BIN, "token", "shop", "Bad_Name"], {
+      env: { ...process.env, RELAY_SECRET: relay.secret },
+    }).catch((err: { code: number; stderr: string }) => err);
+    expect(bad).toMatchObject({
+      code: 2,
+      stderr:
+        'edge-relay: "Bad_Name" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.\n',
+    });
   });
 
   it("is accepted at the relay for exactly its backends, each named with ?backend=", async () => {
@@ -81,10 +95,17 @@ describe("a token for several backends", () => {
     expect((await connect("?backend=shop")).status).toBe(426);
     const other = await connect("?backend=blog");
     expect(other.status).toBe(403);
-    expect(await other.json()).toEqual({ error: "token_backend_mismatch", message: 'The token is for backends "shop", "cache", not "blog".', backend: "blog" });
+    expect(await other.json()).toEqual({
+      error: "token_backend_mismatch",
+      message: 'The token is for backends "shop", "cache", not "blog".',
+      backend: "blog",
+    });
     const unnamed = await connect("");
     expect(unnamed.status).toBe(403);
-    expect(await unnamed.json()).toMatchObject({ error: "token_backend_mismatch", message: "The token is for several backends: name one with ?backend=<name>." });
+    expect(await unnamed.json()).toMatchObject({
+      error: "token_backend_mismatch",
+      message: "The token is for several backends: name one with ?backend=<name>.",
+    });
   });
 });
 
@@ -108,7 +129,12 @@ describe("one file mixing http, tcp, bridge+tcp and hbone rules", () => {
     echo = await tcpServer((socket) => socket.pipe(socket));
     upper = await tcpServer((socket) => socket.on("data", (d: Buffer) => socket.write(d.toString().toUpperCase())));
     hbone = await startHboneServer(pki);
-    closers.push(() => backend.stop(), () => echo.close(), () => upper.close(), () => hbone.stop());
+    closers.push(
+      () => backend.stop(),
+      () => echo.close(),
+      () => upper.close(),
+      () => hbone.stop(),
+    );
     const yaml = `relay: ${relay.url}
 token: \${EDGE_RELAY_TOKEN}
 connections: 1
@@ -143,10 +169,18 @@ ingress:
 
   type Echo = { url: string; rawHeaders: string[] };
   /** The values of every field named `name` the target received, in order. */
-  const headersOf = (echoed: Echo, name: string) => echoed.rawHeaders.flatMap((v, i, all) => (i % 2 === 0 && v.toLowerCase() === name ? [all[i + 1]] : []));
+  const headersOf = (echoed: Echo, name: string) =>
+    echoed.rawHeaders.flatMap((v, i, all) => (i % 2 === 0 && v.toLowerCase() === name ? [all[i + 1]] : []));
 
   it("strips the path prefix and rewrites the request's headers, keeping repeated ones in order", async () => {
-    const res = await fetch(`${relay.url}/r/shop/api/v1/orders?q=1`, { headers: [["x-debug", "1"], ["x-env", "dev"], ["x-keep", "k1"], ["x-keep", "k2"]] });
+    const res = await fetch(`${relay.url}/r/shop/api/v1/orders?q=1`, {
+      headers: [
+        ["x-debug", "1"],
+        ["x-env", "dev"],
+        ["x-keep", "k1"],
+        ["x-keep", "k2"],
+      ],
+    });
     expect(res.status).toBe(200);
     const echoed = (await res.json()) as Echo;
     expect(echoed.url).toBe("/v1/orders?q=1");
@@ -179,7 +213,11 @@ ingress:
   it("answers a path no rule of the backend takes with the agent's JSON 404", async () => {
     const res = await fetch(`${relay.url}/r/docs/blog/post?x=1`, { method: "POST", body: "ignored" });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: "no_ingress_rule", message: 'No ingress rule of backend "docs" takes /blog/post; add a rule for it or a catch-all.', backend: "docs" });
+    expect(await res.json()).toEqual({
+      error: "no_ingress_rule",
+      message: 'No ingress rule of backend "docs" takes /blog/post; add a rule for it or a catch-all.',
+      backend: "docs",
+    });
     const guide = await fetch(`${relay.url}/r/docs/guide/intro`);
     expect(((await guide.json()) as Echo).url).toBe("/guide/intro");
   });
@@ -217,12 +255,22 @@ ingress:
   it("prints the resolved rules with validate, and the rule a request takes with ingress match", async () => {
     const env = { ...process.env, EDGE_RELAY_TOKEN: await mintToken(relay.secret, ["shop", "cache", "queue", "mesh", "docs"]) };
     const { stdout } = await run(process.execPath, [BIN, "validate", "--config", file], { env });
-    expect(stdout.split("\n")[0]).toBe(`${file}: ok, 7 rules for 5 backends (shop, cache, queue, mesh, docs), relay ${relay.url.replace(/^http/, "ws")}/_relay/connect, 1 tunnel each`);
-    expect(stdout).toContain(`ingress[0]: backend shop, path /api (stripped), -> http://127.0.0.1:${backend.port} [request set x-env, x-tag; request remove x-debug; response set strict-transport-security; response remove x-internal]`);
+    expect(stdout.split("\n")[0]).toBe(
+      `${file}: ok, 7 rules for 5 backends (shop, cache, queue, mesh, docs), relay ${relay.url.replace(/^http/, "ws")}/_relay/connect, 1 tunnel each`,
+    );
+    expect(stdout).toContain(
+      `ingress[0]: backend shop, path /api (stripped), -> http://127.0.0.1:${backend.port} [request set x-env, x-tag; request remove x-debug; response set strict-transport-security; response remove x-internal]`,
+    );
     expect(stdout).not.toContain(env.EDGE_RELAY_TOKEN);
     const match = await run(process.execPath, [BIN, "ingress", "match", "--config", file, "shop", "/api/v1/x"], { env });
-    expect(match.stdout).toMatch(/^ingress\[0\]: backend shop, path \/api \(stripped\).*\n  the target sees \/v1\/x\n$/);
-    const none = await run(process.execPath, [BIN, "ingress", "match", "--config", file, "docs", "/blog"], { env }).catch((err: { code: number; stdout: string }) => err);
-    expect(none).toMatchObject({ code: 1, stdout: 'no rule: the agent answers 404 no_ingress_rule: No ingress rule of backend "docs" takes /blog; add a rule for it or a catch-all.\n' });
+    expect(match.stdout).toMatch(/^ingress\[0\]: backend shop, path \/api \(stripped\).*\n {2}the target sees \/v1\/x\n$/);
+    const none = await run(process.execPath, [BIN, "ingress", "match", "--config", file, "docs", "/blog"], { env }).catch(
+      (err: { code: number; stdout: string }) => err,
+    );
+    expect(none).toMatchObject({
+      code: 1,
+      stdout:
+        'no rule: the agent answers 404 no_ingress_rule: No ingress rule of backend "docs" takes /blog; add a rule for it or a catch-all.\n',
+    });
   });
 });

@@ -58,7 +58,11 @@ function writeConfig(rules: Array<[backend: string, port: number]>): void {
 describe("reload under load", () => {
   it("adds, removes and changes backends without a failed request on those that stay", async () => {
     const [a, a2, b, c, d] = await Promise.all(["a", "a2", "b", "c", "d"].map(server));
-    writeConfig([["alpha", a.port], ["beta", b.port], ["gamma", c.port]]);
+    writeConfig([
+      ["alpha", a.port],
+      ["beta", b.port],
+      ["gamma", c.port],
+    ]);
     token = await mintToken(relay.secret, ["alpha", "beta", "gamma", "delta"]);
     agent = await startAgent(["agent", "--config", file, "--watch"], { env: { EDGE_RELAY_TOKEN: token } });
     for (const name of ["alpha", "beta", "gamma"]) await agent.waitForLine(new RegExp(`up: .* backend=${name} tunnels=2/2$`));
@@ -95,7 +99,11 @@ describe("reload under load", () => {
     const heldResponse = fetch(`${relay.url}/r/beta/hold`).then(async (res) => ({ status: res.status, body: await res.text() }));
     await b.held;
     const mark = agent.lines.length;
-    writeConfig([["alpha", a2.port], ["gamma", c.port], ["delta", d.port]]);
+    writeConfig([
+      ["alpha", a2.port],
+      ["gamma", c.port],
+      ["delta", d.port],
+    ]);
     await agent.waitForLine(/reloaded \(file changed\): rules=3 backends=3 added=delta removed=beta renewed=-$/, 20_000, mark);
     await agent.waitForLine(/up: .* backend=delta tunnels=2\/2$/, 20_000, mark);
     expect(await (await fetch(`${relay.url}/r/delta/`)).text()).toBe("d");
@@ -135,7 +143,10 @@ describe("reload under load", () => {
     const [e] = await Promise.all(["e"].map(server));
     const hup = agent!.lines.length;
     // Written in place without --watch seeing a rename; the SIGHUP (or the watcher) reloads it.
-    writeConfig([["alpha", e.port], ["gamma", e.port]]);
+    writeConfig([
+      ["alpha", e.port],
+      ["gamma", e.port],
+    ]);
     agent!.proc.kill("SIGHUP");
     await agent!.waitForLine(/reloaded \((SIGHUP|file changed)\): rules=2 backends=2 added=- removed=delta renewed=-$/, 20_000, hup);
     expect(await (await fetch(`${relay.url}/r/alpha/`)).text()).toBe("e");

@@ -28,10 +28,18 @@ describe("tokens for several backends", () => {
 
   it("treat a payload whose list repeats a name or holds one name as malformed", async () => {
     const forge = async (b: unknown) => {
-      const payload = btoa(JSON.stringify({ b, iat: NOW })).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-      const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(SECRET), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+      const payload = btoa(JSON.stringify({ b, iat: NOW }))
+        .replace(/\+/g, "-")
+        .replace(/\//g, "_")
+        .replace(/=+$/, "");
+      const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(SECRET), { name: "HMAC", hash: "SHA-256" }, false, [
+        "sign",
+      ]);
       const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`er1.${payload}`)));
-      return `er1.${payload}.${btoa(String.fromCharCode(...mac)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")}`;
+      return `er1.${payload}.${btoa(String.fromCharCode(...mac))
+        .replace(/\+/g, "-")
+        .replace(/\//g, "_")
+        .replace(/=+$/, "")}`;
     };
     for (const b of [["a", "a"], ["a"], [], ["a", 1]]) {
       expect(await verifyToken(SECRET, await forge(b), NOW)).toMatchObject({ ok: false, reason: "malformed" });
