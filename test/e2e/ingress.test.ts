@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintToken, verifyToken } from "../../src/auth.ts";
 import { BIN, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startBackend, type Backend } from "../helpers/backend.ts";
-import { tcpServer, type TestServer } from "../helpers/bridge.ts";
+import { closedPort, tcpServer, type TestServer } from "../helpers/bridge.ts";
 import { makePki, type Pki } from "../helpers/certs.ts";
 import { startHboneServer, type HboneServer } from "../helpers/hbone-server.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
@@ -68,6 +68,22 @@ describe("one agent process, 50 backends", () => {
     expect(answers).toEqual(names);
     expect(new Set(agent.lines.filter((l) => / up: /.test(l)).map((l) => /backend=(\S+)/.exec(l)![1])).size).toBe(50);
   }, 120_000);
+});
+
+describe("a backend whose target is down", () => {
+  it("answers 502 origin_unreachable while the other backends of the same agent answer", async () => {
+    const [port] = await Promise.all([namedServer("healthy")]);
+    const closed = await closedPort();
+    const yaml = `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: 1\ningress:\n  - backend: healthy\n    service: http://127.0.0.1:${port}\n  - backend: broken\n    service: http://127.0.0.1:${closed}\n`;
+    const { agent } = await agentFor("isolation", yaml, ["healthy", "broken"]);
+    for (let i = 0; i < 5; i++) {
+      const broken = await fetch(`${relay.url}/r/broken/`);
+      expect(broken.status).toBe(502);
+      expect(await broken.json()).toMatchObject({ error: "origin_unreachable", backend: "broken" });
+      expect(await (await fetch(`${relay.url}/r/healthy/`)).text()).toBe("healthy");
+    }
+    expect(agent.lines.filter((l) => / down: /.test(l))).toEqual([]);
+  }, 60_000);
 });
 
 describe("a token for several backends", () => {
