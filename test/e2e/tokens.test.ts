@@ -4,6 +4,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { mintToken, readTokenClaims } from "../../src/auth.ts";
+import { EXIT_TOKEN_REFUSED } from "../../agent/supervisor.ts";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startBackend, type Backend } from "../helpers/backend.ts";
 import { rawRequest } from "../helpers/client.ts";
@@ -70,12 +71,12 @@ async function revoke(body: unknown): Promise<{ status: number; json: Record<str
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
-/** The agent stopped because the relay refused its token: said once, exit 1, token never printed. */
+/** The agent stopped because the relay refused its token: said once, exit 3, token never printed. */
 async function expectStoppedOnRefusal(agent: AgentProcess, code: string, token: string): Promise<void> {
-  expect(await exitOf(agent, 20_000)).toBe(1);
-  const refusals = agent.lines.filter((l) => l.includes("cannot connect"));
+  expect(await exitOf(agent, 20_000)).toBe(EXIT_TOKEN_REFUSED);
+  const refusals = agent.lines.filter((l) => l.includes("refuses the token"));
   expect(refusals).toHaveLength(1);
-  expect(refusals[0]).toMatch(new RegExp(`the relay answered 401 \\(${code}: .*\\); not retrying with this token`));
+  expect(refusals[0]).toMatch(new RegExp(`the relay refuses the token for backend [a-z0-9-]+ \\(${code}\\): the relay answered 401 \\(${code}: `));
   for (const line of agent.lines) expect(line).not.toContain(token);
 }
 

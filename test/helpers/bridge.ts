@@ -101,7 +101,12 @@ export async function bridgeRequest(plugin: BridgePlugin, port: number, call: Br
   if (body.length > 0) {
     void (async () => {
       try {
-        for (const chunk of body) await stream.write(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
+        for (const chunk of body) {
+          await stream.write(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
+          // Each chunk its own DATA frame: small writes made before the session's zero-delay flush
+          // timer share one frame (src/protocol/session.ts), and a timer set now runs after it.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
         await stream.end();
       } catch {}
     })();

@@ -654,7 +654,7 @@ describe("public WebSockets", () => {
   });
 });
 
-describe("memory bounds (docs/limits.md "Memory")", () => {
+describe("memory bounds (docs/limits.md, Memory)", () => {
   /** Every frame of `type` the relay sent this agent (optionally on one stream). */
   const relayFrames = (agent: TestAgent, type: FrameType, streamId?: number) =>
     agent.messages.flatMap((m) => decodeMessage(m, 1 << 30)).filter((f) => f.type === type && (streamId === undefined || f.streamId === streamId));

@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeMessage, encodeFrame, encodeFrames, encodeHeaderBlock } from "../../src/protocol/codec.ts";
-import { Flag, FrameType, TunnelClose, type Frame } from "../../src/protocol/frame.ts";
+import { Flag, FrameType, HEARTBEAT_PING, TunnelClose, type Frame } from "../../src/protocol/frame.ts";
 import { arbFrame, arbMutatedMessage } from "../helpers/fuzz.ts";
 import { fromHex, toHex } from "../helpers/hex.ts";
 import { backendName, closeAgent, connectAgent, expectError, publicFetch, readyAgent, respond, roundTrip, within, type TestAgent } from "../helpers/hub-agent.ts";
@@ -107,6 +107,8 @@ describe("a fuzzing agent", () => {
     const bResults: string[] = [];
     const asking = (async () => {
       for (let i = 0; fuzzing; i++) {
+        // B's heartbeat, as a real agent sends it: a long run must not outlast the relay's deadline.
+        if (i % 20 === 0) honest.ws.send(HEARTBEAT_PING);
         const resp = await within(publicFetch(b, `/${i}`), `B's request ${i} (seed ${SEED})`);
         bResults.push(`${resp.status} ${await resp.text()}` === `200 b:/${i}` ? "ok" : `${resp.status}`);
       }
