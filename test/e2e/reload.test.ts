@@ -49,9 +49,9 @@ async function server(name: string): Promise<{ port: number; held: Promise<void>
 }
 
 /** Replaces the file the way editors do: write a temporary file, rename it over. */
-function writeConfig(rules: Array<[backend: string, port: number]>): void {
+function writeConfig(rules: Array<[backend: string, port: number]>, connections = 2): void {
   const body = rules.map(([b, p]) => `  - backend: ${b}\n    service: http://127.0.0.1:${p}\n`).join("");
-  writeFileSync(`${file}.tmp`, `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: 2\ngracePeriod: 60s\ningress:\n${body}`);
+  writeFileSync(`${file}.tmp`, `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: ${connections}\ngracePeriod: 60s\ningress:\n${body}`);
   renameSync(`${file}.tmp`, file);
 }
 
@@ -151,5 +151,31 @@ describe("reload under load", () => {
     await agent!.waitForLine(/reloaded \((SIGHUP|file changed)\): rules=2 backends=2 added=- removed=delta renewed=-$/, 20_000, hup);
     expect(await (await fetch(`${relay.url}/r/alpha/`)).text()).toBe("e");
     expect(agent!.lines.join("\n")).not.toContain(token);
+  }, 60_000);
+
+  it("replaces a backend's tunnels, new ones first, when connections change, without a failed request", async () => {
+    const [f] = await Promise.all(["f"].map(server));
+    writeConfig([["alpha", f.port]]);
+    await agent!.waitForLine(/reloaded \(file changed\): rules=1 backends=1 added=- removed=gamma renewed=-$/, 20_000);
+    let stop = false;
+    const failed: string[] = [];
+    let ok = 0;
+    const loop = (async () => {
+      while (!stop) {
+        const res = await fetch(`${relay.url}/r/alpha/`).catch((err: Error) => err);
+        if (res instanceof Error) failed.push(res.message);
+        else if (res.status === 200 && (await res.text()) === "f") ok++;
+        else failed.push(`${res.status} ${await res.text()}`);
+      }
+    })();
+    const mark = agent!.lines.length;
+    writeConfig([["alpha", f.port]], 1);
+    await agent!.waitForLine(/reloaded \(file changed\): rules=1 backends=1 added=- removed=- renewed=alpha$/, 20_000, mark);
+    await agent!.waitForLine(/up: .* backend=alpha tunnels=1\/1$/, 20_000, mark);
+    const after = ok;
+    while (ok < after + 30) await new Promise((r) => setTimeout(r, 20));
+    stop = true;
+    await loop;
+    expect(failed).toEqual([]);
   }, 60_000);
 });
