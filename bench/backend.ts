@@ -2,7 +2,7 @@
 // backend (pattern /bytes, hashing /echo) plus /small, /hold?ms=, /stats and a WebSocket echo on
 // any path. Prints its port.
 import { WebSocketServer } from "ws";
-import { BENCH_SMALL_BODY } from "../src/bench.ts";
+import { BENCH_SMALL_BODY } from "./do-responder.ts";
 import { startBackend } from "../test/helpers/backend.ts";
 
 const backend = await startBackend();

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
-import { BENCH_SMALL_BODY } from "../src/bench.ts";
+import { BENCH_SMALL_BODY } from "./do-responder.ts";
 import { BIN, agentArgs } from "../test/helpers/agent.ts";
 import { WRK_INSTALL, wrk, wrkVersion, type LoadResult } from "./load.ts";
 import WebSocket from "ws";
@@ -762,7 +762,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const backend = await startBackendProcess();
   cleanup.push(() => void backend.proc.kill("SIGTERM"));
-  const relay = await startBenchRelay({ RELAY_BENCH: "1" }, { inspect: o.profile });
+  const relay = await startBenchRelay({}, { inspect: o.profile });
   cleanup.push(() => relay.stop());
   const profileDir = `${ROOT}bench/profiles`;
   if (o.profile) mkdirSync(profileDir, { recursive: true });

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BENCH_SMALL_BODY } from "../src/bench.ts";
+import { BENCH_SMALL_BODY } from "./do-responder.ts";
 import { mintToken } from "../src/auth.ts";
 import { BIN } from "../test/helpers/agent.ts";
 import { rssBytes } from "./procs.ts";
@@ -76,7 +76,7 @@ const percentile = (values: number[], p: number) => {
 export async function fleetRow(o: FleetOptions): Promise<FleetResult> {
   const all = names(o.backends);
   const port = await freePort();
-  let relay: BenchRelay = await startBenchRelay({ RELAY_BENCH: "1" }, { port });
+  let relay: BenchRelay = await startBenchRelay({}, { port });
   const dir = mkdtempSync(join(tmpdir(), "edge-relay-fleet-"));
   const file = join(dir, "fleet.yaml");
   const rules = all.map((name) => `  - backend: ${name}\n    service: ${o.backendUrl}\n`).join("");
@@ -126,7 +126,7 @@ export async function fleetRow(o: FleetOptions): Promise<FleetResult> {
     const mark = ups.length;
     const stoppedAt = Date.now();
     await relay.stop();
-    relay = await startBenchRelay({ RELAY_BENCH: "1" }, { port, secret: relay.secret });
+    relay = await startBenchRelay({}, { port, secret: relay.secret });
     const listening = Date.now();
     const allAnswerAfterRestartS = await untilAllAnswer(relay.url, all, listening);
     const tunnels = o.backends * o.connections;

@@ -1,6 +1,7 @@
 // Starts the relay Worker for the benchmark on the fastest faithful local runtime: bare
 // `workerd serve` (the very binary `wrangler dev` runs) with a generated config, the bundle
-// `wrangler deploy --dry-run` builds, and in-memory Durable Object storage. No dev proxy.
+// `wrangler deploy --dry-run` builds from bench/wrangler.toml (the app plus the bench's route,
+// bench/worker.ts), and in-memory Durable Object storage. No dev proxy.
 import { spawn, execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
@@ -13,6 +14,8 @@ import { useOfflineWrangler } from "../scripts/offline-env.ts";
 import { mintToken } from "../src/auth.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
+/** The bench's Worker config: the production app plus its own route. */
+const CONFIG = join(ROOT, "bench", "wrangler.toml");
 
 useOfflineWrangler();
 
@@ -63,13 +66,13 @@ export function freePort(): Promise<number> {
 const q = (s: string) => JSON.stringify(s);
 
 /**
- * Starts the relay from wrangler.toml on 127.0.0.1 with `vars` added to its [vars]; a fixed
- * `port` and `secret` let a restarted relay take over from a stopped one (the fleet row).
+ * Starts the bench's relay (bench/wrangler.toml) on 127.0.0.1 with `vars` added to its [vars]; a
+ * fixed `port` and `secret` let a restarted relay take over from a stopped one (the fleet row).
  */
 export async function startBenchRelay(vars: Record<string, string> = {}, opts: { inspect?: boolean; port?: number; secret?: string } = {}): Promise<BenchRelay> {
   const { unstable_readConfig } = await import("wrangler");
   // The few fields used, typed here: wrangler's own types do not resolve under the agent's tsconfig.
-  const config = unstable_readConfig({ config: join(ROOT, "wrangler.toml") }, {}) as unknown as {
+  const config = unstable_readConfig({ config: CONFIG }, {}) as unknown as {
     vars?: Record<string, unknown>;
     compatibility_date?: string;
     compatibility_flags?: string[];
@@ -78,7 +81,7 @@ export async function startBenchRelay(vars: Record<string, string> = {}, opts: {
   };
   const dir = mkdtempSync(join(tmpdir(), "edge-relay-bench-"));
   const wrangler = join(ROOT, "node_modules", ".bin", "wrangler");
-  await run(wrangler, ["deploy", "--dry-run", "--outdir", dir]);
+  await run(wrangler, ["deploy", "--dry-run", "--config", CONFIG, "--outdir", dir]);
   const modules = readdirSync(dir).filter((f) => f.endsWith(".js") || f.endsWith(".mjs"));
   const main = modules.includes("index.js") ? "index.js" : modules[0];
 

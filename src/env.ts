@@ -1,5 +1,5 @@
 // The Worker's bindings (wrangler.toml [vars], secrets, the Durable Object namespace).
-import type { BackendHub } from "./backend-hub.ts";
+import type { BackendHub } from "./hub/backend-hub.ts";
 import type { TokenRegistry } from "./token-registry.ts";
 
 export interface Env {
@@ -11,12 +11,16 @@ export interface Env {
   RELAY_DOMAIN?: string;
   /** Seconds to wait for an agent's response headers before answering 504 (default 100). */
   RELAY_RESPONSE_TIMEOUT?: string;
-  /** "1" enables the benchmark's /_relay/bench/<name>/ route (`npm run bench` only; never deploy it). */
-  RELAY_BENCH?: string;
   /** Bearer token for the admin API (/_relay/backends/<name>); the API is off without it. */
   RELAY_ADMIN_TOKEN?: string;
   /** Seconds without a heartbeat after which a tunnel is dropped (default 45). */
   RELAY_HEARTBEAT_DEADLINE?: string;
+  /** Agent tunnels one backend may hold open (default 64; src/hub/limits.ts). */
+  RELAY_MAX_TUNNELS?: string;
+  /** Streams in flight on one tunnel (default 1000). */
+  RELAY_MAX_STREAMS?: string;
+  /** Public WebSockets one backend may hold open (default 10000). */
+  RELAY_MAX_WEBSOCKETS?: string;
   BACKEND_HUB: DurableObjectNamespace<BackendHub>;
   /** One global object: which backends each token id connected to, and the revoked ids. */
   TOKEN_REGISTRY: DurableObjectNamespace<TokenRegistry>;

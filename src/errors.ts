@@ -18,6 +18,7 @@ export const ERROR_STATUS = {
   /** Answered by the agent: no ingress rule of the backend takes the request's path. */
   no_ingress_rule: 404,
   upgrade_required: 426,
+  too_many_tunnels: 429,
   request_header_fields_too_large: 431,
   no_agent: 502,
   origin_unreachable: 502,
@@ -27,6 +28,8 @@ export const ERROR_STATUS = {
   mesh_identity_mismatch: 502,
   protocol_error: 502,
   overloaded: 503,
+  too_many_streams: 503,
+  too_many_websockets: 503,
   internal_error: 500,
   relay_misconfigured: 500,
   timeout: 504,

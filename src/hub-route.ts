@@ -10,10 +10,10 @@ export const ROUTE_HEADER = "x-relay-route";
 
 /** What a request to the Durable Object is for. */
 export interface HubRoute {
-  /** Absent for a public request to relay; else an agent tunnel, the admin view or drain, or the bench. */
-  op?: "connect" | "status" | "drain" | "bench" | "revoke";
+  /** Absent for a public request to relay; else an agent tunnel, the admin view, drain or a revocation. */
+  op?: "connect" | "status" | "drain" | "revoke";
   backend: string;
-  /** Path and query the backend sees (public requests and the bench). */
+  /** Path and query the backend sees (public requests). */
   path?: string;
   /** The public request's scheme and host: the head's :scheme and :authority, and X-Forwarded-Proto/-Host. */
   scheme?: string;
@@ -30,7 +30,7 @@ export interface HubRoute {
 export type HubRevocation = { id: string } | { before: number };
 
 /** The Durable Object of backend `name`. */
-export function backendHub(env: Env, name: string): DurableObjectStub<import("./backend-hub.ts").BackendHub> {
+export function backendHub(env: Env, name: string): DurableObjectStub<import("./hub/backend-hub.ts").BackendHub> {
   return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(name));
 }
 

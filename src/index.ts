@@ -8,10 +8,10 @@ import type { Env } from "./env.ts";
 import { ERROR_STATUS, RelayError } from "./errors.ts";
 import { ROUTE_HEADER, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
-import { pathAndQuery, route, schemeAndHost } from "./routing.ts";
+import { route, schemeAndHost } from "./worker/routing.ts";
 import { tokenRegistry } from "./token-registry.ts";
 
-export { BackendHub } from "./backend-hub.ts";
+export { BackendHub } from "./hub/backend-hub.ts";
 export { TokenRegistry } from "./token-registry.ts";
 
 const app = new Hono<{ Bindings: Env }>();
@@ -83,14 +83,6 @@ app.get("/_relay/connect", async (c) => {
   return hub(c.env, backend).fetch(new Request(c.req.raw, { headers }));
 });
 
-/** Benchmark only (var RELAY_BENCH=1, never deployed): the backend's Durable Object answers itself. */
-app.all("/_relay/bench/:name/*", (c) => {
-  const name = c.req.param("name");
-  if (c.env.RELAY_BENCH !== "1" || !isValidBackendName(name)) return c.notFound();
-  const path = pathAndQuery(c.req.url).slice(`/_relay/bench/${name}`.length);
-  return forward(c.req.raw, c.env, name, path, "bench");
-});
-
 app.notFound(() =>
   new RelayError("not_found", "No backend route matched: use <name>.<relay domain>, /r/<name>/, or the X-Relay-Backend header.").toResponse(),
 );
@@ -122,7 +114,7 @@ function signingSecrets(env: Env): string[] {
  * X-Forwarded-Proto and -Host from the route; X-Forwarded-For needs the edge's client address,
  * so it is set here.
  */
-async function forward(request: Request, env: Env, backend: string, path: string, op?: "bench"): Promise<Response> {
+async function forward(request: Request, env: Env, backend: string, path: string): Promise<Response> {
   const { scheme, host: urlHost } = schemeAndHost(request.url);
   // One native copy of the headers (a Request built from a Request), then a few sets: never a
   // copy field by field in JavaScript, which runs on every request (docs/performance.md).
@@ -142,7 +134,6 @@ async function forward(request: Request, env: Env, backend: string, path: string
     const verdict = await verifyToken(signingSecrets(env), access);
     if (verdict.ok && verdict.scope === "access" && tokenBackends(verdict).includes(backend)) target.access = true;
   }
-  if (op) target.op = op;
   headers.set(ROUTE_HEADER, encodeRoute(target));
   try {
     return await hub(env, backend).fetch(forwarded);

@@ -3,7 +3,7 @@
 import { isValidBackendName, isValidTokenId } from "./auth.ts";
 import { RelayError } from "./errors.ts";
 import type { HubRevocation } from "./hub-route.ts";
-import type { TunnelAttachment } from "./tunnels.ts";
+import type { TunnelAttachment } from "./hub/tunnels.ts";
 
 /** A revocation request: one token by id, or every token of a backend issued before a time. */
 export type RevokeRequest = { id: string } | { backend: string; before: number };

@@ -68,18 +68,17 @@ export interface SessionOptions {
   schedule?(flush: () => void): void;
   /**
    * How a flush is deferred when the frame is a HEADERS and at most one stream is open (default:
-   * `schedule`). There is nothing to coalesce a lone request's head with, and the relay's timer
-   * is an event of its own in the runtime: at concurrency 1 a microtask saves ~50 µs of the
-   * relay's CPU per request (`npm run bench`). Body frames still wait for `schedule`: a lone
-   * upload's chunks then share messages, at a third more MiB/s.
+   * `schedule`). A lone request's head has nothing to be coalesced with, so it leaves with the
+   * event that made it instead of costing a timer event of its own. Body frames still wait for
+   * `schedule`, so a lone upload's chunks share messages.
    */
   scheduleAlone?(flush: () => void): void;
   /**
    * Sends the coalesced frames at once when this many HEADERS wait among them, or a quarter of
-   * the open streams if that is more (default: never, only `schedule` flushes). Under load the
-   * relay's zero-delay timer fired 2-4 ms late, behind the events waiting before it, so a whole
-   * burst of requests reached the agent at once and the relay then sat idle until the first
-   * answers came back; smaller bursts keep both sides busy (README "Transport").
+   * the open streams if that is more (default: never, only `schedule` flushes). Under load a
+   * zero-delay timer fires behind the events already waiting, so without this a whole burst of
+   * requests would reach the peer at once and this side would sit idle until the first answers
+   * came back; smaller bursts keep both sides busy (README "Transport").
    */
   headsPerMessage?: number;
   /** The clock PING answers are budgeted by, in ms (default Date.now). */
@@ -508,8 +507,8 @@ export class Session {
   /** Sends every queued frame now, coalesced into as few messages as the size cap allows. */
   flush(): void {
     // Also after a flush the size cap or headsPerMessage forced: frames queued next get a timer
-    // of their own, later than the one still pending, and so bigger messages (letting them ride
-    // the pending one: c32 a median 4% slower in paired runs).
+    // of their own, later than the one still pending, so they gather into bigger messages than
+    // the pending timer would send (docs/performance.md "Why the code is shaped this way").
     this.flushScheduled = false;
     if (this.closed || this.outbox.length === 0) return;
     const frames = this.outbox;

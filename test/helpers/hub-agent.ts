@@ -3,7 +3,7 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { mintToken } from "../../src/auth.ts";
-import type { BackendHub } from "../../src/backend-hub.ts";
+import type { BackendHub } from "../../src/hub/backend-hub.ts";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
 import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { Session, type Stream } from "../../src/protocol/session.ts";

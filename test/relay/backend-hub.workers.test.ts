@@ -1,6 +1,8 @@
 // The Durable Object inside workerd, with the test playing the agent over the real protocol:
 // a real WebSocket through the real Worker, a real Session, real frames.
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { mintToken } from "../../src/auth.ts";
 import { describe, expect, it } from "vitest";
 import { FLOW_SUBPROTOCOL } from "../../src/client-flow.ts";
 import { decodeMessage, encodeFrame, encodeFrames } from "../../src/protocol/codec.ts";
@@ -8,9 +10,10 @@ import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, MAX_WS_M
 import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, Session, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
-import { CLIENT_PENDING_MESSAGES, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/public-websockets.ts";
-import type { TunnelAttachment } from "../../src/tunnels.ts";
+import { CLIENT_PENDING_MESSAGES, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/hub/public-websockets.ts";
+import type { TunnelAttachment } from "../../src/hub/tunnels.ts";
 import {
+  BASE,
   backendName,
   closeAgent,
   connectAgent,
@@ -753,4 +756,90 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
     for (const s of sockets.slice(0, full)) s.ws.close(1000);
     await closeAgent(agent);
   }, 120_000);
+});
+
+describe("limits (docs/limits.md)", () => {
+  const limit = (name: "RELAY_MAX_TUNNELS" | "RELAY_MAX_STREAMS" | "RELAY_MAX_WEBSOCKETS") => Number(env[name]);
+
+  it("refuses the connect past RELAY_MAX_TUNNELS with 429 too_many_tunnels, and takes one again once a tunnel closed", async () => {
+    const backend = backendName();
+    const max = limit("RELAY_MAX_TUNNELS");
+    const agents = [];
+    for (let i = 0; i < max; i++) agents.push(await readyAgent(backend));
+    const connect = async () =>
+      exports.default.fetch(`${BASE}/_relay/connect?backend=${backend}`, {
+        headers: { Upgrade: "websocket", Authorization: `Bearer ${await mintToken(env.RELAY_SECRET, backend)}` },
+      });
+    const refused = await connect();
+    await expectError(refused, 429, "too_many_tunnels", backend);
+    await closeAgent(agents.pop()!);
+    const again = await readyAgent(backend);
+    // The tunnels still carry requests.
+    const pending = publicFetch(backend, "/still");
+    await streamsAt([...agents, again], 1);
+    const req = [...agents, again].flatMap((a) => a.incoming)[0];
+    await respond(req.stream, 200, [], "ok");
+    expect(await (await within(pending, "the response")).text()).toBe("ok");
+    for (const a of [...agents, again]) await closeAgent(a);
+  });
+
+  it("answers 503 too_many_streams when every tunnel carries RELAY_MAX_STREAMS, and uses a tunnel with room", async () => {
+    const backend = backendName();
+    const max = limit("RELAY_MAX_STREAMS");
+    const a = await readyAgent(backend);
+    const held = Array.from({ length: max }, (_, i) => publicFetch(backend, `/held${i}`));
+    await streamsAt([a], max);
+    await expectError(await within(publicFetch(backend, "/over"), "the refusal"), 503, "too_many_streams", backend);
+    expect(a.incoming).toHaveLength(max);
+
+    const b = await readyAgent(backend);
+    const next = publicFetch(backend, "/roomy");
+    const onB = await b.next();
+    expect(onB.head.path).toBe("/roomy");
+    await respond(onB.stream, 200, [], "b");
+    expect(await (await within(next, "the response on b")).text()).toBe("b");
+    for (const r of a.incoming) await respond(r.stream, 204);
+    for (const resp of await within(Promise.all(held), "the held responses")) expect(resp.status).toBe(204);
+    await closeAgent(a);
+    await closeAgent(b);
+  });
+
+  it("counts upgrades the agent has not answered yet toward RELAY_MAX_WEBSOCKETS", async () => {
+    const backend = backendName();
+    const max = limit("RELAY_MAX_WEBSOCKETS");
+    const agent = await readyAgent(backend);
+    const upgrade = () => publicFetch(backend, "/ws", { headers: { Upgrade: "websocket" } });
+    const waiting = Array.from({ length: max }, upgrade);
+    await streamsAt([agent], max);
+    await expectError(await within(upgrade(), "the refusal"), 503, "too_many_websockets", backend);
+    expect(agent.incoming).toHaveLength(max);
+    // Refused by the agent, they free their places: the next upgrade reaches it.
+    for (const r of agent.incoming) await respond(r.stream, 403);
+    for (const resp of await within(Promise.all(waiting), "the agent's refusals")) expect(resp.status).toBe(403);
+    const again = upgrade();
+    await streamsAt([agent], max + 1);
+    await respond(agent.incoming[max].stream, 403);
+    expect((await within(again, "the last refusal")).status).toBe(403);
+    await closeAgent(agent);
+  });
+
+  it("answers a WebSocket upgrade past RELAY_MAX_WEBSOCKETS with 503 too_many_websockets, before the agent sees it", async () => {
+    const backend = backendName();
+    const max = limit("RELAY_MAX_WEBSOCKETS");
+    const agent = await readyAgent(backend);
+    const sockets = [];
+    for (let i = 0; i < max; i++) sockets.push(await publicSocket(agent, backend));
+    const over = await within(publicFetch(backend, "/ws", { headers: { Upgrade: "websocket" } }), "the refusal");
+    await expectError(over, 503, "too_many_websockets", backend);
+    expect(agent.incoming).toHaveLength(max);
+    // The open ones are untouched, and plain requests still pass.
+    sockets[0].ws.send(bytes(7));
+    expect((await sockets[0].agentSide.next()).data).toEqual(bytes(7));
+    const plain = publicFetch(backend, "/plain");
+    const req = await agent.next();
+    await respond(req.stream, 200, [], "plain");
+    expect(await (await within(plain, "the plain response")).text()).toBe("plain");
+    for (const s of sockets) s.ws.close(1000);
+    await closeAgent(agent);
+  });
 });

@@ -1,6 +1,6 @@
-// The shared response-head timer (src/deadlines.ts), on fake timers: pure logic.
+// The shared response-head timer (src/hub/deadlines.ts), on fake timers: pure logic.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Deadlines } from "../../src/deadlines.ts";
+import { Deadlines } from "../../src/hub/deadlines.ts";
 
 describe("Deadlines", () => {
   beforeEach(() => void vi.useFakeTimers());

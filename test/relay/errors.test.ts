@@ -2,7 +2,7 @@
 // table of them); and the choice of tunnel for a new stream (pickTunnel).
 import { describe, expect, it } from "vitest";
 import { ERROR_STATUS, RelayError, type ErrorName } from "../../src/errors.ts";
-import { pickTunnel } from "../../src/tunnels.ts";
+import { pickTunnel } from "../../src/hub/tunnels.ts";
 
 const CODES = Object.keys(ERROR_STATUS) as ErrorName[];
 

@@ -2,7 +2,7 @@
 // names, table-driven against the pure route() and pathAndQuery().
 import { describe, expect, it } from "vitest";
 import { RelayError } from "../../src/errors.ts";
-import { pathAndQuery, route, schemeAndHost, type Route } from "../../src/routing.ts";
+import { pathAndQuery, route, schemeAndHost, type Route } from "../../src/worker/routing.ts";
 
 const DOMAIN = "relay.example.com";
 

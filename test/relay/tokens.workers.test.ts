@@ -5,7 +5,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { mintToken, readTokenClaims } from "../../src/auth.ts";
 import { tokenRegistry } from "../../src/token-registry.ts";
-import type { TunnelAttachment } from "../../src/tunnels.ts";
+import type { TunnelAttachment } from "../../src/hub/tunnels.ts";
 
 const BASE = "http://relay.test";
 const ADMIN = env.RELAY_ADMIN_TOKEN!;

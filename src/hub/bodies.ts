@@ -1,9 +1,9 @@
 // Bodies between the runtime's web streams and tunnel streams, both directions under
 // credit: the relay never holds more than a window per stream (docs/platform-notes.md "No
 // backpressure on WebSockets").
-import { contentLength as parseContentLength } from "./http-headers.ts";
-import { ErrorCode } from "./protocol/frame.ts";
-import { StreamReset, type Stream } from "./protocol/session.ts";
+import { contentLength as parseContentLength } from "../http-headers.ts";
+import { ErrorCode } from "../protocol/frame.ts";
+import { StreamReset, type Stream } from "../protocol/session.ts";
 
 /**
  * A response body fed by a tunnel stream. Credit goes back to the agent only as the runtime
@@ -93,9 +93,9 @@ export const SMALL_BODY_BYTES = 64 * 1024;
 
 /**
  * Whether a public request's body is small by its Content-Length (at most SMALL_BODY_BYTES): the
- * relay then reads it whole, so that its HEADERS and its one DATA frame leave together.
- * Streaming a 15-byte POST through RequestBody cost the relay ~60 µs more per request than a GET
- * (`npm run bench -- --rows relay-bridge`). Other bodies stream.
+ * relay then reads it whole, so that its HEADERS and its one DATA frame (with FIN) leave in one
+ * tunnel message and a small POST costs the relay about what a GET does, with no stream, reader
+ * or credit wait of its own. Other bodies stream (figures: docs/performance.md).
  */
 export function isSmallBody(contentLength: string | undefined): boolean {
   const n = parseContentLength(contentLength);
@@ -108,9 +108,9 @@ const MIN_READ_BYTES = 64;
 
 /**
  * Reads a body in chunks of up to READ_BYTES where the runtime allows it (a BYOB reader on a
- * byte stream, as request bodies are). The default reader hands out chunks of about 4 KB, and
- * each chunk costs a frame and a handful of promise hops: uploads were CPU-bound on that
- * (`npm run bench`). Reads never wait for more bytes than are there, so bodies still stream.
+ * byte stream, as request bodies are), so an upload costs a frame and its promise hops per
+ * large chunk rather than per small one the default reader would hand out. Reads never wait
+ * for more bytes than are there, so bodies still stream.
  */
 class ChunkReader {
   private readonly byob?: ReadableStreamBYOBReader;

@@ -1,7 +1,7 @@
 // Agent tunnels as the Durable Object sees them: the socket attachment schema, the session
 // rebuilt around a socket (after hibernation too), and the choice of tunnel for a new stream.
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION, ProtocolError, type Hello } from "./protocol/frame.ts";
-import { Session } from "./protocol/session.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION, ProtocolError, type Hello } from "../protocol/frame.ts";
+import { Session } from "../protocol/session.ts";
 
 /** Socket tag every agent tunnel carries (ctx.getWebSockets(TUNNEL_TAG)). */
 export const TUNNEL_TAG = "tunnel";

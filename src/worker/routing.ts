@@ -1,7 +1,7 @@
 // Public request -> backend name and forwarded path. Pure; first match wins:
 // host <name>.<RELAY_DOMAIN>, then path /r/<name>/<rest>, then header X-Relay-Backend.
-import { isValidBackendName } from "./auth.ts";
-import { RelayError } from "./errors.ts";
+import { isValidBackendName } from "../auth.ts";
+import { RelayError } from "../errors.ts";
 
 /** Where a public request goes. `redirect` asks the client to add the trailing slash. */
 export type Route =

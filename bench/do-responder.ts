@@ -1,6 +1,5 @@
-// Benchmark only: answers `/_relay/bench/<name>/...` inside the backend's Durable Object with no
-// tunnel, the cost the platform itself imposes (`npm run bench`, row do-ceiling). The Worker routes
-// here only when the var RELAY_BENCH is "1", which no deployed configuration sets.
+// What the bench's Durable Object answers itself for `/_relay/bench/<name>/...`, with no tunnel:
+// the cost the platform itself imposes (`npm run bench`, row do-ceiling; bench/worker.ts).
 
 /** The small body the bench's backend and this responder both answer. */
 export const BENCH_SMALL_BODY = "hello from edge-relay\n";
@@ -35,12 +34,12 @@ export async function benchResponse(request: Request, path: string, owner: objec
     return new Response(instances.get(owner));
   }
   if (request.body) {
-    // Typed by hand: the agent's tsconfig (which checks bench/, importing this file) lacks workers-types.
+    // Typed by hand: bench/backend.ts imports this file under the agent's tsconfig, which lacks workers-types.
     const { DigestStream } = crypto as unknown as { DigestStream: new (algorithm: string) => WritableStream<Uint8Array> & { digest: Promise<ArrayBuffer> } };
     const digest = new DigestStream("SHA-256");
     const writer = digest.getWriter();
     let length = 0;
-    // Large reads, as the relay's own request bodies do (src/bodies.ts ChunkReader).
+    // Large reads, as the relay's own request bodies do (src/hub/bodies.ts ChunkReader).
     const reader = request.body.getReader({ mode: "byob" });
     let buffer = new ArrayBuffer(BLOCK_BYTES);
     for (;;) {

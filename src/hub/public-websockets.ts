@@ -1,10 +1,10 @@
 // Public WebSocket clients in the Durable Object: each is a hibernatable socket bridged to a
 // message stream of one tunnel (README "Message streams" in src/protocol).
-import { flowMessage, parseFlowMessage } from "./client-flow.ts";
-import { ErrorCode, MAX_WS_MESSAGE } from "./protocol/frame.ts";
-import { closeReason, receiveMessages, sendableClose } from "./protocol/messages.ts";
-import { StreamState } from "./protocol/stream.ts";
-import type { Stream } from "./protocol/session.ts";
+import { FLOW_SUBPROTOCOL, flowMessage, parseFlowMessage } from "../client-flow.ts";
+import { ErrorCode, MAX_WS_MESSAGE } from "../protocol/frame.ts";
+import { closeReason, receiveMessages, sendableClose } from "../protocol/messages.ts";
+import { StreamState } from "../protocol/stream.ts";
+import type { Stream } from "../protocol/session.ts";
 
 /** Tag of every public client socket. */
 export const CLIENT_TAG = "client";
@@ -59,6 +59,24 @@ const unacked = new WeakMap<Stream, { queue: Array<{ size: number; handedOn: () 
 
 /** Request headers of the client's own handshake; the agent makes its own. */
 export const HANDSHAKE_HEADERS = new Set(["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"]);
+
+/**
+ * Answers a WebSocket upgrade the agent accepted (its 101, with the backend's `chosen`
+ * subprotocol): a hibernatable client socket bridged to the stream.
+ */
+export function acceptClient(ctx: DurableObjectState, stream: Stream, upgrade: { tunnelId: string; flow: boolean }, backend: string, chosen: string | null): Response {
+  const { 0: client, 1: server } = new WebSocketPair();
+  const { tunnelId } = upgrade;
+  // Flow control only when the backend chose no subprotocol of its own: a socket has one.
+  const flow = upgrade.flow && !chosen;
+  const protocol = flow ? FLOW_SUBPROTOCOL : chosen;
+  ctx.acceptWebSocket(server, [CLIENT_TAG, clientsOf(tunnelId)]);
+  server.serializeAttachment({ tunnelId, streamId: stream.id, backend, flow } satisfies ClientAttachment);
+  bindClient(server, stream, flow);
+  const headers = new Headers();
+  if (protocol) headers.set("sec-websocket-protocol", protocol);
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
 
 /**
  * Sends what arrives on the stream to the client socket, and ends the socket with the stream.

@@ -1,0 +1,75 @@
+// The Durable Object, one per backend name: a thin dispatcher. Agent tunnels live in the
+// TunnelRegistry, a public request's relay in relay.ts, public WebSocket clients in
+// public-websockets.ts; every handler is guarded so one bad socket cannot break the object.
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../env.ts";
+import { RelayError } from "../errors.ts";
+import { ROUTE_HEADER, decodeRoute } from "../hub-route.ts";
+import { HEARTBEAT_PING, HEARTBEAT_PONG, TunnelClose } from "../protocol/frame.ts";
+import { Backlog, clientClosed, clientMessage, type ClientAttachment } from "./public-websockets.ts";
+import { deadlinesKeeper, relayRequest, type RelayHub } from "./relay.ts";
+import { MessageTurn } from "./response.ts";
+import { TunnelRegistry } from "./tunnel-registry.ts";
+
+export class BackendHub extends DurableObject<Env> {
+  private readonly tunnels: TunnelRegistry;
+  private readonly hub: RelayHub;
+  /** What the public WebSocket clients of this object sent that waits for the tunnels. */
+  private readonly clientBacklog = new Backlog();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.tunnels = new TunnelRegistry(ctx, env);
+    this.hub = { ctx, env, tunnels: this.tunnels, turn: new MessageTurn(), deadlines: deadlinesKeeper(), upgrading: 0 };
+    // The runtime answers heartbeats itself, so idle tunnels let the object hibernate.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
+  }
+
+  async fetch(request: Request): Promise<Response> {
+    const route = decodeRoute(request.headers.get(ROUTE_HEADER));
+    // Only the Worker calls this object, and it always sets the route.
+    if (!route) return new RelayError("internal_error", "The request reached the relay's Durable Object without its route.").toResponse();
+    switch (route.op) {
+      case "connect":
+        return this.tunnels.accept(route);
+      case "revoke":
+        return Response.json(await this.tunnels.revoke(route));
+      case "status":
+        return Response.json(this.tunnels.status(route.backend));
+      case "drain":
+        return Response.json(this.tunnels.drain(route.backend));
+    }
+    return relayRequest(request, route, this.hub);
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    try {
+      if (!this.tunnels.isClient(ws)) return this.tunnels.receive(ws, message, this.hub.turn);
+      const att = ws.deserializeAttachment() as ClientAttachment | null;
+      return clientMessage(ws, this.tunnels.clientStream(ws), message, this.clientBacklog, att?.flow);
+    } catch (err) {
+      console.error("client message failed", err);
+      return ws.close(1011, "internal error");
+    }
+  }
+
+  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    try {
+      // Close our side too, or the peer waits ~10 s and sees 1006 (docs/platform-notes.md "Close
+      // our side of every WebSocket").
+      if (this.tunnels.isClient(ws)) clientClosed(ws, this.tunnels.clientStream(ws), code, reason);
+      else this.tunnels.close(ws, code, reason);
+    } catch (err) {
+      console.error("close handling failed", err);
+    }
+  }
+
+  async webSocketError(ws: WebSocket): Promise<void> {
+    try {
+      if (this.tunnels.isClient(ws)) clientClosed(ws, this.tunnels.clientStream(ws), 1006, "socket error");
+      else this.tunnels.close(ws, TunnelClose.InternalError, "socket error");
+    } catch (err) {
+      console.error("error handling failed", err);
+    }
+  }
+}
