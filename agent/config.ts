@@ -385,7 +385,9 @@ export function redactedConfig(config: AgentConfig): Record<string, unknown> {
 
 function parseBackend(setting: Setting | undefined): string {
   if (!setting) {
-    throw new ConfigError("--backend is required: pass --backend <name> and --to <target>, or give a --config file with ingress rules.", { field: "backend" });
+    throw new ConfigError("--backend is required: pass --backend <name> and --to <target>, or give a --config file with ingress rules.", {
+      field: "backend",
+    });
   }
   if (!isValidBackendName(setting.text)) {
     invalid(

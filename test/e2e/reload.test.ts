@@ -51,7 +51,10 @@ async function server(name: string): Promise<{ port: number; held: Promise<void>
 /** Replaces the file the way editors do: write a temporary file, rename it over. */
 function writeConfig(rules: Array<[backend: string, port: number]>, connections = 2): void {
   const body = rules.map(([b, p]) => `  - backend: ${b}\n    service: http://127.0.0.1:${p}\n`).join("");
-  writeFileSync(`${file}.tmp`, `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: ${connections}\ngracePeriod: 60s\ningress:\n${body}`);
+  writeFileSync(
+    `${file}.tmp`,
+    `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: ${connections}\ngracePeriod: 60s\ningress:\n${body}`,
+  );
   renameSync(`${file}.tmp`, file);
 }
 
