@@ -15,8 +15,6 @@ export const ERROR_STATUS = {
   token_backend_mismatch: 403,
   mesh_denied: 403,
   not_found: 404,
-  /** Answered by the agent: no ingress rule of the backend takes the request's path. */
-  no_ingress_rule: 404,
   upgrade_required: 426,
   too_many_tunnels: 429,
   request_header_fields_too_large: 431,
