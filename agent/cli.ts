@@ -2,19 +2,9 @@
 // Usage and config errors print `edge-relay: <sentence>` and exit 2; tokens and secrets are never printed.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { isValidBackendName, mintToken, parseDuration, readTokenClaims, type TokenClaims } from "../src/auth.ts";
-import {
-  buildAgentConfig,
-  ConfigError,
-  DEFAULT_BRIDGE_IDLE_MS,
-  DEFAULT_BRIDGE_PLUGIN,
-  DEFAULT_CONNECTIONS,
-  DEFAULT_GRACE_PERIOD_MS,
-  MAX_CONNECTIONS,
-  RELAY_URL_ENV,
-  TOKEN_ENV,
-  type RawAgentOptions,
-} from "./config.ts";
+import { isValidBackendName, MAX_TOKEN_BACKENDS, mintToken, parseDuration, readTokenClaims, tokenBackends, type TokenClaims } from "../src/auth.ts";
+import { buildAgentConfig, ConfigError, TOKEN_ENV, type RawAgentOptions } from "./config.ts";
+import { envHelp, flagHelp, OPTIONS, parseArgsOptions } from "./options.ts";
 
 export const SECRET_ENV = "RELAY_SECRET";
 export const ACCESS_TOKEN_ENV = "EDGE_RELAY_ACCESS_TOKEN";
@@ -43,16 +33,21 @@ const MAIN_USAGE = `edge-relay: reach an HTTP service behind NAT through an edge
 
 Usage:
   edge-relay agent --relay <url> --backend <name> --token <token> --to <target> [flags]
-  edge-relay token <name> [--ttl <duration>] [--access] [--secret <secret>]
+  edge-relay token <name>... [--ttl <duration>] [--access] [--secret <secret>]
   edge-relay token --inspect <token>
   edge-relay connect <relay-url> --backend <name> --listen <host:port> [--token <token>]
+  edge-relay validate --config <file>
+  edge-relay ingress match --config <file> <backend> <path>
   edge-relay help [<command>]
 
 Commands:
-  agent   Keep tunnels open to the relay and serve one backend's public requests from a local target.
-  token   Mint an agent token (or, with --access, an access token) for a backend.
-  connect Open a local TCP port whose connections reach a backend's tcp:// target.
-  help    Show this text, or a command's flags.
+  agent     Keep tunnels open to the relay and serve public requests from local targets: one
+            backend (--backend, --to) or many, from the ingress rules of a --config file.
+  token     Mint an agent token (or, with --access, an access token) for one or more backends.
+  connect   Open a local TCP port whose connections reach a backend's tcp:// target.
+  validate  Check an agent config file and print its rules.
+  ingress   \`ingress match\`: which rule of a config file a request would take.
+  help      Show this text, or a command's flags.
 
 Run \`edge-relay <command> --help\` for a command's flags.
 
@@ -61,43 +56,15 @@ Example (\`edge-relay token\` signs with ${SECRET_ENV} from the environment):
 `;
 
 const AGENT_USAGE = `Usage: edge-relay agent --relay <url> --backend <name> --token <token> --to <target> [flags]
+       edge-relay agent --config edge-relay.yaml [--watch]
 
-Keep tunnels open to the relay and serve the public requests for one backend from a local target.
-Stops on SIGINT or SIGTERM, letting in-flight requests finish within the grace period.
+Keep tunnels open to the relay and serve public requests from local targets: one backend with
+--backend and --to, or many backends, each with its own rules, from a --config file (see
+docs/configuration.md). Stops on SIGINT or SIGTERM, letting in-flight requests finish within the
+grace period; SIGHUP reloads the --config file.
 
 Flags:
-  --relay <url>           The relay's base URL (http, https, ws or wss); /_relay/connect is appended.
-  --backend <name>        The backend to serve: 1 to 63 lowercase letters, digits or hyphens.
-  --token <token>         The agent token for this backend, from \`edge-relay token <name>\`.
-  --to <target>           Where requests go; see Targets.
-  --preserve-host         Send the public Host header to the target instead of the target's host.
-  --require-access-token  Public requests must carry an access token (X-Relay-Access-Token header);
-                          mint one with \`edge-relay token <name> --access\`.
-  --origin-ca <file>      Trust the CA certificates in this PEM file for an https target.
-  --origin-insecure       Skip certificate verification for an https target.
-  --connections <n>       Tunnels to keep open, 1 to ${MAX_CONNECTIONS} (default ${DEFAULT_CONNECTIONS}); the relay
-                          sends each request to the least-loaded tunnel of any agent.
-  --grace-period <dur>    How long in-flight requests may finish on shutdown (default ${DEFAULT_GRACE_PERIOD_MS / 1000}s).
-  --heartbeat <dur>       How often to ping each tunnel (default 15s); a tunnel silent for three
-                          intervals is dropped and reconnected (the relay drops it after 45s).
-  --origin-protocol <p>   How to speak HTTP to the target: auto (default: https offers ALPN h2 and
-                          http/1.1 and speaks what the target picks), http1, h2, or h2c (cleartext
-                          HTTP/2; also h2 inside HBONE). WebSocket upgrades always use HTTP/1.1.
-  --hbone-proxy <h:p>     HBONE proxy (default: the target's ip on port 15008, as in Istio ambient).
-  --hbone-cert <file>     The agent's client certificate (PEM); required for hbone:// targets.
-  --hbone-key <file>      Its private key (PEM).
-  --hbone-ca <file>       The mesh CA (PEM) the proxy's certificate must chain to.
-  --hbone-identity <id>   A SPIFFE ID the proxy's certificate must carry as a URI SAN
-                          (repeatable; any one matches; DNS names are not used).
-  --hbone-header <n=v>    An extra header on every CONNECT (repeatable).
-  --hbone-tls12           Also allow TLS 1.2 to the proxy (default: TLS 1.3 only).
-  --bridge-plugin <mod>   For a bridge+tcp target: the plugin converting HTTP to the TCP protocol:
-                          raw, resp, a file (./codec.ts, relative to here or to the --config file)
-                          or an installed package (default ${DEFAULT_BRIDGE_PLUGIN}).
-  --bridge-idle <dur>     For a bridge+tcp target: how long a reply may pause before plugins that ask
-                          for it (raw) end it (default ${DEFAULT_BRIDGE_IDLE_MS / 1000}s; 250ms works too).
-  --config <file>         A JSON object of these flags by long name; command-line flags win over it.
-  -h, --help              Show this text.
+${flagHelp()}
 
 Targets:
   http://host:port        Plain HTTP.
@@ -115,28 +82,34 @@ Targets:
 Durations: a whole number with an optional unit s, m, h or d (45s, 15m, 12h, 30d); a bare number is seconds.
 
 Environment:
-  ${RELAY_URL_ENV}          Used for --relay when neither the command line nor --config sets it.
-  ${TOKEN_ENV}        Used for --token when neither the command line nor --config sets it.
+${envHelp()}
 
-Config file (relative paths in it are relative to the file):
-  {
-    "relay": "https://relay.example.com",
-    "backend": "demo",
-    "to": "https://127.0.0.1:8443",
-    "origin-ca": "ca.pem",
-    "connections": 2
-  }
+Config file (YAML or JSON; relative paths in it are relative to the file; \${NAME} is replaced
+from the environment):
+  relay: https://relay.example.com
+  tokenFile: /etc/edge-relay/token
+  ingress:
+    - backend: shop
+      path: /api/
+      stripPrefix: true
+      service: http://127.0.0.1:8080
+    - backend: shop
+      service: http://127.0.0.1:3000
+    - backend: cache
+      service: tcp://127.0.0.1:6379
 
 Examples:
   npx edge-relay agent --relay http://127.0.0.1:8787 --backend demo --token $(npx edge-relay token demo) --to http://127.0.0.1:3000
-  ${TOKEN_ENV}=... edge-relay agent --config agent.json --to unix:/run/app.sock
+  edge-relay agent --config edge-relay.yaml --watch
 `;
 
-const TOKEN_USAGE = `Usage: edge-relay token <name> [--ttl <duration>] [--access] [--secret <secret>]
+const TOKEN_USAGE = `Usage: edge-relay token <name>... [--ttl <duration>] [--access] [--secret <secret>]
        edge-relay token --inspect <token>
 
 Mint an agent token for backend <name> and print only the token on stdout; its id goes to
-stderr, to note for revoking it later (POST /_relay/tokens/revoke, docs/tokens.md).
+stderr, to note for revoking it later (POST /_relay/tokens/revoke, docs/tokens.md). Several
+names make one token valid for exactly those backends (an agent serving them all from one
+--config file).
 
 Flags:
   --ttl <duration>        How long the token is valid, like 30d, 12h, 15m or 45s (default: it never expires).
@@ -155,6 +128,26 @@ Environment:
 Examples:
   ${SECRET_ENV}=... npx edge-relay token demo
   ${SECRET_ENV}=... npx edge-relay token demo --ttl 30d
+  ${SECRET_ENV}=... npx edge-relay token shop cache mesh --ttl 30d
+`;
+
+const VALIDATE_USAGE = `Usage: edge-relay validate --config <file>
+
+Check an agent config file (YAML or JSON) as \`edge-relay agent --config\` would, without
+connecting, and print the rules it resolves to, one per line. Exits 2 with the file, line, column
+and key path of the first problem.
+
+Example:
+  EDGE_RELAY_TOKEN=... edge-relay validate --config edge-relay.yaml
+`;
+
+const INGRESS_USAGE = `Usage: edge-relay ingress match --config <file> <backend> <path>
+
+Print the rule of the config file a request for <backend> and <path> would take, and the path
+its target would see; exits 1 when no rule takes it (the agent answers 404 no_ingress_rule).
+
+Example:
+  edge-relay ingress match --config edge-relay.yaml shop /api/v1/orders
 `;
 
 const CONNECT_USAGE = `Usage: edge-relay connect <relay-url> --backend <name> (--listen <host:port> | --stdio) [--token <token>]
@@ -185,31 +178,7 @@ const COMMANDS: Record<string, Command> = {
   agent: {
     usage: AGENT_USAGE,
     allowPositionals: false,
-    options: {
-      relay: { type: "string" },
-      backend: { type: "string" },
-      token: { type: "string" },
-      to: { type: "string" },
-      "preserve-host": { type: "boolean" },
-      "require-access-token": { type: "boolean" },
-      "origin-ca": { type: "string" },
-      "origin-insecure": { type: "boolean" },
-      connections: { type: "string" },
-      "grace-period": { type: "string" },
-      heartbeat: { type: "string" },
-      "origin-protocol": { type: "string" },
-      "hbone-proxy": { type: "string" },
-      "hbone-cert": { type: "string" },
-      "hbone-key": { type: "string" },
-      "hbone-ca": { type: "string" },
-      "hbone-identity": { type: "string", multiple: true },
-      "hbone-header": { type: "string", multiple: true },
-      "hbone-tls12": { type: "boolean" },
-      "bridge-plugin": { type: "string" },
-      "bridge-idle": { type: "string" },
-      config: { type: "string" },
-      ...HELP_OPTION,
-    },
+    options: parseArgsOptions(),
     run: runAgentCommand,
   },
   token: {
@@ -223,6 +192,18 @@ const COMMANDS: Record<string, Command> = {
       ...HELP_OPTION,
     },
     run: runTokenCommand,
+  },
+  validate: {
+    usage: VALIDATE_USAGE,
+    allowPositionals: false,
+    options: { config: { type: "string" }, ...HELP_OPTION },
+    run: runValidateCommand,
+  },
+  ingress: {
+    usage: INGRESS_USAGE,
+    allowPositionals: true,
+    options: { config: { type: "string" }, ...HELP_OPTION },
+    run: runIngressCommand,
   },
   connect: {
     usage: CONNECT_USAGE,
@@ -240,24 +221,7 @@ const COMMANDS: Record<string, Command> = {
 
 /** Placeholders for flags' values in "needs a value" errors. */
 const VALUE_NAMES: Record<string, string> = {
-  relay: "<url>",
-  backend: "<name>",
-  token: "<token>",
-  to: "<target>",
-  "origin-ca": "<file>",
-  connections: "<n>",
-  "grace-period": "<duration>",
-  heartbeat: "<duration>",
-  "origin-protocol": "<protocol>",
-  "hbone-proxy": "<host:port>",
-  "hbone-cert": "<file>",
-  "hbone-key": "<file>",
-  "hbone-ca": "<file>",
-  "hbone-identity": "<spiffe-id>",
-  "hbone-header": "<name=value>",
-  "bridge-plugin": "<module>",
-  "bridge-idle": "<duration>",
-  config: "<file>",
+  ...Object.fromEntries(OPTIONS.filter((o) => o.flag && o.valueName).map((o) => [o.flag!, o.valueName!])),
   ttl: "<duration>",
   secret: "<secret>",
   inspect: "<token>",
@@ -306,31 +270,73 @@ async function dispatch(argv: string[], secrets: string[]): Promise<number> {
 
 async function runAgentCommand(values: Values, _positionals: string[], secrets: string[]): Promise<number> {
   const { help: _help, ...raw } = values;
-  const config = buildAgentConfig(raw as RawAgentOptions, process.env);
-  secrets.push(config.token);
-  if (config.target.kind === "bridge") {
-    // Load the plugin now: a bad one is a usage error before any tunnel opens.
-    const { loadBridgePlugin } = await import("./bridge/load.ts");
-    await loadBridgePlugin(config.target.plugin);
-  }
+  const load = async () => {
+    const config = buildAgentConfig(raw as RawAgentOptions, process.env);
+    secrets.push(config.token);
+    await loadPlugins(config);
+    return config;
+  };
+  const config = await load();
   const { runAgent } = await import("./supervisor.ts");
-  return await runAgent(config);
+  // Reload errors are logged, never thrown: scrub any token they might hold like main() does.
+  const reload = () => load().catch((error: unknown) => Promise.reject(new Error(redact(error instanceof Error ? error.message : String(error), secrets))));
+  return await runAgent(config, raw.config === undefined ? undefined : reload);
+}
+
+/** `edge-relay validate --config FILE`: checks the file and prints the rules it resolves to. */
+async function runValidateCommand(values: Values, _positionals: string[], secrets: string[]): Promise<number> {
+  const config = loadForInspection(values, "validate", secrets);
+  const { describeRule } = await import("./ingress.ts");
+  await loadPlugins(config);
+  process.stdout.write(`${values.config}: ok, ${config.rules.length} rule${config.rules.length === 1 ? "" : "s"} for ${config.backends.length} backend${config.backends.length === 1 ? "" : "s"} (${config.backends.join(", ")}), relay ${config.relayUrl.href}, ${config.connections} tunnel${config.connections === 1 ? "" : "s"} each\n`);
+  for (const rule of config.rules) process.stdout.write(`  ${describeRule(rule)}\n`);
+  return EXIT_OK;
+}
+
+/** `edge-relay ingress match --config FILE <backend> <path>`: which rule a request would take. */
+async function runIngressCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
+  const [sub, backend, path, ...rest] = positionals;
+  if (sub !== "match" || backend === undefined || path === undefined || rest.length) {
+    throw new UsageError("`edge-relay ingress` takes `match <backend> <path>`, like `edge-relay ingress match --config edge-relay.yaml shop /api/v1/x`.");
+  }
+  if (!path.startsWith("/")) throw new UsageError(`the path "${path}" must start with "/", like /api/v1/x.`);
+  const config = loadForInspection(values, "ingress match", secrets);
+  const { describeRule, matchRule, noRuleResponse } = await import("./ingress.ts");
+  const match = matchRule(config.rules, backend, path);
+  if (!match) {
+    const known = config.backends.includes(backend) ? "" : ` (the file serves ${config.backends.join(", ")})`;
+    process.stdout.write(`no rule: the agent answers 404 no_ingress_rule${known}: ${JSON.parse(new TextDecoder().decode(noRuleResponse(backend, path).body)).message}\n`);
+    return EXIT_FAILURE;
+  }
+  process.stdout.write(`${describeRule(match.rule)}\n  the target sees ${match.path}\n`);
+  return EXIT_OK;
+}
+
+/** Loads every rule's bridge plugin: a bad one is a config error before any tunnel opens (or a reload applies). */
+async function loadPlugins(config: ReturnType<typeof buildAgentConfig>): Promise<void> {
+  const { loadBridgePlugin } = await import("./bridge/load.ts");
+  for (const rule of config.rules) if (rule.target.kind === "bridge") await loadBridgePlugin(rule.target.plugin);
+}
+
+/** The config of --config for a command that only reads it. */
+function loadForInspection(values: Values, command: string, secrets: string[]): ReturnType<typeof buildAgentConfig> {
+  if (typeof values.config !== "string") throw new UsageError(`\`edge-relay ${command}\` needs --config <file>.`);
+  const config = buildAgentConfig({ config: values.config }, process.env);
+  secrets.push(config.token);
+  return config;
 }
 
 async function runTokenCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
   if (typeof values.inspect === "string") return inspectToken(values.inspect, positionals.length > 0 || Object.keys(values).length > 1);
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0
-        ? "`edge-relay token` needs the backend name, like `edge-relay token demo`."
-        : `\`edge-relay token\` takes one backend name, but was given ${positionals.length} arguments.`,
-    );
-  }
-  const [name] = positionals;
-  if (!isValidBackendName(name)) {
-    throw new UsageError(
-      `"${name}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`,
-    );
+  if (positionals.length === 0) throw new UsageError("`edge-relay token` needs the backend name, like `edge-relay token demo` (or several: `edge-relay token shop cache`).");
+  if (positionals.length > MAX_TOKEN_BACKENDS) throw new UsageError(`one token names at most ${MAX_TOKEN_BACKENDS} backends, but was given ${positionals.length}.`);
+  const name = positionals.length === 1 ? positionals[0] : positionals;
+  for (const one of positionals) {
+    if (!isValidBackendName(one)) {
+      throw new UsageError(
+        `"${one}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`,
+      );
+    }
   }
   let ttlSeconds: number | undefined;
   if (typeof values.ttl === "string") {
@@ -374,7 +380,8 @@ function inspectToken(token: string, more: boolean): number {
 /** Claims as an operator reads them: times in ISO 8601, a token without id shown as null. */
 function describeClaims(claims: TokenClaims) {
   const iso = (seconds: number | undefined) => (seconds === undefined ? null : new Date(seconds * 1000).toISOString());
-  return { backend: claims.backend, id: claims.id ?? null, scope: claims.scope, issuedAt: iso(claims.iat), expiresAt: iso(claims.exp) };
+  const several = claims.backends ? { backends: tokenBackends(claims) } : {};
+  return { backend: claims.backend, ...several, id: claims.id ?? null, scope: claims.scope, issuedAt: iso(claims.iat), expiresAt: iso(claims.exp) };
 }
 
 async function runConnectCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {

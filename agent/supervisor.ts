@@ -1,13 +1,15 @@
-// Keeps the configured number of tunnels up: reconnects with jittered backoff, prints one line
-// per tunnel up or down, and on SIGINT/SIGTERM drains in-flight streams then closes cleanly.
+// Keeps each backend's tunnels up: reconnects with jittered backoff, prints one line per tunnel up
+// or down, applies a reloaded config (new backends get tunnels, removed ones drain), and on
+// SIGINT/SIGTERM drains in-flight streams then closes cleanly.
+import { watch, type FSWatcher } from "node:fs";
+import { basename, dirname } from "node:path";
 import type { AgentConfig } from "./config.ts";
 import { backoffDelay, DEFAULT_BACKOFF, FAST_CAP_MS, FAST_PHASE_MS, type BackoffOptions } from "./backoff.ts";
-import { createOrigin, type Origin } from "./origin.ts";
+import { IngressTable, type Origin } from "./origin.ts";
 import { RelayRefusal } from "./relay-refusal.ts";
-import { TargetFailureLog, targetText } from "./target-failures.ts";
-import { AgentTunnel } from "./tunnel.ts";
+import { AgentTunnel, type TunnelSettings } from "./tunnel.ts";
 
-/** Refusals of the token in a row (over all tunnels) after which the agent gives up. */
+/** Refusals of the token in a row (over all tunnels of a backend) after which the agent gives that backend up. */
 export const MAX_TOKEN_REFUSALS = 3;
 /** The exit code when the relay keeps refusing the token: restarting cannot help, a new token can. */
 export const EXIT_TOKEN_REFUSED = 3;
@@ -17,13 +19,32 @@ export interface SupervisorOptions {
   backoff?: BackoffOptions;
   /** Aborting it starts a graceful shutdown (the CLI wires SIGINT/SIGTERM to it). */
   signal?: AbortSignal;
+  /** Serves every backend instead of the config's rules (tests). */
   origin?: Origin;
 }
 
-/** Runs tunnels until `signal` aborts or the relay refuses the token; resolves with the exit code. */
-export async function superviseTunnels(config: AgentConfig, opts: SupervisorOptions = {}): Promise<number> {
+/** The settings one backend's tunnels open with. */
+type BackendSettings = TunnelSettings & Pick<AgentConfig, "connections" | "gracePeriodMs">;
+
+interface BackendRun {
+  controller: AbortController;
+  /** Resolves with EXIT_TOKEN_REFUSED when the backend was given up, else 0. */
+  done: Promise<number>;
+  /** What the backend's tunnels announce and connect with: a change needs new tunnels. */
+  identity: string;
+}
+
+/**
+ * Keeps `connections` tunnels up for one backend until `signal` aborts, then drains them: GOAWAY,
+ * in-flight streams finish within the grace period, then the tunnels close. Resolves with
+ * EXIT_TOKEN_REFUSED when it gave up because the relay kept refusing the token, else 0.
+ */
+async function superviseBackend(
+  settings: BackendSettings,
+  origin: Origin,
+  opts: SupervisorOptions & { signal: AbortSignal; onUp?: () => void },
+): Promise<number> {
   const log = opts.log ?? ((line: string) => console.log(line));
-  const origin = opts.origin ?? createOrigin(config);
   const backoff = opts.backoff ?? DEFAULT_BACKOFF;
   const live = new Set<AgentTunnel>();
   /** Tunnels the relay asked us to replace, finishing their streams. */
@@ -33,8 +54,7 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
   /** Token refusals since a tunnel was last up. */
   let tokenRefusals = 0;
   let wakeSleepers: Array<() => void> = [];
-  const where = `relay=${config.relayUrl.origin} backend=${config.backend}`;
-  const failures = new TargetFailureLog(targetText(config.target), log);
+  const where = `relay=${settings.relayUrl.origin} backend=${settings.backend}`;
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -50,7 +70,7 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
   async function retire(tunnel: AgentTunnel): Promise<void> {
     draining.add(tunnel);
     tunnel.drain();
-    const deadline = Date.now() + config.gracePeriodMs;
+    const deadline = Date.now() + settings.gracePeriodMs;
     while (!tunnel.idle && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     tunnel.close();
     await tunnel.closed;
@@ -62,7 +82,7 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
     let lastFailure = "";
     let lostAt = 0;
     while (!stopping) {
-      const tunnel = new AgentTunnel(config, origin, protocols, failures);
+      const tunnel = new AgentTunnel(settings, origin, protocols);
       let replaced = false;
       try {
         await tunnel.open();
@@ -70,7 +90,9 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
         attempt = 0;
         tokenRefusals = 0;
         lastFailure = "";
-        log(`edge-relay: tunnel ${slot} up: ${where} tunnels=${live.size}/${config.connections}`);
+        if (stopping) break;
+        log(`edge-relay: tunnel ${slot} up: ${where} tunnels=${live.size}/${settings.connections}`);
+        opts.onUp?.();
         const ended = await Promise.race([tunnel.closed, tunnel.replaced.then((reason) => ({ replaced: reason }))]);
         live.delete(tunnel);
         if (stopping) break;
@@ -80,17 +102,22 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
           log(`edge-relay: tunnel ${slot} replaced: ${where} reason="${ended.replaced}"`);
           void retire(tunnel);
         } else {
-          log(`edge-relay: tunnel ${slot} down: ${where} code=${ended.code}${ended.reason ? ` reason="${ended.reason}"` : ""} tunnels=${live.size}/${config.connections}`);
+          log(
+            `edge-relay: tunnel ${slot} down: ${where} code=${ended.code}${ended.reason ? ` reason="${ended.reason}"` : ""} tunnels=${live.size}/${settings.connections}`,
+          );
         }
         lostAt = Date.now();
       } catch (err) {
         const message = (err as Error).message;
         if (err instanceof RelayRefusal && err.tokenRefused) {
           if (++tokenRefusals === 1) {
-            log(`edge-relay: the relay refuses the token for backend ${config.backend} (${err.code}): ${message}; mint a new one with \`edge-relay token ${config.backend}\` (with the relay's secret).`);
+            log(
+              `edge-relay: the relay refuses the token for backend ${settings.backend} (${err.code}): ${message}; mint a new one with \`edge-relay token ${settings.backend}\` (with the relay's secret).`,
+            );
           }
           if (tokenRefusals >= MAX_TOKEN_REFUSALS) {
-            if (!stopping) log(`edge-relay: giving up after the relay refused the token ${tokenRefusals} times (exit ${EXIT_TOKEN_REFUSED}).`);
+            if (!stopping)
+              log(`edge-relay: giving up backend ${settings.backend} after the relay refused the token ${tokenRefusals} times.`);
             exitCode = EXIT_TOKEN_REFUSED;
             void shutdown();
             break;
@@ -108,43 +135,220 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
     }
   }
 
+  let drained!: () => void;
+  const shutdownDone = new Promise<void>((resolve) => (drained = resolve));
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
     for (const wake of wakeSleepers) wake();
     wakeSleepers = [];
-    const deadline = Date.now() + config.gracePeriodMs;
+    const deadline = Date.now() + settings.gracePeriodMs;
     for (const t of live) t.drain();
     const busy = () => [...live, ...draining].some((t) => !t.idle);
     while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const t of [...live, ...draining]) t.close();
+    drained();
   };
 
-  if (opts.signal?.aborted) return 0;
+  if (opts.signal.aborted) return 0;
   // What the target speaks (ALPN for https): asked once, never holding the tunnels up for long.
   const protocols = await Promise.race([
     origin.protocols?.() ?? Promise.resolve([]),
     new Promise<string[]>((resolve) => setTimeout(() => resolve(["unknown"]), 2000).unref()),
   ]).catch(() => ["unknown"]);
-  opts.signal?.addEventListener("abort", () => void shutdown(), { once: true });
-  const slots = Array.from({ length: config.connections }, (_, i) => keepUp(i + 1));
+  opts.signal.addEventListener("abort", () => void shutdown(), { once: true });
+  if (opts.signal.aborted) void shutdown();
+  const slots = Array.from({ length: settings.connections }, (_, i) => keepUp(i + 1));
   await Promise.all(slots);
+  if (stopping) await shutdownDone;
+  // A tunnel still opening when the shutdown began is closed here.
+  for (const t of live) t.close();
   await Promise.all([...live, ...draining].map((t) => t.closed));
-  origin.close();
-  log(`edge-relay: stopped (${where})`);
   return exitCode;
 }
 
-/** Entry point of `edge-relay agent`: runs until SIGINT or SIGTERM. */
-export async function runAgent(config: AgentConfig): Promise<number> {
+/**
+ * Every backend of the config with its tunnels, and the rules their requests follow. `apply`
+ * moves it to a reloaded config without dropping a request.
+ */
+export class Fleet {
+  private readonly runs = new Map<string, BackendRun>();
+  private readonly retiring = new Set<Promise<unknown>>();
+  private readonly table: IngressTable;
+  private givenUp = new Set<string>();
+  private resolveAllRefused!: () => void;
+  /** Resolves once the relay refused the token of every backend, which only a new token mends. */
+  readonly allRefused = new Promise<void>((resolve) => (this.resolveAllRefused = resolve));
+
+  constructor(
+    private config: AgentConfig,
+    private readonly opts: SupervisorOptions = {},
+  ) {
+    this.table = new IngressTable(config.rules, opts.log);
+    for (const backend of config.backends) this.runs.set(backend, this.start(backend));
+  }
+
+  /**
+   * Applies a reloaded config: rules change for new requests at once; added backends get tunnels;
+   * removed ones drain (GOAWAY, in-flight requests finish within the grace period). A backend
+   * whose tunnels must announce or connect differently (its target kinds, the relay, the token)
+   * gets new tunnels first, then its old ones drain.
+   */
+  apply(next: AgentConfig): { added: string[]; removed: string[]; renewed: string[] } {
+    const previous = this.config;
+    this.config = next;
+    this.table.update(next.rules, previous.gracePeriodMs);
+    const added: string[] = [];
+    const renewed: string[] = [];
+    for (const backend of next.backends) {
+      const run = this.runs.get(backend);
+      this.givenUp.delete(backend);
+      if (!run) {
+        added.push(backend);
+        this.runs.set(backend, this.start(backend));
+      } else if (run.identity !== this.identity(backend)) {
+        renewed.push(backend);
+        let up!: () => void;
+        const first = new Promise<void>((resolve) => (up = resolve));
+        this.runs.set(backend, this.start(backend, up));
+        // The old tunnels drain once a new one is up (or after 10 s), so the relay always has one.
+        void Promise.race([first, new Promise((r) => setTimeout(r, 10_000).unref())]).then(() => this.retire(run));
+      }
+    }
+    const removed = [...this.runs.keys()].filter((backend) => !next.backends.includes(backend));
+    for (const backend of removed) {
+      const log = this.opts.log ?? ((line: string) => console.log(line));
+      this.retire(this.runs.get(backend)!, () => log(`edge-relay: backend ${backend} removed: its tunnels drained and closed`));
+      this.runs.delete(backend);
+    }
+    return { added, removed, renewed };
+  }
+
+  /** Drains every backend and resolves once all tunnels are closed. */
+  async stop(): Promise<void> {
+    for (const run of this.runs.values()) this.retire(run);
+    this.runs.clear();
+    while (this.retiring.size) await Promise.all([...this.retiring]);
+    this.table.close();
+    this.opts.origin?.close();
+  }
+
+  private retire(run: BackendRun, then?: () => void): void {
+    run.controller.abort();
+    const done = run.done.finally(() => {
+      this.retiring.delete(done);
+      then?.();
+    });
+    this.retiring.add(done);
+  }
+
+  private settings(backend: string): BackendSettings {
+    const { relayUrl, token, heartbeatMs, requireAccess, connections, gracePeriodMs } = this.config;
+    return { relayUrl, token, heartbeatMs, requireAccess, connections, gracePeriodMs, backend };
+  }
+
+  private identity(backend: string): string {
+    const origin = this.opts.origin ?? this.table.forBackend(backend);
+    const { relayUrl, token, heartbeatMs, requireAccess, connections } = this.config;
+    return JSON.stringify([relayUrl.href, token, heartbeatMs, requireAccess, connections, [...origin.caps].sort()]);
+  }
+
+  private start(backend: string, onUp?: () => void): BackendRun {
+    const controller = new AbortController();
+    const origin = this.opts.origin ?? this.table.forBackend(backend);
+    const done = superviseBackend(this.settings(backend), origin, { ...this.opts, signal: controller.signal, onUp });
+    const run: BackendRun = { controller, done, identity: this.identity(backend) };
+    void done.then((code) => {
+      if (code !== EXIT_TOKEN_REFUSED || this.runs.get(backend) !== run) return;
+      this.givenUp.add(backend);
+      if (this.config.backends.every((b) => this.givenUp.has(b))) this.resolveAllRefused();
+    });
+    return run;
+  }
+}
+
+/** Runs every backend's tunnels until `signal` aborts; resolves with the exit code. */
+export async function superviseTunnels(config: AgentConfig, opts: SupervisorOptions = {}): Promise<number> {
+  if (opts.signal?.aborted) return 0;
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const fleet = new Fleet(config, opts);
+  const refused = await Promise.race([
+    new Promise<false>((resolve) => opts.signal?.addEventListener("abort", () => resolve(false), { once: true })),
+    fleet.allRefused.then(() => true),
+  ]);
+  await fleet.stop();
+  if (refused) log(`edge-relay: giving up after the relay refused the token ${MAX_TOKEN_REFUSALS} times (exit ${EXIT_TOKEN_REFUSED}).`);
+  const served = config.backends.length === 1 ? `backend=${config.backend}` : `backends=${config.backends.length}`;
+  log(`edge-relay: stopped (relay=${config.relayUrl.origin} ${served})`);
+  return refused ? EXIT_TOKEN_REFUSED : 0;
+}
+
+/**
+ * Entry point of `edge-relay agent`: runs until SIGINT or SIGTERM. With a --config file, SIGHUP
+ * (and with --watch, a change of the file) reloads it through `load`; a file that fails
+ * validation changes nothing.
+ */
+export async function runAgent(config: AgentConfig, load?: () => Promise<AgentConfig>): Promise<number> {
+  const log = (line: string) => console.log(line);
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  const fleet = new Fleet(config, { log });
+  let current = config;
+  let reloading = Promise.resolve();
+  const reload = (why: string) => {
+    if (!load || controller.signal.aborted) return;
+    reloading = reloading.then(async () => {
+      try {
+        const next = await load();
+        const { added, removed, renewed } = fleet.apply(next);
+        current = next;
+        const list = (names: string[]) => (names.length ? names.join(",") : "-");
+        log(
+          `edge-relay: reloaded (${why}): rules=${next.rules.length} backends=${next.backends.length} added=${list(added)} removed=${list(removed)} renewed=${list(renewed)}`,
+        );
+      } catch (err) {
+        log(`edge-relay: reload (${why}) failed, nothing changed: ${(err as Error).message}`);
+      }
+    });
+  };
+  const onHup = () => reload("SIGHUP");
+  // Without a file there is nothing to reload: SIGHUP keeps its default meaning.
+  if (load) process.on("SIGHUP", onHup);
+  let watcher: FSWatcher | undefined;
+  if (config.watch && config.configFile) watcher = watchFile(config.configFile, () => reload("file changed"));
   try {
-    return await superviseTunnels(config, { signal: controller.signal });
+    const refused = await Promise.race([
+      new Promise<false>((resolve) => controller.signal.addEventListener("abort", () => resolve(false), { once: true })),
+      fleet.allRefused.then(() => true),
+    ]);
+    watcher?.close();
+    await reloading;
+    await fleet.stop();
+    if (refused) log(`edge-relay: giving up after the relay refused the token ${MAX_TOKEN_REFUSALS} times (exit ${EXIT_TOKEN_REFUSED}).`);
+    const served = current.backends.length === 1 ? `backend=${current.backend}` : `backends=${current.backends.length}`;
+    log(`edge-relay: stopped (relay=${current.relayUrl.origin} ${served})`);
+    return refused ? EXIT_TOKEN_REFUSED : 0;
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
+    process.off("SIGHUP", onHup);
   }
+}
+
+/**
+ * Calls `changed` once a burst of changes to `file` settles. Watches the folder, so an editor
+ * that replaces the file (write to a temp file, rename) is seen too.
+ */
+function watchFile(file: string, changed: () => void): FSWatcher {
+  let timer: NodeJS.Timeout | undefined;
+  const name = basename(file);
+  const watcher = watch(dirname(file), (_event, changedName) => {
+    if (changedName !== null && changedName !== name) return;
+    clearTimeout(timer);
+    timer = setTimeout(changed, 100);
+  });
+  watcher.unref();
+  return watcher;
 }

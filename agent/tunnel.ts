@@ -16,6 +16,9 @@ export const AGENT_ID = randomUUID();
 /** How long the relay may take to send its hello once the WebSocket is open. */
 export const HELLO_TIMEOUT_MS = 10_000;
 
+/** What one tunnel connects and announces with: the agent's settings and the backend it serves. */
+export type TunnelSettings = Pick<AgentConfig, "relayUrl" | "token" | "backend" | "heartbeatMs" | "requireAccess">;
+
 export interface TunnelClosed {
   code: number;
   reason: string;
@@ -54,7 +57,7 @@ export class AgentTunnel {
   private failOpen?: (error: Error) => void;
 
   constructor(
-    private readonly config: AgentConfig,
+    private readonly config: TunnelSettings,
     private readonly origin: Origin,
     /** What the target speaks, for the hello (the supervisor asks the origin once). */
     private readonly targetProtocols: string[] = [],

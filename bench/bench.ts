@@ -39,7 +39,7 @@ const HBONE_IDENTITY = "spiffe://cluster.local/ns/default/sa/server";
 
 /** Rows measured side by side; the others are single checks. */
 const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "relay-bridge", "ws", "tcp"] as const;
-const CHECK_ROWS = ["memory", "streams", "idle"] as const;
+const CHECK_ROWS = ["memory", "streams", "idle", "fleet"] as const;
 /** Rows measured as well whenever a row is, for its ratios. */
 const REFERENCES: Record<string, string[]> = { "relay-hbone": ["direct", "do-ceiling"], "relay-bridge": ["do-ceiling", "relay"] };
 
@@ -62,6 +62,9 @@ const HELP = `npm run bench -- [options]
   --streams <n>        concurrent streams of the streams row (default 1000)
   --idle-sockets <n>   WebSockets of the idle row (default 5000)
   --idle-seconds <n>   how long the idle row leaves them idle (default 30; eviction takes ~10 s)
+  --fleet-backends <n> backends of the fleet row, all served by one agent process (default 500)
+  --fleet-idle <s>     how long the fleet row leaves its tunnels idle before measuring memory and
+                       the first request to an evicted object (default 20)
   --ws-mib <n>         MiB of 1 MiB binary messages the ws row echoes (default 100)
   --tcp-mib <n>        MiB the tcp row streams through its echo server and back (default 100)
   --profile            CPU profiles of the agent (node --cpu-prof) and of the relay's JavaScript
@@ -84,6 +87,8 @@ interface Options {
   streams: number;
   idleSockets: number;
   idleSeconds: number;
+  fleetBackends: number;
+  fleetIdle: number;
   wsMiB: number;
   tcpMiB: number;
   profile: boolean;
@@ -106,6 +111,8 @@ function parseOptions(argv: string[]): Options {
     streams: 1000,
     idleSockets: 5000,
     idleSeconds: 30,
+    fleetBackends: 500,
+    fleetIdle: 20,
     wsMiB: 100,
     tcpMiB: 100,
     profile: false,
@@ -164,6 +171,12 @@ function parseOptions(argv: string[]): Options {
         break;
       case "--idle-seconds":
         o.idleSeconds = number(flag, next());
+        break;
+      case "--fleet-backends":
+        o.fleetBackends = Math.round(number(flag, next()));
+        break;
+      case "--fleet-idle":
+        o.fleetIdle = number(flag, next());
         break;
       case "--ws-mib":
         o.wsMiB = number(flag, next());
@@ -934,6 +947,21 @@ async function main(): Promise<void> {
         met: r.echoed === o.idleSockets && r.closedWhileIdle === 0 && r.rebuilt,
       });
       results.idle = r;
+    }
+
+    if (o.rows.includes("fleet")) {
+      process.stdout.write(`  fleet: ${o.fleetBackends} backends from one agent process, with a relay of its own...\n`);
+      const { fleetRow } = await import("./fleet.ts");
+      const r = await fleetRow({ backends: o.fleetBackends, connections: o.connections ?? 1, idleSeconds: o.fleetIdle, backendUrl: backend.url, log: (line) => process.stdout.write(`${line}\n`) });
+      const figure =
+        `${r.tunnels} tunnels; all answer ${r.allAnswerAfterStartS.toFixed(1)} s after the agent starts, ${r.allAnswerAfterRestartS.toFixed(1)} s after the relay restarts ` +
+        `(${r.allAnswerAfterStopS.toFixed(1)} s after it stopped); reconnects spread over ${r.reconnects.spreadS.toFixed(1)} s, at most ${r.reconnects.peakPer100ms} in 100 ms; ` +
+        `workerd ${r.workerdMiB.before.toFixed(0)} -> ${r.workerdMiB.idle.toFixed(0)} MiB = ${r.workerdKiBPerIdleTunnel.toFixed(0)} KiB per idle tunnel; ` +
+        `first request to an evicted object p50 ${r.evicted.p50Ms.toFixed(1)} ms, p99 ${r.evicted.p99Ms.toFixed(1)} ms (${r.evicted.evicted}/${r.evicted.sampled} evicted)`;
+      console.log(`fleet: ${figure}`);
+      targets.push({ target: `${o.fleetBackends} backends from one agent: all back within 10 s of a relay restart`, figure: `${r.allAnswerAfterRestartS.toFixed(1)} s`, met: r.allAnswerAfterRestartS <= 10 });
+      targets.push({ target: "fleet: under 100 KiB of workerd memory per idle tunnel", figure: `${r.workerdKiBPerIdleTunnel.toFixed(0)} KiB`, met: r.workerdKiBPerIdleTunnel < 100 });
+      results.fleet = r;
     }
 
     if (targets.length) {

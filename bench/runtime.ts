@@ -21,6 +21,7 @@ useOfflineWrangler();
 
 export interface BenchRelay {
   url: string;
+  secret: string;
   /** Mints an agent token for `backend`. */
   token(backend: string): Promise<string>;
   /** The workerd process (for RSS and CPU figures). */
@@ -50,7 +51,7 @@ function run(cmd: string, args: string[], cwd = ROOT): Promise<string> {
 }
 
 /** A port free right now on 127.0.0.1. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
@@ -64,8 +65,11 @@ function freePort(): Promise<number> {
 /** A capnp string literal. */
 const q = (s: string) => JSON.stringify(s);
 
-/** Starts the bench's relay (bench/wrangler.toml) on 127.0.0.1 with `vars` added to its [vars]. */
-export async function startBenchRelay(vars: Record<string, string> = {}, opts: { inspect?: boolean } = {}): Promise<BenchRelay> {
+/**
+ * Starts the bench's relay (bench/wrangler.toml) on 127.0.0.1 with `vars` added to its [vars]; a
+ * fixed `port` and `secret` let a restarted relay take over from a stopped one (the fleet row).
+ */
+export async function startBenchRelay(vars: Record<string, string> = {}, opts: { inspect?: boolean; port?: number; secret?: string } = {}): Promise<BenchRelay> {
   const { unstable_readConfig } = await import("wrangler");
   // The few fields used, typed here: wrangler's own types do not resolve under the agent's tsconfig.
   const config = unstable_readConfig({ config: CONFIG }, {}) as unknown as {
@@ -81,7 +85,7 @@ export async function startBenchRelay(vars: Record<string, string> = {}, opts: {
   const modules = readdirSync(dir).filter((f) => f.endsWith(".js") || f.endsWith(".mjs"));
   const main = modules.includes("index.js") ? "index.js" : modules[0];
 
-  const secret = randomBytes(32).toString("hex");
+  const secret = opts.secret ?? randomBytes(32).toString("hex");
   const text: Record<string, string> = { ...(config.vars as Record<string, string>), ...vars, RELAY_SECRET: secret };
   const sqlite = new Set(config.migrations.flatMap((m) => m.new_sqlite_classes ?? []));
   const namespaces = config.durable_objects.bindings;
@@ -92,7 +96,7 @@ export async function startBenchRelay(vars: Record<string, string> = {}, opts: {
   const capnp = `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [ (name = "main", worker = .relay) ],
-  sockets = [ (name = "http", address = "127.0.0.1:0", http = (), service = "main") ],
+  sockets = [ (name = "http", address = "127.0.0.1:${opts.port ?? 0}", http = (), service = "main") ],
 );
 const relay :Workerd.Worker = (
   modules = [ ${modules.map((m) => `(name = ${q(m)}, esModule = embed ${q(m)})`).join(", ")} ],
@@ -139,6 +143,7 @@ const relay :Workerd.Worker = (
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   return {
     url: `http://127.0.0.1:${port}`,
+    secret,
     token: (backend) => mintToken(secret, backend),
     pid: proc.pid!,
     inspectorPort,

@@ -6,7 +6,10 @@
 
 /** The claims an agent token carries. */
 export interface TokenClaims {
+  /** The first (often the only) backend the token is for. */
   backend: string;
+  /** Set only on a token for several backends (`edge-relay token a b c`): all of them, `backend` first. */
+  backends?: string[];
   /** Issued at, unix seconds. */
   iat: number;
   /** Expiry, unix seconds; absent means the token never expires. */
@@ -28,9 +31,11 @@ export type TokenVerification =
 
 const VERSION = "er1";
 const SIGNATURE_BYTES = 32;
-/** Longer input is rejected before any decoding or crypto work. */
-const MAX_TOKEN_LENGTH = 1024;
+/** Longer input is rejected before any decoding or crypto work (room for a few hundred backend names). */
+const MAX_TOKEN_LENGTH = 8192;
 const MAX_CACHED_KEYS = 16;
+/** Backends one token may name; their names must also fit MAX_TOKEN_LENGTH. */
+export const MAX_TOKEN_BACKENDS = 1000;
 const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 /** A token id: what mintToken makes (16 random bytes, base64url), or any short base64url word. */
@@ -44,18 +49,23 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 const keys = new Map<string, Promise<CryptoKey>>();
 
 /**
- * Mints a token for `backend`, signed with `secret`, with a fresh random id (or `opts.id`).
- * `now` is unix seconds; without `ttlSeconds` the token never expires. Throws on an empty
- * secret, a bad name, a bad ttl or a bad id.
+ * Mints a token for `backend` (or for each of several backends), signed with `secret`, with a
+ * fresh random id (or `opts.id`). `now` is unix seconds; without `ttlSeconds` the token never
+ * expires. Throws on an empty secret, a bad name, more than MAX_TOKEN_BACKENDS names, a bad ttl
+ * or a bad id.
  */
 export async function mintToken(
   secret: string,
-  backend: string,
+  backend: string | string[],
   opts: { ttlSeconds?: number; now?: number; scope?: TokenScope; id?: string } = {},
 ): Promise<string> {
-  if (!isValidBackendName(backend)) {
-    throw new Error(`"${backend}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`);
+  const names = [...new Set(Array.isArray(backend) ? backend : [backend])];
+  for (const name of names.length ? names : [""]) {
+    if (!isValidBackendName(name)) {
+      throw new Error(`"${name}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`);
+    }
   }
+  if (names.length > MAX_TOKEN_BACKENDS) throw new Error(`A token names at most ${MAX_TOKEN_BACKENDS} backends, not ${names.length}.`);
   const { ttlSeconds } = opts;
   if (ttlSeconds !== undefined && !(Number.isSafeInteger(ttlSeconds) && ttlSeconds > 0)) {
     throw new Error(`The token lifetime must be a whole number of seconds above zero, not ${ttlSeconds}.`);
@@ -63,13 +73,15 @@ export async function mintToken(
   const id = opts.id ?? toBase64Url(crypto.getRandomValues(new Uint8Array(TOKEN_ID_BYTES)));
   if (!isValidTokenId(id)) throw new Error(`"${id}" is not a token id; use 8 to 64 base64url characters.`);
   const iat = opts.now ?? unixNow();
-  const claims: { b: string; iat: number; exp?: number; s?: "access"; jti: string } = { b: backend, iat, jti: id };
+  const claims: { b: string | string[]; iat: number; exp?: number; s?: "access"; jti: string } = { b: names.length === 1 ? names[0] : names, iat, jti: id };
   if (ttlSeconds !== undefined) claims.exp = iat + ttlSeconds;
   if (opts.scope === "access") claims.s = "access";
   const payloadPart = toBase64Url(encoder.encode(JSON.stringify(claims)));
   const signed = `${VERSION}.${payloadPart}`;
   const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(signed));
-  return `${signed}.${toBase64Url(new Uint8Array(mac))}`;
+  const token = `${signed}.${toBase64Url(new Uint8Array(mac))}`;
+  if (token.length > MAX_TOKEN_LENGTH) throw new Error(`The ${names.length} backend names make a token longer than ${MAX_TOKEN_LENGTH} characters; split them over several tokens and agents.`);
+  return token;
 }
 
 /**
@@ -103,7 +115,7 @@ export async function verifyToken(
   if (claims.exp !== undefined && now >= claims.exp) {
     return fail(
       "expired",
-      `The agent token for "${claims.backend}" expired at ${new Date(claims.exp * 1000).toISOString()}; mint a new one with \`edge-relay token ${claims.backend}\`.`,
+      `The agent token for "${tokenBackends(claims).join('", "')}" expired at ${new Date(claims.exp * 1000).toISOString()}; mint a new one with \`edge-relay token ${tokenBackends(claims).join(" ")}\`.`,
     );
   }
   return { ok: true, ...claims };
@@ -116,6 +128,11 @@ export async function verifyToken(
 export function readTokenClaims(token: string): TokenClaims | undefined {
   const parts = splitToken(token);
   return parts && decodeClaims(parts.payload);
+}
+
+/** Every backend a token (its claims or verification) is for: its list, or its one backend. */
+export function tokenBackends(claims: { backend: string; backends?: string[] }): string[] {
+  return claims.backends ?? [claims.backend];
 }
 
 /**
@@ -177,11 +194,14 @@ function decodeClaims(payload: Uint8Array): TokenClaims | undefined {
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
   const { b, iat, exp, s, jti } = value as Record<string, unknown>;
-  if (typeof b !== "string" || !isValidBackendName(b)) return undefined;
+  const backends = typeof b === "string" ? [b] : Array.isArray(b) && b.length > 1 && b.length <= MAX_TOKEN_BACKENDS && new Set(b).size === b.length ? (b as unknown[]) : [];
+  if (backends.length === 0 || !backends.every((name) => typeof name === "string" && isValidBackendName(name))) return undefined;
+  const names = backends as string[];
   if (!isUnixSeconds(iat) || (exp !== undefined && !isUnixSeconds(exp))) return undefined;
   if (s !== undefined && s !== "access") return undefined;
   if (jti !== undefined && !isValidTokenId(jti)) return undefined;
-  const claims: TokenClaims = { backend: b, iat, scope: s === "access" ? "access" : "agent" };
+  const claims: TokenClaims = { backend: names[0], iat, scope: s === "access" ? "access" : "agent" };
+  if (names.length > 1) claims.backends = names;
   if (exp !== undefined) claims.exp = exp;
   if (jti !== undefined) claims.id = jti;
   return claims;

@@ -2,7 +2,7 @@
 // tunnels at /_relay/connect, serves the admin API and answers /_relay/health. Exports the
 // Durable Object classes.
 import { Hono, type Context } from "hono";
-import { isValidBackendName, sameSecret, verifyToken } from "./auth.ts";
+import { isValidBackendName, sameSecret, tokenBackends, verifyToken } from "./auth.ts";
 import { ACCESS_HEADER } from "./access.ts";
 import type { Env } from "./env.ts";
 import { ERROR_STATUS, RelayError } from "./errors.ts";
@@ -61,19 +61,26 @@ app.get("/_relay/connect", async (c) => {
     throw new RelayError(code, verdict.message);
   }
   if (verdict.scope !== "agent") throw new RelayError("token_invalid", "This is an access token: agents connect with an agent token from `edge-relay token <name>`.");
+  // A token for several backends connects one tunnel per backend, each naming it with ?backend=.
   const asked = c.req.query("backend");
-  if (asked !== undefined && asked !== verdict.backend) {
-    throw new RelayError("token_backend_mismatch", `The token is for backend "${verdict.backend}", not "${asked.slice(0, 80)}".`, asked.slice(0, 80));
+  const allowed = tokenBackends(verdict);
+  if (asked !== undefined && !allowed.includes(asked)) {
+    const names = allowed.map((b) => `"${b}"`).join(", ");
+    throw new RelayError("token_backend_mismatch", `The token is for backend${allowed.length > 1 ? "s" : ""} ${names}, not "${asked.slice(0, 80)}".`, asked.slice(0, 80));
   }
+  if (asked === undefined && allowed.length > 1) {
+    throw new RelayError("token_backend_mismatch", `The token is for several backends: name one with ?backend=<name>.`);
+  }
+  const backend = asked ?? verdict.backend;
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-    throw new RelayError("upgrade_required", "Connect with a WebSocket upgrade.", verdict.backend);
+    throw new RelayError("upgrade_required", "Connect with a WebSocket upgrade.", backend);
   }
   // Only connects with an id ask the registry; public requests never do.
-  if (verdict.id !== undefined && !(await tokenRegistry(c.env).admit(verdict.id, verdict.backend))) throw tokenRevoked(verdict.backend);
+  if (verdict.id !== undefined && !(await tokenRegistry(c.env).admit(verdict.id, backend))) throw tokenRevoked(backend);
   const headers = new Headers(c.req.raw.headers);
   const token = verdict.id === undefined ? { iat: verdict.iat } : { iat: verdict.iat, id: verdict.id };
-  headers.set(ROUTE_HEADER, encodeRoute({ op: "connect", backend: verdict.backend, token }));
-  return hub(c.env, verdict.backend).fetch(new Request(c.req.raw, { headers }));
+  headers.set(ROUTE_HEADER, encodeRoute({ op: "connect", backend, token }));
+  return hub(c.env, backend).fetch(new Request(c.req.raw, { headers }));
 });
 
 app.notFound(() =>
@@ -125,7 +132,7 @@ async function forward(request: Request, env: Env, backend: string, path: string
   const access = headers.get(ACCESS_HEADER);
   if (access && env.RELAY_SECRET) {
     const verdict = await verifyToken(signingSecrets(env), access);
-    if (verdict.ok && verdict.scope === "access" && verdict.backend === backend) target.access = true;
+    if (verdict.ok && verdict.scope === "access" && tokenBackends(verdict).includes(backend)) target.access = true;
   }
   headers.set(ROUTE_HEADER, encodeRoute(target));
   try {

@@ -54,6 +54,8 @@ export interface HttpDialer {
   protocols(): Promise<string[]>;
   /** Releases pooled connections and sessions. */
   close(): void;
+  /** How long a new connection may take to open before its request fails (originRequest.connectTimeout). */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -61,7 +63,7 @@ export interface HttpDialer {
  * ALPN h2 and http/1.1 to https targets and speaks what the target picks (asked once, on first
  * use); `h2c` speaks cleartext HTTP/2 with prior knowledge; `h2` and `http1` force one.
  */
-export function directDialer(target: Extract<Target, { kind: "http" | "https" | "unix" }>, protocol: OriginProtocol = "auto"): HttpDialer {
+export function directDialer(target: Extract<Target, { kind: "http" | "https" | "unix" }>, protocol: OriginProtocol = "auto", connectTimeoutMs?: number): HttpDialer {
   // `timeout` drops a pooled connection idle that long (Node's Agent lowers it further to a
   // second under what a target's Keep-Alive: timeout= announces); on a connection in use it only
   // emits an event nobody acts on. Below the 5 s of Node's servers and the longer ones of most
@@ -71,6 +73,7 @@ export function directDialer(target: Extract<Target, { kind: "http" | "https" | 
     const agent = new http.Agent(options);
     const fresh = new http.Agent({ keepAlive: false });
     return {
+      connectTimeoutMs,
       request: http.request,
       host: "localhost",
       connection: (_head, isFresh) => ({ socketPath: target.path, agent: isFresh ? fresh : agent }),
@@ -87,6 +90,7 @@ export function directDialer(target: Extract<Target, { kind: "http" | "https" | 
   const fresh = tlsOptions ? new https.Agent({ keepAlive: false, ...tlsOptions }) : new http.Agent({ keepAlive: false });
   const closePools = () => (agent.destroy(), fresh.destroy());
   const dialer: HttpDialer = {
+    connectTimeoutMs,
     request: secure ? https.request : http.request,
     host: target.url.host,
     connection: (_head, isFresh) => ({ hostname, port, agent: isFresh ? fresh : agent }),
@@ -205,6 +209,15 @@ export class HttpOrigin implements Origin {
       let socket: net.Socket | undefined;
       let readBefore = 0;
       current.on("socket", (s) => ((socket = s), (readBefore = s.bytesRead)));
+      const limit = this.dialer.connectTimeoutMs;
+      if (limit !== undefined) {
+        current.once("socket", (s) => {
+          if (!s.connecting) return;
+          const timer = setTimeout(() => current.destroy(Object.assign(new Error(`connecting took longer than ${limit} ms`), { code: "ETIMEDOUT" })), limit);
+          s.once("connect", () => clearTimeout(timer));
+          s.once("close", () => clearTimeout(timer));
+        });
+      }
       // A head with no body bytes ready to go with it (they come with it in the same tunnel
       // message, or not yet) goes alone: a pooled connection kept silent while a slow body comes
       // is one the target's keep-alive timer closes.

@@ -90,7 +90,7 @@ describe("edge-relay bin", { timeout: 30_000 }, () => {
     const targets = agent.stdout.slice(agent.stdout.indexOf("Targets:"));
     for (const form of TARGET_FORMS) expect(targets).toContain(form);
     const token = await run(["token", "--help"]);
-    expect(token.stdout.split("\n")[0]).toBe("Usage: edge-relay token <name> [--ttl <duration>] [--access] [--secret <secret>]");
+    expect(token.stdout.split("\n")[0]).toBe("Usage: edge-relay token <name>... [--ttl <duration>] [--access] [--secret <secret>]");
   });
 
   it("mints with RELAY_SECRET from ./.dev.vars when the env has none, saying so on stderr", async () => {

@@ -3,7 +3,7 @@
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { mintToken } from "../../src/auth.ts";
-import { buildAgentConfig, ConfigError, parseJsonObject, redactedConfig, type RawAgentOptions } from "../../agent/config.ts";
+import { buildAgentConfig, ConfigError, redactedConfig, type RawAgentOptions } from "../../agent/config.ts";
 import { configError } from "../helpers/config-error.ts";
 
 const SECRET = "config-test-secret";
@@ -97,6 +97,11 @@ describe("buildAgentConfig", () => {
     expect(flagsWin.gracePeriodMs).toBe(90_000);
   });
 
+  it("reads a JSON file with a trailing comma, as YAML flow mappings allow one", () => {
+    const config = buildAgentConfig({ config: "agent.json" }, {}, files({ "agent.json": `{\n  "relay": "https://r.example", "backend": "demo", "to": "http://h:1", "token": "${TOKEN}",\n\n}` }));
+    expect(config.backend).toBe("demo");
+  });
+
   it("resolves paths in the file relative to the file", () => {
     const file = json({ ...BASE, to: "https://127.0.0.1:8443", "origin-ca": "certs/ca.pem" });
     const config = buildAgentConfig({ config: "/etc/edge/agent.json" }, {}, files({ "/etc/edge/agent.json": file, "/etc/edge/certs/ca.pem": PEM }));
@@ -148,105 +153,98 @@ describe("buildAgentConfig", () => {
     [
       "a bad value in the file",
       { config: "agent.json", token: TOKEN },
-      { field: "connections", file: "agent.json", line: 4, message: 'agent.json line 4: "connections" must be a whole number from 1 to 16, not "lots".' },
+      { field: "connections", file: "agent.json", line: 4, message: 'agent.json:4:3: connections must be a whole number from 1 to 16, not "lots".' },
       {},
       agentJson(`{\n  "relay": "https://r.example",\n  "backend": "demo",\n  "connections": "lots",\n  "to": "http://127.0.0.1:3000"\n}`),
     ],
     [
       "a bad target in the file",
       { config: "agent.json", token: TOKEN },
-      { field: "to", file: "agent.json", line: 3, message: 'agent.json line 3: "to" must be http://host:port, https://host:port, unix:/path, h2c://host:port, hbone://ip:port, tcp://host:port or bridge+tcp://host:port, not "ftp://x".' },
+      { field: "to", file: "agent.json", line: 3, message: 'agent.json:3:2: to must be http://host:port, https://host:port, unix:/path, h2c://host:port, hbone://ip:port, tcp://host:port or bridge+tcp://host:port, not "ftp://x".' },
       {},
       agentJson(`{"relay": "https://r.example",\n "backend": "demo",\n "to": "ftp://x"}`),
     ],
     [
       "an unknown key in the file",
       { ...BASE, config: "agent.json" },
-      { field: "conections", file: "agent.json", line: 2, message: /^agent\.json line 2: "conections" is not a setting; the keys are the long flag names: relay, backend, token, to,/ },
+      { field: "conections", file: "agent.json", line: 2, message: /^agent\.json:2:3: "conections" is not a setting; the keys are relay, token, tokenFile, connections, gracePeriod, heartbeat, requireAccessToken, ingress \(and, for a single rule, the long flag names\)\.$/ },
       {},
       agentJson(`{\n  "conections": 2\n}`),
     ],
     [
       "a nested config key in the file",
       { ...BASE, config: "agent.json" },
-      { field: "config", file: "agent.json", line: 1, message: /^agent\.json line 1: "config" is not a setting/ },
+      { field: "config", file: "agent.json", line: 1, message: /^agent\.json:1:2: "config" is not a setting/ },
       {},
       agentJson(`{"config": "other.json"}`),
     ],
     [
       "a wrong type in the file",
       { ...BASE, config: "agent.json" },
-      { field: "preserve-host", file: "agent.json", line: 3, message: 'agent.json line 3: "preserve-host" must be true or false, not "yes".' },
+      { field: "preserve-host", file: "agent.json", line: 3, message: 'agent.json:3:3: preserve-host must be true or false, not "yes".' },
       {},
       agentJson(`{\n\n  "preserve-host": "yes"\n}`),
     ],
     [
       "a number where a string belongs in the file",
       { ...BASE, config: "agent.json" },
-      { field: "backend", file: "agent.json", line: 1, message: 'agent.json line 1: "backend" must be a string, not 42.' },
+      { field: "backend", file: "agent.json", line: 1, message: 'agent.json:1:2: backend must be a string, not 42.' },
       {},
       agentJson(`{"backend": 42}`),
     ],
     [
       "a token of the wrong type in the file, not quoted",
       { ...BASE, config: "agent.json" },
-      { field: "token", file: "agent.json", line: 2, message: 'agent.json line 2: "token" must be a string.' },
+      { field: "token", file: "agent.json", line: 2, message: "agent.json:2:1: token must be a string." },
       {},
       agentJson(`{\n"token": 12345678}`),
     ],
     [
       "a token for another backend in the file",
       { relay: "https://r", to: "http://h:1", config: "agent.json" },
-      { field: "token", file: "agent.json", line: 3, message: `agent.json line 3: "token" was minted for backend "other", but "backend" is "demo"; mint one with \`edge-relay token demo\`.` },
+      { field: "token", file: "agent.json", line: 3, message: `agent.json:3:3: token was minted for backend "other", but backend is "demo"; mint one with \`edge-relay token demo\`.` },
       {},
       agentJson(`{\n  "backend": "demo",\n  "token": "${OTHER_TOKEN}"\n}`),
     ],
     [
       "origin-ca in the file with an http target",
       { ...BASE, config: "agent.json" },
-      { field: "origin-ca", file: "agent.json", line: 2, message: 'agent.json line 2: "origin-ca": "ca.pem" applies only to https:// targets, but --to is "http://127.0.0.1:3000".' },
+      { field: "origin-ca", file: "agent.json", line: 2, message: 'agent.json:2:3: origin-ca "ca.pem" applies only to https:// targets, but --to is "http://127.0.0.1:3000".' },
       {},
       agentJson(`{\n  "origin-ca": "ca.pem"\n}`),
     ],
     [
       "an unreadable origin-ca named in the file",
       { ...BASE, to: "https://h:1", config: "/etc/edge/agent.json" },
-      { field: "origin-ca", file: "/etc/edge/agent.json", line: 1, message: '/etc/edge/agent.json line 1: "origin-ca": "ca.pem" names a file that cannot be read (no such file at /etc/edge/ca.pem).' },
+      { field: "origin-ca", file: "/etc/edge/agent.json", line: 1, message: '/etc/edge/agent.json:1:2: origin-ca "ca.pem" names a file that cannot be read (no such file at /etc/edge/ca.pem).' },
       {},
       { "/etc/edge/agent.json": `{"origin-ca": "ca.pem"}` },
     ],
     [
       "a duplicate key in the file",
       { ...BASE, config: "agent.json" },
-      { field: "backend", file: "agent.json", line: 3, message: 'agent.json line 3: "backend" appears twice; keep one.' },
+      { field: "backend", file: "agent.json", line: 3, message: 'agent.json:3:3: "backend" appears twice in one mapping; keep one.' },
       {},
       agentJson(`{\n  "backend": "demo",\n  "backend": "demo"\n}`),
     ],
     [
       "a JSON syntax error",
       { ...BASE, config: "agent.json" },
-      { field: "config", file: "agent.json", line: 3, message: 'agent.json line 3: the file is not valid JSON: expected "," or "}" after a value but found "\\"".' },
+      { field: "config", file: "agent.json", line: 3, message: "agent.json:3:3: the file is not valid YAML: missing , between flow map items." },
       {},
       agentJson(`{\n  "backend": "demo"\n  "to": "http://h:1"\n}`),
     ],
     [
-      "a trailing comma",
-      { ...BASE, config: "agent.json" },
-      { field: "config", file: "agent.json", line: 4, message: "agent.json line 4: the file is not valid JSON: a comma before } is not allowed in JSON." },
-      {},
-      agentJson(`{\n  "backend": "demo",\n\n}`),
-    ],
-    [
       "a file that is not an object",
       { ...BASE, config: "agent.json" },
-      { field: "config", file: "agent.json", line: 2, message: /^agent\.json line 2: the file must hold a JSON object whose keys are long flag names/ },
+      { field: "config", file: "agent.json", line: 2, message: /^agent\.json:2:1: the file holds a list; it must hold a mapping of settings/ },
       {},
       agentJson(`\n["demo"]`),
     ],
     [
       "an empty file",
       { ...BASE, config: "agent.json" },
-      { field: "config", file: "agent.json", line: 1, message: /^agent\.json line 1: the file must hold a JSON object/ },
+      { field: "config", file: "agent.json", line: 1, message: /^agent\.json:1:1: the file is empty; it must hold a mapping of settings/ },
       {},
       agentJson(""),
     ],
@@ -261,37 +259,5 @@ describe("buildAgentConfig", () => {
     else expect(error.message).toMatch(expected.message);
     expect(error.message).toMatch(/\.$/);
     for (const token of [TOKEN, OTHER_TOKEN, SECRET]) expect(error.message).not.toContain(token);
-  });
-});
-
-describe("parseJsonObject", () => {
-  it("records the line of each top-level key, ignoring nested ones", () => {
-    const entries = parseJsonObject(`\uFEFF{\n  "a": {"b": [1, 2.5e3, -0, true, false, null]},\n\n  "c": "x\\n\\u00e9"\n}\n`, "f.json");
-    expect([...entries]).toEqual([
-      ["a", { value: { b: [1, 2500, -0, true, false, null] }, line: 2 }],
-      ["c", { value: "x\né", line: 4 }],
-    ]);
-  });
-
-  it.each([
-    ['{"a": }', 1, /expected a value but found "}"/],
-    ['{"a": 1', 1, /expected "," or "}" after a value but found the end of the file/],
-    ['{\n"a": "unterminated\n}', 2, /a string is not closed/],
-    ["{'a': 1}", 1, /expected a quoted key but found "'"/],
-    ['{"a" 1}', 1, /expected ":" after the key "a"/],
-    ['{"a": [1,]}', 1, /expected a value but found "]"/],
-    ['{"a": 01}', 1, /expected "," or "}"/],
-    ['{}\n{}', 2, /unexpected "{" after the closing }/],
-    ['{"a": tru}', 1, /expected a value but found "t"/],
-  ])("reports the line of a syntax error in %j", (text, line, message) => {
-    const error = configError(() => parseJsonObject(text, "f.json"));
-    expect(error.line).toBe(line);
-    expect(error.message).toMatch(new RegExp(`^f\\.json line ${line}: the file is not valid JSON: `));
-    expect(error.message).toMatch(message);
-  });
-
-  it("never quotes the text around a syntax error", () => {
-    const error = configError(() => parseJsonObject(`{"token": "${TOKEN}" oops}`, "f.json"));
-    expect(error.message).not.toContain(TOKEN);
   });
 });

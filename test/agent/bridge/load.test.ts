@@ -64,7 +64,7 @@ describe("bridge+tcp:// targets", () => {
     expect(target.plugin).toMatchObject({
       kind: "file",
       specifier: "/etc/edge/codec.ts",
-      subject: '/etc/edge/agent.json line 3: "bridge-plugin": "./codec.ts"',
+      subject: '/etc/edge/agent.json:3:3: bridge-plugin "./codec.ts"',
       where: { field: "bridge-plugin", file: "/etc/edge/agent.json", line: 3 },
     });
   });
@@ -121,7 +121,7 @@ describe("loadBridgePlugin", () => {
     const error = await loadError(loadBridgePlugin(ref));
     expect(error).toMatchObject({ field: "bridge-plugin", file: path, line: 3 });
     expect(error.message).toBe(
-      `${path} line 3: "bridge-plugin": "./named-export.ts" has no bridge plugin as its default export (export the plugin object as the module's default: \`export default { ... }\`).`,
+      `${path}:3:3: bridge-plugin "./named-export.ts" has no bridge plugin as its default export (export the plugin object as the module's default: \`export default { ... }\`).`,
     );
   });
 
@@ -158,8 +158,8 @@ describe("edge-relay agent", () => {
 
   it("lists the bridge flags and target in --help", async () => {
     const { stdout } = await run(["agent", "--help"]);
-    expect(stdout).toMatch(/^\s+--bridge-plugin <mod>/m);
-    expect(stdout).toMatch(/^\s+--bridge-idle <dur>/m);
+    expect(stdout).toMatch(/^\s+--bridge-plugin <module>/m);
+    expect(stdout).toMatch(/^\s+--bridge-idle <duration>/m);
     expect(stdout).toMatch(/^\s+bridge\+tcp:\/\/host:port/m);
   });
 
