@@ -2,7 +2,15 @@
 // Usage and config errors print `edge-relay: <sentence>` and exit 2; tokens and secrets are never printed.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { isValidBackendName, MAX_TOKEN_BACKENDS, mintToken, parseDuration, readTokenClaims, tokenBackends, type TokenClaims } from "../src/auth.ts";
+import {
+  isValidBackendName,
+  MAX_TOKEN_BACKENDS,
+  mintToken,
+  parseDuration,
+  readTokenClaims,
+  tokenBackends,
+  type TokenClaims,
+} from "../src/auth.ts";
 import { buildAgentConfig, ConfigError, TOKEN_ENV, type RawAgentOptions } from "./config.ts";
 import { envHelp, flagHelp, OPTIONS, parseArgsOptions } from "./options.ts";
 
@@ -279,7 +287,8 @@ async function runAgentCommand(values: Values, _positionals: string[], secrets: 
   const config = await load();
   const { runAgent } = await import("./supervisor.ts");
   // Reload errors are logged, never thrown: scrub any token they might hold like main() does.
-  const reload = () => load().catch((error: unknown) => Promise.reject(new Error(redact(error instanceof Error ? error.message : String(error), secrets))));
+  const reload = () =>
+    load().catch((error: unknown) => Promise.reject(new Error(redact(error instanceof Error ? error.message : String(error), secrets))));
   return await runAgent(config, raw.config === undefined ? undefined : reload);
 }
 
@@ -288,7 +297,9 @@ async function runValidateCommand(values: Values, _positionals: string[], secret
   const config = loadForInspection(values, "validate", secrets);
   const { describeRule } = await import("./ingress.ts");
   await loadPlugins(config);
-  process.stdout.write(`${values.config}: ok, ${config.rules.length} rule${config.rules.length === 1 ? "" : "s"} for ${config.backends.length} backend${config.backends.length === 1 ? "" : "s"} (${config.backends.join(", ")}), relay ${config.relayUrl.href}, ${config.connections} tunnel${config.connections === 1 ? "" : "s"} each\n`);
+  process.stdout.write(
+    `${values.config}: ok, ${config.rules.length} rule${config.rules.length === 1 ? "" : "s"} for ${config.backends.length} backend${config.backends.length === 1 ? "" : "s"} (${config.backends.join(", ")}), relay ${config.relayUrl.href}, ${config.connections} tunnel${config.connections === 1 ? "" : "s"} each\n`,
+  );
   for (const rule of config.rules) process.stdout.write(`  ${describeRule(rule)}\n`);
   return EXIT_OK;
 }
@@ -297,7 +308,9 @@ async function runValidateCommand(values: Values, _positionals: string[], secret
 async function runIngressCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
   const [sub, backend, path, ...rest] = positionals;
   if (sub !== "match" || backend === undefined || path === undefined || rest.length) {
-    throw new UsageError("`edge-relay ingress` takes `match <backend> <path>`, like `edge-relay ingress match --config edge-relay.yaml shop /api/v1/x`.");
+    throw new UsageError(
+      "`edge-relay ingress` takes `match <backend> <path>`, like `edge-relay ingress match --config edge-relay.yaml shop /api/v1/x`.",
+    );
   }
   if (!path.startsWith("/")) throw new UsageError(`the path "${path}" must start with "/", like /api/v1/x.`);
   const config = loadForInspection(values, "ingress match", secrets);
@@ -305,7 +318,9 @@ async function runIngressCommand(values: Values, positionals: string[], secrets:
   const match = matchRule(config.rules, backend, path);
   if (!match) {
     const known = config.backends.includes(backend) ? "" : ` (the file serves ${config.backends.join(", ")})`;
-    process.stdout.write(`no rule: the agent answers 404 no_ingress_rule${known}: ${JSON.parse(new TextDecoder().decode(noRuleResponse(backend, path).body)).message}\n`);
+    process.stdout.write(
+      `no rule: the agent answers 404 no_ingress_rule${known}: ${JSON.parse(new TextDecoder().decode(noRuleResponse(backend, path).body)).message}\n`,
+    );
     return EXIT_FAILURE;
   }
   process.stdout.write(`${describeRule(match.rule)}\n  the target sees ${match.path}\n`);
@@ -328,8 +343,12 @@ function loadForInspection(values: Values, command: string, secrets: string[]): 
 
 async function runTokenCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
   if (typeof values.inspect === "string") return inspectToken(values.inspect, positionals.length > 0 || Object.keys(values).length > 1);
-  if (positionals.length === 0) throw new UsageError("`edge-relay token` needs the backend name, like `edge-relay token demo` (or several: `edge-relay token shop cache`).");
-  if (positionals.length > MAX_TOKEN_BACKENDS) throw new UsageError(`one token names at most ${MAX_TOKEN_BACKENDS} backends, but was given ${positionals.length}.`);
+  if (positionals.length === 0)
+    throw new UsageError(
+      "`edge-relay token` needs the backend name, like `edge-relay token demo` (or several: `edge-relay token shop cache`).",
+    );
+  if (positionals.length > MAX_TOKEN_BACKENDS)
+    throw new UsageError(`one token names at most ${MAX_TOKEN_BACKENDS} backends, but was given ${positionals.length}.`);
   const name = positionals.length === 1 ? positionals[0] : positionals;
   for (const one of positionals) {
     if (!isValidBackendName(one)) {
@@ -344,7 +363,9 @@ async function runTokenCommand(values: Values, positionals: string[], secrets: s
       ttlSeconds = parseDuration(values.ttl);
     } catch {}
     if (!ttlSeconds) {
-      throw new UsageError(`--ttl "${values.ttl}": the lifetime must be a duration of at least 1s, like 30d, 12h, 15m, 45s or 90 (seconds).`);
+      throw new UsageError(
+        `--ttl "${values.ttl}": the lifetime must be a duration of at least 1s, like 30d, 12h, 15m, 45s or 90 (seconds).`,
+      );
     }
   }
   let secret = typeof values.secret === "string" ? values.secret : process.env[SECRET_ENV];
@@ -381,12 +402,21 @@ function inspectToken(token: string, more: boolean): number {
 function describeClaims(claims: TokenClaims) {
   const iso = (seconds: number | undefined) => (seconds === undefined ? null : new Date(seconds * 1000).toISOString());
   const several = claims.backends ? { backends: tokenBackends(claims) } : {};
-  return { backend: claims.backend, ...several, id: claims.id ?? null, scope: claims.scope, issuedAt: iso(claims.iat), expiresAt: iso(claims.exp) };
+  return {
+    backend: claims.backend,
+    ...several,
+    id: claims.id ?? null,
+    scope: claims.scope,
+    issuedAt: iso(claims.iat),
+    expiresAt: iso(claims.exp),
+  };
 }
 
 async function runConnectCommand(values: Values, positionals: string[], secrets: string[]): Promise<number> {
   if (positionals.length !== 1) {
-    throw new UsageError("`edge-relay connect` takes the relay's URL, like `edge-relay connect https://relay.example.com --backend db --listen 127.0.0.1:5432`.");
+    throw new UsageError(
+      "`edge-relay connect` takes the relay's URL, like `edge-relay connect https://relay.example.com --backend db --listen 127.0.0.1:5432`.",
+    );
   }
   const [relayText] = positionals;
   const relay = URL.canParse(relayText) ? new URL(relayText) : undefined;
@@ -395,19 +425,26 @@ async function runConnectCommand(values: Values, positionals: string[], secrets:
   }
   const backend = typeof values.backend === "string" ? values.backend : "";
   if (!isValidBackendName(backend)) {
-    throw new UsageError(backend ? `--backend "${backend}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens.` : "--backend is required: name the backend to reach.");
+    throw new UsageError(
+      backend
+        ? `--backend "${backend}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens.`
+        : "--backend is required: name the backend to reach.",
+    );
   }
   const token = typeof values.token === "string" ? values.token : process.env[ACCESS_TOKEN_ENV] || undefined;
   if (token) secrets.push(token);
   const { runConnect, connectStdio } = await import("./connect.ts");
   if (values.stdio) {
-    if (values.listen !== undefined) throw new UsageError("--stdio and --listen cannot be combined: carry standard input and output, or listen on a port.");
+    if (values.listen !== undefined)
+      throw new UsageError("--stdio and --listen cannot be combined: carry standard input and output, or listen on a port.");
     return connectStdio({ relay, backend, token });
   }
-  const listen = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(typeof values.listen === "string" ? values.listen : "");
+  const listen = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(typeof values.listen === "string" ? values.listen : "");
   const port = listen ? Number(listen[3]) : NaN;
   if (!listen || port > 65535) {
-    throw new UsageError(`--listen ${values.listen === undefined ? "is required" : `"${values.listen}" is not host:port`}: pass the local address to listen on, like --listen 127.0.0.1:6380 (or use --stdio).`);
+    throw new UsageError(
+      `--listen ${values.listen === undefined ? "is required" : `"${values.listen}" is not host:port`}: pass the local address to listen on, like --listen 127.0.0.1:6380 (or use --stdio).`,
+    );
   }
   const controller = new AbortController();
   const stop = () => controller.abort();
@@ -430,7 +467,9 @@ function secretFromDevVars(): string | undefined {
 
 function unknownCommand(name: string): UsageError {
   if (name.startsWith("-")) {
-    return new UsageError(`${name} is not a flag of edge-relay itself; put flags after a command, like \`edge-relay agent ${name} ...\`, or run \`edge-relay --help\`.`);
+    return new UsageError(
+      `${name} is not a flag of edge-relay itself; put flags after a command, like \`edge-relay agent ${name} ...\`, or run \`edge-relay --help\`.`,
+    );
   }
   return new UsageError(`"${name}" is not a command; run \`edge-relay --help\` to see the commands.`);
 }

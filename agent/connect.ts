@@ -21,7 +21,6 @@ export interface ConnectOptions {
   onListening?: (port: number) => void;
 }
 
-
 /** The public WebSocket URL of a backend (path form). */
 export function backendSocketUrl(relay: URL, backend: string): string {
   const url = new URL(relay);

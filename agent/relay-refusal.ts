@@ -7,7 +7,13 @@ import { CONNECT_PATH } from "./config.ts";
  * Refusal codes no retry can cure: the token itself is wrong for this relay or backend. The
  * supervisor gives up after a few of these so a service manager shows the failure.
  */
-export const TOKEN_REFUSALS: readonly string[] = ["token_missing", "token_invalid", "token_expired", "token_revoked", "token_backend_mismatch"];
+export const TOKEN_REFUSALS: readonly string[] = [
+  "token_missing",
+  "token_invalid",
+  "token_expired",
+  "token_revoked",
+  "token_backend_mismatch",
+];
 
 /** The relay (or whatever answered at --relay) refused the WebSocket upgrade. */
 export class RelayRefusal extends Error {
@@ -46,12 +52,23 @@ function refusal(status: number | undefined, contentType: string, body: string, 
     json = undefined;
   }
   const prefix = url?.pathname.endsWith(CONNECT_PATH) ? url.pathname.slice(0, -CONNECT_PATH.length) : "";
-  const pathHint = url && prefix ? ` --relay has the path ${prefix}, but the relay listens at its root: give only the scheme and host, like ${url.protocol === "wss:" ? "https" : "http"}://${url.host}.` : "";
+  const pathHint =
+    url && prefix
+      ? ` --relay has the path ${prefix}, but the relay listens at its root: give only the scheme and host, like ${url.protocol === "wss:" ? "https" : "http"}://${url.host}.`
+      : "";
   if (json && typeof json.error === "string") {
     const detail = `the relay answered ${status} (${json.error}: ${typeof json.message === "string" ? json.message : ""})`;
     return new RelayRefusal(status === 404 && pathHint ? `${detail};${pathHint}` : detail, status, json.error);
   }
-  const what = /html/i.test(contentType) || /^\s*<(!doctype|html)/i.test(body) ? "an HTML page" : body.trim() ? `"${body.trim().slice(0, 120)}"` : "no body";
+  const what =
+    /html/i.test(contentType) || /^\s*<(!doctype|html)/i.test(body)
+      ? "an HTML page"
+      : body.trim()
+        ? `"${body.trim().slice(0, 120)}"`
+        : "no body";
   const fix = pathHint || ` check --relay: it must be the URL of an edge-relay Worker, like https://relay.example.com.`;
-  return new RelayRefusal(`${url?.host ?? "the relay"} answered ${status} with ${what} instead of upgrading to an edge-relay tunnel, so it is not an edge-relay relay at that URL;${fix}`, status);
+  return new RelayRefusal(
+    `${url?.host ?? "the relay"} answered ${status} with ${what} instead of upgrading to an edge-relay tunnel, so it is not an edge-relay relay at that URL;${fix}`,
+    status,
+  );
 }

@@ -3,7 +3,16 @@ import { randomBytes, randomUUID } from "node:crypto";
 import WebSocket from "ws";
 import { describeRefusal } from "./relay-refusal.ts";
 import type { Hello } from "../src/protocol/frame.ts";
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION, ProtocolError, TunnelClose } from "../src/protocol/frame.ts";
+import {
+  DEFAULT_MAX_FRAME,
+  DEFAULT_WINDOW,
+  ErrorCode,
+  HEARTBEAT_PING,
+  HEARTBEAT_PONG,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  TunnelClose,
+} from "../src/protocol/frame.ts";
 import { decodeRequestHead } from "../src/protocol/head.ts";
 import { Session } from "../src/protocol/session.ts";
 import type { AgentConfig } from "./config.ts";
@@ -32,7 +41,9 @@ export function unmaskedPath(url: URL): boolean {
 /** A sentence for an https:// or wss:// relay URL whose TLS handshake failed, as with a plain-HTTP server. */
 function tlsHint(err: Error, url: URL): string {
   const code = String((err as { code?: unknown }).code ?? "");
-  const handshake = /EPROTO|WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG/.test(code) || /before secure TLS connection|wrong version number/i.test(err.message);
+  const handshake =
+    /EPROTO|WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG/.test(code) ||
+    /before secure TLS connection|wrong version number/i.test(err.message);
   if (url.protocol !== "wss:" || !handshake) return "";
   return ` (the TLS handshake failed: if the relay is a plain-HTTP server, such as a local wrangler dev or \`npm start\`, use --relay http://${url.host} instead of https://)`;
 }

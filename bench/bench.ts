@@ -131,12 +131,21 @@ function parseOptions(argv: string[]): Options {
       case "--help":
       case "-h":
         process.stdout.write(HELP);
-        process.exit(0);
+        return process.exit(0);
       case "--rows": {
         const v = next() ?? "";
-        o.rows = v === "all" ? [...TABLE_ROWS, ...CHECK_ROWS] : v.split(",").map((s) => s.trim()).filter(Boolean);
-        const unknown = o.rows.filter((r) => !(TABLE_ROWS as readonly string[]).includes(r) && !(CHECK_ROWS as readonly string[]).includes(r));
-        if (unknown.length) throw new Error(`--rows: unknown row ${unknown.join(", ")}; rows are ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}.`);
+        o.rows =
+          v === "all"
+            ? [...TABLE_ROWS, ...CHECK_ROWS]
+            : v
+                .split(",")
+                .map((s) => s.trim())
+                .filter(Boolean);
+        const unknown = o.rows.filter(
+          (r) => !(TABLE_ROWS as readonly string[]).includes(r) && !(CHECK_ROWS as readonly string[]).includes(r),
+        );
+        if (unknown.length)
+          throw new Error(`--rows: unknown row ${unknown.join(", ")}; rows are ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}.`);
         break;
       }
       case "--duration":
@@ -277,7 +286,11 @@ const isTcp = (row: string) => row === "tcp" || row === TCP_DIRECT;
 const isEcho = (row: string) => isWs(row) || isTcp(row);
 
 /** How an echo row opens connections for its round trips and streams its bytes (`mib` of them by default). */
-function echoClient(row: string, env: Env, o: Options): { open: () => Promise<EchoPeer>; stream: (mib: number) => Promise<Transfer>; mib: number; what: string } {
+function echoClient(
+  row: string,
+  env: Env,
+  o: Options,
+): { open: () => Promise<EchoPeer>; stream: (mib: number) => Promise<Transfer>; mib: number; what: string } {
   if (isTcp(row)) {
     const port = row === "tcp" ? env.tcp!.connect.port : env.tcp!.port;
     return { open: () => tcpPeer(port), stream: (mib) => tcpStream(port, mib), mib: o.tcpMiB, what: `${o.tcpMiB} MiB stream` };
@@ -328,7 +341,10 @@ function check(ok: boolean, message: string): void {
 }
 
 /** Runs a small-GET load and measures the CPU each process spent per request meanwhile. */
-async function withCpu(pids: Record<string, number>, load: () => Promise<LoadResult>): Promise<{ result: LoadResult; cpuUsPerRequest: Record<string, number> }> {
+async function withCpu(
+  pids: Record<string, number>,
+  load: () => Promise<LoadResult>,
+): Promise<{ result: LoadResult; cpuUsPerRequest: Record<string, number> }> {
   const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
   const result = await load();
   const cpuUsPerRequest = Object.fromEntries(
@@ -352,8 +368,14 @@ async function measureEchoRow(row: string, env: Env, o: Options): Promise<RowRun
   await pingPong(client.open, 32, 1);
   const c1 = await withCpu(pids, () => pingPong(client.open, 1, o.duration));
   const c32 = await withCpu(pids, () => pingPong(client.open, 32, o.duration));
-  for (const [name, r] of [["c1", c1.result], ["c32", c32.result]] as const) {
-    check(r.errors === 0 && r.badStatus === 0, `${row}: the ${name} echo run had ${r.errors} closed sockets and ${r.badStatus} wrong echoes`);
+  for (const [name, r] of [
+    ["c1", c1.result],
+    ["c32", c32.result],
+  ] as const) {
+    check(
+      r.errors === 0 && r.badStatus === 0,
+      `${row}: the ${name} echo run had ${r.errors} closed sockets and ${r.badStatus} wrong echoes`,
+    );
   }
   const peaks = rss.stop();
   return {
@@ -426,7 +448,10 @@ async function measureSmallGets(rows: string[], env: Env, o: Options): Promise<M
         for (let j = 0; j < group.length; j++) {
           const row = group[(i + j) % group.length];
           const { result, cpuUsPerRequest } = await withCpu(rowPids(row, env), () => smallLoad(row, env, connections, o.duration / slices));
-          check(result.errors === 0 && result.badStatus === 0, `${row}: a c${connections} small-GET run had ${result.errors} socket errors and ${result.badStatus} bad statuses`);
+          check(
+            result.errors === 0 && result.badStatus === 0,
+            `${row}: a c${connections} small-GET run had ${result.errors} socket errors and ${result.badStatus} bad statuses`,
+          );
           const a = acc.get(row)!;
           a.results.push(result);
           for (const [k, us] of Object.entries(cpuUsPerRequest)) a.cpu[k] = (a.cpu[k] ?? 0) + us * result.requests;
@@ -454,7 +479,13 @@ async function measureSmallGets(rows: string[], env: Env, o: Options): Promise<M
     const peakRssMiB = Object.fromEntries(Object.keys(rowPids(row, env)).map((k) => [k, peaks[`${row}/${k}`]?.peakMiB ?? 0]));
     const c1 = total(perConcurrency.get(1)!.get(row)!.results, perConcurrency.get(1)!.get(row)!.cpu);
     const c32 = total(perConcurrency.get(32)!.get(row)!.results, perConcurrency.get(32)!.get(row)!.cpu);
-    byRow.set(row, { c1: c1.result, c32: c32.result, cpuUsPerRequest: c32.cpuUsPerRequest, cpuUsPerRequestC1: c1.cpuUsPerRequest, peakRssMiB });
+    byRow.set(row, {
+      c1: c1.result,
+      c32: c32.result,
+      cpuUsPerRequest: c32.cpuUsPerRequest,
+      cpuUsPerRequestC1: c1.cpuUsPerRequest,
+      peakRssMiB,
+    });
   }
   return byRow;
 }
@@ -564,7 +595,14 @@ interface Target {
 
 function machine(runtime: string) {
   const model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? os.cpus()[0]?.model ?? "unknown";
-  return { nproc: os.availableParallelism(), cpu: model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, runtime, loadTool: wrkVersion() ?? "none" };
+  return {
+    nproc: os.availableParallelism(),
+    cpu: model,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    runtime,
+    loadTool: wrkVersion() ?? "none",
+  };
 }
 
 // ---- processes ----
@@ -581,7 +619,8 @@ function pin(workerdPid: number, others: Array<number | undefined>): string {
   const rest = `1-${cpus - 1}`;
   try {
     execFileSync("taskset", ["-a", "-p", "-c", "0", String(workerdPid)], { stdio: "ignore" });
-    for (const pid of [process.pid, ...others]) if (pid !== undefined) execFileSync("taskset", ["-a", "-p", "-c", rest, String(pid)], { stdio: "ignore" });
+    for (const pid of [process.pid, ...others])
+      if (pid !== undefined) execFileSync("taskset", ["-a", "-p", "-c", rest, String(pid)], { stdio: "ignore" });
   } catch (err) {
     return `failed (${(err as Error).message.split("\n")[0]})`;
   }
@@ -629,7 +668,9 @@ async function freePort(): Promise<number> {
 /** Starts Debian's redis-server on loopback, without persistence; resolves once it answers PING. */
 async function startRedis(): Promise<{ port: number; proc: ChildProcess }> {
   const port = await freePort();
-  const proc = spawn(commandPath("redis-server")!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const proc = spawn(commandPath("redis-server")!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
   const ping = () =>
     new Promise<boolean>((resolve) => {
       const socket = net.connect({ host: "127.0.0.1", port }, () => socket.write("PING\r\n"));
@@ -676,11 +717,16 @@ async function startEdgeRelay(nodeArgs: string[], args: string[], ready: RegExp)
 }
 
 /** Starts `edge-relay agent`; resolves once all its tunnels are up. */
-const startAgentProcess = (nodeArgs: string[], args: string[]): Promise<AgentProcess> => startEdgeRelay(nodeArgs, args, /tunnels=(\d+)\/\1\b/);
+const startAgentProcess = (nodeArgs: string[], args: string[]): Promise<AgentProcess> =>
+  startEdgeRelay(nodeArgs, args, /tunnels=(\d+)\/\1\b/);
 
 /** Starts `edge-relay connect` for `backend` on a free loopback port; resolves once it listens. */
 async function startConnectProcess(nodeArgs: string[], relayUrl: string, backend: string): Promise<AgentProcess & { port: number }> {
-  const p = await startEdgeRelay(nodeArgs, ["connect", relayUrl, "--backend", backend, "--listen", "127.0.0.1:0"], /listening on 127\.0\.0\.1:(\d+)/);
+  const p = await startEdgeRelay(
+    nodeArgs,
+    ["connect", relayUrl, "--backend", backend, "--listen", "127.0.0.1:0"],
+    /listening on 127\.0\.0\.1:(\d+)/,
+  );
   return { ...p, port: Number(p.ready[1]) };
 }
 
@@ -735,9 +781,20 @@ async function idleSockets(env: Env, n: number, seconds: number) {
   const workerdIdle = rssBytes(env.relay.pid) / 1048576;
   const rebuilt = (await instance()) !== before;
   for (const ws of sockets) ws.off("close", onClose);
-  const echoed = await echoAll(sockets.filter((ws) => ws.readyState === WebSocket.OPEN), 500, errors);
+  const echoed = await echoAll(
+    sockets.filter((ws) => ws.readyState === WebSocket.OPEN),
+    500,
+    errors,
+  );
   await Promise.all(sockets.map((ws) => closeWs(ws, 10_000)));
-  return { opened: sockets.length, echoed, closedWhileIdle, rebuilt, workerdMiB: { open: workerdOpen, idle: workerdIdle }, errors: [...new Set(errors)].slice(0, 5) };
+  return {
+    opened: sockets.length,
+    echoed,
+    closedWhileIdle,
+    rebuilt,
+    workerdMiB: { open: workerdOpen, idle: workerdIdle },
+    errors: [...new Set(errors)].slice(0, 5),
+  };
 }
 
 /** Stops what the run started, last first. */
@@ -767,7 +824,10 @@ async function main(): Promise<void> {
   const profileDir = `${ROOT}bench/profiles`;
   if (o.profile) mkdirSync(profileDir, { recursive: true });
   const nodeArgs = [...o.agentNodeArgs, ...(o.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
-  const agent = await startAgentProcess(nodeArgs, agentArgs(relay.url, BACKEND, await relay.token(BACKEND), backend.url, o.connections ? ["--connections", String(o.connections)] : []));
+  const agent = await startAgentProcess(
+    nodeArgs,
+    agentArgs(relay.url, BACKEND, await relay.token(BACKEND), backend.url, o.connections ? ["--connections", String(o.connections)] : []),
+  );
   cleanup.push(() => agent.stop());
   const env: Env = { relay, backendUrl: backend.url, backendPid: backend.proc.pid!, agent };
   if (tableRows.includes("relay-hbone")) {
@@ -791,39 +851,78 @@ async function main(): Promise<void> {
     cleanup.push(() => void redis.proc.kill("SIGTERM"));
     const bridgeAgent = await startAgentProcess(
       nodeArgs,
-      agentArgs(relay.url, BRIDGE, await relay.token(BRIDGE), `bridge+tcp://127.0.0.1:${redis.port}`, ["--bridge-plugin", "resp", ...(o.connections ? ["--connections", String(o.connections)] : [])]),
+      agentArgs(relay.url, BRIDGE, await relay.token(BRIDGE), `bridge+tcp://127.0.0.1:${redis.port}`, [
+        "--bridge-plugin",
+        "resp",
+        ...(o.connections ? ["--connections", String(o.connections)] : []),
+      ]),
     );
     cleanup.push(() => bridgeAgent.stop());
     env.bridge = { pid: redis.proc.pid!, agent: bridgeAgent };
-    const set = await fetch(`${baseUrl("relay-bridge", env)}/`, { method: "POST", body: JSON.stringify(["SET", "small", BENCH_SMALL_BODY]) });
+    const set = await fetch(`${baseUrl("relay-bridge", env)}/`, {
+      method: "POST",
+      body: JSON.stringify(["SET", "small", BENCH_SMALL_BODY]),
+    });
     check(set.status === 200, `relay-bridge: SET answered ${set.status} ${await set.text()}`);
   }
   if (tableRows.includes("ws")) {
     const wsBackend = await startScript<{ port: number }>("ws-backend.ts");
     cleanup.push(() => void wsBackend.proc.kill("SIGTERM"));
-    const wsAgent = await startAgentProcess(nodeArgs, agentArgs(relay.url, WS, await relay.token(WS), wsBackend.url, o.connections ? ["--connections", String(o.connections)] : []));
+    const wsAgent = await startAgentProcess(
+      nodeArgs,
+      agentArgs(relay.url, WS, await relay.token(WS), wsBackend.url, o.connections ? ["--connections", String(o.connections)] : []),
+    );
     cleanup.push(() => wsAgent.stop());
     env.ws = { url: wsBackend.url, pid: wsBackend.proc.pid!, agent: wsAgent };
   }
   if (tableRows.includes("tcp")) {
     const tcpBackend = await startScript<{ port: number }>("tcp-backend.ts");
     cleanup.push(() => void tcpBackend.proc.kill("SIGTERM"));
-    const tcpAgent = await startAgentProcess(nodeArgs, agentArgs(relay.url, TCP, await relay.token(TCP), `tcp://127.0.0.1:${tcpBackend.info.port}`, o.connections ? ["--connections", String(o.connections)] : []));
+    const tcpAgent = await startAgentProcess(
+      nodeArgs,
+      agentArgs(
+        relay.url,
+        TCP,
+        await relay.token(TCP),
+        `tcp://127.0.0.1:${tcpBackend.info.port}`,
+        o.connections ? ["--connections", String(o.connections)] : [],
+      ),
+    );
     cleanup.push(() => tcpAgent.stop());
     const connect = await startConnectProcess(nodeArgs, relay.url, TCP);
     cleanup.push(() => connect.stop());
-    env.tcp = { port: tcpBackend.info.port, pid: tcpBackend.proc.pid!, agent: tcpAgent, connect: { port: connect.port, pid: connect.proc.pid! } };
+    env.tcp = {
+      port: tcpBackend.info.port,
+      pid: tcpBackend.proc.pid!,
+      agent: tcpAgent,
+      connect: { port: connect.port, pid: connect.proc.pid! },
+    };
   }
   const pinned = o.pin
-    ? pin(relay.pid, [backend.proc.pid, agent.proc.pid, env.hbone?.pid, env.hbone?.agent.proc.pid, env.bridge?.pid, env.bridge?.agent.proc.pid, env.ws?.pid, env.ws?.agent.proc.pid, env.tcp?.pid, env.tcp?.agent.proc.pid, env.tcp?.connect.pid])
+    ? pin(relay.pid, [
+        backend.proc.pid,
+        agent.proc.pid,
+        env.hbone?.pid,
+        env.hbone?.agent.proc.pid,
+        env.bridge?.pid,
+        env.bridge?.agent.proc.pid,
+        env.ws?.pid,
+        env.ws?.agent.proc.pid,
+        env.tcp?.pid,
+        env.tcp?.agent.proc.pid,
+        env.tcp?.connect.pid,
+      ])
     : "off (--pin to pin workerd to a CPU of its own)";
   const info = machine(relay.runtime);
   console.log(`edge-relay bench: ${info.nproc} cores, ${info.cpu}, Node ${info.node}, ${info.loadTool}`);
   console.log(`relay runtime: ${relay.runtime}`);
   console.log(`CPU pinning: ${pinned}`);
   const [load1] = os.loadavg();
-  if (load1 > 0.5) console.log(`note: the load average is ${load1.toFixed(2)} before the run: other work on this machine skews the figures`);
-  console.log(`rows: ${[...tableRows, ...o.rows.filter((r) => (CHECK_ROWS as readonly string[]).includes(r))].join(", ")}; small GETs: ${o.warmup} s warm-up, then ${o.duration} s per row and concurrency in 1 s turns; transfers: ${o.reps} repetition(s)\n`);
+  if (load1 > 0.5)
+    console.log(`note: the load average is ${load1.toFixed(2)} before the run: other work on this machine skews the figures`);
+  console.log(
+    `rows: ${[...tableRows, ...o.rows.filter((r) => (CHECK_ROWS as readonly string[]).includes(r))].join(", ")}; small GETs: ${o.warmup} s warm-up, then ${o.duration} s per row and concurrency in 1 s turns; transfers: ${o.reps} repetition(s)\n`,
+  );
 
   const results: Record<string, unknown> = {};
   const targets: Target[] = [];
@@ -868,7 +967,8 @@ async function main(): Promise<void> {
     if (bridgeFig && ceiling) lines.push(ratioRow("relay-bridge / do-ceiling", bridgeFig, ceiling));
     if (bridgeFig && relayFig) lines.push(ratioRow("relay-bridge / relay", bridgeFig, relayFig));
     if (ceiling && direct) lines.push(ratioRow("do-ceiling / direct", ceiling, direct));
-    for (const row of ["ws", "tcp"]) if (fig.get(row)) lines.push(ratioRow(`${row} / ${DIRECT_OF[row]}`, fig.get(row)!, fig.get(DIRECT_OF[row])!));
+    for (const row of ["ws", "tcp"])
+      if (fig.get(row)) lines.push(ratioRow(`${row} / ${DIRECT_OF[row]}`, fig.get(row)!, fig.get(DIRECT_OF[row])!));
     if (lines.length) {
       console.log(`\n${markdown(lines)}\n`);
       console.log(
@@ -884,10 +984,12 @@ async function main(): Promise<void> {
               `and an agent with a tcp:// target; ↓ = ↑ = MiB/s of a ${o.tcpMiB} MiB stream echoed, checked byte-exact; (+ connect) its CPU.`
             : "") +
           (bridgeFig
-            ? "\nrelay-bridge: each request POSTs [\"GET\",\"small\"] to an agent whose bridge+tcp:// target is redis-server with the\n" +
+            ? '\nrelay-bridge: each request POSTs ["GET","small"] to an agent whose bridge+tcp:// target is redis-server with the\n' +
               "resp plugin (a TCP connection to Redis per request); the answer is the small body as a JSON string. No transfers."
             : "") +
-          (hboneFig ? "\nrelay-hbone: the agent reaches the backend through the HBONE proxy (mTLS, HTTP/2 CONNECT); its CPU is the (+ proxy)." : "") +
+          (hboneFig
+            ? "\nrelay-hbone: the agent reaches the backend through the HBONE proxy (mTLS, HTTP/2 CONNECT); its CPU is the (+ proxy)."
+            : "") +
           "\n",
       );
     }
@@ -909,7 +1011,10 @@ async function main(): Promise<void> {
     if (o.rows.includes("streams")) {
       process.stdout.write(`  streams: ${o.streams} concurrent requests on one tunnel...\n`);
       // An agent of its own with one tunnel, so that every stream shares it.
-      const single = await startAgentProcess([], agentArgs(relay.url, SINGLE, await relay.token(SINGLE), backend.url, ["--connections", "1"]));
+      const single = await startAgentProcess(
+        [],
+        agentArgs(relay.url, SINGLE, await relay.token(SINGLE), backend.url, ["--connections", "1"]),
+      );
       cleanup.push(() => single.stop());
       await fetch(`${backend.url}/stats`).then((r) => r.text());
       const res = await concurrentGets(`${relay.url}/r/${SINGLE}/hold?ms=2000`, o.streams, BENCH_SMALL_BODY);
@@ -923,14 +1028,20 @@ async function main(): Promise<void> {
 
     if (o.rows.includes("memory")) {
       const n = o.memoryMiB * MiB;
-      process.stdout.write(`  memory: ${o.memoryMiB} MiB through the relay read at ${o.memoryRate} MiB/s (~${Math.round(o.memoryMiB / o.memoryRate)} s)...\n`);
+      process.stdout.write(
+        `  memory: ${o.memoryMiB} MiB through the relay read at ${o.memoryRate} MiB/s (~${Math.round(o.memoryMiB / o.memoryRate)} s)...\n`,
+      );
       const rss = new PeakRss({ workerd: relay.pid, agent: agent.proc.pid! }, 100);
       const t = await download(`${relay.url}/r/${BACKEND}/bytes?n=${n}`, n, o.memoryRate);
       const m = rss.stop();
       const growth = Math.max(m.workerd.growthMiB, m.agent.growthMiB);
       const figure = `workerd +${m.workerd.growthMiB.toFixed(1)} MiB, agent +${m.agent.growthMiB.toFixed(1)} MiB at ${t.mibps.toFixed(1)} MiB/s${t.exact ? ", byte-exact" : ", NOT byte-exact"}`;
       console.log(`memory: ${figure}`);
-      targets.push({ target: `${o.memoryMiB} MiB read at ${o.memoryRate} MiB/s: workerd and agent grow < 64 MiB`, figure, met: growth < 64 && t.exact });
+      targets.push({
+        target: `${o.memoryMiB} MiB read at ${o.memoryRate} MiB/s: workerd and agent grow < 64 MiB`,
+        figure,
+        met: growth < 64 && t.exact,
+      });
       results.memory = { ...m, transfer: t };
     }
     if (o.rows.includes("idle")) {
@@ -952,21 +1063,36 @@ async function main(): Promise<void> {
     if (o.rows.includes("fleet")) {
       process.stdout.write(`  fleet: ${o.fleetBackends} backends from one agent process, with a relay of its own...\n`);
       const { fleetRow } = await import("./fleet.ts");
-      const r = await fleetRow({ backends: o.fleetBackends, connections: o.connections ?? 1, idleSeconds: o.fleetIdle, backendUrl: backend.url, log: (line) => process.stdout.write(`${line}\n`) });
+      const r = await fleetRow({
+        backends: o.fleetBackends,
+        connections: o.connections ?? 1,
+        idleSeconds: o.fleetIdle,
+        backendUrl: backend.url,
+        log: (line) => process.stdout.write(`${line}\n`),
+      });
       const figure =
         `${r.tunnels} tunnels; all answer ${r.allAnswerAfterStartS.toFixed(1)} s after the agent starts, ${r.allAnswerAfterRestartS.toFixed(1)} s after the relay restarts ` +
         `(${r.allAnswerAfterStopS.toFixed(1)} s after it stopped); reconnects spread over ${r.reconnects.spreadS.toFixed(1)} s, at most ${r.reconnects.peakPer100ms} in 100 ms; ` +
         `workerd ${r.workerdMiB.before.toFixed(0)} -> ${r.workerdMiB.idle.toFixed(0)} MiB = ${r.workerdKiBPerIdleTunnel.toFixed(0)} KiB per idle tunnel; ` +
         `first request to an evicted object p50 ${r.evicted.p50Ms.toFixed(1)} ms, p99 ${r.evicted.p99Ms.toFixed(1)} ms (${r.evicted.evicted}/${r.evicted.sampled} evicted)`;
       console.log(`fleet: ${figure}`);
-      targets.push({ target: `${o.fleetBackends} backends from one agent: all back within 10 s of a relay restart`, figure: `${r.allAnswerAfterRestartS.toFixed(1)} s`, met: r.allAnswerAfterRestartS <= 10 });
-      targets.push({ target: "fleet: under 100 KiB of workerd memory per idle tunnel", figure: `${r.workerdKiBPerIdleTunnel.toFixed(0)} KiB`, met: r.workerdKiBPerIdleTunnel < 100 });
+      targets.push({
+        target: `${o.fleetBackends} backends from one agent: all back within 10 s of a relay restart`,
+        figure: `${r.allAnswerAfterRestartS.toFixed(1)} s`,
+        met: r.allAnswerAfterRestartS <= 10,
+      });
+      targets.push({
+        target: "fleet: under 100 KiB of workerd memory per idle tunnel",
+        figure: `${r.workerdKiBPerIdleTunnel.toFixed(0)} KiB`,
+        met: r.workerdKiBPerIdleTunnel < 100,
+      });
       results.fleet = r;
     }
 
     if (targets.length) {
       console.log("\nTargets:");
-      for (const t of targets) console.log(`  ${t.met === true ? "MET   " : t.met === false ? "MISSED" : "      "} ${t.target}: ${t.figure}`);
+      for (const t of targets)
+        console.log(`  ${t.met === true ? "MET   " : t.met === false ? "MISSED" : "      "} ${t.target}: ${t.figure}`);
     }
     console.log(`\nrun took ${((Date.now() - started) / 1000).toFixed(0)} s`);
   } finally {

@@ -35,7 +35,9 @@ export async function benchResponse(request: Request, path: string, owner: objec
   }
   if (request.body) {
     // Typed by hand: bench/backend.ts imports this file under the agent's tsconfig, which lacks workers-types.
-    const { DigestStream } = crypto as unknown as { DigestStream: new (algorithm: string) => WritableStream<Uint8Array> & { digest: Promise<ArrayBuffer> } };
+    const { DigestStream } = crypto as unknown as {
+      DigestStream: new (algorithm: string) => WritableStream<Uint8Array> & { digest: Promise<ArrayBuffer> };
+    };
     const digest = new DigestStream("SHA-256");
     const writer = digest.getWriter();
     let length = 0;

@@ -12,7 +12,8 @@ export interface EchoPeer {
   close(): Promise<void>;
 }
 
-export const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
+export const percentile = (sorted: number[], p: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
 
 /**
  * `connections` peers from `open`, each sending a `size`-byte message and waiting for all of its
@@ -62,5 +63,13 @@ export async function pingPong(open: () => Promise<EchoPeer>, connections: numbe
   const elapsed = (performance.now() - started) / 1000;
   await Promise.all(peers.map((p) => p.close()));
   rtts.sort((a, b) => a - b);
-  return { requests: rtts.length, seconds: elapsed, rps: rtts.length / elapsed, p50Ms: percentile(rtts, 50), p99Ms: percentile(rtts, 99), errors, badStatus: badEcho };
+  return {
+    requests: rtts.length,
+    seconds: elapsed,
+    rps: rtts.length / elapsed,
+    p50Ms: percentile(rtts, 50),
+    p99Ms: percentile(rtts, 99),
+    errors,
+    badStatus: badEcho,
+  };
 }

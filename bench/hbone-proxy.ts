@@ -8,9 +8,11 @@ import { startHboneServer } from "../test/helpers/hbone-server.ts";
 const pki = makePki();
 const server = await startHboneServer(pki);
 process.stdout.write(JSON.stringify({ port: server.port, files: pki.files }) + "\n");
-process.on("SIGTERM", () =>
-  void server.stop().finally(() => {
-    rmSync(pki.dir, { recursive: true, force: true });
-    process.exit(0);
-  }),
+process.on(
+  "SIGTERM",
+  () =>
+    void server.stop().finally(() => {
+      rmSync(pki.dir, { recursive: true, force: true });
+      process.exit(0);
+    }),
 );

@@ -48,7 +48,10 @@ function scriptFor(body: string | undefined): string {
   let script = scripts.get(key);
   if (!script) {
     script = join(mkdtempSync(join(tmpdir(), "edge-relay-wrk-")), "report.lua");
-    const post = body === undefined ? "" : `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`;
+    const post =
+      body === undefined
+        ? ""
+        : `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`;
     writeFileSync(script, post + LUA);
     scripts.set(key, script);
   }
@@ -64,7 +67,14 @@ export function wrk(url: string, connections: number, seconds: number, body?: st
     execFile("wrk", args, { encoding: "utf8" }, (err, stdout, stderr) => {
       const line = stdout.split("\n").find((l) => l.startsWith("WRK_JSON "));
       if (err || !line) return reject(new Error(`wrk ${args.join(" ")} failed: ${stderr || stdout || err?.message}`));
-      const r = JSON.parse(line.slice(9)) as { requests: number; duration_us: number; p50: number; p99: number; errors: number; status: number };
+      const r = JSON.parse(line.slice(9)) as {
+        requests: number;
+        duration_us: number;
+        p50: number;
+        p99: number;
+        errors: number;
+        status: number;
+      };
       const secs = r.duration_us / 1e6;
       resolve({
         requests: r.requests,

@@ -31,7 +31,10 @@ export class PeakRss {
   readonly baseline = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly pids: Record<string, number>, everyMs = 50) {
+  constructor(
+    private readonly pids: Record<string, number>,
+    everyMs = 50,
+  ) {
     for (const [name, pid] of Object.entries(pids)) {
       const now = rssBytes(pid);
       this.baseline.set(name, now);

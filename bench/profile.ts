@@ -9,7 +9,10 @@ export interface InspectorProfile {
 
 /** Starts sampling the isolate behind the first inspector target of workerd at `port`. */
 export async function profileWorkerd(port: number, intervalUs = 200): Promise<InspectorProfile> {
-  const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl?: string; id: string }>;
+  const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{
+    webSocketDebuggerUrl?: string;
+    id: string;
+  }>;
   const url = targets[0]?.webSocketDebuggerUrl ?? `ws://127.0.0.1:${port}/${targets[0]?.id}`;
   const ws = new WebSocket(url);
   await new Promise<void>((resolve, reject) => {

@@ -69,7 +69,10 @@ const q = (s: string) => JSON.stringify(s);
  * Starts the bench's relay (bench/wrangler.toml) on 127.0.0.1 with `vars` added to its [vars]; a
  * fixed `port` and `secret` let a restarted relay take over from a stopped one (the fleet row).
  */
-export async function startBenchRelay(vars: Record<string, string> = {}, opts: { inspect?: boolean; port?: number; secret?: string } = {}): Promise<BenchRelay> {
+export async function startBenchRelay(
+  vars: Record<string, string> = {},
+  opts: { inspect?: boolean; port?: number; secret?: string } = {},
+): Promise<BenchRelay> {
   const { unstable_readConfig } = await import("wrangler");
   // The few fields used, typed here: wrangler's own types do not resolve under the agent's tsconfig.
   const config = unstable_readConfig({ config: CONFIG }, {}) as unknown as {
@@ -116,7 +119,12 @@ const relay :Workerd.Worker = (
   const bin = workerdBinary();
   const version = await run(bin, ["--version"]);
   const inspectorPort = opts.inspect ? await freePort() : undefined;
-  const args = ["serve", join(dir, "config.capnp"), "--control-fd=3", ...(inspectorPort ? [`--inspector-addr=127.0.0.1:${inspectorPort}`] : [])];
+  const args = [
+    "serve",
+    join(dir, "config.capnp"),
+    "--control-fd=3",
+    ...(inspectorPort ? [`--inspector-addr=127.0.0.1:${inspectorPort}`] : []),
+  ];
   const proc = spawn(bin, args, {
     cwd: dir,
     stdio: ["ignore", "inherit", "inherit", "pipe"],

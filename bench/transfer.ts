@@ -56,24 +56,32 @@ export function download(url: string, n: number, rateMiBps?: number): Promise<Tr
 export function upload(url: string, n: number): Promise<Transfer> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const req = http.request(url, { method: "POST", agent: false, headers: { "content-type": "application/octet-stream", "content-length": n } }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => {
-        const seconds = (performance.now() - started) / 1000;
-        if (res.statusCode !== 200) return reject(new Error(`POST ${url} answered ${res.statusCode}: ${body.slice(0, 300)}`));
-        const echo = JSON.parse(body) as { length: number; sha256: string };
-        resolve({ bytes: n, seconds, mibps: n / MiB / seconds, exact: echo.length === n && echo.sha256 === patternSha256(n) });
-      });
-    });
+    const req = http.request(
+      url,
+      { method: "POST", agent: false, headers: { "content-type": "application/octet-stream", "content-length": n } },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () => {
+          const seconds = (performance.now() - started) / 1000;
+          if (res.statusCode !== 200) return reject(new Error(`POST ${url} answered ${res.statusCode}: ${body.slice(0, 300)}`));
+          const echo = JSON.parse(body) as { length: number; sha256: string };
+          resolve({ bytes: n, seconds, mibps: n / MiB / seconds, exact: echo.length === n && echo.sha256 === patternSha256(n) });
+        });
+      },
+    );
     req.on("error", reject);
     void writePattern(req as unknown as http.ServerResponse, n).then(() => req.end());
   });
 }
 
 /** Sends `count` GETs at once, each on its own connection; resolves with how many failed. */
-export async function concurrentGets(url: string, count: number, expectBody: string): Promise<{ failed: number; errors: string[]; seconds: number }> {
+export async function concurrentGets(
+  url: string,
+  count: number,
+  expectBody: string,
+): Promise<{ failed: number; errors: string[]; seconds: number }> {
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   const started = performance.now();
   const errors: string[] = [];

@@ -10,11 +10,16 @@ const page = (req: http.IncomingMessage) => `<!doctype html>
 <p>This page is served by a backend on loopback, reached through the relay and the agent's tunnel.</p>
 <p>Server time, streamed over Server-Sent Events: <b id="clock">…</b></p>
 <h2>What the backend received</h2>
-<pre>${escape(`${req.method} ${req.url}\n` + Object.entries(req.headers).map(([k, v]) => `${k}: ${v}`).join("\n"))}</pre>
+<pre>${escapeHtml(
+  `${req.method} ${req.url}\n` +
+    Object.entries(req.headers)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join("\n"),
+)}</pre>
 <p>Try <a href="echo?x=1">echo</a> (JSON of the request) or <a href="download?mib=10">a 10 MiB download</a>.</p>
 <script>new EventSource("events").onmessage = (e) => (document.getElementById("clock").textContent = e.data);</script>`;
 
-function escape(s: string): string {
+function escapeHtml(s: string): string {
   return s.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]!);
 }
 
@@ -35,13 +40,19 @@ export async function startDemoBackend(port = 0): Promise<{ url: string; close()
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
         res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }, null, 2));
+        res.end(
+          JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }, null, 2),
+        );
       });
       return;
     }
     if (url.pathname === "/download") {
       const mib = Math.min(1024, Number(url.searchParams.get("mib")) || 1);
-      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": mib * 1048576, "content-disposition": "attachment; filename=demo.bin" });
+      res.writeHead(200, {
+        "content-type": "application/octet-stream",
+        "content-length": mib * 1048576,
+        "content-disposition": "attachment; filename=demo.bin",
+      });
       const block = Buffer.alloc(1048576, 0x61);
       let left = mib;
       const write = () => {

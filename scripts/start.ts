@@ -50,7 +50,10 @@ async function portTaken(port: number): Promise<string | undefined> {
   }
   if (error.code !== "EADDRINUSE") return `${error.code ?? error.message}`;
   const health = fetch(`http://127.0.0.1:${port}/_relay/health`, { signal: AbortSignal.timeout(2000) });
-  const relay = await health.then((res) => res.ok, () => false);
+  const relay = await health.then(
+    (res) => res.ok,
+    () => false,
+  );
   return relay ? "an edge-relay relay already answers there (another `npm start`?)" : "another program listens there";
 }
 
@@ -65,11 +68,15 @@ const env = { ...process.env, ...OFFLINE_ENV };
 
 const secret = localSecret();
 const relayUrl = `http://127.0.0.1:${PORT}`;
-const wrangler = spawn(process.execPath, [`${ROOT}node_modules/wrangler/bin/wrangler.js`, "dev", "--ip", "127.0.0.1", "--port", String(PORT)], {
-  cwd: ROOT,
-  env,
-  stdio: ["ignore", "inherit", "inherit"],
-});
+const wrangler = spawn(
+  process.execPath,
+  [`${ROOT}node_modules/wrangler/bin/wrangler.js`, "dev", "--ip", "127.0.0.1", "--port", String(PORT)],
+  {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "inherit", "inherit"],
+  },
+);
 children.push(wrangler);
 const backend = await startDemoBackend();
 await waitForHealth(relayUrl, 60_000);

@@ -25,9 +25,7 @@ export type TokenScope = "agent" | "access";
 
 export type TokenFailure = "missing" | "malformed" | "bad_signature" | "expired";
 
-export type TokenVerification =
-  | ({ ok: true } & TokenClaims)
-  | { ok: false; reason: TokenFailure; message: string };
+export type TokenVerification = ({ ok: true } & TokenClaims) | { ok: false; reason: TokenFailure; message: string };
 
 const VERSION = "er1";
 const SIGNATURE_BYTES = 32;
@@ -62,7 +60,9 @@ export async function mintToken(
   const names = [...new Set(Array.isArray(backend) ? backend : [backend])];
   for (const name of names.length ? names : [""]) {
     if (!isValidBackendName(name)) {
-      throw new Error(`"${name}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`);
+      throw new Error(
+        `"${name}" is not a valid backend name; use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.`,
+      );
     }
   }
   if (names.length > MAX_TOKEN_BACKENDS) throw new Error(`A token names at most ${MAX_TOKEN_BACKENDS} backends, not ${names.length}.`);
@@ -73,14 +73,21 @@ export async function mintToken(
   const id = opts.id ?? toBase64Url(crypto.getRandomValues(new Uint8Array(TOKEN_ID_BYTES)));
   if (!isValidTokenId(id)) throw new Error(`"${id}" is not a token id; use 8 to 64 base64url characters.`);
   const iat = opts.now ?? unixNow();
-  const claims: { b: string | string[]; iat: number; exp?: number; s?: "access"; jti: string } = { b: names.length === 1 ? names[0] : names, iat, jti: id };
+  const claims: { b: string | string[]; iat: number; exp?: number; s?: "access"; jti: string } = {
+    b: names.length === 1 ? names[0] : names,
+    iat,
+    jti: id,
+  };
   if (ttlSeconds !== undefined) claims.exp = iat + ttlSeconds;
   if (opts.scope === "access") claims.s = "access";
   const payloadPart = toBase64Url(encoder.encode(JSON.stringify(claims)));
   const signed = `${VERSION}.${payloadPart}`;
   const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(signed));
   const token = `${signed}.${toBase64Url(new Uint8Array(mac))}`;
-  if (token.length > MAX_TOKEN_LENGTH) throw new Error(`The ${names.length} backend names make a token longer than ${MAX_TOKEN_LENGTH} characters; split them over several tokens and agents.`);
+  if (token.length > MAX_TOKEN_LENGTH)
+    throw new Error(
+      `The ${names.length} backend names make a token longer than ${MAX_TOKEN_LENGTH} characters; split them over several tokens and agents.`,
+    );
   return token;
 }
 
@@ -140,7 +147,9 @@ export function tokenBackends(claims: { backend: string; backends?: string[] }):
  * exit, so neither the content nor the length of the expected value leaks through timing.
  */
 export async function sameSecret(given: string, expected: string): Promise<boolean> {
-  const [a, b] = await Promise.all([given, expected].map(async (v) => new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(v)))));
+  const [a, b] = await Promise.all(
+    [given, expected].map(async (v) => new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(v)))),
+  );
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
   return diff === 0;
@@ -161,7 +170,9 @@ export function parseDuration(text: string): number {
   const match = DURATION.exec(text);
   const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2]] : NaN;
   if (!Number.isSafeInteger(seconds)) {
-    throw new Error(`"${text}" is not a duration; use a whole number with an optional unit s, m, h or d, like 45s, 15m, 12h, 30d or 90 (seconds).`);
+    throw new Error(
+      `"${text}" is not a duration; use a whole number with an optional unit s, m, h or d, like 45s, 15m, 12h, 30d or 90 (seconds).`,
+    );
   }
   return seconds;
 }
@@ -194,7 +205,12 @@ function decodeClaims(payload: Uint8Array): TokenClaims | undefined {
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
   const { b, iat, exp, s, jti } = value as Record<string, unknown>;
-  const backends = typeof b === "string" ? [b] : Array.isArray(b) && b.length > 1 && b.length <= MAX_TOKEN_BACKENDS && new Set(b).size === b.length ? (b as unknown[]) : [];
+  const backends =
+    typeof b === "string"
+      ? [b]
+      : Array.isArray(b) && b.length > 1 && b.length <= MAX_TOKEN_BACKENDS && new Set(b).size === b.length
+        ? (b as unknown[])
+        : [];
   if (backends.length === 0 || !backends.every((name) => typeof name === "string" && isValidBackendName(name))) return undefined;
   const names = backends as string[];
   if (!isUnixSeconds(iat) || (exp !== undefined && !isUnixSeconds(exp))) return undefined;

@@ -30,7 +30,10 @@ export function parseFlowMessage(text: string): FlowControl | undefined {
 /** Removes the flow subprotocol from a Sec-WebSocket-Protocol offer; says whether it was there. */
 export function takeFlowOffer(offer: string | null): { flow: boolean; rest: string | null } {
   if (!offer) return { flow: false, rest: offer };
-  const all = offer.split(",").map((p) => p.trim()).filter(Boolean);
+  const all = offer
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
   const rest = all.filter((p) => p !== FLOW_SUBPROTOCOL);
   return { flow: rest.length !== all.length, rest: rest.length ? rest.join(", ") : null };
 }

@@ -5,7 +5,7 @@ import { Hono, type Context } from "hono";
 import { isValidBackendName, sameSecret, tokenBackends, verifyToken } from "./auth.ts";
 import { ACCESS_HEADER } from "./access.ts";
 import type { Env } from "./env.ts";
-import { ERROR_STATUS, RelayError } from "./errors.ts";
+import { RelayError } from "./errors.ts";
 import { ROUTE_HEADER, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
 import { route, schemeAndHost } from "./worker/routing.ts";
@@ -33,7 +33,8 @@ app.on(["GET", "POST"], ["/_relay/backends/:name", "/_relay/backends/:name/drain
   const name = c.req.param("name");
   if (!isValidBackendName(name)) throw new RelayError("bad_backend_name", `"${name.slice(0, 80)}" is not a backend name.`);
   const drain = c.req.path.endsWith("/drain");
-  if (drain !== (c.req.method === "POST")) throw new RelayError("not_found", "Use GET /_relay/backends/<name> or POST /_relay/backends/<name>/drain.", name);
+  if (drain !== (c.req.method === "POST"))
+    throw new RelayError("not_found", "Use GET /_relay/backends/<name> or POST /_relay/backends/<name>/drain.", name);
   const headers = new Headers({ [ROUTE_HEADER]: encodeRoute({ op: drain ? "drain" : "status", backend: name }) });
   return hub(c.env, name).fetch(new Request(c.req.url, { method: "POST", headers }));
 });
@@ -60,13 +61,18 @@ app.get("/_relay/connect", async (c) => {
     const code = verdict.reason === "expired" ? "token_expired" : verdict.reason === "missing" ? "token_missing" : "token_invalid";
     throw new RelayError(code, verdict.message);
   }
-  if (verdict.scope !== "agent") throw new RelayError("token_invalid", "This is an access token: agents connect with an agent token from `edge-relay token <name>`.");
+  if (verdict.scope !== "agent")
+    throw new RelayError("token_invalid", "This is an access token: agents connect with an agent token from `edge-relay token <name>`.");
   // A token for several backends connects one tunnel per backend, each naming it with ?backend=.
   const asked = c.req.query("backend");
   const allowed = tokenBackends(verdict);
   if (asked !== undefined && !allowed.includes(asked)) {
     const names = allowed.map((b) => `"${b}"`).join(", ");
-    throw new RelayError("token_backend_mismatch", `The token is for backend${allowed.length > 1 ? "s" : ""} ${names}, not "${asked.slice(0, 80)}".`, asked.slice(0, 80));
+    throw new RelayError(
+      "token_backend_mismatch",
+      `The token is for backend${allowed.length > 1 ? "s" : ""} ${names}, not "${asked.slice(0, 80)}".`,
+      asked.slice(0, 80),
+    );
   }
   if (asked === undefined && allowed.length > 1) {
     throw new RelayError("token_backend_mismatch", `The token is for several backends: name one with ?backend=<name>.`);
@@ -84,12 +90,16 @@ app.get("/_relay/connect", async (c) => {
 });
 
 app.notFound(() =>
-  new RelayError("not_found", "No backend route matched: use <name>.<relay domain>, /r/<name>/, or the X-Relay-Backend header.").toResponse(),
+  new RelayError(
+    "not_found",
+    "No backend route matched: use <name>.<relay domain>, /r/<name>/, or the X-Relay-Backend header.",
+  ).toResponse(),
 );
 
 app.onError((err) => {
   if (err instanceof RelayError) return err.toResponse();
-  if ((err as { overloaded?: boolean }).overloaded) return new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.").toResponse();
+  if ((err as { overloaded?: boolean }).overloaded)
+    return new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.").toResponse();
   console.error("relay error", err);
   return new RelayError("internal_error", "The relay failed to handle the request.").toResponse();
 });
@@ -99,12 +109,14 @@ async function requireAdmin(c: Context<{ Bindings: Env }>): Promise<void> {
   const admin = c.env.RELAY_ADMIN_TOKEN;
   if (!admin) throw new RelayError("not_found", "The admin API is off: set the RELAY_ADMIN_TOKEN secret to turn it on.");
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-  if (!(await sameSecret(bearer, admin))) throw new RelayError("admin_unauthorized", "The admin API needs Authorization: Bearer <RELAY_ADMIN_TOKEN>.");
+  if (!(await sameSecret(bearer, admin)))
+    throw new RelayError("admin_unauthorized", "The admin API needs Authorization: Bearer <RELAY_ADMIN_TOKEN>.");
 }
 
 /** The secrets a token may be signed with: RELAY_SECRET, then RELAY_SECRET_PREVIOUS during a rotation. */
 function signingSecrets(env: Env): string[] {
-  if (!env.RELAY_SECRET) throw new RelayError("relay_misconfigured", "The relay has no RELAY_SECRET: set it with `wrangler secret put RELAY_SECRET`.");
+  if (!env.RELAY_SECRET)
+    throw new RelayError("relay_misconfigured", "The relay has no RELAY_SECRET: set it with `wrangler secret put RELAY_SECRET`.");
   return env.RELAY_SECRET_PREVIOUS ? [env.RELAY_SECRET, env.RELAY_SECRET_PREVIOUS] : [env.RELAY_SECRET];
 }
 

@@ -31,7 +31,8 @@ export async function readRevokeRequest(request: Request): Promise<RevokeRequest
  */
 export function parseRevokeRequest(text: string | null, now: number = Math.floor(Date.now() / 1000)): RevokeRequest {
   const bad = (message: string) => new RelayError("bad_revocation", message);
-  if (text === null || text.length > MAX_REVOKE_BODY) throw bad(`The body is over ${MAX_REVOKE_BODY} bytes; send {"id": "<token id>"} or {"backend": "<name>", "before": "<time>"}.`);
+  if (text === null || text.length > MAX_REVOKE_BODY)
+    throw bad(`The body is over ${MAX_REVOKE_BODY} bytes; send {"id": "<token id>"} or {"backend": "<name>", "before": "<time>"}.`);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -106,5 +107,9 @@ export class BackendRevocations {
 
 /** The 401 a revoked token gets at connect. */
 export function tokenRevoked(backend: string): RelayError {
-  return new RelayError("token_revoked", `This agent token for "${backend}" was revoked; mint a new one with \`edge-relay token ${backend}\`.`, backend);
+  return new RelayError(
+    "token_revoked",
+    `This agent token for "${backend}" was revoked; mint a new one with \`edge-relay token ${backend}\`.`,
+    backend,
+  );
 }

@@ -48,7 +48,9 @@ export class TokenRegistry extends DurableObject<Env> {
     const results = await Promise.all(
       record.backends.map(async (backend) => {
         const headers = { [ROUTE_HEADER]: encodeRoute({ op: "revoke", backend, revoke: { id } }) };
-        const response = await backendHub(this.env, backend).fetch(new Request("https://relay.internal/revoke", { method: "POST", headers }));
+        const response = await backendHub(this.env, backend).fetch(
+          new Request("https://relay.internal/revoke", { method: "POST", headers }),
+        );
         return ((await response.json()) as { closed: number }).closed;
       }),
     );

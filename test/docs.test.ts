@@ -12,7 +12,12 @@ const README = join(ROOT, "README.md");
 const DOCS = join(ROOT, "docs");
 
 /** README.md and every Markdown file directly in docs/ (docs/ is flat). */
-const MARKDOWN = [README, ...readdirSync(DOCS).filter((f) => f.endsWith(".md")).map((f) => join(DOCS, f))];
+const MARKDOWN = [
+  README,
+  ...readdirSync(DOCS)
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => join(DOCS, f)),
+];
 
 /** Every file under `dir`, recursively. */
 function filesUnder(dir: string): string[] {

@@ -334,7 +334,8 @@ export class BridgeExchange {
   }
 
   private endOnIdle(ms = this.options.settings.idleMs): void {
-    if (!(typeof ms === "number" && ms > 0 && Number.isFinite(ms))) throw new Error(`endOnIdle needs a positive number of milliseconds, not ${describeValue(ms)}`);
+    if (!(typeof ms === "number" && ms > 0 && Number.isFinite(ms)))
+      throw new Error(`endOnIdle needs a positive number of milliseconds, not ${describeValue(ms)}`);
     this.idleMs = ms;
     this.armIdle();
   }
@@ -342,7 +343,8 @@ export class BridgeExchange {
   private sendHeaders(status: number, headers?: BridgeHeaders, fin = false): void {
     if (this.finished) return;
     if (this.response !== "none") throw new Error("the response headers were already sent");
-    if (!(Number.isInteger(status) && status >= 200 && status <= 599)) throw new Error(`the status must be a whole number from 200 to 599, not ${describeValue(status)}`);
+    if (!(Number.isInteger(status) && status >= 200 && status <= 599))
+      throw new Error(`the status must be a whole number from 200 to 599, not ${describeValue(status)}`);
     this.bodyless = this.head.method === "HEAD" || status === 204 || status === 304;
     this.response = "streaming";
     this.stream.sendHeaders(encodeResponseHead({ status, headers: headerList(headers) }), fin || this.bodyless);
@@ -378,7 +380,8 @@ function headerList(headers: BridgeHeaders | undefined): HeaderList {
   const given = headers === undefined ? [] : Array.isArray(headers) ? headers : Object.entries(headers);
   for (const [name, value] of given as Iterable<readonly [unknown, unknown]>) {
     if (typeof name !== "string" || !TOKEN.test(name)) throw new Error(`${describeValue(name)} is not a valid header name`);
-    if (typeof value !== "string" || BAD_VALUE.test(value)) throw new Error(`the value of header ${name} must be a string without CR, LF or NUL`);
+    if (typeof value !== "string" || BAD_VALUE.test(value))
+      throw new Error(`the value of header ${name} must be a string without CR, LF or NUL`);
     entries.push([name, value]);
   }
   return endToEnd(entries);

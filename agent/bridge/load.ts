@@ -62,19 +62,28 @@ async function load(ref: PluginRef): Promise<LoadedPlugin> {
       if (ref.kind === "file" && code === "ERR_UNKNOWN_FILE_EXTENSION" && /\.[mc]?ts$/.test(ref.specifier)) {
         // The packaged agent is plain JavaScript; only the repository's tsx launcher or a Node
         // that strips types (22.18 and later) can import a TypeScript plugin.
-        throw problem(ref, `is TypeScript, which Node ${process.versions.node} cannot load: compile it to a .js or .mjs file (e.g. \`npx esbuild ${ref.text} --format=esm --outfile=${ref.text.replace(/\.[mc]?ts$/, ".mjs")}\`) or run Node 22.18 or later`);
+        throw problem(
+          ref,
+          `is TypeScript, which Node ${process.versions.node} cannot load: compile it to a .js or .mjs file (e.g. \`npx esbuild ${ref.text} --format=esm --outfile=${ref.text.replace(/\.[mc]?ts$/, ".mjs")}\`) or run Node 22.18 or later`,
+        );
       }
       throw problem(ref, `could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
   const exported = (module as { default?: unknown }).default;
   if (exported === null || typeof exported !== "object") {
-    const hint = module && typeof module === "object" && ("plugin" in module || "encodeHeaders" in module) ? " (export the plugin object as the module's default: `export default { ... }`)" : "";
+    const hint =
+      module && typeof module === "object" && ("plugin" in module || "encodeHeaders" in module)
+        ? " (export the plugin object as the module's default: `export default { ... }`)"
+        : "";
     throw problem(ref, `has no bridge plugin as its default export${hint}`);
   }
   const missing = HOOKS.filter((hook) => typeof (exported as Record<string, unknown>)[hook] !== "function");
   if (missing.length > 0) {
-    throw problem(ref, `exports a default that is not a bridge plugin: it needs the functions ${HOOKS.join(", ")} (missing ${missing.join(", ")})`);
+    throw problem(
+      ref,
+      `exports a default that is not a bridge plugin: it needs the functions ${HOOKS.join(", ")} (missing ${missing.join(", ")})`,
+    );
   }
   const plugin = exported as BridgePlugin;
   const name = typeof plugin.name === "string" && plugin.name ? plugin.name : ref.kind === "file" ? basename(ref.specifier) : ref.specifier;

@@ -82,6 +82,7 @@ export interface BridgeContext<State extends object = Record<string, unknown>> {
  * the hooks of one direction are called one at a time, in order. A hook that throws or rejects
  * fails the request: 502 `bridge_error` with its message before response headers, a reset after.
  */
+// biome-ignore lint/suspicious/noExplicitAny: a plugin chooses its own state type; the loader cannot name it
 export interface BridgePlugin<State extends object = any> {
   /** Shown in errors; default: the module's name. */
   readonly name?: string;

@@ -58,7 +58,8 @@ function parse(bytes: Uint8Array, at: number, depth: number): { value: RespReply
   if (at >= bytes.byteLength) return { need: at + 1 };
   const type = String.fromCharCode(bytes[at]);
   if (!"+-:$*".includes(type)) {
-    if (RESP3.includes(type)) throw new RespProtocolError(`the server sent a RESP3 reply (type ${JSON.stringify(type)}); only RESP2 is supported`);
+    if (RESP3.includes(type))
+      throw new RespProtocolError(`the server sent a RESP3 reply (type ${JSON.stringify(type)}); only RESP2 is supported`);
     throw new RespProtocolError(`byte 0x${bytes[at].toString(16).padStart(2, "0")} cannot start a RESP2 reply`);
   }
   const line = readLine(bytes, at + 1);
@@ -163,4 +164,3 @@ export class RespDecoder {
     return replies;
   }
 }
-

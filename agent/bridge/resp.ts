@@ -29,13 +29,16 @@ export function parseCommands(body: Uint8Array): ParsedCommands {
     value = JSON.parse(utf8.decode(body));
   } catch (err) {
     if (body.byteLength === 0) return { error: 'The body is empty; send a JSON command array like ["GET","key"].' };
-    return { error: `The body is not JSON (${err instanceof Error ? err.message : String(err)}); send a command array like ["GET","key"].` };
+    return {
+      error: `The body is not JSON (${err instanceof Error ? err.message : String(err)}); send a command array like ["GET","key"].`,
+    };
   }
   if (!Array.isArray(value) || value.length === 0) {
     return { error: 'The body must be a non-empty JSON array: a command like ["GET","key"], or an array of commands.' };
   }
   const pipeline = value.every(Array.isArray);
-  if (!pipeline && value.some(Array.isArray)) return { error: "The body mixes commands and arguments: send one command array, or an array of command arrays." };
+  if (!pipeline && value.some(Array.isArray))
+    return { error: "The body mixes commands and arguments: send one command array, or an array of command arrays." };
   const list = (pipeline ? value : [value]) as unknown[][];
   const commands: string[][] = [];
   for (const [i, command] of list.entries()) {
@@ -45,11 +48,14 @@ export function parseCommands(body: Uint8Array): ParsedCommands {
     for (const [j, arg] of command.entries()) {
       if (typeof arg === "string") args.push(arg);
       else if (typeof arg === "number" && Number.isFinite(arg)) args.push(String(arg));
-      else return { error: `Argument ${j + 1} of ${which} is ${arg === null ? "null" : typeof arg}; arguments must be strings or numbers.` };
+      else
+        return { error: `Argument ${j + 1} of ${which} is ${arg === null ? "null" : typeof arg}; arguments must be strings or numbers.` };
     }
     const name = args[0].toUpperCase();
     if (UNSUPPORTED.has(name)) {
-      return { error: `${name} is not available over the HTTP bridge (its replies are not one per command); reach Redis through a tcp:// target and \`edge-relay connect\` instead.` };
+      return {
+        error: `${name} is not available over the HTTP bridge (its replies are not one per command); reach Redis through a tcp:// target and \`edge-relay connect\` instead.`,
+      };
     }
     commands.push(args);
   }

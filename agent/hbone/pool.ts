@@ -42,13 +42,15 @@ export class HboneError extends Error {
 }
 
 /** TLS alerts by which a proxy rejects our client certificate (under TLS 1.3 they arrive late). */
-const REJECTED = /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_REQUIRED|CERTIFICATE_UNKNOWN|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|DECRYPT_ERROR|HANDSHAKE_FAILURE)/;
+const REJECTED =
+  /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_REQUIRED|CERTIFICATE_UNKNOWN|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|DECRYPT_ERROR|HANDSHAKE_FAILURE)/;
 
 /** Maps a connection-level failure to the relay's error. */
 export function classify(err: NodeJS.ErrnoException): HboneError {
   if (err instanceof HboneError) return err;
   const text = `${err.code ?? ""} ${err.message}`;
-  if (REJECTED.test(text)) return new HboneError(ErrorCode.MeshDenied, `the mesh proxy rejected the agent's certificate (${err.code ?? err.message})`);
+  if (REJECTED.test(text))
+    return new HboneError(ErrorCode.MeshDenied, `the mesh proxy rejected the agent's certificate (${err.code ?? err.message})`);
   return new HboneError(ErrorCode.OriginUnreachable, `cannot reach the mesh proxy: ${err.code ? `${err.code}: ` : ""}${err.message}`);
 }
 

@@ -32,8 +32,22 @@ export class BridgeOrigin implements Origin {
 /** A WebSocket upgrade to a bridge: 501 with the relay's JSON error shape. */
 function refuseUpgrade(stream: Stream): void {
   const body = new TextEncoder().encode(
-    JSON.stringify({ error: "not_implemented", message: "This backend is an HTTP-TCP bridge: it answers plain HTTP requests, not WebSocket upgrades." }),
+    JSON.stringify({
+      error: "not_implemented",
+      message: "This backend is an HTTP-TCP bridge: it answers plain HTTP requests, not WebSocket upgrades.",
+    }),
   );
-  stream.sendHeaders(encodeResponseHead({ status: 501, headers: [["content-type", "application/json"], ["content-length", String(body.byteLength)]] }));
-  stream.write(body).then(() => stream.end()).catch(() => {});
+  stream.sendHeaders(
+    encodeResponseHead({
+      status: 501,
+      headers: [
+        ["content-type", "application/json"],
+        ["content-length", String(body.byteLength)],
+      ],
+    }),
+  );
+  stream
+    .write(body)
+    .then(() => stream.end())
+    .catch(() => {});
 }

@@ -55,7 +55,10 @@ export class H2Sessions {
   }
 
   close(): void {
-    void this.current?.then((s) => s.close(), () => {});
+    void this.current?.then(
+      (s) => s.close(),
+      () => {},
+    );
     this.current = this.opened = undefined;
   }
 

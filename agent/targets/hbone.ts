@@ -5,7 +5,6 @@ import type { Duplex } from "node:stream";
 import type { RequestHead } from "../../src/protocol/head.ts";
 import type { Target } from "../config.ts";
 import { HbonePool } from "../hbone/pool.ts";
-import type { Origin } from "../origin.ts";
 import { H2Sessions } from "./h2.ts";
 import { HttpOrigin, type HttpDialer, type OriginProtocol } from "./http.ts";
 
@@ -18,8 +17,15 @@ type Oncreate = (err: Error | null, socket: Duplex) => void;
 export function connectHeaders(head: RequestHead): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (const [name, value] of head.headers) if (name === "baggage" || name === "traceparent") out.push([name, value]);
-  const xff = head.headers.filter(([name]) => name === "x-forwarded-for").map(([, v]) => v).join(",");
-  const client = xff.split(",").map((s) => s.trim()).filter(Boolean).pop();
+  const xff = head.headers
+    .filter(([name]) => name === "x-forwarded-for")
+    .map(([, v]) => v)
+    .join(",");
+  const client = xff
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .pop();
   if (client) out.push(["forwarded", `for="${client.includes(":") ? `[${client}]` : client}"`]);
   return out;
 }

@@ -1,7 +1,7 @@
 // HTTP/1.1 to a target: http://host:port, https://host:port (own CA or --origin-insecure),
 // unix:/path.sock, or over an HBONE CONNECT stream. Bodies stream both ways under credit.
 import http from "node:http";
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import net from "node:net";
 import https from "node:https";
 import type { Readable } from "node:stream";
@@ -42,7 +42,10 @@ export interface HttpDialer {
    * createConnection. `fresh`: a new connection, never a pooled one (a retry after a reused
    * connection broke).
    */
-  connection(head: RequestHead, fresh?: boolean): Pick<http.RequestOptions, "hostname" | "port" | "socketPath" | "agent" | "createConnection">;
+  connection(
+    head: RequestHead,
+    fresh?: boolean,
+  ): Pick<http.RequestOptions, "hostname" | "port" | "socketPath" | "agent" | "createConnection">;
   /** The same for the target's WebSocket server. */
   websocket: Omit<WebSocketTarget, "host" | "createConnection"> & { connection?(head: RequestHead): WebSocketTarget["createConnection"] };
   /**
@@ -63,7 +66,11 @@ export interface HttpDialer {
  * ALPN h2 and http/1.1 to https targets and speaks what the target picks (asked once, on first
  * use); `h2c` speaks cleartext HTTP/2 with prior knowledge; `h2` and `http1` force one.
  */
-export function directDialer(target: Extract<Target, { kind: "http" | "https" | "unix" }>, protocol: OriginProtocol = "auto", connectTimeoutMs?: number): HttpDialer {
+export function directDialer(
+  target: Extract<Target, { kind: "http" | "https" | "unix" }>,
+  protocol: OriginProtocol = "auto",
+  connectTimeoutMs?: number,
+): HttpDialer {
   // `timeout` drops a pooled connection idle that long (Node's Agent lowers it further to a
   // second under what a target's Keep-Alive: timeout= announces); on a connection in use it only
   // emits an event nobody acts on. Below the 5 s of Node's servers and the longer ones of most
@@ -213,7 +220,10 @@ export class HttpOrigin implements Origin {
       if (limit !== undefined) {
         current.once("socket", (s) => {
           if (!s.connecting) return;
-          const timer = setTimeout(() => current.destroy(Object.assign(new Error(`connecting took longer than ${limit} ms`), { code: "ETIMEDOUT" })), limit);
+          const timer = setTimeout(
+            () => current.destroy(Object.assign(new Error(`connecting took longer than ${limit} ms`), { code: "ETIMEDOUT" })),
+            limit,
+          );
           s.once("connect", () => clearTimeout(timer));
           s.once("close", () => clearTimeout(timer));
         });

@@ -77,8 +77,22 @@ export class TcpOrigin implements Origin {
 /** A plain HTTP request to a TCP target: 426 with the relay's JSON error shape. */
 function refusePlainHttp(stream: Stream): void {
   const body = new TextEncoder().encode(
-    JSON.stringify({ error: "upgrade_required", message: "This backend is a TCP service: connect with a WebSocket, e.g. `edge-relay connect`." }),
+    JSON.stringify({
+      error: "upgrade_required",
+      message: "This backend is a TCP service: connect with a WebSocket, e.g. `edge-relay connect`.",
+    }),
   );
-  stream.sendHeaders(encodeResponseHead({ status: 426, headers: [["content-type", "application/json"], ["content-length", String(body.byteLength)]] }));
-  stream.write(body).then(() => stream.end()).catch(() => {});
+  stream.sendHeaders(
+    encodeResponseHead({
+      status: 426,
+      headers: [
+        ["content-type", "application/json"],
+        ["content-length", String(body.byteLength)],
+      ],
+    }),
+  );
+  stream
+    .write(body)
+    .then(() => stream.end())
+    .catch(() => {});
 }

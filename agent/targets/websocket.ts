@@ -29,7 +29,13 @@ export function serveWebSocket(stream: Stream, head: RequestHead, target: WebSoc
   const offered: string[] = [];
   const headers: Record<string, string> = { host: target.host };
   for (const [name, value] of head.headers) {
-    if (name === "sec-websocket-protocol") offered.push(...value.split(",").map((p) => p.trim()).filter(Boolean));
+    if (name === "sec-websocket-protocol")
+      offered.push(
+        ...value
+          .split(",")
+          .map((p) => p.trim())
+          .filter(Boolean),
+      );
     else if (!HANDSHAKE.has(name)) headers[name] = headers[name] ? `${headers[name]}, ${value}` : value;
   }
   const url = target.base.startsWith("ws+unix:") ? `${target.base}:${head.path}` : target.base + head.path;
@@ -61,7 +67,8 @@ export function serveWebSocket(stream: Stream, head: RequestHead, target: WebSoc
     void sendBody(res, stream);
   });
   ws.on("error", (err: NodeJS.ErrnoException & { tunnelCode?: ErrorCode }) => {
-    if (!answered) stream.reset(err.tunnelCode ?? ErrorCode.OriginUnreachable, err.tunnelCode !== undefined ? err.message : describeError(err));
+    if (!answered)
+      stream.reset(err.tunnelCode ?? ErrorCode.OriginUnreachable, err.tunnelCode !== undefined ? err.message : describeError(err));
   });
   ws.on("open", () => (opened = true));
   const pump = new MessagePump(stream, ws);

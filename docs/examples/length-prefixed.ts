@@ -40,7 +40,8 @@ const lengthPrefixed: BridgePlugin = {
   // TCP bytes so far (all of them, while we return "buffer"): answer once a whole message is in.
   onUpstreamData(bytes, endOfStream, ctx) {
     const length = bytes.byteLength >= 4 ? new DataView(bytes.buffer, bytes.byteOffset).getUint32(0) : undefined;
-    if (length !== undefined && length > MAX_MESSAGE) throw new Error(`the server announced a ${length}-byte reply, over the ${MAX_MESSAGE}-byte limit`);
+    if (length !== undefined && length > MAX_MESSAGE)
+      throw new Error(`the server announced a ${length}-byte reply, over the ${MAX_MESSAGE}-byte limit`);
     if (length === undefined || bytes.byteLength < 4 + length) {
       if (endOfStream) throw new Error(`the server closed the connection after ${bytes.byteLength} bytes of a reply`);
       return "buffer";

@@ -25,7 +25,12 @@ export interface Candidate {
  * another stream (`streamLimit`), on another agent than `avoidAgent` while there is one. "full"
  * when every ready tunnel carries `streamLimit` streams; undefined when none is ready.
  */
-export function chooseTunnel<T extends Candidate>(untried: readonly T[], streamLimit: number, avoidAgent?: string, random: () => number = Math.random): T | "full" | undefined {
+export function chooseTunnel<T extends Candidate>(
+  untried: readonly T[],
+  streamLimit: number,
+  avoidAgent?: string,
+  random: () => number = Math.random,
+): T | "full" | undefined {
   const roomy = untried.filter((t) => t.load < streamLimit);
   // Another agent first: a draining agent refuses on all its tunnels, and a crash or a cut
   // network takes them all at once while the runtime delivers their closes one by one (the

@@ -33,15 +33,27 @@ function positive(value: string | undefined, fallback: number): number {
 
 /** The 429 for a connect past the backend's tunnel limit. */
 export function tooManyTunnels(backend: string, limit: number): RelayError {
-  return new RelayError("too_many_tunnels", `Backend "${backend}" already has ${limit} agent tunnels, its limit (RELAY_MAX_TUNNELS); lower --connections or run fewer agents.`, backend);
+  return new RelayError(
+    "too_many_tunnels",
+    `Backend "${backend}" already has ${limit} agent tunnels, its limit (RELAY_MAX_TUNNELS); lower --connections or run fewer agents.`,
+    backend,
+  );
 }
 
 /** The 503 for a request when every tunnel carries its limit of streams. */
 export function tooManyStreams(backend: string, limit: number): RelayError {
-  return new RelayError("too_many_streams", `Every agent tunnel of backend "${backend}" carries ${limit} streams, its limit (RELAY_MAX_STREAMS); try again shortly.`, backend);
+  return new RelayError(
+    "too_many_streams",
+    `Every agent tunnel of backend "${backend}" carries ${limit} streams, its limit (RELAY_MAX_STREAMS); try again shortly.`,
+    backend,
+  );
 }
 
 /** The 503 for a WebSocket upgrade past the backend's public WebSocket limit. */
 export function tooManyWebSockets(backend: string, limit: number): RelayError {
-  return new RelayError("too_many_websockets", `Backend "${backend}" already holds ${limit} public WebSockets, its limit (RELAY_MAX_WEBSOCKETS); try again later.`, backend);
+  return new RelayError(
+    "too_many_websockets",
+    `Backend "${backend}" already holds ${limit} public WebSockets, its limit (RELAY_MAX_WEBSOCKETS); try again later.`,
+    backend,
+  );
 }

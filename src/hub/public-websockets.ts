@@ -64,7 +64,13 @@ export const HANDSHAKE_HEADERS = new Set(["sec-websocket-key", "sec-websocket-ve
  * Answers a WebSocket upgrade the agent accepted (its 101, with the backend's `chosen`
  * subprotocol): a hibernatable client socket bridged to the stream.
  */
-export function acceptClient(ctx: DurableObjectState, stream: Stream, upgrade: { tunnelId: string; flow: boolean }, backend: string, chosen: string | null): Response {
+export function acceptClient(
+  ctx: DurableObjectState,
+  stream: Stream,
+  upgrade: { tunnelId: string; flow: boolean },
+  backend: string,
+  chosen: string | null,
+): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   const { tunnelId } = upgrade;
   // Flow control only when the backend chose no subprotocol of its own: a socket has one.
@@ -99,14 +105,21 @@ export function bindClient(ws: WebSocket, stream: Stream, flow = false): void {
     () => safeClose(ws, 1009, "message too big"),
   );
   stream.onClose = (code, reason) => safeClose(ws, sendableClose(code), closeReason(reason));
-  stream.onReset = (reset) => safeClose(ws, reset.code === ErrorCode.MessageTooBig ? 1009 : 1011, reset.tunnelLost ? "backend connection lost" : "reset");
+  stream.onReset = (reset) =>
+    safeClose(ws, reset.code === ErrorCode.MessageTooBig ? 1009 : 1011, reset.tunnelLost ? "backend connection lost" : "reset");
 }
 
 /**
  * A message from the public client: up the stream, within the client's backlog limits and the
  * object's (`objectBacklog`, shared by every client of the Durable Object).
  */
-export function clientMessage(ws: WebSocket, stream: Stream | undefined, message: string | ArrayBuffer, objectBacklog: Backlog, flow = false): void {
+export function clientMessage(
+  ws: WebSocket,
+  stream: Stream | undefined,
+  message: string | ArrayBuffer,
+  objectBacklog: Backlog,
+  flow = false,
+): void {
   if (flow && typeof message === "string") return flowControl(ws, stream, message);
   if (!stream || !stream.writable) return safeClose(ws, 1011, "backend connection lost");
   const data = typeof message === "string" ? new TextEncoder().encode(message) : new Uint8Array(message);
@@ -134,10 +147,13 @@ export function clientMessage(ws: WebSocket, stream: Stream | undefined, message
   };
   // Frames of messages that arrive in one turn (or before the session's flush timer, which
   // fires late under a burst) leave in one tunnel message (src/protocol/session.ts queue).
-  stream.writeMessage(data, typeof message === "string").then(() => {
-    settled();
-    if (flow) ws.send(flowMessage("credit", n));
-  }, settled).catch(() => {}); // the client socket closed meanwhile
+  stream
+    .writeMessage(data, typeof message === "string")
+    .then(() => {
+      settled();
+      if (flow) ws.send(flowMessage("credit", n));
+    }, settled)
+    .catch(() => {}); // the client socket closed meanwhile
 }
 
 /** A flow-controlled client's control message: an ack returns the tunnel's credit. */

@@ -61,12 +61,17 @@ export async function relayRequest(request: Request, route: HubRoute, hub: Relay
   // Refused here, before any frame: a head the agent could not accept would end the whole tunnel.
   const tooLarge = headSizeProblem(head);
   if (tooLarge) {
-    return new RelayError("request_header_fields_too_large", `The request's head cannot be relayed: ${tooLarge} (path, Host and headers together).`, backend).toResponse();
+    return new RelayError(
+      "request_header_fields_too_large",
+      `The request's head cannot be relayed: ${tooLarge} (path, Host and headers together).`,
+      backend,
+    ).toResponse();
   }
   const limits = limitsOf(hub.env);
   const ready: Ready = { head, flow, contentLength, repeatable: isRepeatable(request.method, idempotencyKey), tunnels, limits };
   if (!upgrade) return attempt(request, route, hub, ready);
-  if (hub.tunnels.openSockets(CLIENT_TAG) + hub.upgrading >= limits.websockets) return tooManyWebSockets(backend, limits.websockets).toResponse();
+  if (hub.tunnels.openSockets(CLIENT_TAG) + hub.upgrading >= limits.websockets)
+    return tooManyWebSockets(backend, limits.websockets).toResponse();
   hub.upgrading++;
   try {
     return await attempt(request, route, hub, ready, true);
@@ -157,6 +162,10 @@ export function errorForReset(reset: StreamReset, backend: string): RelayError {
     case ErrorCode.RefusedStream:
       return new RelayError("no_agent", `The agent refused the request: ${reset.message || "it is shutting down"}.`, backend);
     default:
-      return new RelayError("origin_error", `The agent reset the request (${ErrorCode[reset.code] ?? reset.code}${reset.message ? `: ${reset.message}` : ""}).`, backend);
+      return new RelayError(
+        "origin_error",
+        `The agent reset the request (${ErrorCode[reset.code] ?? reset.code}${reset.message ? `: ${reset.message}` : ""}).`,
+        backend,
+      );
   }
 }

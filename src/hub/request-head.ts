@@ -28,7 +28,12 @@ export interface RequestHead {
 export function requestHead(request: Request, route: HubRoute): RequestHead {
   const scheme = route.scheme ?? "https";
   const authority = route.authority ?? "";
-  const head: HeaderList = [[":method", request.method], [":path", route.path ?? "/"], [":scheme", scheme], [":authority", authority]];
+  const head: HeaderList = [
+    [":method", request.method],
+    [":path", route.path ?? "/"],
+    [":scheme", scheme],
+    [":authority", authority],
+  ];
   const pseudo = head.length;
   let upgrade: string | undefined;
   let connection: string | undefined;
@@ -54,7 +59,9 @@ export function requestHead(request: Request, route: HubRoute): RequestHead {
     // Rare: drop what Connection names (the runtime usually strips Connection itself), and the
     // WebSocket handshake's fields, which the agent's own handshake makes anew.
     const named = new Set((connection ?? "").split(",").map((t) => t.trim().toLowerCase()));
-    fields = head.filter(([name], i) => i < pseudo || !(named.has(name) || (websocket && (HANDSHAKE_HEADERS.has(name) || name === "sec-websocket-protocol"))));
+    fields = head.filter(
+      ([name], i) => i < pseudo || !(named.has(name) || (websocket && (HANDSHAKE_HEADERS.has(name) || name === "sec-websocket-protocol"))),
+    );
     if (websocket) {
       fields.splice(pseudo, 0, [":protocol", "websocket"]);
       const offer = takeFlowOffer(request.headers.get("sec-websocket-protocol"));

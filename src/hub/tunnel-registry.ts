@@ -52,7 +52,13 @@ export class TunnelRegistry {
     const { tunnels: limit } = limitsOf(this.env);
     if (this.openSockets(TUNNEL_TAG) >= limit) return tooManyTunnels(backend, limit).toResponse();
     const { 0: client, 1: server } = new WebSocketPair();
-    const meta: TunnelAttachment = { tunnelId: crypto.randomUUID(), backend, connectedAt: Date.now(), tokenId: token?.id, tokenIat: token?.iat };
+    const meta: TunnelAttachment = {
+      tunnelId: crypto.randomUUID(),
+      backend,
+      connectedAt: Date.now(),
+      tokenId: token?.id,
+      tokenIat: token?.iat,
+    };
     this.ctx.acceptWebSocket(server, [TUNNEL_TAG, tunnelTag(meta.tunnelId)]);
     server.serializeAttachment(meta);
     this.tunnels.set(server, this.makeTunnel(server, meta));

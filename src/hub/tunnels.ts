@@ -1,6 +1,6 @@
 // Agent tunnels as the Durable Object sees them: the socket attachment schema, the session
 // rebuilt around a socket (after hibernation too), and the choice of tunnel for a new stream.
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION, ProtocolError, type Hello } from "../protocol/frame.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION, type ProtocolError, type Hello } from "../protocol/frame.ts";
 import { Session } from "../protocol/session.ts";
 
 /** Socket tag every agent tunnel carries (ctx.getWebSockets(TUNNEL_TAG)). */
@@ -25,7 +25,14 @@ export interface TunnelAttachment {
 
 /** The relay's hello: what it supports and accepts. */
 export function relayHello(tunnelId: string): Hello {
-  return { v: PROTOCOL_VERSION, software: "edge-relay/0.1.0", id: tunnelId, caps: ["http"], window: DEFAULT_WINDOW, maxFrame: DEFAULT_MAX_FRAME };
+  return {
+    v: PROTOCOL_VERSION,
+    software: "edge-relay/0.1.0",
+    id: tunnelId,
+    caps: ["http"],
+    window: DEFAULT_WINDOW,
+    maxFrame: DEFAULT_MAX_FRAME,
+  };
 }
 
 /** One agent WebSocket and the session over it. */
@@ -42,7 +49,7 @@ export class Tunnel {
       hello: relayHello(meta.tunnelId),
       remoteHello: meta.hello,
       // After eviction the old counter is gone: start at a random odd id (protocol README "Streams").
-      firstStreamId: meta.hello ? (Math.floor(Math.random() * 0x3fffffff) * 2 + 1) : 1,
+      firstStreamId: meta.hello ? Math.floor(Math.random() * 0x3fffffff) * 2 + 1 : 1,
       send: (message) => ws.send(message),
       // A lone request goes out with the event that made it; many wait for a timer and share a message.
       scheduleAlone: (flush) => queueMicrotask(flush),

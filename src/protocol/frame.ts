@@ -162,7 +162,10 @@ export type HeaderList = Array<[name: string, value: string]>;
 
 /** A violation of the spec: ends the tunnel with close code 1002 (or `closeCode`). */
 export class ProtocolError extends Error {
-  constructor(message: string, readonly closeCode: number = TunnelClose.ProtocolError) {
+  constructor(
+    message: string,
+    readonly closeCode: number = TunnelClose.ProtocolError,
+  ) {
     super(message);
     this.name = "ProtocolError";
   }

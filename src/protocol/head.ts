@@ -134,7 +134,8 @@ export function decodeResponseHead(list: HeaderList): ResponseHead {
   let i = 0;
   for (; i < list.length && list[i][0].startsWith(":"); i++) if (list[i][0] === ":status") status = list[i][1];
   const headers = i === 0 ? list : list.slice(i);
-  for (let j = 0; j < headers.length; j++) if (headers[j][0].startsWith(":")) throw new ProtocolError("pseudo-fields must come before regular fields");
+  for (let j = 0; j < headers.length; j++)
+    if (headers[j][0].startsWith(":")) throw new ProtocolError("pseudo-fields must come before regular fields");
   if (status === undefined || !/^\d{3}$/.test(status)) throw new ProtocolError(`response head has a bad :status ${JSON.stringify(status)}`);
   const code = Number(status);
   const problem = responseHeadProblem(code, headers);

@@ -86,7 +86,6 @@ export function receiveMessages(
   };
 }
 
-
 /**
  * The close code to send on a WebSocket for one received in CLOSE. 1005 (no code) becomes
  * `undefined` (close without a code); codes no endpoint may send (1006, 1015, out of range)

@@ -557,7 +557,10 @@ export class Session {
       if (frame.type !== FrameType.Hello) throw new ProtocolError("the first frame must be HELLO", TunnelClose.BadHello);
       const hello = decodeHello(frame.payload);
       if (hello.v !== PROTOCOL_VERSION) {
-        throw new ProtocolError(`protocol version ${hello.v} is not supported (this side speaks ${PROTOCOL_VERSION})`, TunnelClose.BadHello);
+        throw new ProtocolError(
+          `protocol version ${hello.v} is not supported (this side speaks ${PROTOCOL_VERSION})`,
+          TunnelClose.BadHello,
+        );
       }
       this.remoteHello = hello;
       this.opts.onHello?.(hello);

@@ -23,7 +23,13 @@ interface Run {
 }
 
 function run(args: string[], env: Record<string, string> = {}, cwd = EMPTY_DIR): Promise<Run> {
-  const childEnv: Record<string, string | undefined> = { ...process.env, RELAY_SECRET: undefined, EDGE_RELAY_URL: undefined, EDGE_RELAY_TOKEN: undefined, ...env };
+  const childEnv: Record<string, string | undefined> = {
+    ...process.env,
+    RELAY_SECRET: undefined,
+    EDGE_RELAY_URL: undefined,
+    EDGE_RELAY_TOKEN: undefined,
+    ...env,
+  };
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [BIN, ...args], { cwd, env: childEnv as NodeJS.ProcessEnv, timeout: 20_000 }, (error, stdout, stderr) => {
       if (error && typeof error.code !== "number") reject(error);
@@ -37,7 +43,11 @@ describe("edge-relay bin", { timeout: 30_000 }, () => {
     const { code, stdout, stderr } = await run([flag]);
     expect(code).toBe(0);
     expect(stderr).toBe("");
-    for (const text of ["edge-relay agent", "edge-relay token", "npx edge-relay agent --relay http://127.0.0.1:8787 --backend demo --token $(npx edge-relay token demo) --to http://127.0.0.1:3000"]) {
+    for (const text of [
+      "edge-relay agent",
+      "edge-relay token",
+      "npx edge-relay agent --relay http://127.0.0.1:8787 --backend demo --token $(npx edge-relay token demo) --to http://127.0.0.1:3000",
+    ]) {
       expect(stdout).toContain(text);
     }
   });
@@ -45,10 +55,23 @@ describe("edge-relay bin", { timeout: 30_000 }, () => {
   it("prints every agent flag, the env fallbacks and the target forms for agent --help", async () => {
     const { code, stdout } = await run(["agent", "--help"]);
     expect(code).toBe(0);
-    for (const flag of ["--relay", "--backend", "--token", "--to", "--preserve-host", "--origin-ca", "--origin-insecure", "--connections", "--grace-period", "--config", "--help"]) {
+    for (const flag of [
+      "--relay",
+      "--backend",
+      "--token",
+      "--to",
+      "--preserve-host",
+      "--origin-ca",
+      "--origin-insecure",
+      "--connections",
+      "--grace-period",
+      "--config",
+      "--help",
+    ]) {
       expect(stdout).toMatch(new RegExp(`^\\s+(-h, )?${flag}\\b`, "m"));
     }
-    for (const text of ["EDGE_RELAY_URL", "EDGE_RELAY_TOKEN", "http://host:port", "https://host:port", "unix:/"]) expect(stdout).toContain(text);
+    for (const text of ["EDGE_RELAY_URL", "EDGE_RELAY_TOKEN", "http://host:port", "https://host:port", "unix:/"])
+      expect(stdout).toContain(text);
   });
 
   it("prints the token flags for help token", async () => {
@@ -114,17 +137,29 @@ describe("edge-relay bin", { timeout: 30_000 }, () => {
     expect(code).toBe(0);
     const verdict = await verifyToken(SECRET, stdout.trim());
     expect(verdict).toMatchObject({ ok: true, backend: "demo" });
-    const exp = verdict.ok ? verdict.exp ?? 0 : 0;
+    const exp = verdict.ok ? (verdict.exp ?? 0) : 0;
     expect(Math.abs(exp - (Date.now() / 1000 + 3600))).toBeLessThan(60);
   });
 
   it.each<[string, string[], RegExp]>([
     ["an unknown agent flag", ["agent", "--bogus", "x"], /^edge-relay: --bogus is not a flag of `edge-relay agent`/],
     ["a flag without its value", ["agent", "--relay"], /^edge-relay: --relay needs a value/],
-    ["a malformed --token", ["agent", "--relay", "http://r", "--backend", "demo", "--token", "er1.x.y", "--to", "ftp://x"], /^edge-relay: --token is not an agent token/],
-    ["a missing --token", ["agent", "--connections", "lots", "--relay", "http://r", "--backend", "demo", "--to", "http://h:1"], /^edge-relay: --token is required/],
+    [
+      "a malformed --token",
+      ["agent", "--relay", "http://r", "--backend", "demo", "--token", "er1.x.y", "--to", "ftp://x"],
+      /^edge-relay: --token is not an agent token/,
+    ],
+    [
+      "a missing --token",
+      ["agent", "--connections", "lots", "--relay", "http://r", "--backend", "demo", "--to", "http://h:1"],
+      /^edge-relay: --token is required/,
+    ],
     ["an unknown command", ["frobnicate"], /^edge-relay: "frobnicate" is not a command/],
-    ["a token without a secret", ["token", "demo"], /^edge-relay: there is no secret to sign with; set RELAY_SECRET .*\.\/\.dev\.vars holds it/],
+    [
+      "a token without a secret",
+      ["token", "demo"],
+      /^edge-relay: there is no secret to sign with; set RELAY_SECRET .*\.\/\.dev\.vars holds it/,
+    ],
     ["a bad backend name", ["token", "Not_Valid", "--secret", SECRET], /^edge-relay: "Not_Valid" is not a valid backend name/],
     ["a bad ttl", ["token", "demo", "--ttl", "soon", "--secret", SECRET], /^edge-relay: --ttl "soon"/],
     ["no arguments", [], /^edge-relay: reach an HTTP service/],
@@ -141,13 +176,17 @@ describe("edge-relay bin", { timeout: 30_000 }, () => {
     const args = ["agent", "--relay", "http://127.0.0.1:9", "--backend", "demo", "--token", token, "--to", "ftp://x", "--connections", "2"];
     const { code, stdout, stderr } = await run(args, { RELAY_SECRET: SECRET, EDGE_RELAY_TOKEN: token });
     expect(code).toBe(2);
-    expect(stderr).toBe('edge-relay: --token was minted for backend "other", but --backend is "demo"; mint one with `edge-relay token demo`.\n');
+    expect(stderr).toBe(
+      'edge-relay: --token was minted for backend "other", but --backend is "demo"; mint one with `edge-relay token demo`.\n',
+    );
     for (const secret of [SECRET, token, token.split(".")[2]]) expect(stdout + stderr).not.toContain(secret);
 
     const good = await mintToken(SECRET, "demo");
     const bad = await run(["agent", "--relay", "http://127.0.0.1:9", "--backend", "demo", "--token", good, "--to", "ftp://x"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe('edge-relay: --to "ftp://x": the target must be http://host:port, https://host:port, unix:/path, h2c://host:port, hbone://ip:port, tcp://host:port or bridge+tcp://host:port.\n');
+    expect(bad.stderr).toBe(
+      'edge-relay: --to "ftp://x": the target must be http://host:port, https://host:port, unix:/path, h2c://host:port, hbone://ip:port, tcp://host:port or bridge+tcp://host:port.\n',
+    );
     expect(bad.stderr).not.toContain(good);
   });
 });

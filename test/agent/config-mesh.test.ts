@@ -34,17 +34,33 @@ function fails(raw: RawAgentOptions, extraFiles: Record<string, string> = {}): C
 
 describe("hbone targets", () => {
   it("builds the mesh settings with the ambient-mode proxy default", () => {
-    const config = buildAgentConfig({ ...MESH, "hbone-identity": ["spiffe://cluster.local/ns/a/sa/b"], "hbone-header": ["X-Team=edge"] }, {}, readFile);
+    const config = buildAgentConfig(
+      { ...MESH, "hbone-identity": ["spiffe://cluster.local/ns/a/sa/b"], "hbone-header": ["X-Team=edge"] },
+      {},
+      readFile,
+    );
     expect(config.target).toMatchObject({
       kind: "hbone",
       authority: "10.8.0.14:9080",
-      hbone: { proxy: { host: "10.8.0.14", port: 15008 }, cert: CERT, key: KEY, ca: CERT, identities: ["spiffe://cluster.local/ns/a/sa/b"], headers: [["x-team", "edge"]], tls12: false },
+      hbone: {
+        proxy: { host: "10.8.0.14", port: 15008 },
+        cert: CERT,
+        key: KEY,
+        ca: CERT,
+        identities: ["spiffe://cluster.local/ns/a/sa/b"],
+        headers: [["x-team", "edge"]],
+        tls12: false,
+      },
     });
     expect(config.originProtocol).toBe("auto");
   });
 
   it("takes IPv6 targets and an explicit proxy", () => {
-    const config = buildAgentConfig({ ...MESH, to: "hbone://[fd00::5]:8080", "hbone-proxy": "[fd00::1]:15008", "hbone-tls12": true }, {}, readFile);
+    const config = buildAgentConfig(
+      { ...MESH, to: "hbone://[fd00::5]:8080", "hbone-proxy": "[fd00::1]:15008", "hbone-tls12": true },
+      {},
+      readFile,
+    );
     expect(config.target).toMatchObject({ authority: "[fd00::5]:8080", hbone: { proxy: { host: "fd00::1", port: 15008 }, tls12: true } });
   });
 
@@ -52,7 +68,11 @@ describe("hbone targets", () => {
     [{ to: "hbone://10.0.0.1" }, "to", /must be hbone:\/\/ip:port/],
     [{ "hbone-cert": undefined }, "hbone-cert", /--hbone-cert is required for an hbone:\/\/ target/],
     [{ "hbone-key": "/pki/missing.pem" }, "hbone-key", /--hbone-key "\/pki\/missing.pem" names a file that cannot be read/],
-    [{ "hbone-ca": "/pki/junk.pem" }, "hbone-ca", /--hbone-ca "\/pki\/junk.pem" names a file that holds no PEM certificate \(it should be the mesh's CA certificate\)/],
+    [
+      { "hbone-ca": "/pki/junk.pem" },
+      "hbone-ca",
+      /--hbone-ca "\/pki\/junk.pem" names a file that holds no PEM certificate \(it should be the mesh's CA certificate\)/,
+    ],
     [{ "hbone-identity": ["https://not-spiffe"] }, "hbone-identity", /must be a SPIFFE ID/],
     [{ "hbone-header": ["no-equals"] }, "hbone-header", /must be name=value/],
     [{ "hbone-proxy": "10.0.0.1" }, "hbone-proxy", /must be host:port/],

@@ -31,7 +31,9 @@ describe.skipIf(!!analyze.skip)("deploy/edge-relay-agent.service", () => {
 
   it("is checked for real: a copy with a bad Restart= and a missing program is reported", async () => {
     const broken = join(dir, "edge-relay-broken.service");
-    const text = readFileSync(UNIT, "utf8").replace("Restart=on-failure", "Restart=sometimes").replace("ExecStart=/usr/bin/env", "ExecStart=/nonexistent/env");
+    const text = readFileSync(UNIT, "utf8")
+      .replace("Restart=on-failure", "Restart=sometimes")
+      .replace("ExecStart=/usr/bin/env", "ExecStart=/nonexistent/env");
     writeFileSync(broken, text);
     const result = await verify(broken);
     expect(result.output).toMatch(/restart specifier.*sometimes/i);
@@ -39,7 +41,9 @@ describe.skipIf(!!analyze.skip)("deploy/edge-relay-agent.service", () => {
   });
 
   it("keeps the token out of the unit and runs unprivileged and read-only", () => {
-    const settings = readFileSync(UNIT, "utf8").split("\n").filter((line) => !line.startsWith("#"));
+    const settings = readFileSync(UNIT, "utf8")
+      .split("\n")
+      .filter((line) => !line.startsWith("#"));
     expect(settings).toContain("EnvironmentFile=/etc/edge-relay/agent.env");
     expect(settings.filter((line) => /EDGE_RELAY_TOKEN=|--token/.test(line))).toEqual([]);
     for (const line of ["DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "Restart=on-failure"]) {

@@ -66,7 +66,9 @@ describe("a target that refuses connections", () => {
   it("gets one log line naming the target and the error, however many requests fail within 10 s", async () => {
     const port = await closedPort();
     const name = "refusing";
-    const agent = await agentFor(agentArgs(relay.url, name, await relay.token(name), `http://127.0.0.1:${port}`, ["--connections", "1"]), { waitUp: 1 });
+    const agent = await agentFor(agentArgs(relay.url, name, await relay.token(name), `http://127.0.0.1:${port}`, ["--connections", "1"]), {
+      waitUp: 1,
+    });
     for (let i = 0; i < 3; i++) {
       const res = await fetch(`${relay.url}/r/${name}/try-${i}`);
       expect(res.status).toBe(502);
@@ -100,27 +102,35 @@ describe("a --relay URL that does not lead to a relay", () => {
   it("with a path: says the relay listens at its root", async () => {
     const agent = await agentFor(agentArgs(`${relay.url}/some/prefix`, "lost", await token(), "http://127.0.0.1:9"));
     const line = await agent.waitForLine(/cannot connect/);
-    expect(line).toContain(`--relay has the path /some/prefix, but the relay listens at its root: give only the scheme and host, like ${relay.url}.`);
+    expect(line).toContain(
+      `--relay has the path /some/prefix, but the relay listens at its root: give only the scheme and host, like ${relay.url}.`,
+    );
   });
 
   it("answering a web page: says it is not a relay", async () => {
     const site = await htmlServer();
     const agent = await agentFor(agentArgs(site, "lost", await token(), "http://127.0.0.1:9"));
     const line = await agent.waitForLine(/cannot connect/);
-    expect(line).toContain(`${new URL(site).host} answered 200 with an HTML page instead of upgrading to an edge-relay tunnel, so it is not an edge-relay relay at that URL; check --relay`);
+    expect(line).toContain(
+      `${new URL(site).host} answered 200 with an HTML page instead of upgrading to an edge-relay tunnel, so it is not an edge-relay relay at that URL; check --relay`,
+    );
   });
 
   it("with https:// for a relay that speaks plain HTTP: says to use http://", async () => {
     const agent = await agentFor(agentArgs(relay.url.replace("http:", "https:"), "lost", await token(), "http://127.0.0.1:9"));
     const line = await agent.waitForLine(/cannot connect/);
-    expect(line).toContain(`the TLS handshake failed: if the relay is a plain-HTTP server, such as a local wrangler dev or \`npm start\`, use --relay ${relay.url} instead of https://`);
+    expect(line).toContain(
+      `the TLS handshake failed: if the relay is a plain-HTTP server, such as a local wrangler dev or \`npm start\`, use --relay ${relay.url} instead of https://`,
+    );
   });
 
   it("at a WebSocket echo server: never counts the tunnel as up", async () => {
     const echo = await wsServer("echo");
     const agent = await agentFor(agentArgs(echo, "lost", await token(), "http://127.0.0.1:9"));
     const line = await agent.waitForLine(/cannot connect/);
-    expect(line).toContain(`${new URL(echo).host} sent the agent's own hello back (an echo server?), so it is not an edge-relay relay; check --relay`);
+    expect(line).toContain(
+      `${new URL(echo).host} sent the agent's own hello back (an echo server?), so it is not an edge-relay relay; check --relay`,
+    );
     expect(matching(agent, / up: /)).toEqual([]);
   });
 
@@ -128,7 +138,9 @@ describe("a --relay URL that does not lead to a relay", () => {
     const silent = await wsServer("silent");
     const agent = await agentFor(agentArgs(silent, "lost", await token(), "http://127.0.0.1:9"));
     const line = await agent.waitForLine(/cannot connect/, 30_000);
-    expect(line).toContain(`${new URL(silent).host} accepted the WebSocket but sent no edge-relay hello within 10s, so it is not an edge-relay relay`);
+    expect(line).toContain(
+      `${new URL(silent).host} accepted the WebSocket but sent no edge-relay hello within 10s, so it is not an edge-relay relay`,
+    );
     expect(matching(agent, / up: /)).toEqual([]);
   });
 });

@@ -35,14 +35,15 @@ afterAll(async () => {
 async function agentFor(args: string[], opts: Parameters<typeof startAgent>[1] = {}): Promise<AgentProcess> {
   const started = startAgent(args, opts);
   // Registered before waiting, so a failed wait still stops the process.
-  void started.then((a) => agents.push(a), () => {});
+  void started.then(
+    (a) => agents.push(a),
+    () => {},
+  );
   return started;
 }
 
-
 const alive = (a: AgentProcess) => a.proc.exitCode === null && a.proc.signalCode === null;
 const upLines = (a: AgentProcess) => a.lines.filter((l) => / up: /.test(l));
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** No line the agent printed holds the token or its signature. */
 function expectNoToken(a: AgentProcess, token: string): void {
@@ -79,7 +80,9 @@ describe("what the agent prints", () => {
     await expectServed(relay.url, "lines", "a=2");
     const ups = upLines(agent);
     expect(ups).toHaveLength(1);
-    expect(ups[0]).toMatch(new RegExp(`^edge-relay: tunnel 1 up: relay=(ws|http)://127\\.0\\.0\\.1:${relay.port} backend=lines tunnels=1/1$`));
+    expect(ups[0]).toMatch(
+      new RegExp(`^edge-relay: tunnel 1 up: relay=(ws|http)://127\\.0\\.0\\.1:${relay.port} backend=lines tunnels=1/1$`),
+    );
     expect(await agent.stop()).toBe(0);
     expect(agent.lines.some((l) => /stopped/.test(l))).toBe(true);
     expectNoToken(agent, token);

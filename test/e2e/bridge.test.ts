@@ -29,12 +29,16 @@ afterAll(async () => {
 
 /** Starts an agent for backend `name` bridging to `port` with `plugin`; returns the backend's base URL. */
 async function bridge(name: string, port: number, plugin: string, extra: string[] = []): Promise<{ url: string; agent: AgentProcess }> {
-  const agent = await startAgent(agentArgs(relay.url, name, await relay.token(name), `bridge+tcp://127.0.0.1:${port}`, ["--bridge-plugin", plugin, ...extra]), { waitUp: 1 });
+  const agent = await startAgent(
+    agentArgs(relay.url, name, await relay.token(name), `bridge+tcp://127.0.0.1:${port}`, ["--bridge-plugin", plugin, ...extra]),
+    { waitUp: 1 },
+  );
   agents.push(agent);
   return { url: `${relay.url}/r/${name}/`, agent };
 }
 
-const post = (url: string, body: string | Buffer, headers: Record<string, string> = {}) => fetch(url, { method: "POST", body: typeof body === "string" ? body : new Uint8Array(body), headers });
+const post = (url: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+  fetch(url, { method: "POST", body: typeof body === "string" ? body : new Uint8Array(body), headers });
 
 const redis = tool("redis-server", "redis-server");
 
@@ -64,7 +68,9 @@ describe.skipIf(!!redis.skip)("Redis behind the resp plugin", () => {
 
   beforeAll(async () => {
     redisPort = await closedPort();
-    redisServer = spawn(redis.path!, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    redisServer = spawn(redis.path!, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore",
+    });
     for (let i = 0; ; i++) {
       try {
         await connectionsReceived();
@@ -92,7 +98,14 @@ describe.skipIf(!!redis.skip)("Redis behind the resp plugin", () => {
   });
 
   it("pipelines several commands in one body", async () => {
-    const { status, json } = await command([["SET", "p", "1"], ["INCR", "p"], ["GET", "p"], ["RPUSH", "pl", "a", "b"], ["LRANGE", "pl", 0, -1], ["DEL", "pl"]]);
+    const { status, json } = await command([
+      ["SET", "p", "1"],
+      ["INCR", "p"],
+      ["GET", "p"],
+      ["RPUSH", "pl", "a", "b"],
+      ["LRANGE", "pl", 0, -1],
+      ["DEL", "pl"],
+    ]);
     expect(status).toBe(200);
     expect(json).toEqual(["OK", 2, "2", 2, ["a", "b"], 1]);
   });
@@ -111,7 +124,10 @@ describe.skipIf(!!redis.skip)("Redis behind the resp plugin", () => {
     expect(await command(["RPUSH", "a-list", "x"])).toEqual({ status: 200, json: 1 });
     const { status, json } = await command(["INCR", "a-list"]);
     expect(status).toBe(422);
-    expect(json).toEqual({ error: "redis_error", message: expect.stringMatching(/^WRONGTYPE Operation against a key holding the wrong kind of value/) });
+    expect(json).toEqual({
+      error: "redis_error",
+      message: expect.stringMatching(/^WRONGTYPE Operation against a key holding the wrong kind of value/),
+    });
   });
 
   it("answers malformed JSON with 400 without touching Redis", async () => {

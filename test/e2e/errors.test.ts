@@ -53,7 +53,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }>
   return { value, ms: performance.now() - start };
 }
 
-
 describe("no agent connected", () => {
   const GHOST = "ghost";
   it.each([
@@ -75,7 +74,9 @@ describe("target unreachable", () => {
 
   beforeAll(async () => {
     port = await freePort();
-    deadAgent = await startAgent(agentArgs(relay.url, DEAD, await relay.token(DEAD), `http://127.0.0.1:${port}`, ["--connections", "1"]), { waitUp: 1 });
+    deadAgent = await startAgent(agentArgs(relay.url, DEAD, await relay.token(DEAD), `http://127.0.0.1:${port}`, ["--connections", "1"]), {
+      waitUp: 1,
+    });
     cleanups.push(() => deadAgent.stop());
   });
 
@@ -117,7 +118,11 @@ describe("response header timeout", () => {
   beforeAll(async () => {
     [slowRelay, slowBackend] = await Promise.all([startRelay({ vars: { RELAY_RESPONSE_TIMEOUT: "2" } }), startBackend()]);
     slowAgent = await startAgent(agentArgs(slowRelay.url, SLOW, await slowRelay.token(SLOW), slowBackend.url), { waitUp: 1 });
-    cleanups.push(() => slowAgent.stop(), () => slowRelay.stop(), () => slowBackend.stop());
+    cleanups.push(
+      () => slowAgent.stop(),
+      () => slowRelay.stop(),
+      () => slowBackend.stop(),
+    );
   });
 
   it("answers 504 timeout after about 2 s and closes the backend's request", async () => {

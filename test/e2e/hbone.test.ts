@@ -71,10 +71,8 @@ async function askJson(path: string, init?: RequestInit): Promise<{ status: numb
 
 describe("HBONE through the in-repo node:http2 server", () => {
   let hbone: HboneServer;
-  let refusedPort = 0;
 
   beforeAll(async () => {
-    refusedPort = await freePort();
     hbone = await startHboneServer(pki, (authority) => {
       const port = Number(authority.split(":").pop());
       return port === 1 ? 401 : port === 2 ? 418 : port === 3 ? 503 : undefined;
@@ -84,7 +82,9 @@ describe("HBONE through the in-repo node:http2 server", () => {
   afterAll(() => hbone?.stop());
 
   it("carries a request and sends the CONNECT the way Istio's HBONE clients do", async () => {
-    const res = await fetch(`${relay.url}/r/mesh/echo?x=1`, { headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", baggage: "k=v" } });
+    const res = await fetch(`${relay.url}/r/mesh/echo?x=1`, {
+      headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", baggage: "k=v" },
+    });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { url: string }).url).toBe("/echo?x=1");
     const connect = hbone.connects.at(-1)!;
@@ -162,11 +162,14 @@ describe.skipIf(!!nghttpx.skip || !!tinyproxy.skip)("HBONE through nghttpx and t
 
     const url = new URL(relay.url);
     const echo = await new Promise<{ sha256: string; length: number }>((resolve, reject) => {
-      const req = http.request({ hostname: url.hostname, port: url.port, method: "POST", path: "/r/ng/echo", headers: { "content-length": 50 * MiB } }, (res) => {
-        let body = "";
-        res.on("data", (d) => (body += d));
-        res.on("end", () => resolve(JSON.parse(body)));
-      });
+      const req = http.request(
+        { hostname: url.hostname, port: url.port, method: "POST", path: "/r/ng/echo", headers: { "content-length": 50 * MiB } },
+        (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => resolve(JSON.parse(body)));
+        },
+      );
       req.on("error", reject);
       void writePattern(req as unknown as http.ServerResponse, 50 * MiB).then(() => req.end());
     });

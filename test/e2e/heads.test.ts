@@ -51,7 +51,13 @@ function tunnelChanges(agent: AgentProcess, from: number): string[] {
  * The request held in flight (now released) completes with `heldBody`, the next request on the
  * backend succeeds, and the agent's tunnel never went down or came up again since line `mark`.
  */
-async function expectTunnelCarriesOn(name: string, agent: AgentProcess, mark: number, held: Promise<RawResponse>, heldBody: string): Promise<void> {
+async function expectTunnelCarriesOn(
+  name: string,
+  agent: AgentProcess,
+  mark: number,
+  held: Promise<RawResponse>,
+  heldBody: string,
+): Promise<void> {
   const done = await within(held, "the held request", 10_000);
   expect(done.status).toBe(200);
   expect(done.body.toString()).toBe(heldBody);

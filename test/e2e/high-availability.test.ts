@@ -123,16 +123,22 @@ interface Tracked {
 function agentFor(args: string[], opts: Parameters<typeof startAgent>[1] = {}): Promise<AgentProcess> {
   const started = startAgent(args, opts);
   // Registered before waiting, so a failed wait still stops the process.
-  void started.then((a) => agents.push(a), () => {});
+  void started.then(
+    (a) => agents.push(a),
+    () => {},
+  );
   return started;
 }
 
 /** Starts an agent with `connections` tunnels for `name` on the main relay, waits until they are up and learns its id. */
 async function startTracked(name: string, connections = 2, extra: string[] = []): Promise<Tracked> {
   const before = new Set((await listing(name)).tunnels.map((t) => t.agentId));
-  const proc = await agentFor(agentArgs(relay.url, name, await relay.token(name), backend.url, ["--connections", String(connections), ...extra]), {
-    waitUp: connections,
-  });
+  const proc = await agentFor(
+    agentArgs(relay.url, name, await relay.token(name), backend.url, ["--connections", String(connections), ...extra]),
+    {
+      waitUp: connections,
+    },
+  );
   const ids = new Set((await listing(name)).tunnels.filter((t) => t.open && !before.has(t.agentId)).map((t) => t.agentId));
   expect(ids.size).toBe(1);
   return { proc, id: [...ids][0]!, pid: proc.proc.pid! };
@@ -230,7 +236,9 @@ function heldRoute(path: string, shouldHold: (id: string, seen: number) => boole
         ms,
       );
     },
-    releaseAll: () => arrivals.forEach((h) => h.release()),
+    releaseAll: () => {
+      for (const h of arrivals) h.release();
+    },
   };
 }
 
@@ -416,10 +424,14 @@ describe("graceful drain and rolling restart", () => {
 
       const exit = agent.proc.stop("SIGTERM");
       // The relay has the agent's GOAWAY: its tunnels are draining, the held request still in flight.
-      await until(async () => {
-        const mineNow = tunnelsOf(await listing(name), agent.id);
-        return mineNow.length > 0 && mineNow.every((t) => t.draining);
-      }, `agent ${which}'s tunnels to be draining`, 10_000);
+      await until(
+        async () => {
+          const mineNow = tunnelsOf(await listing(name), agent.id);
+          return mineNow.length > 0 && mineNow.every((t) => t.draining);
+        },
+        `agent ${which}'s tunnels to be draining`,
+        10_000,
+      );
       // New requests keep succeeding on the other agent meanwhile.
       await load.more(50);
       expect(alive(agent.proc)).toBe(true);
@@ -532,7 +544,14 @@ describe("failover when an agent dies", () => {
 
   /** SIGKILLs the agent that carries the request the backend received as `req`. */
   async function killCarrier(req: http.IncomingMessage): Promise<Tracked> {
-    const carrier = pool.find((t) => t.pid === pidOwningPort(req.socket.remotePort!, pool.map((p) => p.pid)));
+    const carrier = pool.find(
+      (t) =>
+        t.pid ===
+        pidOwningPort(
+          req.socket.remotePort!,
+          pool.map((p) => p.pid),
+        ),
+    );
     expect(carrier, "the agent carrying the request").toBeDefined();
     await carrier!.proc.stop("SIGKILL");
     return carrier!;
@@ -604,7 +623,12 @@ describe("failover when an agent dies", () => {
     let request!: (req: http.IncomingMessage) => void;
     const arrived = new Promise<http.IncomingMessage>((resolve) => (request = resolve));
     backend.route("/fail-stream", (req, res) => {
-      res.writeHead(200, withLength ? { "content-type": "application/octet-stream", "content-length": total } : { "content-type": "application/octet-stream" });
+      res.writeHead(
+        200,
+        withLength
+          ? { "content-type": "application/octet-stream", "content-length": total }
+          : { "content-type": "application/octet-stream" },
+      );
       res.write(Buffer.alloc(64 * 1024, 7));
       request(req);
       // The rest never comes: the agent dies mid-body.
@@ -711,9 +735,12 @@ describe("heartbeats", () => {
     const proxy: TcpProxy = await startTcpProxy(strict.port);
     cleanups.push(() => proxy.close());
     const name = "ha-hb-agent";
-    const agent = await agentFor(agentArgs(proxy.url, name, await strict.token(name), backend.url, ["--connections", "1", "--heartbeat", "1s"]), {
-      waitUp: 1,
-    });
+    const agent = await agentFor(
+      agentArgs(proxy.url, name, await strict.token(name), backend.url, ["--connections", "1", "--heartbeat", "1s"]),
+      {
+        waitUp: 1,
+      },
+    );
     expect(proxy.accepted).toBe(1);
     // Pings every second keep the tunnel alive through the relay's 2 s deadline.
     const first = await send(strict.url, { path: `/r/${name}/echo?before=1` });
@@ -812,7 +839,13 @@ describe("chaos: agent A SIGKILLed and restarted every second", () => {
       const id = `p${i}-${randomUUID().slice(0, 8)}`;
       const body = randomBytes(256 + (i % 16) * 64);
       try {
-        const reply = await send(relay.url, { method: "POST", path: `/r/${name}/chaos-post`, headers: { "x-req-id": id }, body, agent: pool });
+        const reply = await send(relay.url, {
+          method: "POST",
+          path: `/r/${name}/chaos-post`,
+          headers: { "x-req-id": id },
+          body,
+          agent: pool,
+        });
         if (reply.status === 200 && reply.body.toString() === `got ${id} ${body.length}`) outcomes.set(id, "ok");
         else if (reply.status === 502 && errorCode(reply) === "tunnel_lost") outcomes.set(id, "tunnel_lost");
         else unexpected.push(`POST ${id}: ${reply.status} ${reply.body.toString().slice(0, 200)}`);

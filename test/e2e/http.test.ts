@@ -123,7 +123,14 @@ describe("headers", () => {
   });
 
   it("passes repeated request headers", async () => {
-    const echo = await echoed("/echo", { headers: [["x-rep", "1"], ["x-rep", "2"], ["accept", "a/b"], ["accept", "c/d"]] });
+    const echo = await echoed("/echo", {
+      headers: [
+        ["x-rep", "1"],
+        ["x-rep", "2"],
+        ["accept", "a/b"],
+        ["accept", "c/d"],
+      ],
+    });
     expect(headerOf(echo, "x-rep").join(", ")).toBe("1, 2");
     expect(headerOf(echo, "accept").join(", ")).toBe("a/b, c/d");
   });

@@ -28,7 +28,11 @@ const agents: AgentProcess[] = [];
 beforeAll(async () => {
   // A snapshot: edits to src/ while this runs must not reload the Worker under the tunnels.
   [relay, backend, wsBackend] = await Promise.all([startRelay({ snapshot: true }), startBackend(), startWsBackend()]);
-  for (const [name, target] of [["upload", backend.url], ["other", backend.url], ["sockets", wsBackend.url]]) {
+  for (const [name, target] of [
+    ["upload", backend.url],
+    ["other", backend.url],
+    ["sockets", wsBackend.url],
+  ]) {
     agents.push(await startAgent(agentArgs(relay.url, name, await relay.token(name), target), { waitUp: 1 }));
   }
 }, 120_000);
@@ -58,7 +62,8 @@ function oneByteChunkedPost(path: string, body: Buffer, chunksPerWrite = 1000): 
       socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${relay.port}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`);
       for (let at = 0; at < body.length; at += chunksPerWrite) {
         const parts: Buffer[] = [];
-        for (let i = at; i < Math.min(at + chunksPerWrite, body.length); i++) parts.push(Buffer.from("1\r\n", "latin1"), body.subarray(i, i + 1), Buffer.from("\r\n", "latin1"));
+        for (let i = at; i < Math.min(at + chunksPerWrite, body.length); i++)
+          parts.push(Buffer.from("1\r\n", "latin1"), body.subarray(i, i + 1), Buffer.from("\r\n", "latin1"));
         if (!socket.write(Buffer.concat(parts))) await new Promise((r) => socket.once("drain", r));
       }
       socket.write("0\r\n\r\n");
@@ -85,7 +90,14 @@ async function rogueAgent(backendName: string): Promise<WebSocket> {
     ws.once("open", resolve);
     ws.once("error", reject);
   });
-  const hello = { v: PROTOCOL_VERSION, software: "rogue/0", id: "rogue", caps: ["http"], window: DEFAULT_WINDOW, maxFrame: DEFAULT_MAX_FRAME };
+  const hello = {
+    v: PROTOCOL_VERSION,
+    software: "rogue/0",
+    id: "rogue",
+    caps: ["http"],
+    window: DEFAULT_WINDOW,
+    maxFrame: DEFAULT_MAX_FRAME,
+  };
   const relayHello = new Promise((resolve) => ws.once("message", resolve));
   ws.send(encodeFrames([{ type: FrameType.Hello, flags: 0, streamId: 0, payload: encodeHello(hello) }]));
   await relayHello;

@@ -59,22 +59,28 @@ describe("a slow upload on a kept-alive connection", () => {
     let reused = false;
     const size = 300 * 1024;
     const block = patternBlock(size);
-    const headArrived = new Promise<void>((resolve) => backend.route("/upload-slow", async (req, res) => {
-      resolve();
-      reused = req.socket === warmed;
-      const chunks: Buffer[] = [];
-      for await (const c of req) chunks.push(c as Buffer);
-      const body = Buffer.concat(chunks);
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ length: body.length, same: body.equals(block) }));
-    }));
+    const headArrived = new Promise<void>((resolve) =>
+      backend.route("/upload-slow", async (req, res) => {
+        resolve();
+        reused = req.socket === warmed;
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        const body = Buffer.concat(chunks);
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ length: body.length, same: body.equals(block) }));
+      }),
+    );
     const { req, response } = openRequest(relay.url, {
       method: "POST",
       path: `/r/${name}/upload-slow`,
       headers: { "transfer-encoding": "chunked", "content-type": "application/octet-stream" },
     });
     // The head reaches the backend while no body byte was sent.
-    await within(Promise.race([headArrived, response.then((r) => Promise.reject(new Error(`answered before the body: ${r.status} ${r.body}`)))]), "the upload's head at the backend", 15_000);
+    await within(
+      Promise.race([headArrived, response.then((r) => Promise.reject(new Error(`answered before the body: ${r.status} ${r.body}`)))]),
+      "the upload's head at the backend",
+      15_000,
+    );
     expect(reused).toBe(true);
 
     // A clock made of events: an idle connection opened now, which the backend closes once its
@@ -187,7 +193,11 @@ describe("a target that closes a kept-alive connection as the next request arriv
     const name = "closing-late-post";
     await agentFor(name, target.url);
     expect((await rawRequest(relay.url, { path: `/r/${name}/warm` })).status).toBe(200);
-    const { req, response } = openRequest(relay.url, { method: "POST", path: `/r/${name}/late`, headers: { "transfer-encoding": "chunked" } });
+    const { req, response } = openRequest(relay.url, {
+      method: "POST",
+      path: `/r/${name}/late`,
+      headers: { "transfer-encoding": "chunked" },
+    });
     // The head broke the reused connection and went again on a second one; the body follows.
     await within(target.connected(2), "the POST's head on a second connection", 15_000);
     req.end("a late body");

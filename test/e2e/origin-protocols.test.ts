@@ -1,7 +1,7 @@
 // Upstream protocol selection end to end: h2c targets, ALPN h2 or http/1.1 for https targets,
 // --origin-protocol forcing one, HTTP/2 inside HBONE, and the hello reporting what was chosen.
 import { createHash } from "node:crypto";
-import http from "node:http";
+import type http from "node:http";
 import http2 from "node:http2";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
@@ -42,10 +42,16 @@ async function agentFor(name: string, to: string, extra: string[] = []): Promise
   agents.push(await startAgent(agentArgs(relay.url, name, await relay.token(name), to, ["--connections", "1", ...extra]), { waitUp: 1 }));
 }
 
-async function ask(name: string, init?: RequestInit): Promise<{ version: string; method: string; url: string; length: number; cookies: string[] }> {
+async function ask(
+  name: string,
+  init?: RequestInit,
+): Promise<{ version: string; method: string; url: string; length: number; cookies: string[] }> {
   const res = await fetch(`${relay.url}/r/${name}/echo?q=1`, init);
   expect(res.status).toBe(200);
-  return { ...((await res.json()) as { version: string; method: string; url: string; length: number }), cookies: res.headers.getSetCookie() };
+  return {
+    ...((await res.json()) as { version: string; method: string; url: string; length: number }),
+    cookies: res.headers.getSetCookie(),
+  };
 }
 
 async function protocolsOf(name: string): Promise<string[]> {

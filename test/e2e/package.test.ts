@@ -21,10 +21,15 @@ interface Run {
 
 function run(command: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(command, args, { cwd: opts.cwd, env: opts.env ?? process.env, timeout: 240_000, encoding: "utf8" }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      command,
+      args,
+      { cwd: opts.cwd, env: opts.env ?? process.env, timeout: 240_000, encoding: "utf8" },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -86,7 +91,10 @@ describe.each([20, 22])("under Node %i", (major) => {
     const token = minted.stdout.trim();
     expect(token).toMatch(/^er1\./);
     const bin = join(app, "node_modules/.bin/edge-relay");
-    const agent = await startAgent(agentArgs(relay.url, name, token, backend.url, ["--connections", "1"]), { waitUp: 1, command: [runtime.path!, bin] });
+    const agent = await startAgent(agentArgs(relay.url, name, token, backend.url, ["--connections", "1"]), {
+      waitUp: 1,
+      command: [runtime.path!, bin],
+    });
     try {
       const res = await fetch(`${relay.url}/r/${name}/echo?from=package`);
       expect(res.status).toBe(200);
@@ -98,20 +106,33 @@ describe.each([20, 22])("under Node %i", (major) => {
 
   const PLUGIN = "export default { name: 'noop', encodeHeaders() {}, encodeData() {}, onUpstreamData() {} };\n";
   const pluginArgs = async (file: string) =>
-    agentArgs(relay.url, "plugins", await relay.token("plugins"), "bridge+tcp://127.0.0.1:9", ["--connections", "1", "--bridge-plugin", file]);
+    agentArgs(relay.url, "plugins", await relay.token("plugins"), "bridge+tcp://127.0.0.1:9", [
+      "--connections",
+      "1",
+      "--bridge-plugin",
+      file,
+    ]);
 
   it.skipIf(!!runtime.skip)("loads a .mjs bridge plugin", async () => {
     const file = join(app, `codec-${major}.mjs`);
     writeFileSync(file, PLUGIN);
-    const agent = await startAgent(await pluginArgs(file), { waitUp: 1, command: [runtime.path!, join(app, "node_modules/.bin/edge-relay")] });
+    const agent = await startAgent(await pluginArgs(file), {
+      waitUp: 1,
+      command: [runtime.path!, join(app, "node_modules/.bin/edge-relay")],
+    });
     expect(await agent.stop()).toBe(0);
   });
 
   // Node 22.18 and later strip types, so only Node 20 refuses a .ts plugin.
   it.skipIf(!!runtime.skip || major !== 20)("names how to compile a .ts bridge plugin that Node cannot load", async () => {
     writeFileSync(join(app, "codec.ts"), PLUGIN.replace("export default {", "export default <const>{"));
-    const ts = await run(runtime.path!, [join(app, "node_modules/.bin/edge-relay"), ...(await pluginArgs("./codec.ts"))], { cwd: app, env: env() });
+    const ts = await run(runtime.path!, [join(app, "node_modules/.bin/edge-relay"), ...(await pluginArgs("./codec.ts"))], {
+      cwd: app,
+      env: env(),
+    });
     expect(ts.code).toBe(2);
-    expect(ts.stderr).toMatch(/--bridge-plugin "\.\/codec\.ts" is TypeScript, which Node 20\.[\d.]+ cannot load: compile it to a \.js or \.mjs file/);
+    expect(ts.stderr).toMatch(
+      /--bridge-plugin "\.\/codec\.ts" is TypeScript, which Node 20\.[\d.]+ cannot load: compile it to a \.js or \.mjs file/,
+    );
   });
 });

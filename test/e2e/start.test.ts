@@ -21,8 +21,11 @@ afterAll(async () => {
 
 function start(port: number): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [TSX, "scripts/start.ts"], { cwd: ROOT, env: { ...process.env, PORT: String(port) }, timeout: 30_000, encoding: "utf8" }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [TSX, "scripts/start.ts"],
+      { cwd: ROOT, env: { ...process.env, PORT: String(port) }, timeout: 30_000, encoding: "utf8" },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -44,7 +47,9 @@ describe("npm start on a taken port", () => {
     try {
       const { code, stderr } = await start(port);
       expect(code).toBe(1);
-      expect(stderr).toBe(`npm start: port ${port} on 127.0.0.1 is taken: another program listens there; stop it, or run PORT=${port + 1} npm start.\n`);
+      expect(stderr).toBe(
+        `npm start: port ${port} on 127.0.0.1 is taken: another program listens there; stop it, or run PORT=${port + 1} npm start.\n`,
+      );
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -39,8 +39,18 @@ async function tcpServer(handler: (socket: net.Socket) => void): Promise<number>
 
 /** Starts an agent for `name` with a tcp:// target, and `edge-relay connect` for it; returns the local port. */
 async function expose(name: string, port: number, opts: { agentExtra?: string[]; connectToken?: string } = {}): Promise<number> {
-  agents.push(await startAgent(agentArgs(relay.url, name, await relay.token(name), `tcp://127.0.0.1:${port}`, opts.agentExtra), { waitUp: 1 }));
-  const connect = await startAgent(["connect", relay.url, "--backend", name, "--listen", "127.0.0.1:0", ...(opts.connectToken ? ["--token", opts.connectToken] : [])]);
+  agents.push(
+    await startAgent(agentArgs(relay.url, name, await relay.token(name), `tcp://127.0.0.1:${port}`, opts.agentExtra), { waitUp: 1 }),
+  );
+  const connect = await startAgent([
+    "connect",
+    relay.url,
+    "--backend",
+    name,
+    "--listen",
+    "127.0.0.1:0",
+    ...(opts.connectToken ? ["--token", opts.connectToken] : []),
+  ]);
   agents.push(connect);
   const line = await connect.waitForLine(/listening on 127\.0\.0\.1:\d+/);
   return Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
@@ -246,7 +256,9 @@ describe("raw TCP", () => {
 
   it("answers a plain HTTP request to a TCP backend with 426 JSON", async () => {
     const port = await tcpServer((socket) => socket.end());
-    agents.push(await startAgent(agentArgs(relay.url, "tcp-plain", await relay.token("tcp-plain"), `tcp://127.0.0.1:${port}`), { waitUp: 1 }));
+    agents.push(
+      await startAgent(agentArgs(relay.url, "tcp-plain", await relay.token("tcp-plain"), `tcp://127.0.0.1:${port}`), { waitUp: 1 }),
+    );
     const res = await fetch(`${relay.url}/r/tcp-plain/`);
     expect(res.status).toBe(426);
     expect(await res.json()).toMatchObject({ error: "upgrade_required" });
@@ -285,7 +297,9 @@ describe.skipIf(!!redis.skip || !!redisCli.skip)("Redis through edge-relay conne
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise((r) => probe.close(r));
-    redisServer = spawn(redis.path!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    redisServer = spawn(redis.path!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore",
+    });
     // Wait until redis accepts connections.
     for (let i = 0; ; i++) {
       try {
@@ -312,7 +326,7 @@ describe.skipIf(!!redis.skip || !!redisCli.skip)("Redis through edge-relay conne
   });
 
   it("sets and gets a 5 MiB value", async () => {
-    const value = randomBytes(5 * MiB / 2).toString("hex");
+    const value = randomBytes((5 * MiB) / 2).toString("hex");
     const dir = mkdtempSync(join(tmpdir(), "edge-relay-redis-"));
     writeFileSync(join(dir, "v"), value);
     expect((await cli(["-x", "SET", "big"], value)).trim()).toBe("OK");

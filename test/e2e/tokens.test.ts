@@ -37,9 +37,16 @@ afterAll(async () => {
   await Promise.all([relay?.stop(), rotating?.stop(), backend?.stop()]);
 });
 
-async function agentFor(base: string, name: string, token: string, opts: { waitUp?: number; connections?: number } = {}): Promise<AgentProcess> {
+async function agentFor(
+  base: string,
+  name: string,
+  token: string,
+  opts: { waitUp?: number; connections?: number } = {},
+): Promise<AgentProcess> {
   const connections = String(opts.connections ?? 1);
-  const agent = await startAgent(agentArgs(base, name, token, backend.url, ["--connections", connections, "--grace-period", "1s"]), { waitUp: opts.waitUp });
+  const agent = await startAgent(agentArgs(base, name, token, backend.url, ["--connections", connections, "--grace-period", "1s"]), {
+    waitUp: opts.waitUp,
+  });
   agents.push(agent);
   return agent;
 }
@@ -76,7 +83,9 @@ async function expectStoppedOnRefusal(agent: AgentProcess, code: string, token: 
   expect(await exitOf(agent, 60_000)).toBe(EXIT_TOKEN_REFUSED);
   const refusals = agent.lines.filter((l) => l.includes("refuses the token"));
   expect(refusals).toHaveLength(1);
-  expect(refusals[0]).toMatch(new RegExp(`the relay refuses the token for backend [a-z0-9-]+ \\(${code}\\): the relay answered 401 \\(${code}: `));
+  expect(refusals[0]).toMatch(
+    new RegExp(`the relay refuses the token for backend [a-z0-9-]+ \\(${code}\\): the relay answered 401 \\(${code}: `),
+  );
   for (const line of agent.lines) expect(line).not.toContain(token);
 }
 

@@ -90,7 +90,13 @@ function python(mode: string, path: string, ms = 30_000): Promise<Line[]> {
     const started = Date.now();
     execFile(py.path!, [script, mode, wsUrl(path)], { timeout: ms, maxBuffer: 8 * MiB, encoding: "utf8" }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`python ${mode} failed after ${Date.now() - started} ms: ${err.message}\n${stderr}\n${stdout}`));
-      resolve(stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Line));
+      resolve(
+        stdout
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Line),
+      );
     });
   });
 }

@@ -134,7 +134,10 @@ describe("WebSocket upgrades", () => {
     const ws2 = await open("/echo?id=drop-client");
     const conn2 = await backend.connection("drop-client");
     ws2.terminate();
-    const backendSide = await Promise.race([conn2.closed, new Promise<never>((_, r) => setTimeout(() => r(new Error("backend not closed in 5 s")), 5000))]);
+    const backendSide = await Promise.race([
+      conn2.closed,
+      new Promise<never>((_, r) => setTimeout(() => r(new Error("backend not closed in 5 s")), 5000)),
+    ]);
     expect(backendSide.code).toBe(1006);
   });
 

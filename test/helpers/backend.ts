@@ -45,7 +45,11 @@ export async function writePattern(res: http.ServerResponse, n: number, onWrite?
     onWrite?.(chunk.length);
     if (!res.write(chunk)) {
       const ok = await new Promise<boolean>((resolve) => {
-        const done = (v: boolean) => () => { res.off("drain", onDrain); res.off("close", onClose); resolve(v); };
+        const done = (v: boolean) => () => {
+          res.off("drain", onDrain);
+          res.off("close", onClose);
+          resolve(v);
+        };
         const onDrain = done(true);
         const onClose = done(false);
         res.once("drain", onDrain);

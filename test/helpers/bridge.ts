@@ -77,7 +77,13 @@ export async function bridgeRequest(plugin: BridgePlugin, port: number, call: Br
     },
   });
   const body = call.body ?? [];
-  const head = encodeRequestHead({ method: call.method ?? "POST", path: call.path ?? "/", scheme: "https", authority: "bridge.test", headers: call.headers ?? [] });
+  const head = encodeRequestHead({
+    method: call.method ?? "POST",
+    path: call.path ?? "/",
+    scheme: "https",
+    authority: "bridge.test",
+    headers: call.headers ?? [],
+  });
   const stream = pair.relay.open(head, body.length === 0);
   const result: BridgeResult = { headers: [], body: Buffer.alloc(0) };
   const chunks: Buffer[] = [];

@@ -29,11 +29,25 @@ export function rawRequest(
   }
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { hostname: url.hostname, port: url.port, method: opts.method ?? "GET", path: opts.path, headers: flat, setHost: false, agent: false },
+      {
+        hostname: url.hostname,
+        port: url.port,
+        method: opts.method ?? "GET",
+        path: opts.path,
+        headers: flat,
+        setHost: false,
+        agent: false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode!, headers: pairs(res.rawHeaders).map(([k, v]) => [k.toLowerCase(), v]), body: Buffer.concat(chunks) }));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode!,
+            headers: pairs(res.rawHeaders).map(([k, v]) => [k.toLowerCase(), v]),
+            body: Buffer.concat(chunks),
+          }),
+        );
         res.on("error", reject);
       },
     );
@@ -67,7 +81,14 @@ export function openRequest(
   opts: { method: string; path: string; headers?: http.OutgoingHttpHeaders },
 ): { req: http.ClientRequest; response: Promise<{ status: number; body: string }> } {
   const url = new URL(base);
-  const req = http.request({ hostname: url.hostname, port: url.port, method: opts.method, path: opts.path, headers: opts.headers, agent: false });
+  const req = http.request({
+    hostname: url.hostname,
+    port: url.port,
+    method: opts.method,
+    path: opts.path,
+    headers: opts.headers,
+    agent: false,
+  });
   const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
     req.on("response", (res) => {
       let body = "";

@@ -50,7 +50,14 @@ export async function speakAgent(ws: WebSocket, opts: FakeAgentOptions = {}): Pr
   const ready = new Promise<void>((resolve) => {
     const session = new Session({
       role: "agent",
-      hello: { v: PROTOCOL_VERSION, software: opts.software ?? "fake-agent", id: randomUUID(), caps: ["http"], window: DEFAULT_WINDOW, maxFrame: DEFAULT_MAX_FRAME },
+      hello: {
+        v: PROTOCOL_VERSION,
+        software: opts.software ?? "fake-agent",
+        id: randomUUID(),
+        caps: ["http"],
+        window: DEFAULT_WINDOW,
+        maxFrame: DEFAULT_MAX_FRAME,
+      },
       send: (message) => ws.send(message),
       onHello: () => resolve(),
       onStream: (stream, list) => {

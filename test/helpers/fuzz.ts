@@ -56,7 +56,10 @@ export function arbFrame(opts: { maxPayload?: number; streamIds?: fc.Arbitrary<n
 }
 
 /** Changes to a message: a byte overwritten, bytes cut off, or bytes inserted. */
-export type Mutation = { kind: "set"; at: number; value: number } | { kind: "cut"; at: number } | { kind: "insert"; at: number; bytes: Uint8Array };
+export type Mutation =
+  | { kind: "set"; at: number; value: number }
+  | { kind: "cut"; at: number }
+  | { kind: "insert"; at: number; bytes: Uint8Array };
 
 export const arbMutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant("set" as const), at: fc.nat(), value: fc.integer({ min: 0, max: 0xff }) }),

@@ -62,7 +62,10 @@ export async function startTinyproxy(path: string): Promise<Peer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "edge-relay-tinyproxy-"));
   const conf = join(dir, "tinyproxy.conf");
-  writeFileSync(conf, [`Port ${port}`, "Listen 127.0.0.1", "Timeout 600", "Allow 127.0.0.1", "MaxClients 2048", "LogLevel Error", ""].join("\n"));
+  writeFileSync(
+    conf,
+    [`Port ${port}`, "Listen 127.0.0.1", "Timeout 600", "Allow 127.0.0.1", "MaxClients 2048", "LogLevel Error", ""].join("\n"),
+  );
   return run(path, ["-d", "-c", conf], port, "tinyproxy");
 }
 

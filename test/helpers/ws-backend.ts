@@ -10,7 +10,10 @@ export interface WsBackend {
   /** Connections by the `id` query parameter the client sent. */
   conns: Map<string, { ws: WebSocket; headers: http.IncomingHttpHeaders; closed: Promise<{ code: number; reason: string }> }>;
   /** Resolves with the connection for `id` once it exists. */
-  connection(id: string, ms?: number): Promise<{ ws: WebSocket; headers: http.IncomingHttpHeaders; closed: Promise<{ code: number; reason: string }> }>;
+  connection(
+    id: string,
+    ms?: number,
+  ): Promise<{ ws: WebSocket; headers: http.IncomingHttpHeaders; closed: Promise<{ code: number; reason: string }> }>;
   stop(): Promise<void>;
 }
 

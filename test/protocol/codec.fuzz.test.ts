@@ -116,7 +116,10 @@ describe("frames round-trip", () => {
     fc.assert(
       fc.property(fc.array(arbFrame(), { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 10 }), (frames, points) => {
         const bytes = encodeFrames(frames);
-        const { frames: decoded, buffered } = decodeInPieces(bytes, points.map((p) => p % (bytes.byteLength + 1)));
+        const { frames: decoded, buffered } = decodeInPieces(
+          bytes,
+          points.map((p) => p % (bytes.byteLength + 1)),
+        );
         expect(buffered).toBe(0);
         expect(plain(decoded)).toEqual(plain(frames));
       }),
@@ -179,10 +182,17 @@ describe("random and mutated bytes decode or throw ProtocolError", () => {
   });
 
   it("random hellos decode or throw ProtocolError", () => {
-    const arbJson = fc.oneof(fc.json(), fc.jsonValue().map((v) => JSON.stringify({ v: 1, software: "x", id: "y", caps: [], window: 1, maxFrame: 1, extra: v })));
+    const arbJson = fc.oneof(
+      fc.json(),
+      fc.jsonValue().map((v) => JSON.stringify({ v: 1, software: "x", id: "y", caps: [], window: 1, maxFrame: 1, extra: v })),
+    );
     fc.assert(
-      fc.property(fc.oneof(arbJson.map((s) => new TextEncoder().encode(s)), fc.uint8Array({ maxLength: 60 })), (bytes) =>
-        decodesOrRefuses(() => decodeHello(bytes)),
+      fc.property(
+        fc.oneof(
+          arbJson.map((s) => new TextEncoder().encode(s)),
+          fc.uint8Array({ maxLength: 60 }),
+        ),
+        (bytes) => decodesOrRefuses(() => decodeHello(bytes)),
       ),
       fuzzParams(RUNS),
     );
@@ -204,7 +214,14 @@ describe("header blocks round-trip", () => {
   it("request and response heads, encoded then decoded", () => {
     const regular = arbHeaderList.map((list) => list.filter(([name]) => !name.startsWith(":")));
     const arbRequest = fc.record(
-      { method: arbText(10), path: arbText(60), scheme: arbText(8), authority: arbText(30), protocol: arbText(10).filter((p) => p !== ""), headers: regular },
+      {
+        method: arbText(10),
+        path: arbText(60),
+        scheme: arbText(8),
+        authority: arbText(30),
+        protocol: arbText(10).filter((p) => p !== ""),
+        headers: regular,
+      },
       { requiredKeys: ["method", "path", "scheme", "authority", "headers"] },
     );
     // Response fields as HTTP allows them (token names, visible ASCII values), with a final status.
@@ -215,7 +232,10 @@ describe("header blocks round-trip", () => {
     fc.assert(
       fc.property(arbRequest, fc.integer({ min: 200, max: 599 }), arbResponseFields, (request, status, headers) => {
         expect(decodeRequestHead(decodeHeaderBlock(encodeHeaderBlock(encodeRequestHead(request))))).toEqual(request);
-        expect(decodeResponseHead(decodeHeaderBlock(encodeHeaderBlock(encodeResponseHead({ status, headers }))))).toEqual({ status, headers });
+        expect(decodeResponseHead(decodeHeaderBlock(encodeHeaderBlock(encodeResponseHead({ status, headers }))))).toEqual({
+          status,
+          headers,
+        });
       }),
       fuzzParams(RUNS),
     );

@@ -91,11 +91,7 @@ const FIXTURES: Array<[name: string, hex: string, frame: Frame]> = [
   ],
   ["DATA FIN on stream 3 with hi", "02 01 00000003 00000002 6869", frame(FrameType.Data, Flag.FIN, 3, ascii("hi"))],
   ["empty DATA on stream 5", "02 00 00000005 00000000", frame(FrameType.Data, 0, 5, new Uint8Array(0))],
-  [
-    "DATA on the largest stream id",
-    "02 00 ffffffff 00000003 000102",
-    frame(FrameType.Data, 0, 0xffffffff, hex("000102")),
-  ],
+  ["DATA on the largest stream id", "02 00 ffffffff 00000003 000102", frame(FrameType.Data, 0, 0xffffffff, hex("000102"))],
   ["WINDOW_UPDATE of 32768 on stream 5", "03 00 00000005 00000004 00008000", frame(FrameType.WindowUpdate, 0, 5, hex("00008000"))],
   [
     "RST_STREAM CANCEL bye on stream 7",
@@ -105,11 +101,7 @@ const FIXTURES: Array<[name: string, hex: string, frame: Frame]> = [
   ["PING", "05 00 00000000 00000008 0102030405060708", frame(FrameType.Ping, 0, 0, hex("0102030405060708"))],
   ["PING ACK", "05 02 00000000 00000008 0102030405060708", frame(FrameType.Ping, Flag.ACK, 0, hex("0102030405060708"))],
   ["GOAWAY NO_ERROR without reason", "06 00 00000000 00000004 00000000", frame(FrameType.GoAway, 0, 0, hex("00000000"))],
-  [
-    "GOAWAY INTERNAL_ERROR drain",
-    "06 00 00000000 00000009 00000002 647261696e",
-    frame(FrameType.GoAway, 0, 0, hex("00000002 647261696e")),
-  ],
+  ["GOAWAY INTERNAL_ERROR drain", "06 00 00000000 00000009 00000002 647261696e", frame(FrameType.GoAway, 0, 0, hex("00000002 647261696e"))],
   [
     "DATA EOM|TEXT on stream 1 with hi (a text message)",
     "02 0c 00000001 00000002 6869",
@@ -206,9 +198,22 @@ describe("round trip of every frame type", () => {
   const hello: Hello = { v: 1, software: "edge-relay-test/0", id: "t-1", caps: ["http"], window: 65536, maxFrame: 16384 };
   const frames: Frame[] = [
     frame(FrameType.Hello, 0, 0, encodeHello(hello)),
-    frame(FrameType.Headers, 0, 1, encodeHeaderBlock([[":method", "GET"], [":path", "/?q=1"]])),
+    frame(
+      FrameType.Headers,
+      0,
+      1,
+      encodeHeaderBlock([
+        [":method", "GET"],
+        [":path", "/?q=1"],
+      ]),
+    ),
     frame(FrameType.Headers, Flag.FIN, 2, encodeHeaderBlock([[":status", "204"]])),
-    frame(FrameType.Data, 0, 1, Uint8Array.from({ length: 1000 }, (_, i) => i % 251)),
+    frame(
+      FrameType.Data,
+      0,
+      1,
+      Uint8Array.from({ length: 1000 }, (_, i) => i % 251),
+    ),
     frame(FrameType.Data, Flag.FIN, 1, new Uint8Array(0)),
     frame(FrameType.WindowUpdate, 0, 1, encodeU32(0x7fffffff)),
     frame(FrameType.RstStream, 0, 9, encodeError(ErrorCode.OriginUnreachable, "connect ECONNREFUSED")),
@@ -225,7 +230,10 @@ describe("round trip of every frame type", () => {
     const decoded = decodeMessage(encodeFrames(frames));
     expect(plain(decoded)).toEqual(plain(frames));
     expect(decodeHello(decoded[0].payload)).toEqual(hello);
-    expect(decodeHeaderBlock(decoded[1].payload)).toEqual([[":method", "GET"], [":path", "/?q=1"]]);
+    expect(decodeHeaderBlock(decoded[1].payload)).toEqual([
+      [":method", "GET"],
+      [":path", "/?q=1"],
+    ]);
     expect(decodeU32(decoded[5].payload)).toBe(0x7fffffff);
     expect(decodeError(decoded[6].payload)).toEqual({ code: 7, message: "connect ECONNREFUSED" });
   });
@@ -394,10 +402,23 @@ describe("header block", () => {
   });
 
   it("reads a block that is a view into a frame", () => {
-    const message = encodeFrame(frame(FrameType.Headers, 0, 1, encodeHeaderBlock([["a", "1"], ["b", "2"]])));
+    const message = encodeFrame(
+      frame(
+        FrameType.Headers,
+        0,
+        1,
+        encodeHeaderBlock([
+          ["a", "1"],
+          ["b", "2"],
+        ]),
+      ),
+    );
     const [f] = decodeMessage(message);
     expect(f.payload.byteOffset).toBeGreaterThan(0);
-    expect(decodeHeaderBlock(f.payload)).toEqual([["a", "1"], ["b", "2"]]);
+    expect(decodeHeaderBlock(f.payload)).toEqual([
+      ["a", "1"],
+      ["b", "2"],
+    ]);
   });
 
   it("rejects every truncation of a block", () => {
@@ -504,7 +525,10 @@ describe("hello", () => {
       caps: Array.from({ length: MAX_HELLO_LIST }, (_, i) => `c${i}`),
       targetProtocols: ["h2"],
     };
-    for (const [window, maxFrame] of [[MIN_WINDOW, MIN_MAX_FRAME], [MAX_WINDOW, MAX_MAX_FRAME]]) {
+    for (const [window, maxFrame] of [
+      [MIN_WINDOW, MIN_MAX_FRAME],
+      [MAX_WINDOW, MAX_MAX_FRAME],
+    ]) {
       expect(decodeHello(encodeHello({ ...edge, window, maxFrame }))).toMatchObject({ window, maxFrame });
     }
   });
@@ -513,7 +537,9 @@ describe("hello", () => {
     const big = encodeHello({ ...hello, padding: "p".repeat(60 * 1024) } as Hello);
     expect(expectProtocolError(() => decodeHello(big), /^hello of 61\d{3} bytes exceeds 4096$/).closeCode).toBe(TunnelClose.BadHello);
     const caps = encodeHello({ ...hello, caps: Array.from({ length: 5000 }, (_, i) => `capability-${i}`) });
-    expect(expectProtocolError(() => decodeHello(caps), /^hello caps has 5000 entries \(at most 32\)$/).closeCode).toBe(TunnelClose.BadHello);
+    expect(expectProtocolError(() => decodeHello(caps), /^hello caps has 5000 entries \(at most 32\)$/).closeCode).toBe(
+      TunnelClose.BadHello,
+    );
     const atLimit = encodeHello({ ...hello, padding: "" } as Hello);
     const padded = encodeHello({ ...hello, padding: "p".repeat(MAX_HELLO_BYTES - atLimit.byteLength) } as Hello);
     expect(padded.byteLength).toBe(MAX_HELLO_BYTES);
@@ -607,9 +633,29 @@ describe("u32", () => {
 describe("headerBlockSize", () => {
   it.each<[string, HeaderList]>([
     ["no fields", []],
-    ["ASCII fields", [[":method", "GET"], [":path", "/a?b=c"], ["accept", "*/*"]]],
-    ["Latin-1, BMP and astral chars", [["x-a", "ÿé"], ["x-b", "\ufffd☃"], ["x-c", "😀a"]]],
-    ["lone surrogates (written as U+FFFD)", [["x-d", "\ud800"], ["x-e", "a\udc00b\ud83d"]]],
+    [
+      "ASCII fields",
+      [
+        [":method", "GET"],
+        [":path", "/a?b=c"],
+        ["accept", "*/*"],
+      ],
+    ],
+    [
+      "Latin-1, BMP and astral chars",
+      [
+        ["x-a", "ÿé"],
+        ["x-b", "\ufffd☃"],
+        ["x-c", "😀a"],
+      ],
+    ],
+    [
+      "lone surrogates (written as U+FFFD)",
+      [
+        ["x-d", "\ud800"],
+        ["x-e", "a\udc00b\ud83d"],
+      ],
+    ],
     ["a 90 KB value of U+FFFD", [["x-big", "\ufffd".repeat(90_000)]]],
   ])("is the byte length encodeHeaderBlock builds for %s", (_name, fields) => {
     expect(headerBlockSize(fields)).toBe(encodeHeaderBlock(fields).byteLength);

@@ -45,7 +45,10 @@ function tableRows(heading: string, cell: RegExp): string[][] {
   for (const line of README.slice(start).split("\n")) {
     if (line.startsWith("|")) {
       inTable = true;
-      const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+      const cells = line
+        .split("|")
+        .slice(1, -1)
+        .map((c) => c.trim());
       if (cell.test(cells[0])) rows.push(cells);
     } else if (inTable) break;
   }
@@ -138,7 +141,10 @@ describe("flags", () => {
     for (const [hex, name, on] of rows) {
       const value = Number.parseInt(hex, 16);
       expect(Flag[name.replaceAll("`", "") as keyof typeof Flag]).toBe(value);
-      for (const typeName of on.replaceAll("`", "").split(",").map((s) => s.trim())) {
+      for (const typeName of on
+        .replaceAll("`", "")
+        .split(",")
+        .map((s) => s.trim())) {
         const type = byName.get(typeName);
         expect(type, `README names type ${typeName}`).toBeDefined();
         allowed.set(type!, (allowed.get(type!) ?? 0) | value);

@@ -108,7 +108,9 @@ describe("response head", () => {
   });
 
   it.each([100, 103, 150, 199, 600, 999])("rejects status %i, which no public client can be given", (status) => {
-    expect(() => decodeResponseHead(encodeResponseHead({ status, headers: [] }))).toThrow(new RegExp(`status ${status} is outside 200-599`));
+    expect(() => decodeResponseHead(encodeResponseHead({ status, headers: [] }))).toThrow(
+      new RegExp(`status ${status} is outside 200-599`),
+    );
   });
 
   it.each<[string, [string, string], RegExp]>([
@@ -128,11 +130,17 @@ describe("response head", () => {
   it("rejects more than MAX_HEAD_FIELDS fields and accepts exactly that many", () => {
     const fields = (n: number): HeaderList => Array.from({ length: n }, (_, i) => [`x-${i}`, "v"]);
     expect(decodeResponseHead([[":status", "200"], ...fields(MAX_HEAD_FIELDS)]).headers).toHaveLength(MAX_HEAD_FIELDS);
-    expect(() => decodeResponseHead([[":status", "200"], ...fields(MAX_HEAD_FIELDS + 1)])).toThrow(/1001 header fields exceed the limit of 1000/);
+    expect(() => decodeResponseHead([[":status", "200"], ...fields(MAX_HEAD_FIELDS + 1)])).toThrow(
+      /1001 header fields exceed the limit of 1000/,
+    );
   });
 
   it("accepts tabs, spaces, visible ASCII and Latin-1 (obs-text) in values", () => {
-    const headers: HeaderList = [["x-a", "a\tb c~!"], ["x-b", "caf\u00e9 \u00ff"], ["x-c", ""]];
+    const headers: HeaderList = [
+      ["x-a", "a\tb c~!"],
+      ["x-b", "caf\u00e9 \u00ff"],
+      ["x-c", ""],
+    ];
     expect(decodeResponseHead([[":status", "200"], ...headers]).headers).toEqual(headers);
   });
 
@@ -146,7 +154,12 @@ describe("response head", () => {
   });
 
   it("rejects :status after a regular field", () => {
-    expect(() => decodeResponseHead([["date", "today"], [":status", "200"]])).toThrow(/pseudo-fields must come before regular fields/);
+    expect(() =>
+      decodeResponseHead([
+        ["date", "today"],
+        [":status", "200"],
+      ]),
+    ).toThrow(/pseudo-fields must come before regular fields/);
   });
 });
 

@@ -98,7 +98,15 @@ type Op =
 
 const arbSide = fc.constantFrom<Side>("relay", "agent");
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ op: fc.constant("open" as const), side: arbSide, fin: fc.boolean(), body: fc.option(fc.nat(100_000), { nil: undefined }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constant("open" as const),
+      side: arbSide,
+      fin: fc.boolean(),
+      body: fc.option(fc.nat(100_000), { nil: undefined }),
+    }),
+  },
   { weight: 6, arbitrary: fc.record({ op: fc.constant("write" as const), pick: fc.nat(), size: fc.nat(100_000) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("end" as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("reset" as const), pick: fc.nat(), code: fc.integer({ min: 0, max: 14 }) }) },
@@ -107,13 +115,31 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("goaway" as const), side: arbSide }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("ping" as const), side: arbSide }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("overrun" as const), pick: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("inject" as const), to: arbSide, frame: arbFrame({ streamIds: fc.integer({ min: 1, max: 12 }) }) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("mutate" as const), to: arbSide, pick: fc.nat(), mutations: fc.array(arbMutation, { minLength: 1, maxLength: 2 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("inject" as const),
+      to: arbSide,
+      frame: arbFrame({ streamIds: fc.integer({ min: 1, max: 12 }) }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("mutate" as const),
+      to: arbSide,
+      pick: fc.nat(),
+      mutations: fc.array(arbMutation, { minLength: 1, maxLength: 2 }),
+    }),
+  },
   { weight: 5, arbitrary: fc.record({ op: fc.constant("tick" as const), turns: fc.integer({ min: 1, max: 4 }) }) },
 );
 
 /** Window and frame size one side announces: small, so that writers wait for credit, within the bounds a hello may announce. */
-const arbLimits = fc.record({ window: fc.integer({ min: 16 * 1024, max: 64 * 1024 }), maxFrame: fc.integer({ min: 16 * 1024, max: 32 * 1024 }) });
+const arbLimits = fc.record({
+  window: fc.integer({ min: 16 * 1024, max: 64 * 1024 }),
+  maxFrame: fc.integer({ min: 16 * 1024, max: 32 * 1024 }),
+});
 
 /** One side's view of one stream, kept by the test independently of the session. */
 interface Tracked {
@@ -154,7 +180,9 @@ async function run(ops: Op[], limits: Record<Side, { window: number; maxFrame: n
     stream.onData = (chunk) => {
       t.received += chunk.byteLength;
       if (t.received > limits[side].window + t.credit) {
-        violations.push(`${side} stream ${stream.id} handed on ${t.received} bytes with a window of ${limits[side].window} + ${t.credit} credit`);
+        violations.push(
+          `${side} stream ${stream.id} handed on ${t.received} bytes with a window of ${limits[side].window} + ${t.credit} credit`,
+        );
       }
       if (hold[side]) t.held += chunk.byteLength;
       else stream.consumed(chunk.byteLength);
@@ -249,11 +277,17 @@ async function run(ops: Op[], limits: Record<Side, { window: number; maxFrame: n
         const t = pick(op.pick);
         const session = t && pair[t.side];
         if (!t || !session || session.closed || session.streams.get(t.stream.id) !== t.stream) break;
-        if (!t.stream.status.remoteHeaders || (t.stream.state !== StreamState.Open && t.stream.state !== StreamState.HalfClosedLocal)) break;
+        if (!t.stream.status.remoteHeaders || (t.stream.state !== StreamState.Open && t.stream.state !== StreamState.HalfClosedLocal))
+          break;
         let left = limits[t.side].window + t.credit - t.received + 1;
         const frames: Frame[] = [];
         for (; left > 0; left -= limits[t.side].maxFrame) {
-          frames.push({ type: FrameType.Data, flags: 0, streamId: t.stream.id, payload: new Uint8Array(Math.min(left, limits[t.side].maxFrame)) });
+          frames.push({
+            type: FrameType.Data,
+            flags: 0,
+            streamId: t.stream.id,
+            payload: new Uint8Array(Math.min(left, limits[t.side].maxFrame)),
+          });
         }
         const before = t.received;
         // Held, not consumed, while it arrives: credit returned mid-message would widen the window.
@@ -322,7 +356,8 @@ async function run(ops: Op[], limits: Record<Side, { window: number; maxFrame: n
     if (!pair[side].closed) violations.push(`${side} session not destroyed after the transport closed`);
     if (pair[side].streams.size > 0) violations.push(`${side} keeps ${pair[side].streams.size} streams after destroy`);
   }
-  for (const t of tracked) if (t.stream.state !== StreamState.Closed) violations.push(`${t.side} stream ${t.stream.id} is ${t.stream.state} after destroy`);
+  for (const t of tracked)
+    if (t.stream.state !== StreamState.Closed) violations.push(`${t.side} stream ${t.stream.id} is ${t.stream.state} after destroy`);
 
   expect(escapes.map(String)).toEqual([]);
   expect(errors.filter((e) => !(e instanceof ProtocolError)).map(String)).toEqual([]);

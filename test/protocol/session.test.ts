@@ -1,22 +1,48 @@
 // Session conformance suite (README "Hello", "Streams", "Flow"): a relay-role and an agent-role
 // Session talking over a transport. Runs over every PairFactory in TRANSPORTS.
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeError, decodeMessage, decodeU32, encodeError, encodeFrame, encodeFrames, encodeHeaderBlock, encodeHello, encodeU32 } from "../../src/protocol/codec.ts";
+import {
+  decodeError,
+  decodeMessage,
+  decodeU32,
+  encodeError,
+  encodeFrame,
+  encodeFrames,
+  encodeHeaderBlock,
+  encodeHello,
+  encodeU32,
+} from "../../src/protocol/codec.ts";
 import {
   ErrorCode,
   Flag,
   FrameType,
   MAX_MESSAGE_BYTES,
-  ProtocolError,
+  type ProtocolError,
   TunnelClose,
   type Frame,
   type HeaderList,
   type Hello,
 } from "../../src/protocol/frame.ts";
-import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, Session, StreamReset, type SessionOptions, type Stream } from "../../src/protocol/session.ts";
+import {
+  GATHER_BYTES,
+  PING_ACK_BURST,
+  PING_ACKS_PER_SECOND,
+  Session,
+  StreamReset,
+  type SessionOptions,
+  type Stream,
+} from "../../src/protocol/session.ts";
 import { StreamState } from "../../src/protocol/stream.ts";
 import { concat } from "../../src/protocol/messages.ts";
-import { disposePairs, memoryPair, type Pair, type PairFactory, type PairOptions, type Side, type WireEvent } from "../helpers/memory-pair.ts";
+import {
+  disposePairs,
+  memoryPair,
+  type Pair,
+  type PairFactory,
+  type PairOptions,
+  type Side,
+  type WireEvent,
+} from "../helpers/memory-pair.ts";
 import { wsPair } from "../helpers/ws-pair.ts";
 import { deferred, within, type Deferred } from "../helpers/wait.ts";
 
@@ -273,8 +299,16 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
 
     it.each<[string, Side, () => Uint8Array]>([
       ["a PING to the relay", "relay", () => encodeFrame({ type: FrameType.Ping, flags: 0, streamId: 0, payload: new Uint8Array(8) })],
-      ["HEADERS to the relay", "relay", () => encodeFrame({ type: FrameType.Headers, flags: 0, streamId: 2, payload: encodeHeaderBlock(OK) })],
-      ["HEADERS to the agent", "agent", () => encodeFrame({ type: FrameType.Headers, flags: 0, streamId: 1, payload: encodeHeaderBlock(REQUEST) })],
+      [
+        "HEADERS to the relay",
+        "relay",
+        () => encodeFrame({ type: FrameType.Headers, flags: 0, streamId: 2, payload: encodeHeaderBlock(OK) }),
+      ],
+      [
+        "HEADERS to the agent",
+        "agent",
+        () => encodeFrame({ type: FrameType.Headers, flags: 0, streamId: 1, payload: encodeHeaderBlock(REQUEST) }),
+      ],
       ["a GOAWAY to the agent", "agent", () => encodeFrame({ type: FrameType.GoAway, flags: 0, streamId: 0, payload: encodeError(0) })],
     ])("a first frame that is not HELLO (%s) closes with 4400", async (_name, to, message) => {
       const errors: ProtocolError[] = [];
@@ -314,7 +348,11 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
     it("a second HELLO is a protocol error (1002)", async () => {
       const { pair, errors } = await serve(() => {});
       pair.inject("relay", encodeFrame({ type: FrameType.Hello, flags: 0, streamId: 0, payload: encodeHello(pair.relay.remoteHello!) }));
-      expect(await within(pair.closed, "the tunnel to close")).toMatchObject({ by: "relay", code: 1002, reason: expect.stringMatching(/only once/) });
+      expect(await within(pair.closed, "the tunnel to close")).toMatchObject({
+        by: "relay",
+        code: 1002,
+        reason: expect.stringMatching(/only once/),
+      });
       expect(errors.relay).toHaveLength(1);
     });
 
@@ -337,7 +375,11 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       let agentStream!: Stream;
       const { pair, server, errors } = await serve((a) => {
         agentStream = a.stream;
-        a.stream.sendHeaders([[":status", "201"], ["set-cookie", "a=1"], ["set-cookie", "b=2"]]);
+        a.stream.sendHeaders([
+          [":status", "201"],
+          ["set-cookie", "a=1"],
+          ["set-cookie", "b=2"],
+        ]);
         void a.stream.write(responseBody);
         a.reader.ended.then(() => a.stream.end());
       });
@@ -400,11 +442,17 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
     it("end(last) sends FIN on the DATA frame with the last bytes, even when they span frames", async () => {
       const small = bytes(22, 3);
       const big = bytes(40 * KiB, 4);
-      const { pair, server } = await serve((a) => {
-        a.stream.sendHeaders(OK);
-        void a.stream.end(a.head.some(([n]) => n === "x-big") ? big : small);
-      }, { relayHello: SMALL, agentHello: SMALL });
-      for (const [extra, body] of [[[] as HeaderList, small], [[["x-big", "1"]] as HeaderList, big]] as const) {
+      const { pair, server } = await serve(
+        (a) => {
+          a.stream.sendHeaders(OK);
+          void a.stream.end(a.head.some(([n]) => n === "x-big") ? big : small);
+        },
+        { relayHello: SMALL, agentHello: SMALL },
+      );
+      for (const [extra, body] of [
+        [[] as HeaderList, small],
+        [[["x-big", "1"]] as HeaderList, big],
+      ] as const) {
         const stream = pair.relay.open([...REQUEST, ...extra], true);
         const response = read(stream);
         expect(sameBytes(await within(response.ended, "the response body"), body)).toBe(true);
@@ -412,7 +460,13 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
         const data = framesSent(pair, "agent", FrameType.Data).filter((f) => f.streamId === stream.id);
         // 16 KiB frames (the relay's maxFrame here): 22 bytes are one frame, 40 KiB three.
         expect(data.map((f) => [f.payload.byteLength, f.flags & Flag.FIN])).toEqual(
-          body === small ? [[22, Flag.FIN]] : [[16 * KiB, 0], [16 * KiB, 0], [8 * KiB, Flag.FIN]],
+          body === small
+            ? [[22, Flag.FIN]]
+            : [
+                [16 * KiB, 0],
+                [16 * KiB, 0],
+                [8 * KiB, Flag.FIN],
+              ],
         );
       }
       expect(server.accepted).toHaveLength(2);
@@ -438,7 +492,7 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       expect(pair.relay.activeStreams).toBe(n);
       expect(new Set(results.map((r) => r.stream.id)).size).toBe(n);
       const bodies = await within(Promise.all(results.map((r) => r.reader.ended)), "200 responses");
-      bodies.forEach((body, i) => expect(sameBytes(body, results[i].body), `stream ${i}`).toBe(true));
+      for (const [i, body] of bodies.entries()) expect(sameBytes(body, results[i].body), `stream ${i}`).toBe(true);
       expect(results.every((r) => r.reader.head?.[0][1] === "200")).toBe(true);
       expect(pair.relay.streams.size).toBe(0);
       expect(pair.agent.streams.size).toBe(0);
@@ -460,7 +514,8 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
             max[e.from] = Math.max(max[e.from], now[e.from]);
             largestFrame[e.from] = Math.max(largestFrame[e.from], f.payload.byteLength);
           }
-          if (e.kind === "deliver" && f.type === FrameType.WindowUpdate) now[e.from === "relay" ? "agent" : "relay"] -= decodeU32(f.payload);
+          if (e.kind === "deliver" && f.type === FrameType.WindowUpdate)
+            now[e.from === "relay" ? "agent" : "relay"] -= decodeU32(f.payload);
         }
       });
       return { now, max, largestFrame };
@@ -527,9 +582,12 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
     });
 
     it("credit goes back in batches of half a window, at most one WINDOW_UPDATE per turn", async () => {
-      const { pair, server } = await serve((a) => {
-        a.reader.ended.then(() => a.stream.sendHeaders(OK, true));
-      }, { relayHello: SMALL, agentHello: SMALL });
+      const { pair, server } = await serve(
+        (a) => {
+          a.reader.ended.then(() => a.stream.sendHeaders(OK, true));
+        },
+        { relayHello: SMALL, agentHello: SMALL },
+      );
       const stream = pair.relay.open(REQUEST);
       const response = read(stream);
       void stream.write(bytes(1 * MiB));
@@ -549,7 +607,9 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
     });
 
     it("a DATA frame over the window resets the stream with FLOW_CONTROL_ERROR", async () => {
-      const { pair, server, errors } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 16 * KiB, maxFrame: 32 * KiB } });
+      const { pair, server, errors } = await serve((a) => a.stream.sendHeaders(OK), {
+        agentHello: { window: 16 * KiB, maxFrame: 32 * KiB },
+      });
       const stream = pair.relay.open(REQUEST);
       const relayReader = read(stream);
       const [accepted] = await within(server.until(1), "the stream to open");
@@ -572,7 +632,11 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
     });
 
     it("DATA frames that together overrun the window reset the stream at the frame that overruns", async () => {
-      const { pair, server } = await serve((a) => a.stream.sendHeaders(OK), { agentHello: { window: 16 * KiB, maxFrame: 16 * KiB } }, "never");
+      const { pair, server } = await serve(
+        (a) => a.stream.sendHeaders(OK),
+        { agentHello: { window: 16 * KiB, maxFrame: 16 * KiB } },
+        "never",
+      );
       const stream = pair.relay.open(REQUEST);
       const [accepted] = await within(server.until(1), "the stream to open");
       const frame = (n: number): Frame => ({ type: FrameType.Data, flags: 0, streamId: stream.id, payload: new Uint8Array(n) });
@@ -811,7 +875,11 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
     it("a malformed frame closes the tunnel with 1002", async () => {
       const { pair } = await serve(() => {});
       pair.inject("agent", Uint8Array.from([0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
-      expect(await within(pair.closed, "the tunnel to close")).toMatchObject({ by: "agent", code: 1002, reason: expect.stringMatching(/unknown frame type/) });
+      expect(await within(pair.closed, "the tunnel to close")).toMatchObject({
+        by: "agent",
+        code: 1002,
+        reason: expect.stringMatching(/unknown frame type/),
+      });
     });
   });
 
@@ -924,7 +992,7 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       await within(Promise.all(accepted.map((a) => a.reader.until(payload))), "every stream's bytes");
       expect(messages).toHaveLength(2);
       for (const m of messages) expect(m.bytes.byteLength).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
-      accepted.forEach((a, i) => expect(sameBytes(concat(a.reader.chunks), bytes(payload, i + 1))).toBe(true));
+      for (const [i, a] of accepted.entries()) expect(sameBytes(concat(a.reader.chunks), bytes(payload, i + 1))).toBe(true);
     });
   });
 });
@@ -993,7 +1061,7 @@ describe("flush scheduling (no transport: the session's own choice)", () => {
     });
   });
 
-  describe("control replies to a peer that sends many (README \"Control replies\")", () => {
+  describe('control replies to a peer that sends many (README "Control replies")', () => {
     const ping = (i: number): Frame => ({ type: FrameType.Ping, flags: 0, streamId: 0, payload: new Uint8Array(8).fill(i) });
     const acks = (sent: Frame[][]) => sent.flat().filter((f) => f.type === FrameType.Ping && f.flags & Flag.ACK);
 
@@ -1026,7 +1094,12 @@ describe("flush scheduling (no transport: the session's own choice)", () => {
       const { session, sent, timers } = recording({});
       const stream = session.open(REQUEST, true);
       session.receive(encodeFrames([{ type: FrameType.Headers, flags: 0, streamId: stream.id, payload: encodeHeaderBlock(OK) }]));
-      const chunks = Array.from({ length: 500 }, () => ({ type: FrameType.Data, flags: 0, streamId: stream.id, payload: new Uint8Array(64) }));
+      const chunks = Array.from({ length: 500 }, () => ({
+        type: FrameType.Data,
+        flags: 0,
+        streamId: stream.id,
+        payload: new Uint8Array(64),
+      }));
       stream.onData = (chunk) => stream.consumed(chunk.byteLength, true);
       for (const flush of timers.splice(0)) flush();
       sent.length = 0;

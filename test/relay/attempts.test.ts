@@ -1,9 +1,22 @@
 // The retry policy of one relayed request (src/hub/attempts.ts): pure, table-tested.
 import { describe, expect, it } from "vitest";
-import { MAX_LOST_RETRIES, MAX_REFUSED_RETRIES, NO_FAILURES, chooseTunnel, isRepeatable, retryAfter, type Tally } from "../../src/hub/attempts.ts";
+import {
+  MAX_LOST_RETRIES,
+  MAX_REFUSED_RETRIES,
+  NO_FAILURES,
+  chooseTunnel,
+  isRepeatable,
+  retryAfter,
+  type Tally,
+} from "../../src/hub/attempts.ts";
 import { ErrorCode } from "../../src/protocol/frame.ts";
 
-const tunnel = (name: string, load: number, agent = name, ready = true) => ({ name, load, session: { ready }, meta: { hello: { id: agent } } });
+const tunnel = (name: string, load: number, agent = name, ready = true) => ({
+  name,
+  load,
+  session: { ready },
+  meta: { hello: { id: agent } },
+});
 const first = () => 0;
 
 describe("chooseTunnel", () => {

@@ -26,7 +26,13 @@ describe("mintToken / verifyToken", () => {
     const token = await mintToken(SECRET, "demo", { now: NOW, id: "fixed-id-0001" });
     expect(token).toMatch(/^er1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
     expect(JSON.parse(decodePart(token.split(".")[1]))).toEqual({ b: "demo", iat: NOW, jti: "fixed-id-0001" });
-    expect(await verifyToken(SECRET, token, NOW + 10 * 365 * 86400)).toEqual({ ok: true, backend: "demo", iat: NOW, id: "fixed-id-0001", scope: "agent" });
+    expect(await verifyToken(SECRET, token, NOW + 10 * 365 * 86400)).toEqual({
+      ok: true,
+      backend: "demo",
+      iat: NOW,
+      id: "fixed-id-0001",
+      scope: "agent",
+    });
   });
 
   it("round-trips a token with a ttl and reports its expiry", async () => {
@@ -102,7 +108,12 @@ describe("mintToken / verifyToken", () => {
   it("never puts the token or the secret in a failure message", async () => {
     const token = await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 1 });
     const tampered = token.replace(/.$/, token.endsWith("A") ? "Q" : "A");
-    for (const [secret, candidate] of [[SECRET, token], ["other-secret", token], [SECRET, tampered], [SECRET, token + "x"]] as const) {
+    for (const [secret, candidate] of [
+      [SECRET, token],
+      ["other-secret", token],
+      [SECRET, tampered],
+      [SECRET, token + "x"],
+    ] as const) {
       const result = await verifyToken(secret, candidate, NOW + 5);
       expect(result.ok).toBe(false);
       if (result.ok) continue;
@@ -156,10 +167,16 @@ describe("mintToken / verifyToken", () => {
 
   it("accepts a hand-signed payload, which pins the wire format", async () => {
     const token = await signRaw(`{"b":"demo","iat":${NOW},"jti":"AAAAAAAAAAAAAAAAAAAAAA","exp":${NOW + 1}}`);
-    expect(await verifyToken(SECRET, token, NOW)).toEqual({ ok: true, backend: "demo", iat: NOW, exp: NOW + 1, scope: "agent", id: "AAAAAAAAAAAAAAAAAAAAAA" });
+    expect(await verifyToken(SECRET, token, NOW)).toEqual({
+      ok: true,
+      backend: "demo",
+      iat: NOW,
+      exp: NOW + 1,
+      scope: "agent",
+      id: "AAAAAAAAAAAAAAAAAAAAAA",
+    });
     expect(await mintToken(SECRET, "demo", { now: NOW, ttlSeconds: 1, id: "AAAAAAAAAAAAAAAAAAAAAA" })).toBe(token);
   });
-
 });
 
 describe("token ids", () => {
@@ -259,7 +276,10 @@ describe("parseDuration", () => {
     expect(parseDuration(text)).toBe(seconds);
   });
 
-  it.each(["", "s", "1.5h", "-5s", "5 m", " 5m", "5M", "5w", "1h30m", "5ms", "99999999999999999999"])("rejects %j with a sentence", (text) => {
-    expect(() => parseDuration(text)).toThrow(/is not a duration; use a whole number/);
-  });
+  it.each(["", "s", "1.5h", "-5s", "5 m", " 5m", "5M", "5w", "1h30m", "5ms", "99999999999999999999"])(
+    "rejects %j with a sentence",
+    (text) => {
+      expect(() => parseDuration(text)).toThrow(/is not a duration; use a whole number/);
+    },
+  );
 });

@@ -6,9 +6,18 @@ import { mintToken } from "../../src/auth.ts";
 import { describe, expect, it } from "vitest";
 import { FLOW_SUBPROTOCOL } from "../../src/client-flow.ts";
 import { decodeMessage, encodeFrame, encodeFrames } from "../../src/protocol/codec.ts";
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, MAX_WS_MESSAGE, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
-import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
-import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, Session, type Stream } from "../../src/protocol/session.ts";
+import {
+  DEFAULT_MAX_FRAME,
+  DEFAULT_WINDOW,
+  ErrorCode,
+  Flag,
+  FrameType,
+  MAX_WS_MESSAGE,
+  type HeaderList,
+  type Hello,
+} from "../../src/protocol/frame.ts";
+import { encodeResponseHead } from "../../src/protocol/head.ts";
+import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
 import { CLIENT_PENDING_MESSAGES, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/hub/public-websockets.ts";
 import type { TunnelAttachment } from "../../src/hub/tunnels.ts";
@@ -38,7 +47,9 @@ describe("hello exchange", () => {
 
     const seen = await runInDurableObject(stubFor(backend), (_instance, state) => ({
       all: state.getWebSockets().length,
-      tunnels: state.getWebSockets("tunnel").map((ws) => ({ tags: state.getTags(ws), meta: ws.deserializeAttachment() as TunnelAttachment })),
+      tunnels: state
+        .getWebSockets("tunnel")
+        .map((ws) => ({ tags: state.getTags(ws), meta: ws.deserializeAttachment() as TunnelAttachment })),
     }));
     expect(seen.all).toBe(1);
     expect(seen.tunnels).toHaveLength(1);
@@ -76,7 +87,17 @@ describe("relaying a request", () => {
     expect([...headers.keys()].filter((n) => n.startsWith("x-relay-"))).toEqual([]);
     expect(new TextDecoder().decode(await within(req.body, "the request body"))).toBe(sent);
 
-    await respond(req.stream, 201, [["content-type", "text/plain"], ["x-agent", "yes"], ["set-cookie", "a=1"], ["set-cookie", "b=2"]], "created!");
+    await respond(
+      req.stream,
+      201,
+      [
+        ["content-type", "text/plain"],
+        ["x-agent", "yes"],
+        ["set-cookie", "a=1"],
+        ["set-cookie", "b=2"],
+      ],
+      "created!",
+    );
     const resp = await within(pending, "the public response");
     expect(resp.status).toBe(201);
     expect(resp.headers.get("x-agent")).toBe("yes");
@@ -100,7 +121,12 @@ describe("relaying a request", () => {
     const req = await agent.next();
     expect(new Map(req.head.headers).get("content-length")).toBe(String(small.length));
     expect(new TextDecoder().decode(await within(req.body, "the small body"))).toBe(small);
-    expect(framesOf(req.stream.id)).toEqual([[[FrameType.Headers, 0, 0], [FrameType.Data, Flag.FIN, small.length]]]);
+    expect(framesOf(req.stream.id)).toEqual([
+      [
+        [FrameType.Headers, 0, 0],
+        [FrameType.Data, Flag.FIN, small.length],
+      ],
+    ]);
     await respond(req.stream, 200, [], "ok");
     expect(await (await within(pending, "the small POST's response")).text()).toBe("ok");
 
@@ -143,7 +169,10 @@ describe("no agent", () => {
     agent.session.goAway(ErrorCode.NoError, "draining");
     await roundTrip(agent);
     await within(evictDurableObject(stub), "the eviction", 10_000);
-    const meta = await runInDurableObject(stub, (_i, state) => state.getWebSockets("tunnel")[0].deserializeAttachment() as TunnelAttachment);
+    const meta = await runInDurableObject(
+      stub,
+      (_i, state) => state.getWebSockets("tunnel")[0].deserializeAttachment() as TunnelAttachment,
+    );
     expect(meta.goingAway).toBe(true);
     await expectError(await within(publicFetch(backend, "/a"), "the 502"), 502, "no_agent", backend);
     expect(agent.incoming).toHaveLength(0);
@@ -262,7 +291,11 @@ describe("bad tunnels", () => {
 describe("bad hellos", () => {
   it.each<[string, Record<string, unknown>, RegExp]>([
     ["a 60 KiB payload", { padding: "p".repeat(60 * 1024) }, /^hello of 61\d{3} bytes exceeds 4096$/],
-    ["5,000 capabilities", { caps: Array.from({ length: 5000 }, (_, i) => `capability-${i}`) }, /^hello caps has 5000 entries \(at most 32\)$/],
+    [
+      "5,000 capabilities",
+      { caps: Array.from({ length: 5000 }, (_, i) => `capability-${i}`) },
+      /^hello caps has 5000 entries \(at most 32\)$/,
+    ],
     ["100 capabilities", { caps: Array.from({ length: 100 }, (_, i) => `c${i}`) }, /^hello caps has 100 entries \(at most 32\)$/],
     ["maxFrame 1", { maxFrame: 1 }, /^hello maxFrame 1 is outside 16384\.\.1048576$/],
     ["window 0", { window: 0 }, /^hello window 0 is outside 16384\.\.16777216$/],
@@ -377,7 +410,7 @@ describe("flow control", () => {
     for (;;) {
       const { done, value } = await within(reader.read(), "a body chunk");
       if (done) break;
-      for (let j = 0; j < value.byteLength; j++) if ((received + j) % CHUNK % 97 === 0) receivedSum += value[j];
+      for (let j = 0; j < value.byteLength; j++) if (((received + j) % CHUNK) % 97 === 0) receivedSum += value[j];
       received += value.byteLength;
     }
     await within(writing, "the agent's writes");
@@ -443,7 +476,10 @@ describe("tunnel choice after eviction", () => {
     }
     const before = { a: a.incoming.length, b: b.incoming.length };
     await within(evictDurableObject(stub), "the eviction", 10_000);
-    const inMemory = await runInDurableObject(stub, (instance) => (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size);
+    const inMemory = await runInDurableObject(
+      stub,
+      (instance) => (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size,
+    );
     expect(inMemory).toBe(0);
 
     // Six requests; neither agent answers until all six arrived, so each choice sees the load.
@@ -456,7 +492,10 @@ describe("tunnel choice after eviction", () => {
     for (const r of [...onA, ...onB]) await respond(r.stream, 200, [], r.head.path);
     const bodies = await Promise.all(pending.map(async (p) => (await within(p, "a response after eviction")).text()));
     expect(bodies).toEqual(["/after0", "/after1", "/after2", "/after3", "/after4", "/after5"]);
-    const rebuilt = await runInDurableObject(stub, (instance) => (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size);
+    const rebuilt = await runInDurableObject(
+      stub,
+      (instance) => (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size,
+    );
     expect(rebuilt).toBe(2);
     await closeAgent(a);
     await closeAgent(b);
@@ -645,7 +684,9 @@ describe("public WebSockets", () => {
 
     // Offered with the application's own: only those are forwarded.
     const mixed = await publicSocket(agent, backend, { offer: `chat.v1, ${FLOW_SUBPROTOCOL}, chat.v2` });
-    expect(mixed.req.head.headers.filter(([n]) => n === "sec-websocket-protocol")).toEqual([["sec-websocket-protocol", "chat.v1, chat.v2"]]);
+    expect(mixed.req.head.headers.filter(([n]) => n === "sec-websocket-protocol")).toEqual([
+      ["sec-websocket-protocol", "chat.v1, chat.v2"],
+    ]);
     expect(mixed.resp.headers.get("sec-websocket-protocol")).toBe(FLOW_SUBPROTOCOL);
 
     // The agent chose one of the application's: that is the answer, and flow control is off.
@@ -666,7 +707,9 @@ describe("public WebSockets", () => {
 describe("memory bounds (docs/limits.md, Memory)", () => {
   /** Every frame of `type` the relay sent this agent (optionally on one stream). */
   const relayFrames = (agent: TestAgent, type: FrameType, streamId?: number) =>
-    agent.messages.flatMap((m) => decodeMessage(m, 1 << 30)).filter((f) => f.type === type && (streamId === undefined || f.streamId === streamId));
+    agent.messages
+      .flatMap((m) => decodeMessage(m, 1 << 30))
+      .filter((f) => f.type === type && (streamId === undefined || f.streamId === streamId));
 
   it("gathers a request body sent in 1-byte chunks into DATA frames of GATHER_BYTES, byte-exact", async () => {
     const backend = backendName();
@@ -708,7 +751,8 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
     const seconds = (Date.now() - started) / 1000;
     expect(acks.length).toBeGreaterThan(1);
     expect(acks.length).toBeLessThanOrEqual(PING_ACK_BURST + Math.ceil(seconds * PING_ACKS_PER_SECOND) + 1);
-    for (const m of agent.messages) expect(decodeMessage(m, 1 << 30).filter((f) => f.type === FrameType.Ping).length).toBeLessThanOrEqual(1);
+    for (const m of agent.messages)
+      expect(decodeMessage(m, 1 << 30).filter((f) => f.type === FrameType.Ping).length).toBeLessThanOrEqual(1);
     await closeAgent(agent);
   });
 
@@ -721,7 +765,9 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
     while (agentSide.messages.length < n) await agentSide.next();
     expect(agentSide.messages.map((m) => m.data[0])).toEqual(Array.from({ length: n }, (_, i) => i & 0xff));
     // Never more tunnel messages than client messages; a burst shares them (the session's outbox).
-    const carrying = agent.messages.filter((m) => decodeMessage(m, 1 << 30).some((f) => f.type === FrameType.Data && f.streamId === req.stream.id));
+    const carrying = agent.messages.filter((m) =>
+      decodeMessage(m, 1 << 30).some((f) => f.type === FrameType.Data && f.streamId === req.stream.id),
+    );
     expect(carrying.length).toBeLessThanOrEqual(n);
 
     // An agent that returns no credit: a window's worth of one message, then 1-byte messages wait.
@@ -749,14 +795,18 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
     // Each of the first ones sends one largest message: the agent takes a window of it, the rest
     // waits for credit, and together they fill the object's backlog to the byte.
     for (const s of sockets.slice(0, full)) s.ws.send(new Uint8Array(MAX_WS_MESSAGE));
-    const waiting = () => runInDurableObject(stubFor(backend), (instance) => (instance as unknown as { clientBacklog: { bytes: number } }).clientBacklog.bytes);
+    const waiting = () =>
+      runInDurableObject(stubFor(backend), (instance) => (instance as unknown as { clientBacklog: { bytes: number } }).clientBacklog.bytes);
     for (let tries = 0; (await waiting()) < OBJECT_BACKLOG_BYTES; tries++) {
       if (tries > 300) throw new Error(`only ${await waiting()} bytes wait in the object`);
       await new Promise((r) => setTimeout(r, 100));
     }
     const last = sockets[full];
     last.ws.send(bytes(1));
-    expect(await within(last.watched.closed, "the last client's close", 20_000)).toEqual({ code: 1013, reason: "the relay holds too much for this backend" });
+    expect(await within(last.watched.closed, "the last client's close", 20_000)).toEqual({
+      code: 1013,
+      reason: "the relay holds too much for this backend",
+    });
     for (const s of sockets.slice(0, full)) expect(s.watched.events).toEqual([]);
     for (const s of sockets.slice(0, full)) s.ws.close(1000);
     await closeAgent(agent);

@@ -7,7 +7,18 @@ import { decodeMessage, encodeFrame, encodeFrames, encodeHeaderBlock } from "../
 import { Flag, FrameType, HEARTBEAT_PING, TunnelClose, type Frame } from "../../src/protocol/frame.ts";
 import { arbFrame, arbMutatedMessage } from "../helpers/fuzz.ts";
 import { fromHex, toHex } from "../helpers/hex.ts";
-import { backendName, closeAgent, connectAgent, expectError, publicFetch, readyAgent, respond, roundTrip, within, type TestAgent } from "../helpers/hub-agent.ts";
+import {
+  backendName,
+  closeAgent,
+  connectAgent,
+  expectError,
+  publicFetch,
+  readyAgent,
+  respond,
+  roundTrip,
+  within,
+  type TestAgent,
+} from "../helpers/hub-agent.ts";
 
 /** Frames the fuzzing agent sends in all, unless FUZZ_RUNS (a vitest binding) asks for more. */
 const FRAMES = Number((env as { FUZZ_RUNS?: string }).FUZZ_RUNS || 0) * 10 || 2000;
@@ -27,34 +38,58 @@ const arbResponseHeaders: fc.Arbitrary<Frame> = fc.record({
   flags: fc.constantFrom(0, Flag.FIN),
   streamId: relayIds,
   payload: fc
-    .tuple(fc.integer({ min: 0, max: 1000 }), fc.array(fc.tuple(fc.string({ maxLength: 12 }), fc.string({ maxLength: 40 })), { maxLength: 4 }))
+    .tuple(
+      fc.integer({ min: 0, max: 1000 }),
+      fc.array(fc.tuple(fc.string({ maxLength: 12 }), fc.string({ maxLength: 40 })), { maxLength: 4 }),
+    )
     .map(([status, fields]) => encodeHeaderBlock([[":status", String(status)], ...fields])),
 });
 
 /** Frames the relay should take without closing the tunnel, mostly: pings, credit, resets, heads, body bytes. */
 const arbMild: fc.Arbitrary<Frame> = fc.oneof(
-  fc.record({ type: fc.constant(FrameType.Ping), flags: fc.constantFrom(0, Flag.ACK), streamId: fc.constant(0), payload: fc.uint8Array({ minLength: 8, maxLength: 8 }) }),
+  fc.record({
+    type: fc.constant(FrameType.Ping),
+    flags: fc.constantFrom(0, Flag.ACK),
+    streamId: fc.constant(0),
+    payload: fc.uint8Array({ minLength: 8, maxLength: 8 }),
+  }),
   fc.record({
     type: fc.constant(FrameType.WindowUpdate),
     flags: fc.constant(0),
     streamId: relayIds,
     payload: fc.integer({ min: 1, max: 1 << 20 }).map((n) => Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff)),
   }),
-  fc.record({ type: fc.constant(FrameType.RstStream), flags: fc.constant(0), streamId: relayIds, payload: fc.uint8Array({ minLength: 4, maxLength: 20 }) }),
-  fc.record({ type: fc.constant(FrameType.Data), flags: fc.constantFrom(0, Flag.FIN), streamId: fc.integer({ min: 1, max: 40 }), payload: fc.uint8Array({ maxLength: 300 }) }),
+  fc.record({
+    type: fc.constant(FrameType.RstStream),
+    flags: fc.constant(0),
+    streamId: relayIds,
+    payload: fc.uint8Array({ minLength: 4, maxLength: 20 }),
+  }),
+  fc.record({
+    type: fc.constant(FrameType.Data),
+    flags: fc.constantFrom(0, Flag.FIN),
+    streamId: fc.integer({ min: 1, max: 40 }),
+    payload: fc.uint8Array({ maxLength: 300 }),
+  }),
   arbResponseHeaders,
 );
 
 /** One message from the fuzzing agent: mostly mild frames, sometimes any frame or mutated bytes. */
 const arbMessage: fc.Arbitrary<{ bytes: Uint8Array; frames: number }> = fc.oneof(
-  { weight: 12, arbitrary: fc.array(arbMild, { minLength: 1, maxLength: 8 }).map((frames) => ({ bytes: encodeFrames(frames), frames: frames.length })) },
+  {
+    weight: 12,
+    arbitrary: fc.array(arbMild, { minLength: 1, maxLength: 8 }).map((frames) => ({ bytes: encodeFrames(frames), frames: frames.length })),
+  },
   {
     weight: 1,
     arbitrary: fc
       .array(arbFrame({ streamIds: fc.integer({ min: 1, max: 17 }) }), { minLength: 1, maxLength: 4 })
       .map((frames) => ({ bytes: encodeFrames(frames), frames: frames.length })),
   },
-  { weight: 1, arbitrary: arbMutatedMessage(arbFrame({ streamIds: fc.integer({ min: 1, max: 17 }) })).map((bytes) => ({ bytes, frames: 1 })) },
+  {
+    weight: 1,
+    arbitrary: arbMutatedMessage(arbFrame({ streamIds: fc.integer({ min: 1, max: 17 }) })).map((bytes) => ({ bytes, frames: 1 })),
+  },
 );
 
 /** Resolves once the relay answered a raw PING sent now (everything before it was processed), or the tunnel closed. */
@@ -90,7 +125,9 @@ function probe(agent: TestAgent, n: number): Promise<"acked" | "closed"> {
 }
 
 describe("a fuzzing agent", () => {
-  it("is refused with 1002 on every bad frame, while another backend keeps answering and its own backend recovers", { timeout: 240_000 }, async () => {
+  it("is refused with 1002 on every bad frame, while another backend keeps answering and its own backend recovers", {
+    timeout: 240_000,
+  }, async () => {
     const a = backendName();
     const b = backendName();
     const messages = fc.sample(arbMessage, { seed: SEED, numRuns: FRAMES });
@@ -132,7 +169,6 @@ describe("a fuzzing agent", () => {
     };
     const closes: Array<{ code: number; reason: string; last: string }> = [];
     let fuzzer: TestAgent | undefined;
-    let sent = 0;
     let frames = 0;
     for (let n = 0; n < messages.length && frames < FRAMES; n += BATCH) {
       if (!fuzzer) {
@@ -148,7 +184,6 @@ describe("a fuzzing agent", () => {
       } catch {
         // The relay closed the tunnel while the batch was sent: the probe sees the close.
       }
-      sent += batch.length;
       for (const message of batch) frames += message.frames;
       if ((await probe(fuzzer, n)) === "closed") {
         const { code, reason } = await fuzzer.closed;
@@ -157,7 +192,9 @@ describe("a fuzzing agent", () => {
         const hex = batch.map((m) => toHex(m.bytes));
         closes.push({ code, reason, last: hex.join(" ") });
         if (code !== TunnelClose.ProtocolError && code !== TunnelClose.BadHello) {
-          console.error(`fuzz (seed ${SEED}): messages ${n}-${n + batch.length - 1} closed the tunnel with ${code} ${reason}:\n${hex.join("\n")}`);
+          console.error(
+            `fuzz (seed ${SEED}): messages ${n}-${n + batch.length - 1} closed the tunnel with ${code} ${reason}:\n${hex.join("\n")}`,
+          );
         }
         fuzzer = undefined;
       }
@@ -175,7 +212,10 @@ describe("a fuzzing agent", () => {
     expect(frames).toBeGreaterThanOrEqual(FRAMES);
     // B answered every request while A was fuzzed.
     expect(bResults.length).toBeGreaterThan(0);
-    expect(bResults.filter((r) => r !== "ok"), `seed ${SEED}`).toEqual([]);
+    expect(
+      bResults.filter((r) => r !== "ok"),
+      `seed ${SEED}`,
+    ).toEqual([]);
     // Every public client of A got a response (a status, never a failed fetch).
     expect(aFailures, `seed ${SEED}`).toEqual([]);
     expect(aStatuses.length).toBeGreaterThan(0);

@@ -35,7 +35,9 @@ async function openTunnel(backend: string, token: string): Promise<{ ws: WebSock
   const resp = await connect(backend, token);
   expect(resp.status).toBe(101);
   const ws = resp.webSocket!;
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })),
+  );
   ws.accept();
   return { ws, closed };
 }
@@ -110,7 +112,9 @@ describe("revocation by backend and time", () => {
     // An earlier "before" afterwards does not loosen the stored one.
     expect((await revoke({ backend, before: String(now - 7200) })).status).toBe(200);
     expect(await runInDurableObject(stub, (_i, state) => state.storage.get("revoked-before"))).toBe(now - 60);
-    const meta = await runInDurableObject(stub, (_i, state) => state.getWebSockets("tunnel").map((ws) => ws.deserializeAttachment() as TunnelAttachment));
+    const meta = await runInDurableObject(stub, (_i, state) =>
+      state.getWebSockets("tunnel").map((ws) => ws.deserializeAttachment() as TunnelAttachment),
+    );
     expect(meta.filter((m) => m.tokenIat === now)).toHaveLength(1);
     kept.ws.close(1000);
   });
@@ -134,7 +138,9 @@ describe("revocation by token id", () => {
     for (const t of [a, b]) expect(await within(t.closed, "a revoked tunnel's close")).toEqual({ code: 4401, reason: "token revoked" });
 
     const registry = tokenRegistry(env);
-    const record = await runInDurableObject(registry, (_i, state) => state.storage.get<{ backends: string[]; revokedAt?: number }>(`token:${id}`));
+    const record = await runInDurableObject(registry, (_i, state) =>
+      state.storage.get<{ backends: string[]; revokedAt?: number }>(`token:${id}`),
+    );
     expect(record?.backends).toEqual([backend]);
     expect(record?.revokedAt).toBeGreaterThan(0);
     expect(await runInDurableObject(hubStub(backend), (_i, state) => state.storage.get(`revoked-id:${id}`))).toBe(true);

@@ -65,7 +65,8 @@ function scripted(script: Partial<Record<"headers" | "data" | "upstream", Bridge
 }
 
 /** For `beforeChunk`: waits until the plugin's encodeData was called for each chunk before chunk `i`. */
-const dataCalls = (calls: string[]) => (i: number) => until(() => calls.filter((c) => c.startsWith("data")).length >= i, `encodeData for chunk ${i - 1}`);
+const dataCalls = (calls: string[]) => (i: number) =>
+  until(() => calls.filter((c) => c.startsWith("data")).length >= i, `encodeData for chunk ${i - 1}`);
 
 describe("request side", () => {
   it('"continue" from encodeHeaders streams each chunk to encodeData, the last with endOfStream', async () => {
@@ -93,7 +94,11 @@ describe("request side", () => {
     const { plugin, calls } = scripted({ data: ["buffer", "continue"] });
     const res = await bridgeRequest(plugin, peer.server.port, { body: ["ab", "cd", "ef"], beforeChunk: dataCalls(calls) });
     expect(res.status).toBe(200);
-    expect(calls.filter((c) => c.startsWith("data")).slice(0, 3)).toEqual(['data "ab" end=false', 'data "abcd" end=false', 'data "ef" end=false']);
+    expect(calls.filter((c) => c.startsWith("data")).slice(0, 3)).toEqual([
+      'data "ab" end=false',
+      'data "abcd" end=false',
+      'data "ef" end=false',
+    ]);
   });
 
   it("a request without a body still gets one final, empty encodeData", async () => {
@@ -106,12 +111,15 @@ describe("request side", () => {
 
   it('"end" from encodeHeaders skips the body; what it wrote is answered from onUpstreamData', async () => {
     const peer = await recorder((socket) => socket.on("data", (d: Buffer) => socket.end(`echo:${d}`)));
-    const { plugin, calls } = scripted({}, {
-      encodeHeaders(request, ctx) {
-        ctx.write(`GET ${request.path}`);
-        return "end";
+    const { plugin, calls } = scripted(
+      {},
+      {
+        encodeHeaders(request, ctx) {
+          ctx.write(`GET ${request.path}`);
+          return "end";
+        },
       },
-    });
+    );
     const res = await bridgeRequest(plugin, peer.server.port, { path: "/k", body: ["ignored body"] });
     expect(res.body.toString()).toBe("echo:GET /k");
     expect(calls.some((c) => c.startsWith("data"))).toBe(false);
@@ -243,7 +251,11 @@ describe("reply side", () => {
 
   it("sends no body for HEAD, 204 and 304", async () => {
     const peer = await recorder((socket) => socket.end("body bytes"));
-    for (const [method, status] of [["HEAD", 200], ["GET", 204], ["GET", 304]] as const) {
+    for (const [method, status] of [
+      ["HEAD", 200],
+      ["GET", 204],
+      ["GET", 304],
+    ] as const) {
       const plugin: BridgePlugin = {
         encodeHeaders: () => "end",
         encodeData: () => "continue",
@@ -307,7 +319,11 @@ describe("plugin failures", () => {
       throw new Error(`bad ${hook}.`);
     };
     const res = await bridgeRequest(plugin, peer.server.port, { body: ["x"] });
-    expect(res.reset).toEqual({ code: ErrorCode.BridgeError, message: `plugin "boom" failed in ${hook}: bad ${hook}`, afterHeaders: false });
+    expect(res.reset).toEqual({
+      code: ErrorCode.BridgeError,
+      message: `plugin "boom" failed in ${hook}: bad ${hook}`,
+      afterHeaders: false,
+    });
   });
 
   it.each(hooks)("a rejected promise from %s is BRIDGE_ERROR too", async (hook) => {
@@ -341,12 +357,44 @@ describe("plugin failures", () => {
   });
 
   it.each([
-    ["an unknown status", { encodeHeaders: () => "stop" as BridgeStatus }, 'returned "stop" from encodeHeaders, not "continue", "buffer" or "end"'],
-    ["no status", { encodeData: () => undefined as unknown as BridgeStatus }, 'returned undefined from encodeData, not "continue", "buffer" or "end"'],
-    ["buffer at the end of the request", { encodeData: () => "buffer" as BridgeStatus }, 'returned "buffer" from encodeData at the end of the request'],
-    ["sendData before sendHeaders", { onUpstreamData: (_c: Uint8Array, _e: boolean, ctx: { sendData(b: string): void }) => (ctx.sendData("x"), "continue" as BridgeStatus) }, "failed in onUpstreamData: sendData was called before sendHeaders"],
-    ["a bad header name", { encodeHeaders: (_r: unknown, ctx: { respond(s: number, h: Record<string, string>): void }) => (ctx.respond(200, { "bad name": "x" }), "end" as BridgeStatus) }, 'failed in encodeHeaders: "bad name" is not a valid header name'],
-    ["a bad status", { encodeHeaders: (_r: unknown, ctx: { respond(s: number): void }) => (ctx.respond(99), "end" as BridgeStatus) }, "failed in encodeHeaders: the status must be a whole number from 200 to 599, not 99"],
+    [
+      "an unknown status",
+      { encodeHeaders: () => "stop" as BridgeStatus },
+      'returned "stop" from encodeHeaders, not "continue", "buffer" or "end"',
+    ],
+    [
+      "no status",
+      { encodeData: () => undefined as unknown as BridgeStatus },
+      'returned undefined from encodeData, not "continue", "buffer" or "end"',
+    ],
+    [
+      "buffer at the end of the request",
+      { encodeData: () => "buffer" as BridgeStatus },
+      'returned "buffer" from encodeData at the end of the request',
+    ],
+    [
+      "sendData before sendHeaders",
+      {
+        onUpstreamData: (_c: Uint8Array, _e: boolean, ctx: { sendData(b: string): void }) => (
+          ctx.sendData("x"), "continue" as BridgeStatus
+        ),
+      },
+      "failed in onUpstreamData: sendData was called before sendHeaders",
+    ],
+    [
+      "a bad header name",
+      {
+        encodeHeaders: (_r: unknown, ctx: { respond(s: number, h: Record<string, string>): void }) => (
+          ctx.respond(200, { "bad name": "x" }), "end" as BridgeStatus
+        ),
+      },
+      'failed in encodeHeaders: "bad name" is not a valid header name',
+    ],
+    [
+      "a bad status",
+      { encodeHeaders: (_r: unknown, ctx: { respond(s: number): void }) => (ctx.respond(99), "end" as BridgeStatus) },
+      "failed in encodeHeaders: the status must be a whole number from 200 to 599, not 99",
+    ],
   ])("%s is BRIDGE_ERROR", async (_what, override, message) => {
     const peer = await recorder((socket) => socket.on("data", () => socket.write("reply")));
     const plugin = { ...raw, name: "rules", ...override } as BridgePlugin;
@@ -358,7 +406,10 @@ describe("plugin failures", () => {
     const peer = await recorder((socket) => socket.on("data", () => socket.end()));
     const plugin: BridgePlugin = { ...raw, name: "quiet", onUpstreamData: (_c, end) => (end ? "continue" : "buffer") };
     const res = await bridgeRequest(plugin, peer.server.port, { body: ["x"] });
-    expect(res.reset).toMatchObject({ code: ErrorCode.BridgeError, message: 'plugin "quiet" let the TCP stream end without sending a response' });
+    expect(res.reset).toMatchObject({
+      code: ErrorCode.BridgeError,
+      message: 'plugin "quiet" let the TCP stream end without sending a response',
+    });
   });
 
   it('"buffer" when the server closed is BRIDGE_ERROR', async () => {
@@ -370,9 +421,27 @@ describe("plugin failures", () => {
 
   it("truncates long messages and keeps non-Error throws", async () => {
     const peer = await recorder();
-    const long = await bridgeRequest({ ...raw, name: "long", encodeHeaders: () => { throw new Error("x".repeat(5000)); } }, peer.server.port);
+    const long = await bridgeRequest(
+      {
+        ...raw,
+        name: "long",
+        encodeHeaders: () => {
+          throw new Error("x".repeat(5000));
+        },
+      },
+      peer.server.port,
+    );
     expect(long.reset?.message.length).toBe(MAX_ERROR_MESSAGE);
-    const odd = await bridgeRequest({ ...raw, name: "odd", encodeHeaders: () => { throw "a string"; } }, peer.server.port);
+    const odd = await bridgeRequest(
+      {
+        ...raw,
+        name: "odd",
+        encodeHeaders: () => {
+          throw "a string";
+        },
+      },
+      peer.server.port,
+    );
     expect(odd.reset?.message).toBe('plugin "odd" failed in encodeHeaders: a string');
   });
 });

@@ -31,7 +31,10 @@ describe("the length-prefixed example plugin", () => {
     const get = await bridgeRequest(lengthPrefixed, server.port, { method: "GET" });
     expect(get.status).toBe(405);
     expect(get.headers).toContainEqual(["allow", "POST"]);
-    const declared = await bridgeRequest(lengthPrefixed, server.port, { headers: [["content-length", String(2 * 1024 * 1024)]], body: ["x"] });
+    const declared = await bridgeRequest(lengthPrefixed, server.port, {
+      headers: [["content-length", String(2 * 1024 * 1024)]],
+      body: ["x"],
+    });
     expect(declared.status).toBe(413);
     const streamed = await bridgeRequest(lengthPrefixed, server.port, { body: [Buffer.alloc(1024 * 1024 + 1)] });
     expect(streamed.status).toBe(413);

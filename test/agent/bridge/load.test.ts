@@ -51,15 +51,28 @@ describe("bridge+tcp:// targets", () => {
   });
 
   it("resolve a plugin path against the working directory, and a package name as a package", () => {
-    expect(bridgeOf({ ...BASE, "bridge-plugin": "./codecs/mine.ts" }).plugin).toMatchObject({ kind: "file", specifier: resolve(process.cwd(), "codecs/mine.ts") });
+    expect(bridgeOf({ ...BASE, "bridge-plugin": "./codecs/mine.ts" }).plugin).toMatchObject({
+      kind: "file",
+      specifier: resolve(process.cwd(), "codecs/mine.ts"),
+    });
     expect(bridgeOf({ ...BASE, "bridge-plugin": "/opt/codec.js" }).plugin).toMatchObject({ kind: "file", specifier: "/opt/codec.js" });
-    expect(bridgeOf({ ...BASE, "bridge-plugin": "file:///opt/codec.mjs" }).plugin).toMatchObject({ kind: "file", specifier: "/opt/codec.mjs" });
-    expect(bridgeOf({ ...BASE, "bridge-plugin": "@acme/redis-codec" }).plugin).toMatchObject({ kind: "package", specifier: "@acme/redis-codec", from: process.cwd() });
+    expect(bridgeOf({ ...BASE, "bridge-plugin": "file:///opt/codec.mjs" }).plugin).toMatchObject({
+      kind: "file",
+      specifier: "/opt/codec.mjs",
+    });
+    expect(bridgeOf({ ...BASE, "bridge-plugin": "@acme/redis-codec" }).plugin).toMatchObject({
+      kind: "package",
+      specifier: "@acme/redis-codec",
+      from: process.cwd(),
+    });
   });
 
   it("resolve a path in the --config file against the file's folder", () => {
     const config = JSON.stringify({ to: "bridge+tcp://10.0.0.2:9000", "bridge-plugin": "./codec.ts", "bridge-idle": 5 }, null, 2);
-    const target = bridgeOf({ relay: BASE.relay, backend: "demo", token: TOKEN, config: "/etc/edge/agent.json" }, files({ "/etc/edge/agent.json": config }));
+    const target = bridgeOf(
+      { relay: BASE.relay, backend: "demo", token: TOKEN, config: "/etc/edge/agent.json" },
+      files({ "/etc/edge/agent.json": config }),
+    );
     expect(target).toMatchObject({ host: "10.0.0.2", port: 9000, idleMs: 5000 });
     expect(target.plugin).toMatchObject({
       kind: "file",
@@ -71,12 +84,36 @@ describe("bridge+tcp:// targets", () => {
 
   it.each([
     [{ to: "bridge+tcp://127.0.0.1" }, "to", '--to "bridge+tcp://127.0.0.1": the target must be bridge+tcp://host:port, with the port.'],
-    [{ to: "bridge+udp://127.0.0.1:53" }, "to", '--to "bridge+udp://127.0.0.1:53": the target must be bridge+tcp://host:port, with the port.'],
-    [{ to: "bridge+tcp://127.0.0.1:1/x" }, "to", '--to "bridge+tcp://127.0.0.1:1/x": the target must be only bridge+tcp://host:port, with no user, path, query or fragment.'],
-    [{ "bridge-idle": "0ms" }, "bridge-idle", '--bridge-idle "0ms": the bridge idle time must be a duration from 10ms to 10m, like 250ms, 1s or 30s.'],
-    [{ "bridge-idle": "soon" }, "bridge-idle", '--bridge-idle "soon": the bridge idle time must be a duration from 10ms to 10m, like 250ms, 1s or 30s.'],
-    [{ "bridge-plugin": "my codec" }, "bridge-plugin", '--bridge-plugin "my codec": the bridge plugin must be a built-in plugin (raw, resp), a path like ./codec.ts, or a package name.'],
-    [{ to: "tcp://127.0.0.1:6379", "bridge-plugin": "resp" }, "bridge-plugin", '--bridge-plugin "resp" applies only to bridge+tcp:// targets.'],
+    [
+      { to: "bridge+udp://127.0.0.1:53" },
+      "to",
+      '--to "bridge+udp://127.0.0.1:53": the target must be bridge+tcp://host:port, with the port.',
+    ],
+    [
+      { to: "bridge+tcp://127.0.0.1:1/x" },
+      "to",
+      '--to "bridge+tcp://127.0.0.1:1/x": the target must be only bridge+tcp://host:port, with no user, path, query or fragment.',
+    ],
+    [
+      { "bridge-idle": "0ms" },
+      "bridge-idle",
+      '--bridge-idle "0ms": the bridge idle time must be a duration from 10ms to 10m, like 250ms, 1s or 30s.',
+    ],
+    [
+      { "bridge-idle": "soon" },
+      "bridge-idle",
+      '--bridge-idle "soon": the bridge idle time must be a duration from 10ms to 10m, like 250ms, 1s or 30s.',
+    ],
+    [
+      { "bridge-plugin": "my codec" },
+      "bridge-plugin",
+      '--bridge-plugin "my codec": the bridge plugin must be a built-in plugin (raw, resp), a path like ./codec.ts, or a package name.',
+    ],
+    [
+      { to: "tcp://127.0.0.1:6379", "bridge-plugin": "resp" },
+      "bridge-plugin",
+      '--bridge-plugin "resp" applies only to bridge+tcp:// targets.',
+    ],
     [{ to: "http://127.0.0.1:3000", "bridge-idle": "1s" }, "bridge-idle", '--bridge-idle "1s" applies only to bridge+tcp:// targets.'],
   ])("refuses %j naming the flag", (options, field, message) => {
     const error = configError(() => buildAgentConfig({ ...BASE, ...options } as RawAgentOptions, {}));
@@ -111,7 +148,9 @@ describe("loadBridgePlugin", () => {
   it("names the flag when the file does not exist", async () => {
     const error = await loadError(loadBridgePlugin(bridgeOf({ ...BASE, "bridge-plugin": "./no-such-codec.ts" }).plugin));
     expect(error.field).toBe("bridge-plugin");
-    expect(error.message).toBe(`--bridge-plugin "./no-such-codec.ts" names a file that does not exist (${resolve(process.cwd(), "no-such-codec.ts")}).`);
+    expect(error.message).toBe(
+      `--bridge-plugin "./no-such-codec.ts" names a file that does not exist (${resolve(process.cwd(), "no-such-codec.ts")}).`,
+    );
   });
 
   it("names the file and line of a --config entry", async () => {
@@ -126,7 +165,10 @@ describe("loadBridgePlugin", () => {
   });
 
   it.each([
-    ["missing-hook.ts", "exports a default that is not a bridge plugin: it needs the functions encodeHeaders, encodeData, onUpstreamData (missing onUpstreamData)."],
+    [
+      "missing-hook.ts",
+      "exports a default that is not a bridge plugin: it needs the functions encodeHeaders, encodeData, onUpstreamData (missing onUpstreamData).",
+    ],
     ["throws-at-load.ts", "could not be loaded: the codec tables are missing."],
   ])("explains why %s is not a plugin", async (file, predicate) => {
     const path = resolve(FIXTURES, file);
@@ -167,6 +209,8 @@ describe("edge-relay agent", () => {
     const args = ["agent", "--relay", "http://127.0.0.1:1", "--backend", "demo", "--token", TOKEN, "--to", "bridge+tcp://127.0.0.1:1"];
     const { code, stderr } = await run([...args, "--bridge-plugin", "./test/fixtures/bridge/missing-hook.ts"]);
     expect(code).toBe(2);
-    expect(stderr).toBe('edge-relay: --bridge-plugin "./test/fixtures/bridge/missing-hook.ts" exports a default that is not a bridge plugin: it needs the functions encodeHeaders, encodeData, onUpstreamData (missing onUpstreamData).\n');
+    expect(stderr).toBe(
+      'edge-relay: --bridge-plugin "./test/fixtures/bridge/missing-hook.ts" exports a default that is not a bridge plugin: it needs the functions encodeHeaders, encodeData, onUpstreamData (missing onUpstreamData).\n',
+    );
   });
 });

@@ -12,7 +12,10 @@ import { memoryPair } from "../../helpers/memory-pair.ts";
 const TOKEN = await mintToken("bridge-origin-secret", "demo");
 
 function origin(port: number, plugin: string): BridgeOrigin {
-  const { target } = buildAgentConfig({ relay: "https://relay.example.com", backend: "demo", token: TOKEN, to: `bridge+tcp://127.0.0.1:${port}`, "bridge-plugin": plugin }, {});
+  const { target } = buildAgentConfig(
+    { relay: "https://relay.example.com", backend: "demo", token: TOKEN, to: `bridge+tcp://127.0.0.1:${port}`, "bridge-plugin": plugin },
+    {},
+  );
   if (target.kind !== "bridge") throw new Error("not a bridge target");
   return new BridgeOrigin(target);
 }
@@ -20,7 +23,10 @@ function origin(port: number, plugin: string): BridgeOrigin {
 /** One request through `o`; resolves with the status and body, or the reset. */
 async function serve(o: BridgeOrigin, head: Partial<RequestHead>, body?: string) {
   const pair = await memoryPair({ agent: { onStream: (stream, list, fin) => o.serve(stream, decodeRequestHead(list), !fin) } });
-  const stream = pair.relay.open(encodeRequestHead({ method: "POST", path: "/", scheme: "https", authority: "x", headers: [], ...head }), body === undefined);
+  const stream = pair.relay.open(
+    encodeRequestHead({ method: "POST", path: "/", scheme: "https", authority: "x", headers: [], ...head }),
+    body === undefined,
+  );
   let status: number | undefined;
   let text = "";
   const outcome = await new Promise<{ reset?: { code: number; message: string } }>((resolve) => {
@@ -61,7 +67,8 @@ describe("BridgeOrigin", () => {
     const res = await serve(origin(1, "./test/fixtures/bridge/missing-hook.ts"), {}, "x");
     expect(res.reset).toEqual({
       code: ErrorCode.BridgeError,
-      message: '--bridge-plugin "./test/fixtures/bridge/missing-hook.ts" exports a default that is not a bridge plugin: it needs the functions encodeHeaders, encodeData, onUpstreamData (missing onUpstreamData).',
+      message:
+        '--bridge-plugin "./test/fixtures/bridge/missing-hook.ts" exports a default that is not a bridge plugin: it needs the functions encodeHeaders, encodeData, onUpstreamData (missing onUpstreamData).',
     });
   });
 });

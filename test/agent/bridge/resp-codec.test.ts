@@ -1,7 +1,15 @@
 // RESP2 codec: every reply type from fixtures, fed whole, split at every byte, byte by byte and
 // several at once; protocol errors; the command encoder.
 import { describe, expect, it } from "vitest";
-import { decodeReply, encodeCommand, MAX_DEPTH, RespDecoder, RespErrorReply, RespProtocolError, type RespReply } from "../../../agent/bridge/resp-codec.ts";
+import {
+  decodeReply,
+  encodeCommand,
+  MAX_DEPTH,
+  RespDecoder,
+  RespErrorReply,
+  RespProtocolError,
+  type RespReply,
+} from "../../../agent/bridge/resp-codec.ts";
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text, "latin1"));
 const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ""), "hex"));
@@ -10,7 +18,11 @@ const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ""
 const FIXTURES: Array<[string, Uint8Array, RespReply]> = [
   ["simple string", bytes("+OK\r\n"), "OK"],
   ["empty simple string", bytes("+\r\n"), ""],
-  ["error", bytes("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"), new RespErrorReply("WRONGTYPE Operation against a key holding the wrong kind of value")],
+  [
+    "error",
+    bytes("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+    new RespErrorReply("WRONGTYPE Operation against a key holding the wrong kind of value"),
+  ],
   ["integer", bytes(":1000\r\n"), 1000],
   ["negative integer", bytes(":-42\r\n"), -42],
   ["largest safe integer", bytes(":9007199254740991\r\n"), 9007199254740991],

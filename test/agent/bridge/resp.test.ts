@@ -14,7 +14,14 @@ describe("parseCommands", () => {
     ['["PING"]', [["PING"]], false],
     ['["SET","k","v"]', [["SET", "k", "v"]], false],
     ['["EXPIRE","k",10]', [["EXPIRE", "k", "10"]], false],
-    ['[["SET","k","v"],["GET","k"]]', [["SET", "k", "v"], ["GET", "k"]], true],
+    [
+      '[["SET","k","v"],["GET","k"]]',
+      [
+        ["SET", "k", "v"],
+        ["GET", "k"],
+      ],
+      true,
+    ],
   ])("reads %s", (text, commands, pipeline) => {
     expect(parseCommands(body(text))).toEqual({ commands, pipeline });
   });
@@ -51,7 +58,10 @@ describe("replyToJson", () => {
     [body("héllo"), "héllo"],
     [Uint8Array.of(0xff, 0x00), { base64: "/wA=" }],
     [new RespErrorReply("ERR no"), { error: "redis_error", message: "ERR no" }],
-    [[body("a"), [1, null]], ["a", [1, null]]],
+    [
+      [body("a"), [1, null]],
+      ["a", [1, null]],
+    ],
   ])("maps %o", (reply, json) => {
     expect(replyToJson(reply)).toEqual(json);
   });
@@ -85,7 +95,9 @@ describe("the resp plugin", () => {
   });
 
   it("answers a pipeline with an array, errors in place", async () => {
-    const res = await bridgeRequest(resp, await fakeRedis(["+OK\r\n", "-ERR bad\r\n", ":3\r\n"]), { body: ['[["SET","a","1"],["X"],["INCR","n"]]'] });
+    const res = await bridgeRequest(resp, await fakeRedis(["+OK\r\n", "-ERR bad\r\n", ":3\r\n"]), {
+      body: ['[["SET","a","1"],["X"],["INCR","n"]]'],
+    });
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body.toString())).toEqual(["OK", { error: "redis_error", message: "ERR bad" }, 3]);
   });
@@ -110,7 +122,10 @@ describe("the resp plugin", () => {
   it("fails with BRIDGE_ERROR when the server closes early or speaks something else", async () => {
     server = await tcpServer((socket) => socket.on("data", () => socket.end("+OK\r\n")));
     const early = await bridgeRequest(resp, server.port, { body: ['[["PING"],["PING"]]'] });
-    expect(early.reset).toMatchObject({ code: ErrorCode.BridgeError, message: 'plugin "resp" failed in onUpstreamData: Redis closed the connection after 1 of 2 replies' });
+    expect(early.reset).toMatchObject({
+      code: ErrorCode.BridgeError,
+      message: 'plugin "resp" failed in onUpstreamData: Redis closed the connection after 1 of 2 replies',
+    });
     await server.close();
     server = await tcpServer((socket) => socket.on("data", () => socket.write("HTTP/1.1 400 Bad Request\r\n")));
     const http = await bridgeRequest(resp, server.port, { body: ['["PING"]'] });

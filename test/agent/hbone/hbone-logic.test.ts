@@ -29,7 +29,9 @@ describe("identityProblem", () => {
     expect(identityProblem("DNS:x", [])).toBeUndefined();
   });
   it("names what the certificate carries when it does not match", () => {
-    expect(identityProblem(`URI:${SERVER}`, ["spiffe://td/other"])).toBe(`the mesh proxy's certificate carries ${SERVER}, not spiffe://td/other`);
+    expect(identityProblem(`URI:${SERVER}`, ["spiffe://td/other"])).toBe(
+      `the mesh proxy's certificate carries ${SERVER}, not spiffe://td/other`,
+    );
     expect(identityProblem("DNS:server.example", [SERVER])).toContain("carries no URI SAN");
   });
   it("never matches a DNS name that spells the identity", () => {
@@ -74,7 +76,16 @@ describe("classify", () => {
 describe("connectHeaders", () => {
   const head = (headers: Array<[string, string]>) => ({ method: "GET", path: "/", scheme: "https", authority: "a", headers });
   it("passes traceparent and baggage and says who the client is", () => {
-    expect(connectHeaders(head([["traceparent", "00-ab-cd-01"], ["baggage", "k=v"], ["x-forwarded-for", "203.0.113.7, 127.0.0.1"], ["cookie", "no"]]))).toEqual([
+    expect(
+      connectHeaders(
+        head([
+          ["traceparent", "00-ab-cd-01"],
+          ["baggage", "k=v"],
+          ["x-forwarded-for", "203.0.113.7, 127.0.0.1"],
+          ["cookie", "no"],
+        ]),
+      ),
+    ).toEqual([
       ["traceparent", "00-ab-cd-01"],
       ["baggage", "k=v"],
       ["forwarded", 'for="127.0.0.1"'],
