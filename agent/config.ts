@@ -51,7 +51,7 @@ export {
   TOKEN_ENV,
 } from "./options.ts";
 
-export type Target =
+export type TargetSpec =
   | { kind: "http"; url: URL /** Given as h2c://. */; h2c?: boolean }
   | { kind: "https"; url: URL; ca?: string; insecure: boolean }
   | { kind: "unix"; path: string }
@@ -71,9 +71,9 @@ export interface AgentConfig {
   rules: IngressRule[];
   /** The backends the rules name, in order of first mention: each gets its own tunnels. */
   backends: string[];
-  /** The first rule's backend, target and origin options (all there is with `--backend --to`). */
+  /** The first rule's backend, target and its options (all there is with `--backend --to`). */
   backend: string;
-  target: Target;
+  target: TargetSpec;
   /** Send the public Host header to the target instead of the target's own host. */
   preserveHost: boolean;
   /** --origin-protocol: auto (ALPN for https), http1, h2, or h2c (cleartext, prior knowledge). */
@@ -167,7 +167,7 @@ interface FilePlace {
   path: string;
 }
 
-type Origin = { kind: "flag" } | { kind: "env"; name: string } | ({ kind: "file" } & FilePlace);
+type SettingSource = { kind: "flag" } | { kind: "env"; name: string } | ({ kind: "file" } & FilePlace);
 
 /** One setting's value as text, how to quote it in errors, and where it came from. */
 interface Setting {
@@ -175,7 +175,7 @@ interface Setting {
   key: string;
   text: string;
   shown: string;
-  origin: Origin;
+  source: SettingSource;
   /** The value as parsed from the file (for `headers`). */
   value?: unknown;
   /** Never quoted (the token, and a token file's content). */
@@ -213,7 +213,7 @@ export function buildAgentConfig(
       key,
       text: String(v),
       shown: JSON.stringify(String(v)),
-      origin: { kind: "flag" } as const,
+      source: { kind: "flag" } as const,
       secret: FLAG_OPTIONS.get(key)?.secret,
     }));
   };
@@ -223,7 +223,7 @@ export function buildAgentConfig(
     const name = FLAG_OPTIONS.get(key)?.env;
     const value = name === undefined ? undefined : env[name];
     if (name !== undefined && value !== undefined && value !== "") {
-      return { key, text: value, shown: JSON.stringify(value), origin: { kind: "env", name }, secret: FLAG_OPTIONS.get(key)?.secret };
+      return { key, text: value, shown: JSON.stringify(value), source: { kind: "env", name }, secret: FLAG_OPTIONS.get(key)?.secret };
     }
     return undefined;
   };
@@ -316,7 +316,7 @@ function buildRule(src: Source, configDir: string | undefined, readFile: (path: 
   const backend = parseBackend(src.one("backend"));
   const to = src.one("to");
   const parsed = parseTarget(to, src.one("origin-ca"), src.one("origin-insecure"), configDir, readFile);
-  const target: Target =
+  const target: TargetSpec =
     parsed.kind === "hbone"
       ? { ...parsed, hbone: parseHbone(parsed, src, configDir, readFile) }
       : parsed.kind === "bridge"
@@ -437,7 +437,7 @@ function parseToken(
   const backends = [...new Set(rules.map((r) => r.backend))];
   const mint = `mint one with \`edge-relay token ${backends.join(" ")}\``;
   let setting = tokenSetting;
-  if (fileSetting && (!tokenSetting || tokenSetting.origin.kind === "env")) {
+  if (fileSetting && (!tokenSetting || tokenSetting.source.kind === "env")) {
     const path = resolveFromFile(fileSetting, configDir);
     let text: string;
     try {
@@ -485,7 +485,7 @@ function parseTarget(
   insecureSetting: Setting | undefined,
   configDir: string | undefined,
   readFile: (path: string) => string,
-): Target {
+): TargetSpec {
   if (!to) {
     throw new ConfigError(`--to is required: pass --to with ${TARGET_LIST}, or put "to" in the --config file.`, { field: "to" });
   }
@@ -515,13 +515,13 @@ function parseTarget(
   return { ...target, ca: pem, insecure };
 }
 
-function parseTargetText(setting: Setting, configDir: string | undefined): Target {
+function parseTargetText(setting: Setting, configDir: string | undefined): TargetSpec {
   const rule = `must be ${TARGET_LIST}`;
   const text = setting.text;
   if (text.startsWith("h2c://")) {
     // Cleartext HTTP/2 with prior knowledge: an http target spoken to in h2 (--origin-protocol h2c).
     const target = parseTargetText({ ...setting, text: text.replace(/^h2c:/, "http:") }, configDir);
-    return { ...target, h2c: true } as Target;
+    return { ...target, h2c: true } as TargetSpec;
   }
   if (text.startsWith("hbone://")) {
     const url = URL.canParse(text.replace(/^hbone:/, "http:")) ? new URL(text.replace(/^hbone:/, "http:")) : undefined;
@@ -572,7 +572,7 @@ function parseTargetText(setting: Setting, configDir: string | undefined): Targe
 
 /** The mTLS settings of an hbone:// target; every file is PEM, read now so errors come early. */
 function parseHbone(
-  target: Extract<Target, { kind: "hbone" }>,
+  target: Extract<TargetSpec, { kind: "hbone" }>,
   src: Source,
   configDir: string | undefined,
   readFile: (path: string) => string,
@@ -620,10 +620,10 @@ function parseHbone(
  */
 function parsePluginRef(setting: Setting | undefined, configDir: string | undefined): PluginRef {
   const text = setting?.text ?? DEFAULT_BRIDGE_PLUGIN;
-  const from = setting?.origin.kind === "file" && configDir !== undefined ? resolve(configDir) : process.cwd();
+  const from = setting?.source.kind === "file" && configDir !== undefined ? resolve(configDir) : process.cwd();
   const where = { field: "bridge-plugin", ...(setting ? fileOf(setting) : {}) };
   const subject = setting
-    ? `${setting.origin.kind === "file" ? `${placeText(setting.origin)}: ` : ""}${subjectOf(setting)}`
+    ? `${setting.source.kind === "file" ? `${placeText(setting.source)}: ` : ""}${subjectOf(setting)}`
     : `--bridge-plugin "${text}"`;
   const ref = { text, from, where, subject };
   if ((BUILT_IN_BRIDGE_PLUGINS as readonly string[]).includes(text)) return { ...ref, kind: "builtin", specifier: text };
@@ -660,7 +660,7 @@ function parseBridgeIdle(setting: Setting | undefined): number {
 }
 
 /** --origin-protocol, checked against the target kind. */
-function parseOriginProtocol(setting: Setting | undefined, target: Target, to: Setting | undefined): OriginProtocol {
+function parseOriginProtocol(setting: Setting | undefined, target: TargetSpec, to: Setting | undefined): OriginProtocol {
   const implied = target.kind === "http" && target.h2c ? "h2c" : "auto";
   if (!setting) return implied;
   const value = setting.text;
@@ -724,42 +724,42 @@ function parseHeartbeat(setting: Setting | undefined): number {
  */
 function invalid(setting: Setting, noun: string, rule: string): never {
   const where = { field: setting.key, ...fileOf(setting) };
-  const { origin } = setting;
-  if (origin.kind === "file") {
+  const { source } = setting;
+  if (source.kind === "file") {
     const shown = setting.secret ? "" : `, not ${setting.shown}`;
-    throw new ConfigError(`${placeText(origin)}: ${origin.path} ${rule}${shown}.`, where);
+    throw new ConfigError(`${placeText(source)}: ${source.path} ${rule}${shown}.`, where);
   }
-  const name = origin.kind === "flag" ? `--${setting.key}` : origin.name;
+  const name = source.kind === "flag" ? `--${setting.key}` : source.name;
   throw new ConfigError(`${name}${setting.secret ? "" : ` ${setting.shown}`}: ${noun} ${rule}.`, where);
 }
 
 /** Throws `<subject> <predicate>.`, prefixed by the file, line and column when the setting came from the file. */
 function problem(setting: Setting, predicate: string, file?: string): never {
-  const prefix = setting.origin.kind === "file" ? `${placeText(setting.origin)}: ` : "";
-  const where = { field: setting.key, ...fileOf(setting), ...(file !== undefined && setting.origin.kind !== "file" ? { file } : {}) };
+  const prefix = setting.source.kind === "file" ? `${placeText(setting.source)}: ` : "";
+  const where = { field: setting.key, ...fileOf(setting), ...(file !== undefined && setting.source.kind !== "file" ? { file } : {}) };
   throw new ConfigError(`${prefix}${subjectOf(setting)} ${predicate}.`, where);
 }
 
 /** `--to`, `EDGE_RELAY_URL` or the key path in the file (`ingress[0].service`). */
 function nameOf(setting: Setting): string {
-  const { origin } = setting;
-  return origin.kind === "flag" ? `--${setting.key}` : origin.kind === "env" ? origin.name : origin.path;
+  const { source } = setting;
+  return source.kind === "flag" ? `--${setting.key}` : source.kind === "env" ? source.name : source.path;
 }
 
 /** The name with the value (left out for secrets and boolean flags): `--to "x"` or `ingress[0].service "x"`. */
 function subjectOf(setting: Setting): string {
-  const isBooleanFlag = setting.origin.kind === "flag" && BOOLEAN_KEYS.includes(setting.key);
+  const isBooleanFlag = setting.source.kind === "flag" && BOOLEAN_KEYS.includes(setting.key);
   if (setting.secret || isBooleanFlag) return nameOf(setting);
   return `${nameOf(setting)} ${setting.shown}`;
 }
 
 /** Paths written in the --config file are relative to that file, as in tsconfig.json. */
 function resolveFromFile(setting: Setting, configDir: string | undefined): string {
-  return setting.origin.kind === "file" && configDir !== undefined ? resolve(configDir, setting.text) : setting.text;
+  return setting.source.kind === "file" && configDir !== undefined ? resolve(configDir, setting.text) : setting.text;
 }
 
 function fileOf(setting: Setting): { file?: string; line?: number; column?: number } {
-  return setting.origin.kind === "file" ? whereOf(setting.origin) : {};
+  return setting.source.kind === "file" ? whereOf(setting.source) : {};
 }
 
 function whereOf(place: Omit<FilePlace, "path">): { file: string; line: number; column: number } {
@@ -798,7 +798,7 @@ function parseHeaders(setting: Setting | undefined): HeaderRewrite {
     { set?: Record<string, string | string[]>; remove?: string[] } | undefined
   >;
   const fail = (path: string, predicate: string): never => {
-    const at = setting.origin.kind === "file" ? setting.origin : undefined;
+    const at = setting.source.kind === "file" ? setting.source : undefined;
     throw new ConfigError(`${at ? `${placeText(at)}: ` : ""}${nameOf(setting)}.${path} ${predicate}.`, {
       field: "headers",
       ...fileOf(setting),
@@ -930,15 +930,15 @@ function loadConfigFile(path: string, readFile: (path: string) => string, env: R
     const option = AGENT_KEYS.get(key) ?? FLAG_OPTIONS.get(key)!;
     const name = option.flag ?? option.key!;
     const earlier = top.get(name)?.[0];
-    if (earlier?.origin.kind === "file")
-      fail(keyOffset(pair), name, `${key} repeats ${earlier.origin.path} (line ${earlier.origin.line}); keep one`);
+    if (earlier?.source.kind === "file")
+      fail(keyOffset(pair), name, `${key} repeats ${earlier.source.path} (line ${earlier.source.line}); keep one`);
     top.set(name, settingsOf(pair, option, key));
   }
   if (rules) {
     const ruleKey = [...top.keys()].find((name) => FLAG_OPTIONS.get(name)?.scope === "rule");
     if (ruleKey) {
       const setting = top.get(ruleKey)![0];
-      const place = setting.origin as FilePlace;
+      const place = setting.source as FilePlace;
       fail(
         lines.lineStarts[place.line - 1] + place.column - 1,
         ruleKey,
@@ -961,11 +961,11 @@ function loadConfigFile(path: string, readFile: (path: string) => string, env: R
     if (option.type === "list" && isSeq(node)) {
       return node.items.map((item, i) => {
         const v = (item as { value?: unknown }).value;
-        return { key: name, text: String(v), shown: JSON.stringify(v), origin: { ...place, path: `${path}[${i}]` }, secret };
+        return { key: name, text: String(v), shown: JSON.stringify(v), source: { ...place, path: `${path}[${i}]` }, secret };
       });
     }
     const v = isScalar(node) ? node.value : (node as { toJSON?: () => unknown } | null)?.toJSON?.();
-    return [{ key: name, text: v === null || v === undefined ? "" : String(v), shown: JSON.stringify(v), origin: place, value: v, secret }];
+    return [{ key: name, text: v === null || v === undefined ? "" : String(v), shown: JSON.stringify(v), source: place, value: v, secret }];
   }
 
   /** A rule's settings, nested mappings (originRequest, hbone, bridge) by their dotted key. */

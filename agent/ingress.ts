@@ -1,7 +1,7 @@
 // Ingress rules: which rule of a backend takes a request (first match by path prefix), the path
 // and headers it goes on with, and the rule conflicts a config must not have. Pure.
 import type { HeaderList } from "../src/protocol/frame.ts";
-import type { Target } from "./config.ts";
+import type { TargetSpec } from "./config.ts";
 import { targetText } from "./target-failures.ts";
 
 /** Edits of one direction's headers: `set` replaces every field of a name, `remove` drops them. */
@@ -30,7 +30,7 @@ export interface IngressRule {
   stripPrefix: boolean;
   /** The service as written (`http://127.0.0.1:8080`). */
   service: string;
-  target: Target;
+  target: TargetSpec;
   preserveHost: boolean;
   originProtocol: OriginProtocol;
   /** How long connecting to the target may take; absent: the system's limit. */
@@ -191,7 +191,7 @@ export function noRuleResponse(backend: string, path: string): { status: number;
 }
 
 /** The target as one printable string: as --to names it, with an hbone target's proxy (no secrets). */
-export function describeTarget(target: Target): string {
+export function describeTarget(target: TargetSpec): string {
   const text = targetText(target);
   return target.kind === "hbone" ? `${text} via ${target.hbone.proxy.host}:${target.hbone.proxy.port}` : text;
 }

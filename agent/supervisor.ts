@@ -5,7 +5,7 @@ import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { AgentConfig } from "./config.ts";
 import { backoffDelay, DEFAULT_BACKOFF, FAST_CAP_MS, FAST_PHASE_MS, type BackoffOptions } from "./backoff.ts";
-import { IngressTable, type Origin } from "./origin.ts";
+import { IngressTable, type Target } from "./target.ts";
 import { RelayRefusal } from "./relay-refusal.ts";
 import { AgentTunnel, type TunnelSettings } from "./tunnel.ts";
 
@@ -20,7 +20,7 @@ export interface SupervisorOptions {
   /** Aborting it starts a graceful shutdown (the CLI wires SIGINT/SIGTERM to it). */
   signal?: AbortSignal;
   /** Serves every backend instead of the config's rules (tests). */
-  origin?: Origin;
+  target?: Target;
 }
 
 /** The settings one backend's tunnels open with. */
@@ -41,7 +41,7 @@ interface BackendRun {
  */
 async function superviseBackend(
   settings: BackendSettings,
-  origin: Origin,
+  target: Target,
   opts: SupervisorOptions & { signal: AbortSignal; onUp?: () => void },
 ): Promise<number> {
   const log = opts.log ?? ((line: string) => console.log(line));
@@ -82,7 +82,7 @@ async function superviseBackend(
     let lastFailure = "";
     let lostAt = 0;
     while (!stopping) {
-      const tunnel = new AgentTunnel(settings, origin, protocols);
+      const tunnel = new AgentTunnel(settings, target, protocols);
       let replaced = false;
       try {
         await tunnel.open();
@@ -153,7 +153,7 @@ async function superviseBackend(
   if (opts.signal.aborted) return 0;
   // What the target speaks (ALPN for https): asked once, never holding the tunnels up for long.
   const protocols = await Promise.race([
-    origin.protocols?.() ?? Promise.resolve([]),
+    target.protocols?.() ?? Promise.resolve([]),
     new Promise<string[]>((resolve) => setTimeout(() => resolve(["unknown"]), 2000).unref()),
   ]).catch(() => ["unknown"]);
   opts.signal.addEventListener("abort", () => void shutdown(), { once: true });
@@ -230,7 +230,7 @@ export class Fleet {
     this.runs.clear();
     while (this.retiring.size) await Promise.all([...this.retiring]);
     this.table.close();
-    this.opts.origin?.close();
+    this.opts.target?.close();
   }
 
   private retire(run: BackendRun, then?: () => void): void {
@@ -248,15 +248,15 @@ export class Fleet {
   }
 
   private identity(backend: string): string {
-    const origin = this.opts.origin ?? this.table.forBackend(backend);
+    const target = this.opts.target ?? this.table.forBackend(backend);
     const { relayUrl, token, heartbeatMs, requireAccess, connections } = this.config;
-    return JSON.stringify([relayUrl.href, token, heartbeatMs, requireAccess, connections, [...origin.caps].sort()]);
+    return JSON.stringify([relayUrl.href, token, heartbeatMs, requireAccess, connections, [...target.caps].sort()]);
   }
 
   private start(backend: string, onUp?: () => void): BackendRun {
     const controller = new AbortController();
-    const origin = this.opts.origin ?? this.table.forBackend(backend);
-    const done = superviseBackend(this.settings(backend), origin, { ...this.opts, signal: controller.signal, onUp });
+    const target = this.opts.target ?? this.table.forBackend(backend);
+    const done = superviseBackend(this.settings(backend), target, { ...this.opts, signal: controller.signal, onUp });
     const run: BackendRun = { controller, done, identity: this.identity(backend) };
     void done.then((code) => {
       if (code !== EXIT_TOKEN_REFUSED || this.runs.get(backend) !== run) return;

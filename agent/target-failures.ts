@@ -2,7 +2,7 @@
 // the operator sees what clients get as 502 origin_unreachable without a line per request.
 import { ErrorCode } from "../src/protocol/frame.ts";
 import type { Stream } from "../src/protocol/session.ts";
-import type { Target } from "./config.ts";
+import type { TargetSpec } from "./config.ts";
 
 /** The shortest time between two lines about the same kind of failure. */
 export const TARGET_LOG_INTERVAL_MS = 10_000;
@@ -43,7 +43,7 @@ export class TargetFailureLog {
 }
 
 /** The target as --to names it. */
-export function targetText(target: Target): string {
+export function targetText(target: TargetSpec): string {
   switch (target.kind) {
     case "http":
       return target.h2c ? `h2c://${target.url.host}` : target.url.origin;

@@ -1,4 +1,4 @@
-// One WebSocket to the relay carrying one protocol session; hands incoming streams to the origin.
+// One WebSocket to the relay carrying one protocol session; hands incoming streams to the target.
 import { randomBytes, randomUUID } from "node:crypto";
 import WebSocket from "ws";
 import { describeRefusal } from "./relay-refusal.ts";
@@ -16,7 +16,7 @@ import {
 import { decodeRequestHead } from "../src/protocol/head.ts";
 import { Session } from "../src/protocol/session.ts";
 import type { AgentConfig } from "./config.ts";
-import type { Origin } from "./origin.ts";
+import type { Target } from "./target.ts";
 import type { TargetFailureLog } from "./target-failures.ts";
 
 export const AGENT_VERSION = "0.1.0";
@@ -69,8 +69,8 @@ export class AgentTunnel {
 
   constructor(
     private readonly config: TunnelSettings,
-    private readonly origin: Origin,
-    /** What the target speaks, for the hello (the supervisor asks the origin once). */
+    private readonly target: Target,
+    /** What the target speaks, for the hello (the supervisor asks the target once). */
     private readonly targetProtocols: string[] = [],
     /** Told about requests the target could not take (the supervisor logs them, rate-limited). */
     private readonly failures?: TargetFailureLog,
@@ -161,7 +161,7 @@ export class AgentTunnel {
         v: PROTOCOL_VERSION,
         software: `edge-relay-agent/${AGENT_VERSION}`,
         id: AGENT_ID,
-        caps: this.origin.caps,
+        caps: this.target.caps,
         window: DEFAULT_WINDOW,
         maxFrame: DEFAULT_MAX_FRAME,
         ...(this.config.requireAccess ? { requireAccess: true } : {}),
@@ -177,7 +177,7 @@ export class AgentTunnel {
       onStream: (stream, list, fin) => {
         if (this.draining) return stream.reset(ErrorCode.RefusedStream, "the agent is shutting down");
         try {
-          this.origin.serve(this.failures ? this.failures.watch(stream) : stream, decodeRequestHead(list), !fin);
+          this.target.serve(this.failures ? this.failures.watch(stream) : stream, decodeRequestHead(list), !fin);
         } catch (err) {
           const code = err instanceof ProtocolError ? ErrorCode.ProtocolError : ErrorCode.InternalError;
           stream.reset(code, err instanceof Error ? err.message : String(err));

@@ -5,14 +5,14 @@ import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts
 import type { Stream } from "../../src/protocol/session.ts";
 import { BridgeExchange, type LoadedPlugin } from "../bridge/exchange.ts";
 import { loadBridgePlugin } from "../bridge/load.ts";
-import type { Target } from "../config.ts";
-import type { Origin } from "../origin.ts";
+import type { TargetSpec } from "../config.ts";
+import type { Target } from "../target.ts";
 
-export class BridgeOrigin implements Origin {
+export class BridgeTarget implements Target {
   readonly caps = ["http"];
   private readonly plugin: Promise<LoadedPlugin>;
 
-  constructor(private readonly target: Extract<Target, { kind: "bridge" }>) {
+  constructor(private readonly target: Extract<TargetSpec, { kind: "bridge" }>) {
     // The CLI loads the plugin before the first tunnel (so a bad one is a config error); this
     // shares that load, and a failure here fails each request rather than the process.
     this.plugin = loadBridgePlugin(target.plugin);

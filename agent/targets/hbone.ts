@@ -3,10 +3,10 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import type { RequestHead } from "../../src/protocol/head.ts";
-import type { Target } from "../config.ts";
+import type { TargetSpec } from "../config.ts";
 import { HbonePool } from "../hbone/pool.ts";
 import { H2Sessions } from "./h2.ts";
-import { HttpOrigin, type HttpDialer, type OriginProtocol } from "./http.ts";
+import { HttpTarget, type HttpTargetDialer, type OriginProtocol } from "./http.ts";
 
 type Oncreate = (err: Error | null, socket: Duplex) => void;
 
@@ -31,15 +31,15 @@ export function connectHeaders(head: RequestHead): Array<[string, string]> {
 }
 
 /**
- * The origin for an hbone:// target; its pool closes with it. With --origin-protocol h2 (or
+ * The HttpTarget for an hbone:// target; its pool closes with it. With --origin-protocol h2 (or
  * h2c) the agent speaks HTTP/2 inside the CONNECT streams (one session per stream, reused).
  */
-export function hboneOrigin(
-  target: Extract<Target, { kind: "hbone" }>,
+export function hboneTarget(
+  target: Extract<TargetSpec, { kind: "hbone" }>,
   preserveHost: boolean,
   protocol: OriginProtocol = "auto",
   pool = new HbonePool(target.hbone),
-): HttpOrigin {
+): HttpTarget {
   const createConnection = (head: RequestHead) => (_options: unknown, oncreate: Oncreate) => {
     pool.connect(target.authority, connectHeaders(head)).then(
       (stream) => oncreate(null, stream),
@@ -47,7 +47,7 @@ export function hboneOrigin(
     );
     return undefined;
   };
-  const dialer: HttpDialer = {
+  const dialer: HttpTargetDialer = {
     request: http.request,
     host: target.authority,
     // No agent: each request brings its own connection, a fresh CONNECT stream.
@@ -63,5 +63,5 @@ export function hboneOrigin(
     dialer.h2 = async () => ({ session: await sessions.get(), scheme: "http" });
     dialer.close = () => (sessions.close(), pool.close());
   }
-  return new HttpOrigin(dialer, preserveHost, ["http", "ws", "hbone"]);
+  return new HttpTarget(dialer, preserveHost, ["http", "ws", "hbone"]);
 }

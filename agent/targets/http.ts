@@ -9,8 +9,8 @@ import { contentLength, endToEnd, pairs } from "../../src/http-headers.ts";
 import { ErrorCode } from "../../src/protocol/frame.ts";
 import type { RequestHead } from "../../src/protocol/head.ts";
 import { StreamReset, type Stream } from "../../src/protocol/session.ts";
-import type { Target } from "../config.ts";
-import type { Origin } from "../origin.ts";
+import type { TargetSpec } from "../config.ts";
+import type { Target } from "../target.ts";
 import { sendResponseHead } from "../response-head.ts";
 import { H2Sessions, alpnConnect, serveH2 } from "./h2.ts";
 import { serveWebSocket, type WebSocketTarget } from "./websocket.ts";
@@ -30,10 +30,10 @@ export function describeError(err: NodeJS.ErrnoException): string {
 }
 
 /**
- * How an HttpOrigin reaches its target: a pooled connection over TCP, TLS or a unix socket, or
+ * How an HttpTarget reaches its target: a pooled connection over TCP, TLS or a unix socket, or
  * a connection of its own per request (an HBONE CONNECT stream).
  */
-export interface HttpDialer {
+export interface HttpTargetDialer {
   request: typeof http.request;
   /** The Host header when the public one is not preserved. */
   host: string;
@@ -67,10 +67,10 @@ export interface HttpDialer {
  * use); `h2c` speaks cleartext HTTP/2 with prior knowledge; `h2` and `http1` force one.
  */
 export function directDialer(
-  target: Extract<Target, { kind: "http" | "https" | "unix" }>,
+  target: Extract<TargetSpec, { kind: "http" | "https" | "unix" }>,
   protocol: OriginProtocol = "auto",
   connectTimeoutMs?: number,
-): HttpDialer {
+): HttpTargetDialer {
   // `timeout` drops a pooled connection idle that long (Node's Agent lowers it further to a
   // second under what a target's Keep-Alive: timeout= announces); on a connection in use it only
   // emits an event nobody acts on. Below the 5 s of Node's servers and the longer ones of most
@@ -96,7 +96,7 @@ export function directDialer(
   const agent = tlsOptions ? new https.Agent({ ...options, ...tlsOptions }) : new http.Agent(options);
   const fresh = tlsOptions ? new https.Agent({ keepAlive: false, ...tlsOptions }) : new http.Agent({ keepAlive: false });
   const closePools = () => (agent.destroy(), fresh.destroy());
-  const dialer: HttpDialer = {
+  const dialer: HttpTargetDialer = {
     connectTimeoutMs,
     request: secure ? https.request : http.request,
     host: target.url.host,
@@ -146,9 +146,9 @@ export function hold(stream: Stream): () => void {
   };
 }
 
-export class HttpOrigin implements Origin {
+export class HttpTarget implements Target {
   constructor(
-    private readonly dialer: HttpDialer,
+    private readonly dialer: HttpTargetDialer,
     private readonly preserveHost: boolean,
     readonly caps: string[] = ["http", "ws"],
   ) {}

@@ -5,13 +5,13 @@ import { ErrorCode } from "../../src/protocol/frame.ts";
 import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { receiveMessages } from "../../src/protocol/messages.ts";
 import type { Stream } from "../../src/protocol/session.ts";
-import type { Origin } from "../origin.ts";
+import type { Target } from "../target.ts";
 import { describeError } from "./http.ts";
 import { MessagePump } from "./message-pump.ts";
 
 const EMPTY = new Uint8Array(0);
 
-export class TcpOrigin implements Origin {
+export class TcpTarget implements Target {
   readonly caps = ["ws", "tcp"];
 
   constructor(

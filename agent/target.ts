@@ -6,13 +6,13 @@ import { encodeResponseHead, type RequestHead } from "../src/protocol/head.ts";
 import type { Stream } from "../src/protocol/session.ts";
 import { matchRule, noRuleResponse, rewriteHeaders, type IngressRule } from "./ingress.ts";
 import { TargetFailureLog, targetText } from "./target-failures.ts";
-import { HttpOrigin, directDialer } from "./targets/http.ts";
-import { hboneOrigin } from "./targets/hbone.ts";
-import { TcpOrigin } from "./targets/tcp.ts";
-import { BridgeOrigin } from "./targets/bridge.ts";
+import { HttpTarget, directDialer } from "./targets/http.ts";
+import { hboneTarget } from "./targets/hbone.ts";
+import { TcpTarget } from "./targets/tcp.ts";
+import { BridgeTarget } from "./targets/bridge.ts";
 
 /** Something that can answer tunnelled requests. */
-export interface Origin {
+export interface Target {
   /** Capabilities announced in the agent's hello (e.g. "http"). */
   readonly caps: string[];
   /**
@@ -28,85 +28,85 @@ export interface Origin {
 }
 
 /** What choosing and reaching a rule's target needs. */
-export type OriginSettings = Pick<IngressRule, "target" | "preserveHost" | "originProtocol" | "connectTimeoutMs">;
+export type TargetSettings = Pick<IngressRule, "target" | "preserveHost" | "originProtocol" | "connectTimeoutMs">;
 
-/** The origin for one rule's target. */
-export function createOrigin(settings: OriginSettings): Origin {
-  const { target } = settings;
-  switch (target.kind) {
+/** The live target a rule's settings describe. */
+export function createTarget(settings: TargetSettings): Target {
+  const { target: spec } = settings;
+  switch (spec.kind) {
     case "tcp":
-      return new TcpOrigin(target.host, target.port);
+      return new TcpTarget(spec.host, spec.port);
     case "bridge":
-      return new BridgeOrigin(target);
+      return new BridgeTarget(spec);
     case "hbone":
-      return hboneOrigin(target, settings.preserveHost, settings.originProtocol);
+      return hboneTarget(spec, settings.preserveHost, settings.originProtocol);
     default:
-      return new HttpOrigin(directDialer(target, settings.originProtocol, settings.connectTimeoutMs), settings.preserveHost);
+      return new HttpTarget(directDialer(spec, settings.originProtocol, settings.connectTimeoutMs), settings.preserveHost);
   }
 }
 
-/** Two rules with the same key share one origin (and its pooled connections) across reloads. */
-function originKey(settings: OriginSettings): string {
+/** Two rules with the same key share one target (and its pooled connections) across reloads. */
+function targetKey(settings: TargetSettings): string {
   return JSON.stringify([settings.target, settings.preserveHost, settings.originProtocol, settings.connectTimeoutMs ?? null]);
 }
 
 interface Route {
   rule: IngressRule;
-  origin: Origin;
+  target: Target;
   /** Logs, rate-limited, the requests this rule's target could not take. */
   failures: TargetFailureLog;
 }
 
 /**
- * Every rule with its origin. `update` swaps the rules for new requests (requests in flight keep
- * theirs); origins no rule uses any more close after `closeAfterMs`, once their requests are done.
+ * Every rule with its target. `update` swaps the rules for new requests (requests in flight keep
+ * theirs); targets no rule uses any more close after `closeAfterMs`, once their requests are done.
  */
 export class IngressTable {
   private routes: Route[] = [];
-  private readonly origins = new Map<string, Origin>();
+  private readonly targets = new Map<string, Target>();
   private readonly failureLogs = new Map<string, TargetFailureLog>();
 
   constructor(
     rules: IngressRule[],
     private readonly log: (line: string) => void = (line) => console.log(line),
-    private readonly make: (settings: OriginSettings) => Origin = createOrigin,
+    private readonly make: (settings: TargetSettings) => Target = createTarget,
   ) {
     this.update(rules, 0);
   }
 
   /** Applies new rules to the requests that arrive from now on. */
   update(rules: IngressRule[], closeAfterMs: number): void {
-    const used = new Map<string, Origin>();
+    const used = new Map<string, Target>();
     this.routes = rules.map((rule) => {
-      const key = originKey(rule);
-      let origin = used.get(key) ?? this.origins.get(key);
-      if (!origin) origin = this.make(rule);
-      used.set(key, origin);
+      const key = targetKey(rule);
+      let target = used.get(key) ?? this.targets.get(key);
+      if (!target) target = this.make(rule);
+      used.set(key, target);
       const text = targetText(rule.target);
       let failures = this.failureLogs.get(text);
       if (!failures) this.failureLogs.set(text, (failures = new TargetFailureLog(text, this.log)));
-      return { rule, origin, failures };
+      return { rule, target, failures };
     });
-    for (const [key, origin] of this.origins) {
+    for (const [key, target] of this.targets) {
       if (used.has(key)) continue;
       // Requests in flight still use it; the grace period bounds how long they may take.
-      if (closeAfterMs > 0) setTimeout(() => origin.close(), closeAfterMs).unref();
-      else origin.close();
+      if (closeAfterMs > 0) setTimeout(() => target.close(), closeAfterMs).unref();
+      else target.close();
     }
-    this.origins.clear();
-    for (const [key, origin] of used) this.origins.set(key, origin);
+    this.targets.clear();
+    for (const [key, target] of used) this.targets.set(key, target);
   }
 
-  /** The origin that routes one backend's requests through the rules current when each arrives. */
-  forBackend(backend: string): Origin {
+  /** The target that routes one backend's requests through the rules current when each arrives. */
+  forBackend(backend: string): Target {
     const own = () => this.routes.filter((r) => r.rule.backend === backend);
     return {
       // A hello announces what the backend's rules can answer when its tunnel opens.
-      caps: [...new Set(own().flatMap((r) => r.origin.caps))],
+      caps: [...new Set(own().flatMap((r) => r.target.caps))],
       serve: (stream, head, hasBody) => this.serve(backend, stream, head, hasBody),
       close: () => {},
       protocols: async () => {
-        const lists = await Promise.all(own().map((r) => r.origin.protocols?.() ?? Promise.resolve([])));
+        const lists = await Promise.all(own().map((r) => r.target.protocols?.() ?? Promise.resolve([])));
         return [...new Set(lists.flat())];
       },
     };
@@ -136,13 +136,13 @@ export class IngressTable {
       stream.sendHeaders = (list: HeaderList, fin?: boolean) => send(rewriteHeaders(list, response), fin);
     }
     const route = this.routes[match.index];
-    route.origin.serve(route.failures.watch(stream), sent, hasBody);
+    route.target.serve(route.failures.watch(stream), sent, hasBody);
   }
 
-  /** Closes every origin now. */
+  /** Closes every target now. */
   close(): void {
-    for (const origin of this.origins.values()) origin.close();
-    this.origins.clear();
+    for (const target of this.targets.values()) target.close();
+    this.targets.clear();
     this.routes = [];
   }
 }
