@@ -19,3 +19,21 @@ export function sendResponseHead(stream: Stream, status: number, headers: Header
   stream.sendHeaders(encodeResponseHead({ status, headers }), fin);
   return true;
 }
+
+/** Answers a stream itself with the relay's JSON error shape `{error, message}`, for requests a target kind cannot take. */
+export function answerJsonError(stream: Stream, status: number, error: string, message: string): void {
+  const body = new TextEncoder().encode(JSON.stringify({ error, message }));
+  stream.sendHeaders(
+    encodeResponseHead({
+      status,
+      headers: [
+        ["content-type", "application/json"],
+        ["content-length", String(body.byteLength)],
+      ],
+    }),
+  );
+  stream
+    .write(body)
+    .then(() => stream.end())
+    .catch(() => {});
+}

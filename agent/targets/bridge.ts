@@ -1,12 +1,13 @@
 // HTTP-TCP bridge targets (bridge+tcp://host:port): each public HTTP request gets its own TCP
 // connection, and the --bridge-plugin converts between the two (agent/bridge/, docs/bridge-plugins.md).
 import net from "node:net";
-import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
+import type { RequestHead } from "../../src/protocol/head.ts";
 import type { Stream } from "../../src/protocol/session.ts";
 import { BridgeExchange, type LoadedPlugin } from "../bridge/exchange.ts";
 import { loadBridgePlugin } from "../bridge/load.ts";
 import type { TargetSpec } from "../config.ts";
 import type { Target } from "../target.ts";
+import { answerJsonError } from "../response-head.ts";
 
 export class BridgeTarget implements Target {
   readonly caps = ["http"];
@@ -31,23 +32,10 @@ export class BridgeTarget implements Target {
 
 /** A WebSocket upgrade to a bridge: 501 with the relay's JSON error shape. */
 function refuseUpgrade(stream: Stream): void {
-  const body = new TextEncoder().encode(
-    JSON.stringify({
-      error: "not_implemented",
-      message: "This backend is an HTTP-TCP bridge: it answers plain HTTP requests, not WebSocket upgrades.",
-    }),
+  answerJsonError(
+    stream,
+    501,
+    "not_implemented",
+    "This backend is an HTTP-TCP bridge: it answers plain HTTP requests, not WebSocket upgrades.",
   );
-  stream.sendHeaders(
-    encodeResponseHead({
-      status: 501,
-      headers: [
-        ["content-type", "application/json"],
-        ["content-length", String(body.byteLength)],
-      ],
-    }),
-  );
-  stream
-    .write(body)
-    .then(() => stream.end())
-    .catch(() => {});
 }

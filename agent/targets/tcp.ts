@@ -6,6 +6,7 @@ import { encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts
 import { receiveMessages } from "../../src/protocol/messages.ts";
 import type { Stream } from "../../src/protocol/session.ts";
 import type { Target } from "../target.ts";
+import { answerJsonError } from "../response-head.ts";
 import { describeError } from "./http.ts";
 import { MessagePump } from "./message-pump.ts";
 
@@ -76,23 +77,5 @@ export class TcpTarget implements Target {
 
 /** A plain HTTP request to a TCP target: 426 with the relay's JSON error shape. */
 function refusePlainHttp(stream: Stream): void {
-  const body = new TextEncoder().encode(
-    JSON.stringify({
-      error: "upgrade_required",
-      message: "This backend is a TCP service: connect with a WebSocket, e.g. `edge-relay connect`.",
-    }),
-  );
-  stream.sendHeaders(
-    encodeResponseHead({
-      status: 426,
-      headers: [
-        ["content-type", "application/json"],
-        ["content-length", String(body.byteLength)],
-      ],
-    }),
-  );
-  stream
-    .write(body)
-    .then(() => stream.end())
-    .catch(() => {});
+  answerJsonError(stream, 426, "upgrade_required", "This backend is a TCP service: connect with a WebSocket, e.g. `edge-relay connect`.");
 }
