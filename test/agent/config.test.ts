@@ -328,7 +328,7 @@ describe("buildAgentConfig", () => {
         file: "agent.json",
         line: 2,
         message:
-          /^agent\.json:2:3: "conections" is not a setting; the keys are relay, token, tokenFile, connections, gracePeriod, heartbeat, requireAccessToken, ingress \(and, for a single rule, the long flag names\)\.$/,
+          /^agent\.json:2:3: "conections" is not a setting; the keys are relay, token, tokenFile, connections, gracePeriod, heartbeat, requireAccessToken, logFormat, logLevel, metrics, inspect, inspectUnmask, ingress \(and, for a single rule, the long flag names\)\.$/,
       },
       {},
       agentJson(`{\n  "conections": 2\n}`),
