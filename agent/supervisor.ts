@@ -89,7 +89,6 @@ async function superviseBackend(
     let lastFailure = "";
     let lostAt = 0;
     while (!stopping) {
-      if (lostAt && attempt === 0) observer?.emit("reconnect", backend);
       const tunnel = new AgentTunnel(settings, target, protocols, undefined, observer);
       let replaced = false;
       try {
@@ -121,6 +120,7 @@ async function superviseBackend(
           );
         }
         lostAt = Date.now();
+        observer?.emit("reconnect", backend);
       } catch (err) {
         const message = (err as Error).message;
         if (err instanceof RelayRefusal && err.tokenRefused) {

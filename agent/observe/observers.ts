@@ -1,7 +1,9 @@
 // Starts what the config asks to watch the agent with: the logger always; the request log, the
 // metrics endpoint and the inspector when turned on. With all of them off no request is watched.
 import type { AgentConfig } from "../config.ts";
+import { serveLocal } from "./listen.ts";
 import { createLogger, requestLog, type Log } from "./log.ts";
+import { AgentMetrics } from "./metrics.ts";
 import { Observer, type ObserverSink } from "./observer.ts";
 
 export interface Observers {
@@ -22,6 +24,18 @@ export async function startObservers(config: AgentConfig): Promise<Observers> {
   const closers: Array<() => Promise<void>> = [];
   const followers: Array<(config: AgentConfig) => void> = [];
   if (logger.enabled("debug")) sinks.push(requestLog(logger));
+  const closeAll = () => Promise.all(closers.map((close) => close())).then(() => {});
+  if (config.metrics) {
+    const metrics = new AgentMetrics(config.backends);
+    const server = await serveLocal(config.metrics, "metrics", (req, res) => metrics.handle(req, res)).catch(async (err) => {
+      await closeAll();
+      throw err;
+    });
+    sinks.push(metrics);
+    closers.push(server.close);
+    followers.push((next) => metrics.setBackends(next.backends));
+    logger.log(`edge-relay: metrics on ${server.url}/metrics (and /healthz, /ready)`);
+  }
   const observer = sinks.length ? new Observer(sinks) : undefined;
   return {
     log: logger.log,
@@ -30,8 +44,6 @@ export async function startObservers(config: AgentConfig): Promise<Observers> {
       logger.addSecret(next.token);
       for (const follow of followers) follow(next);
     },
-    async close() {
-      await Promise.all(closers.map((close) => close()));
-    },
+    close: closeAll,
   };
 }

@@ -1,0 +1,174 @@
+// The agent's Prometheus metrics (prom-client, a registry of its own): requests, timings, bytes,
+// streams and tunnels per backend, and the /metrics, /healthz and /ready endpoints that serve them.
+import type http from "node:http";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Exchange, ObserverSink } from "./observer.ts";
+
+const PREFIX = "edge_relay_agent_";
+
+/** "2xx" ... "5xx" for a status, "error" for a request reset before its response head. */
+function statusClass(x: Exchange): string {
+  return x.status === undefined ? "error" : `${Math.floor(x.status / 100)}xx`;
+}
+
+/** The metrics, fed as an observer sink; `ready` says whether every backend has a tunnel up. */
+export class AgentMetrics implements ObserverSink {
+  readonly registry = new Registry();
+  private backends: string[] = [];
+  private readonly up = new Map<string, number>();
+  private readonly requests = new Counter({
+    name: `${PREFIX}requests_total`,
+    help: "Requests answered, by backend, method and status class (error: reset before a response head).",
+    labelNames: ["backend", "method", "status_class"],
+    registers: [this.registry],
+  });
+  private readonly headSeconds = new Histogram({
+    name: `${PREFIX}response_head_seconds`,
+    help: "Time from a request's arrival at the agent to its response head, by backend.",
+    labelNames: ["backend"],
+    registers: [this.registry],
+  });
+  private readonly durationSeconds = new Histogram({
+    name: `${PREFIX}request_duration_seconds`,
+    help: "Time from a request's arrival at the agent to the end of its response, by backend.",
+    labelNames: ["backend"],
+    registers: [this.registry],
+  });
+  private readonly bytesIn = new Counter({
+    name: `${PREFIX}request_bytes_total`,
+    help: "Request body bytes from public clients to targets, by backend.",
+    labelNames: ["backend"],
+    registers: [this.registry],
+  });
+  private readonly bytesOut = new Counter({
+    name: `${PREFIX}response_bytes_total`,
+    help: "Response body bytes from targets to public clients, by backend.",
+    labelNames: ["backend"],
+    registers: [this.registry],
+  });
+  private readonly inFlight = new Gauge({
+    name: `${PREFIX}streams_in_flight`,
+    help: "Requests (streams) being answered now, by backend.",
+    labelNames: ["backend"],
+    registers: [this.registry],
+  });
+  private readonly tunnels = new Gauge({
+    name: `${PREFIX}tunnels_up`,
+    help: "Tunnels open to the relay, by backend.",
+    labelNames: ["backend"],
+    registers: [this.registry],
+  });
+  private readonly reconnects = new Counter({
+    name: `${PREFIX}reconnects_total`,
+    help: "Times a tunnel was opened again after one was lost or replaced, by backend.",
+    labelNames: ["backend"],
+    registers: [this.registry],
+  });
+  private readonly refusedStreams = new Counter({
+    name: `${PREFIX}refused_streams_total`,
+    help: "Streams refused because their tunnel was draining (the relay retries them), by backend.",
+    labelNames: ["backend"],
+    registers: [this.registry],
+  });
+  private readonly retriedRequests = new Counter({
+    name: `${PREFIX}retried_requests_total`,
+    help: "Requests sent to the target again after a pooled connection broke under them, by backend.",
+    labelNames: ["backend"],
+    registers: [this.registry],
+  });
+  private readonly targetErrors = new Counter({
+    name: `${PREFIX}target_errors_total`,
+    help: "Requests the target could not take or broke off, by backend and kind (an errno like ECONNREFUSED, or origin_reset).",
+    labelNames: ["backend", "kind"],
+    registers: [this.registry],
+  });
+
+  constructor(backends: string[]) {
+    collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    this.setBackends(backends);
+  }
+
+  /** The backends /ready waits for; each gets its series at 0 so a scrape lists it. */
+  setBackends(backends: string[]): void {
+    this.backends = [...backends];
+    for (const b of backends) {
+      this.tunnels.set({ backend: b }, this.up.get(b) ?? 0);
+      this.inFlight.inc({ backend: b }, 0);
+    }
+  }
+
+  /** Whether every configured backend has a tunnel up; the others when not. */
+  readiness(): { ready: boolean; waiting: string[] } {
+    const waiting = this.backends.filter((b) => !this.up.get(b));
+    return { ready: waiting.length === 0, waiting };
+  }
+
+  start(x: Exchange): void {
+    this.inFlight.inc({ backend: x.backend });
+  }
+
+  head(x: Exchange): void {
+    this.headSeconds.observe({ backend: x.backend }, x.headMs! / 1000);
+  }
+
+  end(x: Exchange): void {
+    const backend = x.backend;
+    this.inFlight.dec({ backend });
+    this.requests.inc({ backend, method: x.method, status_class: statusClass(x) });
+    this.durationSeconds.observe({ backend }, x.durationMs! / 1000);
+    if (x.bytesIn) this.bytesIn.inc({ backend }, x.bytesIn);
+    if (x.bytesOut) this.bytesOut.inc({ backend }, x.bytesOut);
+  }
+
+  tunnelUp(backend: string): void {
+    this.up.set(backend, (this.up.get(backend) ?? 0) + 1);
+    this.tunnels.set({ backend }, this.up.get(backend)!);
+  }
+
+  tunnelDown(backend: string): void {
+    this.up.set(backend, Math.max(0, (this.up.get(backend) ?? 0) - 1));
+    this.tunnels.set({ backend }, this.up.get(backend)!);
+  }
+
+  reconnect(backend: string): void {
+    this.reconnects.inc({ backend });
+  }
+
+  refused(backend: string): void {
+    this.refusedStreams.inc({ backend });
+  }
+
+  retried(backend: string): void {
+    this.retriedRequests.inc({ backend });
+  }
+
+  targetError(backend: string, kind: string): void {
+    this.targetErrors.inc({ backend, kind });
+  }
+
+  /** Answers /metrics, /healthz and /ready; anything else is a JSON 404. */
+  handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = (req.url ?? "/").split("?")[0];
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method !== "GET" && req.method !== "HEAD") return json(405, { error: "method_not_allowed", message: "only GET and HEAD" });
+    if (path === "/metrics") {
+      void this.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": this.registry.contentType, "cache-control": "no-store" });
+          res.end(text);
+        },
+        (err: Error) => json(500, { error: "metrics_failed", message: err.message }),
+      );
+      return;
+    }
+    if (path === "/healthz") return json(200, { status: "alive" });
+    if (path === "/ready") {
+      const { ready, waiting } = this.readiness();
+      return json(ready ? 200 : 503, ready ? { status: "ready" } : { status: "not_ready", waiting });
+    }
+    json(404, { error: "not_found", message: "this port serves /metrics, /healthz and /ready" });
+  }
+}
