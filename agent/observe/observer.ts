@@ -70,6 +70,11 @@ const exchanges = new WeakMap<Stream, Exchange>();
 let active = false;
 let nextId = 0;
 
+/** The exchange watching `stream`, if any. */
+export function exchangeOf(stream: Stream): Exchange | undefined {
+  return active ? exchanges.get(stream) : undefined;
+}
+
 /** Records which target answers `stream` (a no-op unless something observes). */
 export function noteTarget(stream: Stream, target: string): void {
   if (!active) return;

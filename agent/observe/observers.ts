@@ -1,9 +1,12 @@
 // Starts what the config asks to watch the agent with: the logger always; the request log, the
 // metrics endpoint and the inspector when turned on. With all of them off no request is watched.
-import type { AgentConfig } from "../config.ts";
+import type { RequestListener } from "node:http";
+import type { AgentConfig, ListenAddress } from "../config.ts";
 import { serveLocal } from "./listen.ts";
 import { createLogger, requestLog, type Log } from "./log.ts";
+import { Inspector } from "./inspector.ts";
 import { AgentMetrics } from "./metrics.ts";
+import { DEFAULT_INSPECT_CAPACITY } from "../options.ts";
 import { Observer, type ObserverSink } from "./observer.ts";
 
 export interface Observers {
@@ -23,20 +26,42 @@ export async function startObservers(config: AgentConfig): Promise<Observers> {
   const sinks: ObserverSink[] = [];
   const closers: Array<() => Promise<void>> = [];
   const followers: Array<(config: AgentConfig) => void> = [];
+  let inspector: Inspector | undefined;
   if (logger.enabled("debug")) sinks.push(requestLog(logger));
   const closeAll = () => Promise.all(closers.map((close) => close())).then(() => {});
-  if (config.metrics) {
-    const metrics = new AgentMetrics(config.backends);
-    const server = await serveLocal(config.metrics, "metrics", (req, res) => metrics.handle(req, res)).catch(async (err) => {
+  /** Listens, or closes what already listens and rejects. */
+  const listen = (at: ListenAddress, flag: string, handler: RequestListener) =>
+    serveLocal(at, flag, handler).catch(async (err) => {
       await closeAll();
       throw err;
     });
+  if (config.metrics) {
+    const metrics = new AgentMetrics(config.backends);
+    const server = await listen(config.metrics, "metrics", (req, res) => metrics.handle(req, res));
     sinks.push(metrics);
     closers.push(server.close);
     followers.push((next) => metrics.setBackends(next.backends));
     logger.log(`edge-relay: metrics on ${server.url}/metrics (and /healthz, /ready)`);
   }
+  if (config.inspect) {
+    const at = config.inspect;
+    const own = new Inspector(DEFAULT_INSPECT_CAPACITY, config.inspectUnmask);
+    inspector = own;
+    const server = await listen(at, "inspect", (req, res) => own.handle(req, res));
+    const port = new URL(server.url).port;
+    // Bound to loopback: answer only names of loopback, so no other site can reach it by DNS rebinding.
+    if (/^(127\.|::1$|localhost$)/.test(at.host)) {
+      own.allowedHosts = [new URL(server.url).host, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`];
+    }
+    sinks.push(own);
+    closers.push(async () => {
+      own.close();
+      await server.close();
+    });
+    logger.log(`edge-relay: inspector on ${server.url}/`);
+  }
   const observer = sinks.length ? new Observer(sinks) : undefined;
+  if (inspector) inspector.observer = observer;
   return {
     log: logger.log,
     ...(observer ? { observer } : {}),
