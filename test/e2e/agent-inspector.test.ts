@@ -61,16 +61,16 @@ describe.skipIf(!!chromium.skip)("the inspector page", () => {
     await row.click();
     const requestHeaders = page.locator("#request-headers");
     await requestHeaders.waitFor();
-    const headersText = await requestHeaders.innerText();
+    const headersText = await requestHeaders.textContent();
     expect(headersText).toContain("x-request-note");
     expect(headersText).toContain("from the test");
     expect(headersText).toContain("Bearer ••••••");
     expect(headersText).not.toContain(BEARER);
-    expect(await page.locator("#request-body").innerText()).toBe(JSON.stringify({ item: "widget", qty: 3 }, null, 2));
-    expect(await page.locator("#response-body").innerText()).toBe(
+    expect(await page.locator("#request-body").textContent()).toBe(JSON.stringify({ item: "widget", qty: 3 }, null, 2));
+    expect(await page.locator("#response-body").textContent()).toBe(
       JSON.stringify({ received: { item: "widget", qty: 3 }, id: 1042, status: "accepted" }, null, 2),
     );
-    expect(await page.locator("#response-headers").innerText()).toContain("session=••••••");
+    expect(await page.locator("#response-headers").textContent()).toContain("session=••••••");
     expect(await page.content()).not.toContain(BEARER);
 
     // Replay: a second row marked as a replay, and a second hit at the backend.
