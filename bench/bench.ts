@@ -34,21 +34,34 @@ const BRIDGE = "bench-bridge";
 /** What the relay-bridge row's requests POST: one Redis GET of the small body, answered as a JSON string. */
 const BRIDGE_COMMAND = JSON.stringify(["GET", "small"]);
 const REDIS_INSTALL = "apt-get install -y redis-server";
+/** The observe rows' backends: the same server behind an agent with --metrics, and one with --inspect. */
+const OBSERVED: Record<string, { backend: string; flags: string[] }> = {
+  "relay-metrics": { backend: "bench-metrics", flags: ["--metrics", "127.0.0.1:0"] },
+  "relay-inspect": { backend: "bench-inspect", flags: ["--inspect", "127.0.0.1:0"] },
+};
 /** The mesh identity the HBONE proxy's certificate carries (test/helpers/certs.ts). */
 const HBONE_IDENTITY = "spiffe://cluster.local/ns/default/sa/server";
 
 /** Rows measured side by side; the others are single checks. */
-const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "relay-bridge", "ws", "tcp"] as const;
+const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "relay-bridge", "relay-metrics", "relay-inspect", "ws", "tcp"] as const;
 const CHECK_ROWS = ["memory", "streams", "idle", "fleet"] as const;
 /** Rows measured as well whenever a row is, for its ratios. */
-const REFERENCES: Record<string, string[]> = { "relay-hbone": ["direct", "do-ceiling"], "relay-bridge": ["do-ceiling", "relay"] };
+const REFERENCES: Record<string, string[]> = {
+  "relay-hbone": ["direct", "do-ceiling"],
+  "relay-bridge": ["do-ceiling", "relay"],
+  "relay-metrics": ["relay"],
+  "relay-inspect": ["relay"],
+};
+/** Names for several rows at once. */
+const ROW_GROUPS: Record<string, string[]> = { observe: ["relay", "relay-metrics", "relay-inspect"] };
 
 const HELP = `npm run bench -- [options]
 
   --rows <list>        comma-separated, from: ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}
                        (default: direct,do-ceiling,relay; "all" for every row;
                        relay-hbone brings direct and do-ceiling along for its ratios,
-                       relay-bridge do-ceiling and relay)
+                       relay-bridge do-ceiling and relay; "observe" is relay,
+                       relay-metrics and relay-inspect: the agent with --metrics, --inspect)
   --duration <s>       seconds of small-GET load per row and concurrency, run as 1 s slices that
                        alternate between the rows (default 8; ws and tcp rows: seconds per run)
   --warmup <s>         seconds of small-GET load per row and concurrency before measuring (default 3)
@@ -140,7 +153,8 @@ function parseOptions(argv: string[]): Options {
             : v
                 .split(",")
                 .map((s) => s.trim())
-                .filter(Boolean);
+                .filter(Boolean)
+                .flatMap((r) => ROW_GROUPS[r] ?? [r]);
         const unknown = o.rows.filter(
           (r) => !(TABLE_ROWS as readonly string[]).includes(r) && !(CHECK_ROWS as readonly string[]).includes(r),
         );
@@ -271,6 +285,8 @@ interface Env {
   hbone?: { pid: number; agent: AgentProcess };
   /** relay-bridge: redis-server's process and the agent that bridges to it. */
   bridge?: { pid: number; agent: AgentProcess };
+  /** relay-metrics, relay-inspect: each row's agent. */
+  observed?: Record<string, AgentProcess>;
   /** ws: the `ws` echo server's process and its agent. */
   ws?: { url: string; pid: number; agent: AgentProcess };
   /** tcp: the TCP echo server's process and port, its agent, and `edge-relay connect`'s process and port. */
@@ -310,6 +326,7 @@ function baseUrl(row: string, env: Env): string {
   if (row === "do-ceiling") return `${env.relay.url}/_relay/bench/${BACKEND}`;
   if (row === "relay-hbone") return `${env.relay.url}/r/${HBONE}`;
   if (row === "relay-bridge") return `${env.relay.url}/r/${BRIDGE}`;
+  if (OBSERVED[row]) return `${env.relay.url}/r/${OBSERVED[row].backend}`;
   if (row === WS_DIRECT) return `${env.ws!.url.replace(/^http/, "ws")}/echo`;
   if (row === "ws") return `${env.relay.url.replace(/^http/, "ws")}/r/${WS}/echo`;
   return `${env.relay.url}/r/${BACKEND}`;
@@ -330,6 +347,7 @@ function rowPids(row: string, env: Env): Record<string, number> {
   }
   if (row !== "direct") pids.workerd = env.relay.pid;
   if (row === "relay") pids.agent = env.agent.proc.pid!;
+  if (OBSERVED[row]) pids.agent = env.observed![row].proc.pid!;
   if (row === "relay-hbone") Object.assign(pids, { agent: env.hbone!.agent.proc.pid!, proxy: env.hbone!.pid });
   if (row === "relay-bridge") return { ...pids, agent: env.bridge!.agent.proc.pid!, backend: env.bridge!.pid };
   if (row !== "do-ceiling") pids.backend = env.backendPid;
@@ -865,6 +883,18 @@ async function main(): Promise<void> {
     });
     check(set.status === 200, `relay-bridge: SET answered ${set.status} ${await set.text()}`);
   }
+  for (const row of tableRows.filter((r) => OBSERVED[r])) {
+    const { backend: name, flags } = OBSERVED[row];
+    const observedAgent = await startAgentProcess(
+      nodeArgs,
+      agentArgs(relay.url, name, await relay.token(name), backend.url, [
+        ...flags,
+        ...(o.connections ? ["--connections", String(o.connections)] : []),
+      ]),
+    );
+    cleanup.push(() => observedAgent.stop());
+    env.observed = { ...env.observed, [row]: observedAgent };
+  }
   if (tableRows.includes("ws")) {
     const wsBackend = await startScript<{ port: number }>("ws-backend.ts");
     cleanup.push(() => void wsBackend.proc.kill("SIGTERM"));
@@ -906,6 +936,7 @@ async function main(): Promise<void> {
         env.hbone?.agent.proc.pid,
         env.bridge?.pid,
         env.bridge?.agent.proc.pid,
+        ...Object.values(env.observed ?? {}).map((a) => a.proc.pid),
         env.ws?.pid,
         env.ws?.agent.proc.pid,
         env.tcp?.pid,
@@ -967,6 +998,7 @@ async function main(): Promise<void> {
     if (bridgeFig && ceiling) lines.push(ratioRow("relay-bridge / do-ceiling", bridgeFig, ceiling));
     if (bridgeFig && relayFig) lines.push(ratioRow("relay-bridge / relay", bridgeFig, relayFig));
     if (ceiling && direct) lines.push(ratioRow("do-ceiling / direct", ceiling, direct));
+    for (const row of Object.keys(OBSERVED)) if (fig.get(row) && relayFig) lines.push(ratioRow(`${row} / relay`, fig.get(row)!, relayFig));
     for (const row of ["ws", "tcp"])
       if (fig.get(row)) lines.push(ratioRow(`${row} / ${DIRECT_OF[row]}`, fig.get(row)!, fig.get(DIRECT_OF[row])!));
     if (lines.length) {
@@ -997,6 +1029,12 @@ async function main(): Promise<void> {
     if (relayFig && ceiling) {
       const r = ratio(relayFig.rpsC32, ceiling.rpsC32);
       targets.push({ target: "small GET c32: relay >= 70% of do-ceiling", figure: pct(r), met: r >= 0.7 });
+    }
+    for (const row of Object.keys(OBSERVED)) {
+      const f = fig.get(row);
+      if (!f || !relayFig) continue;
+      const r = ratio(f.rpsC32, relayFig.rpsC32);
+      targets.push({ target: `small GET c32: ${row} >= 90% of relay`, figure: pct(r), met: r >= 0.9 });
     }
     if (relayFig && direct) {
       const added = relayFig.p50C1 - direct.p50C1;
