@@ -5,10 +5,22 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import type { Exchange, ObserverSink } from "./observer.ts";
 
 const PREFIX = "edge_relay_agent_";
+/** Methods counted by name; clients choose the method, so any other is counted as "other" (bounded series). */
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"]);
 
 /** "2xx" ... "5xx" for a status, "error" for a request reset before its response head. */
 function statusClass(x: Exchange): string {
   return x.status === undefined ? "error" : `${Math.floor(x.status / 100)}xx`;
+}
+
+interface BackendSeries {
+  inFlight: ReturnType<Gauge["labels"]>;
+  headSeconds: ReturnType<Histogram["labels"]>;
+  durationSeconds: ReturnType<Histogram["labels"]>;
+  bytesIn: ReturnType<Counter["labels"]>;
+  bytesOut: ReturnType<Counter["labels"]>;
+  /** requests_total by "method status_class". */
+  requests: Map<string, ReturnType<Counter["labels"]>>;
 }
 
 /** The metrics, fed as an observer sink; `ready` says whether every backend has a tunnel up. */
@@ -18,7 +30,7 @@ export class AgentMetrics implements ObserverSink {
   private readonly up = new Map<string, number>();
   private readonly requests = new Counter({
     name: `${PREFIX}requests_total`,
-    help: "Requests answered, by backend, method and status class (error: reset before a response head).",
+    help: "Requests answered, by backend, method (other for a non-standard one) and status class (error: reset before a response head).",
     labelNames: ["backend", "method", "status_class"],
     registers: [this.registry],
   });
@@ -103,21 +115,48 @@ export class AgentMetrics implements ObserverSink {
     return { ready: waiting.length === 0, waiting };
   }
 
+  /** Each backend's per-request series, looked up once: a label lookup hashes its labels every time. */
+  private readonly perBackend = new Map<string, BackendSeries>();
+
+  private series(backend: string): BackendSeries {
+    let s = this.perBackend.get(backend);
+    if (!s) {
+      const labels = { backend };
+      s = {
+        inFlight: this.inFlight.labels(labels),
+        headSeconds: this.headSeconds.labels(labels),
+        durationSeconds: this.durationSeconds.labels(labels),
+        bytesIn: this.bytesIn.labels(labels),
+        bytesOut: this.bytesOut.labels(labels),
+        requests: new Map(),
+      };
+      this.perBackend.set(backend, s);
+    }
+    return s;
+  }
+
   start(x: Exchange): void {
-    this.inFlight.inc({ backend: x.backend });
+    this.series(x.backend).inFlight.inc();
   }
 
   head(x: Exchange): void {
-    this.headSeconds.observe({ backend: x.backend }, x.headMs! / 1000);
+    this.series(x.backend).headSeconds.observe(x.headMs! / 1000);
   }
 
   end(x: Exchange): void {
-    const backend = x.backend;
-    this.inFlight.dec({ backend });
-    this.requests.inc({ backend, method: x.method, status_class: statusClass(x) });
-    this.durationSeconds.observe({ backend }, x.durationMs! / 1000);
-    if (x.bytesIn) this.bytesIn.inc({ backend }, x.bytesIn);
-    if (x.bytesOut) this.bytesOut.inc({ backend }, x.bytesOut);
+    const s = this.series(x.backend);
+    s.inFlight.dec();
+    const method = METHODS.has(x.method) ? x.method : "other";
+    const key = `${method} ${statusClass(x)}`;
+    let requests = s.requests.get(key);
+    if (!requests) {
+      requests = this.requests.labels({ backend: x.backend, method, status_class: statusClass(x) });
+      s.requests.set(key, requests);
+    }
+    requests.inc();
+    s.durationSeconds.observe(x.durationMs! / 1000);
+    if (x.bytesIn) s.bytesIn.inc(x.bytesIn);
+    if (x.bytesOut) s.bytesOut.inc(x.bytesOut);
   }
 
   tunnelUp(backend: string): void {

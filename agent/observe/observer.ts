@@ -174,24 +174,33 @@ export class Observer {
       for (const s of bodySinks) s.responseBody!(x, chunk);
     };
 
-    // Request body: whichever handler the target sets is wrapped. A handler that hands a held
-    // chunk on to the next handler (see `hold`) passes the same chunk again: counted once.
-    let onData = stream.onData;
-    let last: Uint8Array | undefined;
-    Object.defineProperty(stream, "onData", {
-      configurable: true,
-      get: () => onData,
-      set: (handler: Stream["onData"]) => {
-        onData = (chunk, flags) => {
-          if (chunk !== last) {
-            last = chunk;
-            x.bytesIn += chunk.byteLength;
-            for (const s of bodySinks) s.requestBody!(x, chunk);
-          }
-          handler(chunk, flags);
-        };
-      },
-    });
+    if (bodySinks.length) {
+      // Request body: whichever handler the target sets is wrapped. A handler that hands a held
+      // chunk on to the next handler (see `hold`) passes the same chunk again: counted once.
+      let onData = stream.onData;
+      let last: Uint8Array | undefined;
+      Object.defineProperty(stream, "onData", {
+        configurable: true,
+        get: () => onData,
+        set: (handler: Stream["onData"]) => {
+          onData = (chunk, flags) => {
+            if (chunk !== last) {
+              last = chunk;
+              x.bytesIn += chunk.byteLength;
+              for (const s of bodySinks) s.requestBody!(x, chunk);
+            }
+            handler(chunk, flags);
+          };
+        },
+      });
+    } else {
+      // Without a sink for the bytes themselves, counting them as the target hands them on is enough.
+      const consumed = stream.consumed.bind(stream);
+      stream.consumed = (n, all) => {
+        x.bytesIn += n;
+        consumed(n, all);
+      };
+    }
 
     const sendHeaders = stream.sendHeaders.bind(stream);
     stream.sendHeaders = (list, fin = false) => {

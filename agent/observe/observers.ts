@@ -67,8 +67,16 @@ export async function startObservers(config: AgentConfig): Promise<Observers> {
     ...(observer ? { observer } : {}),
     reconfigure(next) {
       logger.addSecret(next.token);
+      if (watchSettings(next) !== watchSettings(config)) {
+        logger.log("edge-relay: the log, metrics and inspect settings of a reloaded config apply at the next start", { level: "warn" });
+      }
       for (const follow of followers) follow(next);
     },
     close: closeAll,
   };
+}
+
+/** The settings startObservers reads once. */
+function watchSettings(c: AgentConfig): string {
+  return JSON.stringify([c.logFormat, c.logLevel, c.metrics, c.inspect, c.inspectUnmask]);
 }
