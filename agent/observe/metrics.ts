@@ -28,72 +28,48 @@ export class AgentMetrics implements ObserverSink {
   readonly registry = new Registry();
   private backends: string[] = [];
   private readonly up = new Map<string, number>();
-  private readonly requests = new Counter({
-    name: `${PREFIX}requests_total`,
-    help: "Requests answered, by backend, method (other for a non-standard one) and status class (error: reset before a response head).",
-    labelNames: ["backend", "method", "status_class"],
-    registers: [this.registry],
-  });
-  private readonly headSeconds = new Histogram({
-    name: `${PREFIX}response_head_seconds`,
-    help: "Time from a request's arrival at the agent to its response head, by backend.",
-    labelNames: ["backend"],
-    registers: [this.registry],
-  });
-  private readonly durationSeconds = new Histogram({
-    name: `${PREFIX}request_duration_seconds`,
-    help: "Time from a request's arrival at the agent to the end of its response, by backend.",
-    labelNames: ["backend"],
-    registers: [this.registry],
-  });
-  private readonly bytesIn = new Counter({
-    name: `${PREFIX}request_bytes_total`,
-    help: "Request body bytes from public clients to targets, by backend.",
-    labelNames: ["backend"],
-    registers: [this.registry],
-  });
-  private readonly bytesOut = new Counter({
-    name: `${PREFIX}response_bytes_total`,
-    help: "Response body bytes from targets to public clients, by backend.",
-    labelNames: ["backend"],
-    registers: [this.registry],
-  });
-  private readonly inFlight = new Gauge({
-    name: `${PREFIX}streams_in_flight`,
-    help: "Requests (streams) being answered now, by backend.",
-    labelNames: ["backend"],
-    registers: [this.registry],
-  });
-  private readonly tunnels = new Gauge({
-    name: `${PREFIX}tunnels_up`,
-    help: "Tunnels open to the relay, by backend.",
-    labelNames: ["backend"],
-    registers: [this.registry],
-  });
-  private readonly reconnects = new Counter({
-    name: `${PREFIX}reconnects_total`,
-    help: "Times a tunnel was opened again after one was lost or replaced, by backend.",
-    labelNames: ["backend"],
-    registers: [this.registry],
-  });
-  private readonly refusedStreams = new Counter({
-    name: `${PREFIX}refused_streams_total`,
-    help: "Streams refused because their tunnel was draining (the relay retries them), by backend.",
-    labelNames: ["backend"],
-    registers: [this.registry],
-  });
-  private readonly retriedRequests = new Counter({
-    name: `${PREFIX}retried_requests_total`,
-    help: "Requests sent to the target again after a pooled connection broke under them, by backend.",
-    labelNames: ["backend"],
-    registers: [this.registry],
-  });
-  private readonly targetErrors = new Counter({
-    name: `${PREFIX}target_errors_total`,
-    help: "Requests the target could not take or broke off, by backend and kind (an errno like ECONNREFUSED, or origin_reset).",
-    labelNames: ["backend", "kind"],
-    registers: [this.registry],
-  });
+  private readonly requests = new Counter(
+    this.spec(
+      "requests_total",
+      "Requests answered, by backend, method (other for a non-standard one) and status class (error: reset before a response head).",
+      ["backend", "method", "status_class"],
+    ),
+  );
+  private readonly headSeconds = new Histogram(
+    this.spec("response_head_seconds", "Time from a request's arrival at the agent to its response head, by backend."),
+  );
+  private readonly durationSeconds = new Histogram(
+    this.spec("request_duration_seconds", "Time from a request's arrival at the agent to the end of its response, by backend."),
+  );
+  private readonly bytesIn = new Counter(
+    this.spec("request_bytes_total", "Request body bytes from public clients to targets, by backend."),
+  );
+  private readonly bytesOut = new Counter(
+    this.spec("response_bytes_total", "Response body bytes from targets to public clients, by backend."),
+  );
+  private readonly inFlight = new Gauge(this.spec("streams_in_flight", "Requests (streams) being answered now, by backend."));
+  private readonly tunnels = new Gauge(this.spec("tunnels_up", "Tunnels open to the relay, by backend."));
+  private readonly reconnects = new Counter(
+    this.spec("reconnects_total", "Times a tunnel was opened again after one was lost or replaced, by backend."),
+  );
+  private readonly refusedStreams = new Counter(
+    this.spec("refused_streams_total", "Streams refused because their tunnel was draining (the relay retries them), by backend."),
+  );
+  private readonly retriedRequests = new Counter(
+    this.spec("retried_requests_total", "Requests sent to the target again after a pooled connection broke under them, by backend."),
+  );
+  private readonly targetErrors = new Counter(
+    this.spec(
+      "target_errors_total",
+      "Requests the target could not take or broke off, by backend and kind (an errno like ECONNREFUSED, or origin_reset).",
+      ["backend", "kind"],
+    ),
+  );
+
+  /** A metric's options: prefixed name, help, labels (by backend unless given), this registry. */
+  private spec(name: string, help: string, labelNames = ["backend"]) {
+    return { name: `${PREFIX}${name}`, help, labelNames, registers: [this.registry] };
+  }
 
   constructor(backends: string[]) {
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX });

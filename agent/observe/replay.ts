@@ -2,7 +2,7 @@
 // so the replay takes the same path as a tunnelled request (ingress rules, rewrites, observers).
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, type HeaderList, type Hello, PROTOCOL_VERSION } from "../../src/protocol/frame.ts";
 import { decodeRequestHead, encodeRequestHead } from "../../src/protocol/head.ts";
-import { Session } from "../../src/protocol/session.ts";
+import { Session, type SessionOptions } from "../../src/protocol/session.ts";
 import { exchangeOf, type Exchange, type Observer } from "./observer.ts";
 
 /** How long a replayed request may take before it is reset. */
@@ -26,34 +26,30 @@ export function replayExchange(observer: Observer, x: Exchange, body: Uint8Array
     maxFrame: DEFAULT_MAX_FRAME,
   };
   let id = "";
-  // Each side's messages reach the other on a later turn, as over a socket; copied, as the
-  // sender may reuse its buffer.
-  const client: Session = new Session({
-    role: "relay",
-    hello,
-    remoteHello: hello,
-    schedule: (flush) => setImmediate(flush),
-    send: (message) => {
-      const copy = message.slice();
-      setImmediate(() => server.receive(copy));
-    },
-  });
-  const server: Session = new Session({
-    role: "agent",
-    hello,
-    remoteHello: hello,
-    schedule: (flush) => setImmediate(flush),
-    send: (message) => {
-      const copy = message.slice();
-      setImmediate(() => client.receive(copy));
-    },
-    onStream: (stream, list, fin) => {
+  /** One side; its messages reach the other on a later turn, as over a socket, copied as the sender may reuse its buffer. */
+  const side = (role: "relay" | "agent", peer: () => Session, onStream?: SessionOptions["onStream"]) =>
+    new Session({
+      role,
+      hello,
+      remoteHello: hello,
+      schedule: (flush) => setImmediate(flush),
+      send: (message) => {
+        const copy = message.slice();
+        setImmediate(() => peer().receive(copy));
+      },
+      ...(onStream ? { onStream } : {}),
+    });
+  const client: Session = side("relay", () => server);
+  const server: Session = side(
+    "agent",
+    () => client,
+    (stream, list, fin) => {
       const head = decodeRequestHead(list);
       const watched = observer.watch(stream, head, x.backend, "replay", x.via, x.id);
       id = exchangeOf(watched)?.id ?? "";
       x.via.serve(watched, head, !fin);
     },
-  });
+  );
   const head: HeaderList = encodeRequestHead({
     method: x.method,
     path: x.path,
