@@ -23,7 +23,8 @@ export const INSPECTOR_PAGE = `<!doctype html>
   table { width: 100%; border-collapse: collapse; }
   th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
   th { position: sticky; top: 0; background: #f3f4f6; font-weight: 600; }
-  td.path { max-width: 320px; overflow: hidden; text-overflow: ellipsis; font-family: ui-monospace, monospace; }
+  td.path { max-width: 240px; overflow: hidden; text-overflow: ellipsis; font-family: ui-monospace, monospace; }
+  td.target { max-width: 170px; overflow: hidden; text-overflow: ellipsis; }
   tr.req { cursor: pointer; }
   tr.req:hover { background: #eef2ff; }
   tr.req.selected { background: #dbeafe; }
@@ -96,7 +97,7 @@ function upsert(r) {
   tr.replaceChildren();
   tr.dataset.text = haystack(r);
   tr.dataset.status = statusText(r);
-  tr.appendChild(el("td", new Date(r.time).toLocaleTimeString()));
+  tr.appendChild(el("td", new Date(r.time).toLocaleTimeString([], { hour12: false })));
   tr.appendChild(el("td", r.method));
   const path = el("td", r.path, "path");
   path.title = r.path;
@@ -106,7 +107,9 @@ function upsert(r) {
   tr.appendChild(el("td", ms(r.headMs)));
   tr.appendChild(el("td", ms(r.durationMs)));
   tr.appendChild(el("td", r.tunnel ? r.tunnel.slice(0, 8) : ""));
-  tr.appendChild(el("td", r.target || ""));
+  const target = el("td", r.target || "", "target");
+  target.title = r.target || "";
+  tr.appendChild(target);
   if (fresh) rows.prepend(tr);
   if (selected === r.id) tr.classList.add("selected");
   applyFilter(tr);
