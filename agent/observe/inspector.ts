@@ -35,7 +35,8 @@ class BodyCapture {
     const room = BODY_LIMIT - this.kept;
     if (room <= 0) return;
     const n = Math.min(room, chunk.byteLength);
-    this.parts.push(Buffer.copyBytesFrom(chunk, 0, n));
+    // Buffer.from copies (small copies share Node's pool rather than an ArrayBuffer each).
+    this.parts.push(Buffer.from(chunk.subarray(0, n)));
     this.kept += n;
   }
 
