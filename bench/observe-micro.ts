@@ -3,10 +3,11 @@
 // Run: npx tsx bench/observe-micro.ts [requests]
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION, type Hello } from "../src/protocol/frame.ts";
 import { decodeRequestHead, encodeRequestHead, encodeResponseHead } from "../src/protocol/head.ts";
-import { Session, type Stream } from "../src/protocol/session.ts";
+import type { Stream } from "../src/protocol/session.ts";
 import { Inspector } from "../agent/observe/inspector.ts";
 import { AgentMetrics } from "../agent/observe/metrics.ts";
 import { Observer, type ObserverSink } from "../agent/observe/observer.ts";
+import { localPair } from "../agent/observe/replay.ts";
 import type { Target } from "../agent/target.ts";
 
 const BODY = new TextEncoder().encode(JSON.stringify({ ok: true, text: "x".repeat(200) }));
@@ -30,28 +31,11 @@ async function run(label: string, sinks: ObserverSink[] | undefined, requests: n
     window: DEFAULT_WINDOW,
     maxFrame: DEFAULT_MAX_FRAME,
   };
-  const side = (role: "relay" | "agent", peer: () => Session, onStream?: (s: Stream, l: never, fin: boolean) => void) =>
-    new Session({
-      role,
-      hello,
-      remoteHello: hello,
-      schedule: (f) => setImmediate(f),
-      send: (m) => {
-        const c = m.slice();
-        setImmediate(() => peer().receive(c));
-      },
-      ...(onStream ? { onStream } : {}),
-    });
-  const client: Session = side("relay", () => agent);
-  const agent: Session = side(
-    "agent",
-    () => client,
-    (stream, list, fin) => {
-      const head = decodeRequestHead(list);
-      const s = observer ? observer.watch(stream, head, "b", "t", target) : stream;
-      target.serve(s, head, !fin);
-    },
-  );
+  const { client } = localPair(hello, (stream, list, fin) => {
+    const head = decodeRequestHead(list);
+    const s = observer ? observer.watch(stream, head, "b", "t", target) : stream;
+    target.serve(s, head, !fin);
+  });
   const head = encodeRequestHead({
     method: "GET",
     path: "/small",

@@ -26,30 +26,12 @@ export function replayExchange(observer: Observer, x: Exchange, body: Uint8Array
     maxFrame: DEFAULT_MAX_FRAME,
   };
   let id = "";
-  /** One side; its messages reach the other on a later turn, as over a socket, copied as the sender may reuse its buffer. */
-  const side = (role: "relay" | "agent", peer: () => Session, onStream?: SessionOptions["onStream"]) =>
-    new Session({
-      role,
-      hello,
-      remoteHello: hello,
-      schedule: (flush) => setImmediate(flush),
-      send: (message) => {
-        const copy = message.slice();
-        setImmediate(() => peer().receive(copy));
-      },
-      ...(onStream ? { onStream } : {}),
-    });
-  const client: Session = side("relay", () => server);
-  const server: Session = side(
-    "agent",
-    () => client,
-    (stream, list, fin) => {
-      const head = decodeRequestHead(list);
-      const watched = observer.watch(stream, head, x.backend, "replay", x.via, x.id);
-      id = exchangeOf(watched)?.id ?? "";
-      x.via.serve(watched, head, !fin);
-    },
-  );
+  const { client, close } = localPair(hello, (stream, list, fin) => {
+    const head = decodeRequestHead(list);
+    const watched = observer.watch(stream, head, x.backend, "replay", x.via, x.id);
+    id = exchangeOf(watched)?.id ?? "";
+    x.via.serve(watched, head, !fin);
+  });
   const head: HeaderList = encodeRequestHead({
     method: x.method,
     path: x.path,
@@ -65,8 +47,7 @@ export function replayExchange(observer: Observer, x: Exchange, body: Uint8Array
       clearTimeout(timer);
       // The last frames go out on the next turns before both sessions are dropped.
       setTimeout(() => {
-        client.destroy("the replay is over");
-        server.destroy("the replay is over");
+        close("the replay is over");
       }, 100).unref();
       resolve({ id, ...(status !== undefined ? { status } : {}), ...(error ? { error } : {}) });
     };
@@ -79,4 +60,37 @@ export function replayExchange(observer: Observer, x: Exchange, body: Uint8Array
     stream.onEnd = () => done();
     stream.onReset = (reset) => done(reset.message);
   });
+}
+
+/**
+ * A relay-role session (`client`) and an agent-role one (`server`, handing streams to
+ * `onStream`) joined in process: each side's messages reach the other on a later turn, as over a
+ * socket, copied as the sender may reuse its buffer. `close` destroys both.
+ */
+export function localPair(
+  hello: Hello,
+  onStream: NonNullable<SessionOptions["onStream"]>,
+): { client: Session; server: Session; close(reason: string): void } {
+  const side = (role: "relay" | "agent", peer: () => Session, streams?: SessionOptions["onStream"]) =>
+    new Session({
+      role,
+      hello,
+      remoteHello: hello,
+      schedule: (flush) => setImmediate(flush),
+      send: (message) => {
+        const copy = message.slice();
+        setImmediate(() => peer().receive(copy));
+      },
+      ...(streams ? { onStream: streams } : {}),
+    });
+  const client: Session = side("relay", () => server);
+  const server: Session = side("agent", () => client, onStream);
+  return {
+    client,
+    server,
+    close(reason) {
+      client.destroy(reason);
+      server.destroy(reason);
+    },
+  };
 }
