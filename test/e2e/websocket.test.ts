@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { within } from "../helpers/wait.ts";
 import { nextMessage, startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
 
 const NAME = "sockets";
@@ -153,6 +154,22 @@ describe("WebSocket upgrades", () => {
       });
     });
     expect(res).toEqual({ status: 403, body: "not allowed", reason: "nope" });
+  });
+
+  it("keeps a burst of 1,000 messages in order both ways", async () => {
+    const ws = await open("/echo?id=burst");
+    const n = 1000;
+    const got: number[] = [];
+    const all = new Promise<void>((resolve) =>
+      ws.on("message", (data: Buffer) => {
+        got.push(Number(data.toString()));
+        if (got.length === n) resolve();
+      }),
+    );
+    for (let i = 0; i < n; i++) ws.send(String(i));
+    await within(all, "the 1,000 echoes", 30_000);
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => i));
+    ws.close();
   });
 
   it("keeps 500 WebSockets open at once on one tunnel, each echoing its own messages", async () => {
