@@ -14,7 +14,7 @@ const ROOTS = [resolve(AGENT, "bin/edge-relay.ts"), resolve(AGENT, "supervisor.t
 const ALLOWED = new Set(["ws"]);
 
 /** The specifiers a module imports statically for their values (`import type` is erased). */
-export function valueImports(source: string): string[] {
+function valueImports(source: string): string[] {
   const found: string[] = [];
   const statement = /^\s*(import|export)\s+([^;]*?)\s*from\s+"([^"]+)"|^\s*import\s+"([^"]+)"/gm;
   for (const m of source.matchAll(statement)) {
