@@ -10,8 +10,8 @@ export const ROUTE_HEADER = "x-relay-route";
 
 /** What a request to the Durable Object is for. */
 export interface HubRoute {
-  /** Absent for a public request to relay; else an agent tunnel, the admin view, drain or a revocation. */
-  op?: "connect" | "status" | "drain" | "revoke";
+  /** Absent for a public request to relay; else an agent tunnel, the admin view, drain, a revocation or the observers' view. */
+  op?: "connect" | "status" | "drain" | "revoke" | "observe";
   backend: string;
   /** Path and query the backend sees (public requests). */
   path?: string;

@@ -1,8 +1,10 @@
 // The relay Worker: routes public requests to their backend's Durable Object, accepts agent
 // tunnels at /_relay/connect, serves the admin API and answers /_relay/health. Exports the
 // Durable Object classes.
-import { Hono, type Context } from "hono";
-import { isValidBackendName, sameSecret, tokenBackends, verifyToken } from "./auth.ts";
+import { Hono } from "hono";
+import { requireAdmin } from "./admin/admin-token.ts";
+import { mountObserveRoutes } from "./admin/observe-routes.ts";
+import { isValidBackendName, tokenBackends, verifyToken } from "./auth.ts";
 import { ACCESS_HEADER } from "./access.ts";
 import type { Env } from "./env.ts";
 import { RelayError } from "./errors.ts";
@@ -13,6 +15,7 @@ import { tokenRegistry } from "./token-registry.ts";
 
 export { BackendHub } from "./hub/backend-hub.ts";
 export { TokenRegistry } from "./token-registry.ts";
+export { BackendDirectory } from "./observe/directory.ts";
 
 const app = new Hono<{ Bindings: Env }>();
 
@@ -26,6 +29,8 @@ app.use("*", async (c, next) => {
 });
 
 app.get("/_relay/health", (c) => c.json({ ok: true }));
+
+mountObserveRoutes(app);
 
 /** Admin API: the backend's tunnels (GET), or ask its agents to replace their tunnels (POST .../drain). */
 app.on(["GET", "POST"], ["/_relay/backends/:name", "/_relay/backends/:name/drain"], async (c) => {
@@ -103,15 +108,6 @@ app.onError((err) => {
   console.error("relay error", err);
   return new RelayError("internal_error", "The relay failed to handle the request.").toResponse();
 });
-
-/** Checks the admin bearer token in constant time; the admin API is off without RELAY_ADMIN_TOKEN. */
-async function requireAdmin(c: Context<{ Bindings: Env }>): Promise<void> {
-  const admin = c.env.RELAY_ADMIN_TOKEN;
-  if (!admin) throw new RelayError("not_found", "The admin API is off: set the RELAY_ADMIN_TOKEN secret to turn it on.");
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-  if (!(await sameSecret(bearer, admin)))
-    throw new RelayError("admin_unauthorized", "The admin API needs Authorization: Bearer <RELAY_ADMIN_TOKEN>.");
-}
 
 /** The secrets a token may be signed with: RELAY_SECRET, then RELAY_SECRET_PREVIOUS during a rotation. */
 function signingSecrets(env: Env): string[] {
