@@ -34,6 +34,12 @@ export function backendHub(env: Env, name: string): DurableObjectStub<import("./
   return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(name));
 }
 
+/** Sends an admin or observers' op (`route.op`) to the route's backend object; `url` is the request's, for logs. */
+export function askHub(env: Env, url: string, route: HubRoute): Promise<Response> {
+  const headers = new Headers({ [ROUTE_HEADER]: encodeRoute(route) });
+  return backendHub(env, route.backend).fetch(new Request(url, { method: "POST", headers }));
+}
+
 export function encodeRoute(route: HubRoute): string {
   return JSON.stringify(route);
 }

@@ -8,8 +8,9 @@ import { isValidBackendName, tokenBackends, verifyToken } from "./auth.ts";
 import { ACCESS_HEADER } from "./access.ts";
 import type { Env } from "./env.ts";
 import { RelayError } from "./errors.ts";
-import { ROUTE_HEADER, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
+import { ROUTE_HEADER, askHub, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
+import { ensureTraceparent } from "./observe/traceparent.ts";
 import { route, schemeAndHost } from "./worker/routing.ts";
 import { tokenRegistry } from "./token-registry.ts";
 
@@ -40,8 +41,7 @@ app.on(["GET", "POST"], ["/_relay/backends/:name", "/_relay/backends/:name/drain
   const drain = c.req.path.endsWith("/drain");
   if (drain !== (c.req.method === "POST"))
     throw new RelayError("not_found", "Use GET /_relay/backends/<name> or POST /_relay/backends/<name>/drain.", name);
-  const headers = new Headers({ [ROUTE_HEADER]: encodeRoute({ op: drain ? "drain" : "status", backend: name }) });
-  return hub(c.env, name).fetch(new Request(c.req.url, { method: "POST", headers }));
+  return askHub(c.env, c.req.url, { op: drain ? "drain" : "status", backend: name });
 });
 
 /**
@@ -136,6 +136,7 @@ async function forward(request: Request, env: Env, backend: string, path: string
     const last = prior?.split(",").pop()?.trim();
     headers.set("x-forwarded-for", !prior ? clientIp : last === clientIp ? prior : `${prior}, ${clientIp}`);
   }
+  ensureTraceparent(headers);
   const target: HubRoute = { backend, path, scheme, authority: host };
   const access = headers.get(ACCESS_HEADER);
   if (access && env.RELAY_SECRET) {

@@ -1,7 +1,7 @@
 // The Worker's side of the observers' views: asks the directory which backends to look at, then
 // each backend's Durable Object for its view, a batch at a time.
 import type { Env } from "../env.ts";
-import { ROUTE_HEADER, backendHub, encodeRoute } from "../hub-route.ts";
+import { askHub } from "../hub-route.ts";
 import { backendDirectory } from "./directory.ts";
 import type { HubView } from "./hub-view.ts";
 
@@ -26,7 +26,5 @@ export async function observeBackends(env: Env, url: string, recent = false): Pr
 
 /** One backend object's view (its `observe` op). */
 export async function observeBackend(env: Env, url: string, backend: string): Promise<HubView> {
-  const headers = { [ROUTE_HEADER]: encodeRoute({ op: "observe", backend }) };
-  const response = await backendHub(env, backend).fetch(new Request(url, { method: "POST", headers }));
-  return (await response.json()) as HubView;
+  return (await (await askHub(env, url, { op: "observe", backend })).json()) as HubView;
 }
