@@ -3,6 +3,7 @@
 // Durable Object classes.
 import { Hono } from "hono";
 import { requireAdmin } from "./admin/admin-token.ts";
+import { mountDashboard } from "./admin/dashboard.ts";
 import { mountObserveRoutes } from "./admin/observe-routes.ts";
 import { isValidBackendName, tokenBackends, verifyToken } from "./auth.ts";
 import { ACCESS_HEADER } from "./access.ts";
@@ -32,6 +33,7 @@ app.use("*", async (c, next) => {
 app.get("/_relay/health", (c) => c.json({ ok: true }));
 
 mountObserveRoutes(app);
+mountDashboard(app);
 
 /** Admin API: the backend's tunnels (GET), or ask its agents to replace their tunnels (POST .../drain). */
 app.on(["GET", "POST"], ["/_relay/backends/:name", "/_relay/backends/:name/drain"], async (c) => {
