@@ -1,5 +1,6 @@
 // W3C traceparent through the real relay and agent, read at a real backend: a valid incoming one
 // arrives unchanged, a missing or invalid one is replaced by a new valid one with random ids.
+// This relay has no admin token, so its admin views are off.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
@@ -41,6 +42,16 @@ async function seen(headers: Record<string, string> = {}): Promise<{ traceparent
   expect(res.status).toBe(200);
   return (await res.json()) as { traceparent: string | null; tracestate: string | null };
 }
+
+describe("the relay's admin views without RELAY_ADMIN_TOKEN", () => {
+  it("answer 404 not_found: backends, metrics and the dashboard are off", async () => {
+    for (const path of ["/_relay/backends", "/_relay/metrics", "/_relay/dashboard", "/_relay/dashboard/api/backends"]) {
+      const res = await fetch(`${relay.url}${path}`, { headers: { authorization: "Bearer anything" } });
+      expect(res.status, path).toBe(404);
+      expect(((await res.json()) as { error: string }).error).toBe("not_found");
+    }
+  });
+});
 
 describe("traceparent", () => {
   it("starts a valid trace with random ids for a request without one", async () => {
