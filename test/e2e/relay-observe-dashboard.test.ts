@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signSession } from "../../src/admin/session.ts";
 import { type Chromium, chromiumTool, launchChromium, screenshotPath } from "../helpers/browser.ts";
-import { type DashboardScene, SCENE_BACKENDS, signIn, startDashboardScene } from "../helpers/dashboard.ts";
+import { type DashboardScene, SCENE_BACKENDS, signIn, startDashboardScene, waitForRates } from "../helpers/dashboard.ts";
 import { until } from "../helpers/wait.ts";
 
 const chromium = chromiumTool();
@@ -46,16 +46,7 @@ describe.skipIf(!chromium.path)("relay dashboard", () => {
     expect(cookie.value).not.toContain(scene.admin);
 
     // Rates show once two polls have counted the traffic in between.
-    await until(
-      async () => {
-        await scene.traffic(5);
-        const text = await page.textContent(`section[data-backend="${SCENE_BACKENDS.api}"] [data-rate="requests"]`);
-        return Number.parseFloat(text ?? "") > 0;
-      },
-      "a request rate above zero",
-      20_000,
-      500,
-    );
+    await waitForRates(page, scene);
     await page.screenshot({ path: await screenshotPath("relay-dashboard"), fullPage: true });
 
     const before = await shownTunnels(page, SCENE_BACKENDS.api);

@@ -6,6 +6,7 @@ import type { Page } from "playwright-core";
 import { agentArgs, startAgent, type AgentProcess } from "./agent.ts";
 import { startBackend, type Backend } from "./backend.ts";
 import { startRelay, type RelayHandle } from "./relay.ts";
+import { until } from "./wait.ts";
 
 /** The two backends the scene serves: one over two tunnels, one over one. */
 export const SCENE_BACKENDS = { api: "shop-api", web: "shop-web" } as const;
@@ -66,4 +67,18 @@ export async function signIn(page: Page, scene: DashboardScene): Promise<void> {
   await page.fill("#token", scene.admin);
   await Promise.all([page.waitForURL(scene.dashboardUrl), page.click("#sign-in")]);
   await page.waitForSelector(`section[data-backend="${SCENE_BACKENDS.api}"]`, { timeout: 15_000 });
+}
+
+/** Sends traffic until the page shows a request rate above zero for the first backend. */
+export async function waitForRates(page: Page, scene: DashboardScene): Promise<void> {
+  await until(
+    async () => {
+      await scene.traffic(5);
+      const text = await page.textContent(`section[data-backend="${SCENE_BACKENDS.api}"] [data-rate="requests"]`);
+      return Number.parseFloat(text ?? "") > 0;
+    },
+    "a request rate above zero",
+    20_000,
+    500,
+  );
 }
