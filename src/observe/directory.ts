@@ -52,7 +52,8 @@ export class BackendDirectory extends DurableObject<Env> {
       else if (now - (entry.emptySince ?? 0) > KEEP_EMPTY_MS) stale.push(key);
       else if (recent) names.push(key.slice(PREFIX.length));
     }
-    if (stale.length) await this.ctx.storage.delete(stale);
+    // delete() takes at most 128 keys; the rest go at the next listing.
+    if (stale.length) await this.ctx.storage.delete(stale.slice(0, 128));
     return names;
   }
 }

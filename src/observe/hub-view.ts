@@ -1,5 +1,6 @@
 // What one backend's Durable Object shows the admin API, /_relay/metrics and the dashboard: its
 // open tunnels (agent version, targets, streams in flight), public WebSockets and counters.
+import type { TunnelRegistry } from "../hub/tunnel-registry.ts";
 import type { CounterSnapshot } from "./hub-counters.ts";
 
 /** One open tunnel as the admin views list it. */
@@ -37,14 +38,7 @@ export function agentVersion(software: string | null): string | null {
 }
 
 /** Builds the view from the registry's admin status (open tunnels only), the WebSocket count and counters. */
-export function hubView(
-  status: {
-    backend: string;
-    tunnels: Array<Omit<TunnelView, "agentVersion" | "targets"> & { targetProtocols: string[]; open: boolean; tokenId?: string | null }>;
-  },
-  websockets: number,
-  counters: CounterSnapshot,
-): HubView {
+export function hubView(status: ReturnType<TunnelRegistry["status"]>, websockets: number, counters: CounterSnapshot): HubView {
   const tunnels = status.tunnels
     .filter((t) => t.open)
     .map(
