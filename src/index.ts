@@ -1,6 +1,6 @@
 // The relay Worker: routes public requests to their backend's Durable Object, accepts agent
-// tunnels at /_relay/connect, serves the admin API and answers /_relay/health. Exports the
-// Durable Object classes.
+// tunnels at /_relay/connect, serves the admin API (its relay-wide views and the dashboard in
+// src/admin/) and answers /_relay/health. Exports the Durable Object classes.
 import { Hono } from "hono";
 import { requireAdmin } from "./admin/admin-token.ts";
 import { mountDashboard } from "./admin/dashboard.ts";
