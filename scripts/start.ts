@@ -1,11 +1,10 @@
 // `npm start`: the relay locally (wrangler dev, workerd), a demo backend and an agent for it,
 // then the URLs that reach the backend. Ctrl-C stops everything.
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { mintToken } from "../src/auth.ts";
+import { localSecret } from "./dev-vars.ts";
 import { OFFLINE_ENV } from "./offline-env.ts";
 import { startDemoBackend } from "./demo-backend.ts";
 
@@ -13,16 +12,6 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PORT = Number(process.env.PORT ?? 8787);
 const NAME = "demo";
 const DEV_VARS = `${ROOT}.dev.vars`;
-
-/** The local RELAY_SECRET: from .dev.vars, which is created (git-ignored) when missing. */
-function localSecret(): string {
-  const existing = existsSync(DEV_VARS) ? /^RELAY_SECRET\s*=\s*"?([^"\n]+)"?/m.exec(readFileSync(DEV_VARS, "utf8"))?.[1] : undefined;
-  if (existing) return existing;
-  const secret = randomBytes(32).toString("hex");
-  writeFileSync(DEV_VARS, `${existsSync(DEV_VARS) ? readFileSync(DEV_VARS, "utf8") + "\n" : ""}RELAY_SECRET=${secret}\n`, { mode: 0o600 });
-  console.log("created .dev.vars with a random RELAY_SECRET (git-ignored)");
-  return secret;
-}
 
 async function waitForHealth(url: string, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
@@ -66,7 +55,7 @@ if (busy) {
 const children: ChildProcess[] = [];
 const env = { ...process.env, ...OFFLINE_ENV };
 
-const secret = localSecret();
+const secret = localSecret(DEV_VARS);
 const relayUrl = `http://127.0.0.1:${PORT}`;
 const wrangler = spawn(
   process.execPath,

@@ -8,6 +8,7 @@ import type { Env } from "./env.ts";
 import { RelayError } from "./errors.ts";
 import { ROUTE_HEADER, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
+import { clientAddress } from "./worker/client-address.ts";
 import { route, schemeAndHost } from "./worker/routing.ts";
 import { tokenRegistry } from "./token-registry.ts";
 
@@ -133,7 +134,7 @@ async function forward(request: Request, env: Env, backend: string, path: string
   const forwarded = new Request(request, { redirect: "manual" });
   const headers = forwarded.headers;
   const host = headers.get("host") ?? urlHost;
-  const clientIp = headers.get("cf-connecting-ip");
+  const clientIp = clientAddress(headers, request.cf);
   if (clientIp) {
     const prior = headers.get("x-forwarded-for");
     // The edge appends the client to X-Forwarded-For already; add it only where it is missing.
