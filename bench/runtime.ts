@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { readWorkerConfig, startWorkerd } from "../scripts/workerd.ts";
+import { startWorkerd } from "../scripts/workerd.ts";
 import { mintToken } from "../src/auth.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -49,13 +49,12 @@ export async function startBenchRelay(
   opts: { inspect?: boolean; port?: number; secret?: string } = {},
 ): Promise<BenchRelay> {
   const secret = opts.secret ?? randomBytes(32).toString("hex");
-  const { vars: fileVars } = await readWorkerConfig(CONFIG);
   const inspectorPort = opts.inspect ? await freePort() : undefined;
   const workerd = await startWorkerd({
     config: CONFIG,
     address: `127.0.0.1:${opts.port ?? 0}`,
     storage: "memory",
-    bindings: { ...fileVars, ...vars, RELAY_SECRET: secret },
+    bindings: (fileVars) => ({ ...fileVars, ...vars, RELAY_SECRET: secret }),
     inspectorPort,
   });
   return {

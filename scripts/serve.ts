@@ -5,7 +5,7 @@ import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { localSecret, readDevVars } from "./dev-vars.ts";
-import { readWorkerConfig, startWorkerd, type Workerd } from "./workerd.ts";
+import { startWorkerd, type Workerd } from "./workerd.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const DEFAULT_ENV_FILE = resolve(ROOT, ".dev.vars");
@@ -150,7 +150,6 @@ async function main(): Promise<void> {
     return;
   }
   const config = resolve(ROOT, "wrangler.toml");
-  const worker = await readWorkerConfig(config);
   if (!process.env.RELAY_SECRET && !o.vars.RELAY_SECRET && !readDevVars(o.envFile).RELAY_SECRET) {
     if (o.envFile !== DEFAULT_ENV_FILE) {
       console.error(`npm run serve: RELAY_SECRET is not set: put it in ${o.envFile} or in the environment.`);
@@ -158,18 +157,23 @@ async function main(): Promise<void> {
     }
     localSecret(o.envFile);
   }
-  const bindings = serveBindings(worker.vars, o, process.env);
   const address = `${o.ip.includes(":") ? `[${o.ip}]` : o.ip}:${o.port}`;
   let workerd: Workerd;
   try {
-    workerd = await startWorkerd({ config, address, tls: o.tls, storage: { dir: o.state }, bindings });
+    workerd = await startWorkerd({
+      config,
+      address,
+      tls: o.tls,
+      storage: { dir: o.state },
+      bindings: (vars) => serveBindings(vars, o, process.env),
+    });
   } catch (err) {
     console.error(
       `npm run serve: the relay did not start on ${address}: ${(err as Error).message} (is the port taken? --port or PORT=... picks another)`,
     );
     process.exit(1);
   }
-  console.log(banner(o, workerd.port, workerd.version, bindings.RELAY_DOMAIN));
+  console.log(banner(o, workerd.port, workerd.version, workerd.bindings.RELAY_DOMAIN));
   let stopping = false;
   const stop = () => {
     stopping = true;

@@ -29,10 +29,10 @@ export interface WorkerdOptions {
   /** Durable Object storage: a directory (kept across restarts), or memory (lost on exit). */
   storage: { dir: string } | "memory";
   /**
-   * Every binding value, vars and secrets alike. They reach workerd through its environment
-   * (`fromEnvironment` bindings), so no value is written to the generated config.
+   * Every binding value, vars and secrets alike, from the config's [vars]. They reach workerd
+   * through its environment (`fromEnvironment` bindings), so no value is written to the config.
    */
-  bindings: Record<string, string>;
+  bindings: (vars: Record<string, string>) => Record<string, string>;
   inspectorPort?: number;
   /** Where workerd's own output goes (default: this process's). */
   stdio?: "inherit" | "ignore";
@@ -44,6 +44,8 @@ export interface Workerd {
   port: number;
   /** e.g. "workerd 2026-04-26". */
   version: string;
+  /** The binding values it runs with. */
+  bindings: Record<string, string>;
   /** Resolves when workerd has exited. */
   exited: Promise<number | null>;
   /** Stops workerd (SIGTERM, then SIGKILL after 3 s) and removes the build folder. */
@@ -148,12 +150,13 @@ export async function startWorkerd(o: WorkerdOptions): Promise<Workerd> {
       symlinkSync(resolve(o.tls.certFile), join(dir, "tls-cert.pem"));
       symlinkSync(resolve(o.tls.keyFile), join(dir, "tls-key.pem"));
     }
+    const bindings = o.bindings(worker.vars);
     if (o.storage !== "memory") mkdirSync(o.storage.dir, { recursive: true });
     const storage = o.storage === "memory" ? "memory" : { dir: resolve(o.storage.dir) };
     const config = capnpConfig(worker, modules, {
       address: o.address,
       storage,
-      bindingNames: Object.keys(o.bindings),
+      bindingNames: Object.keys(bindings),
       tls: o.tls ? { cert: "tls-cert.pem", key: "tls-key.pem" } : undefined,
     });
     writeFileSync(join(dir, "config.capnp"), config);
@@ -163,7 +166,7 @@ export async function startWorkerd(o: WorkerdOptions): Promise<Workerd> {
     const args = ["serve", join(dir, "config.capnp"), "--control-fd=3"];
     if (o.inspectorPort) args.push(`--inspector-addr=127.0.0.1:${o.inspectorPort}`);
     const out = o.stdio ?? "inherit";
-    const proc = spawn(bin, args, { cwd: dir, env: { ...process.env, ...o.bindings }, stdio: ["ignore", out, out, "pipe"] });
+    const proc = spawn(bin, args, { cwd: dir, env: { ...process.env, ...bindings }, stdio: ["ignore", out, out, "pipe"] });
     const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
     const port = await new Promise<number>((resolve, reject) => {
       let buf = "";
@@ -194,6 +197,7 @@ export async function startWorkerd(o: WorkerdOptions): Promise<Workerd> {
       proc,
       port,
       version,
+      bindings,
       exited,
       stop: async () => {
         if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
