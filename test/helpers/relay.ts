@@ -141,7 +141,8 @@ async function startServe(opts: RelayOptions): Promise<RelayHandle> {
   args.push("--state", opts.state ?? join(dir, "state"));
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}=${v}`);
   if (opts.tls) args.push("--tls-cert", opts.tls.certFile, "--tls-key", opts.tls.keyFile);
-  const env = { ...process.env, RELAY_DOMAIN };
+  // The secret comes from the env file alone, as the test's own environment must not add one.
+  const env: NodeJS.ProcessEnv = { ...process.env, RELAY_DOMAIN };
   delete env.RELAY_SECRET;
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
