@@ -113,17 +113,10 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> 
   await worker.ready;
   const url = (await worker.url).origin;
   const pids = workerdDescendants().filter((p) => !before.has(p));
-  return {
-    url,
-    port: Number(new URL(url).port),
-    secret,
-    token: (backend, ttlSeconds) => mintToken(secret, backend, ttlSeconds ? { ttlSeconds } : {}),
-    workerdPids: () => pids,
-    stop: async () => {
-      await worker.dispose();
-      if (root !== ROOT) rmSync(root, { recursive: true, force: true });
-    },
-  };
+  return relayHandle(url, secret, pids, async () => {
+    await worker.dispose();
+    if (root !== ROOT) rmSync(root, { recursive: true, force: true });
+  });
 }
 
 /**
@@ -168,19 +161,24 @@ async function startServe(opts: RelayOptions): Promise<RelayHandle> {
     });
   });
   const pids = workerdDescendants(proc.pid);
+  return relayHandle(url, secret, pids, async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+/** The handle of a relay listening at `url` with `secret`, whichever runtime runs it. */
+function relayHandle(url: string, secret: string, pids: number[], stop: () => Promise<void>): RelayHandle {
   return {
     url,
     port: Number(new URL(url).port),
     secret,
     token: (backend, ttlSeconds) => mintToken(secret, backend, ttlSeconds ? { ttlSeconds } : {}),
     workerdPids: () => pids,
-    stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop,
   };
 }
 
