@@ -5,6 +5,7 @@ import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { localSecret, readDevVars } from "./dev-vars.ts";
+import { portTaken } from "./port.ts";
 import { startWorkerd, type Workerd } from "./workerd.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -148,6 +149,12 @@ async function main(): Promise<void> {
   if (o === "help") {
     process.stdout.write(HELP);
     return;
+  }
+  const host = o.ip === "*" ? "0.0.0.0" : o.ip;
+  const busy = o.port === 0 ? undefined : await portTaken(o.port, host, "npm run serve");
+  if (busy) {
+    console.error(`npm run serve: port ${o.port} on ${host} is taken: ${busy}; stop it, or pass --port ${o.port + 1}.`);
+    process.exit(1);
   }
   const config = resolve(ROOT, "wrangler.toml");
   if (!process.env.RELAY_SECRET && !o.vars.RELAY_SECRET && !readDevVars(o.envFile).RELAY_SECRET) {

@@ -1,11 +1,11 @@
 // `npm start`: the relay locally (wrangler dev, workerd), a demo backend and an agent for it,
 // then the URLs that reach the backend. Ctrl-C stops everything.
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { mintToken } from "../src/auth.ts";
 import { localSecret } from "./dev-vars.ts";
 import { OFFLINE_ENV } from "./offline-env.ts";
+import { portTaken } from "./port.ts";
 import { startDemoBackend } from "./demo-backend.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -24,26 +24,6 @@ async function waitForHealth(url: string, ms: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`the relay did not answer ${url}/_relay/health within ${ms / 1000} s (is port ${PORT} free? set PORT=...)`);
-}
-
-/** Why 127.0.0.1:port cannot be listened on (something holds it), or undefined when it is free. */
-async function portTaken(port: number): Promise<string | undefined> {
-  const server = net.createServer();
-  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-    server.once("error", resolve);
-    server.listen(port, "127.0.0.1", () => resolve(undefined));
-  });
-  if (!error) {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return undefined;
-  }
-  if (error.code !== "EADDRINUSE") return `${error.code ?? error.message}`;
-  const health = fetch(`http://127.0.0.1:${port}/_relay/health`, { signal: AbortSignal.timeout(2000) });
-  const relay = await health.then(
-    (res) => res.ok,
-    () => false,
-  );
-  return relay ? "an edge-relay relay already answers there (another `npm start`?)" : "another program listens there";
 }
 
 const busy = await portTaken(PORT);

@@ -2,6 +2,8 @@
 // files and the client address it reports, Durable Object storage kept across a restart, its flags.
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -126,6 +128,21 @@ describe("npm run serve's command line", () => {
       code: 2,
       stderr: "npm run serve: --tls-cert and --tls-key go together: give both, or neither.\n",
     });
+  });
+
+  it("says in one line that the port is taken, and exits 1 without starting workerd", async () => {
+    const server = http.createServer((_req, res) => res.writeHead(404).end());
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      expect(await serve(["--port", String(port)])).toEqual({
+        code: 1,
+        stderr: `npm run serve: port ${port} on 127.0.0.1 is taken: another program listens there; stop it, or pass --port ${port + 1}.\n`,
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it.each([
