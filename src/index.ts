@@ -12,6 +12,7 @@ import { RelayError } from "./errors.ts";
 import { ROUTE_HEADER, askHub, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
 import { ensureTraceparent } from "./observe/traceparent.ts";
+import { clientAddress } from "./worker/client-address.ts";
 import { route, schemeAndHost } from "./worker/routing.ts";
 import { tokenRegistry } from "./token-registry.ts";
 
@@ -131,7 +132,7 @@ async function forward(request: Request, env: Env, backend: string, path: string
   const forwarded = new Request(request, { redirect: "manual" });
   const headers = forwarded.headers;
   const host = headers.get("host") ?? urlHost;
-  const clientIp = headers.get("cf-connecting-ip");
+  const clientIp = clientAddress(headers, request.cf);
   if (clientIp) {
     const prior = headers.get("x-forwarded-for");
     // The edge appends the client to X-Forwarded-For already; add it only where it is missing.
