@@ -4,7 +4,7 @@
 // bench/worker.ts), and in-memory Durable Object storage. No dev proxy.
 import { spawn, execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -71,7 +71,7 @@ const q = (s: string) => JSON.stringify(s);
  */
 export async function startBenchRelay(
   vars: Record<string, string> = {},
-  opts: { inspect?: boolean; port?: number; secret?: string } = {},
+  opts: { inspect?: boolean; port?: number; secret?: string; storage?: "memory" | "disk" } = {},
 ): Promise<BenchRelay> {
   const { unstable_readConfig } = await import("wrangler");
   // The few fields used, typed here: wrangler's own types do not resolve under the agent's tsconfig.
@@ -96,9 +96,11 @@ export async function startBenchRelay(
     ...Object.entries(text).map(([k, v]) => `(name = ${q(k)}, text = ${q(String(v))})`),
     ...namespaces.map((b) => `(name = ${q(b.name)}, durableObjectNamespace = ${q(b.class_name)})`),
   ];
+  const disk = opts.storage === "disk" ? join(dir, "do-storage") : undefined;
+  if (disk) mkdirSync(disk);
   const capnp = `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
-  services = [ (name = "main", worker = .relay) ],
+  services = [ (name = "main", worker = .relay)${disk ? `, (name = "do-storage", disk = (path = ${q(disk)}, writable = true))` : ""} ],
   sockets = [ (name = "http", address = "127.0.0.1:${opts.port ?? 0}", http = (), service = "main") ],
 );
 const relay :Workerd.Worker = (
@@ -109,7 +111,7 @@ const relay :Workerd.Worker = (
   durableObjectNamespaces = [ ${namespaces
     .map((b) => `(className = ${q(b.class_name)}, uniqueKey = ${q(`edge-relay-${b.class_name}`)}, enableSql = ${sqlite.has(b.class_name)})`)
     .join(", ")} ],
-  durableObjectStorage = (inMemory = void),
+  durableObjectStorage = ${disk ? '(localDisk = "do-storage")' : "(inMemory = void)"},
 );
 `;
   writeFileSync(join(dir, "config.capnp"), capnp);
@@ -155,7 +157,7 @@ const relay :Workerd.Worker = (
     token: (backend) => mintToken(secret, backend),
     pid: proc.pid!,
     inspectorPort,
-    runtime: `${version} (bare \`workerd serve\`, wrangler's own binary; bundle from \`wrangler deploy --dry-run\`; in-memory DO storage; no dev proxy)`,
+    runtime: `${version} (bare \`workerd serve\`, wrangler's own binary; bundle from \`wrangler deploy --dry-run\`; ${disk ? "on-disk" : "in-memory"} DO storage; no dev proxy)`,
     stop: async () => {
       proc.kill("SIGTERM");
       await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
