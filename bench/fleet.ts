@@ -147,6 +147,19 @@ export async function fleetRow(o: FleetOptions): Promise<FleetResult> {
     await new Promise((r) => setTimeout(r, o.idleSeconds * 1000));
     const idle = rssBytes(relay.pid) / 1048576;
     const idleCollected = await collectedRss(relay, inspector);
+    // What idle tunnels hold, apart from what the allocator kept of the objects while they were
+    // awake (workerd's tcmalloc keeps freed memory for reuse): a second fleet as large, on other
+    // backends, left idle as long; its objects reuse what the first fleet's freed. The first fleet's
+    // objects stay evicted meanwhile: waking some of them would add to the second fleet's peak.
+    const others = names(o.backends, "g");
+    o.log(`  fleet: a second fleet of ${o.backends} backends, idle for ${o.idleSeconds} s...`);
+    second = await startFleetAgent(o, relay, others, dir, o.log);
+    await untilAllAnswer(relay.url, others, second.started);
+    await new Promise((r) => setTimeout(r, o.idleSeconds * 1000));
+    const secondIdleCollected = await collectedRss(relay, inspector);
+    inspector.close();
+
+    // The first fleet's objects were evicted while idle: the first request to some of them.
     const firstMs: number[] = [];
     let evicted = 0;
     for (const name of sample) {
@@ -160,17 +173,7 @@ export async function fleetRow(o: FleetOptions): Promise<FleetResult> {
       }
     }
 
-    // What idle tunnels hold, apart from what the allocator kept of the objects while they were
-    // awake (workerd's tcmalloc keeps freed memory for reuse): a second fleet as large, on other
-    // backends, left idle as long; its objects reuse what the first fleet's freed.
-    const others = names(o.backends, "g");
-    o.log(`  fleet: a second fleet of ${o.backends} backends, idle for ${o.idleSeconds} s...`);
-    second = await startFleetAgent(o, relay, others, dir, o.log);
-    await untilAllAnswer(relay.url, others, second.started);
-    await new Promise((r) => setTimeout(r, o.idleSeconds * 1000));
-    const secondIdleCollected = await collectedRss(relay, inspector);
     await second.stop();
-    inspector.close();
 
     o.log("  fleet: restarting the relay process...");
     const mark = ups.length;
