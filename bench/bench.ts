@@ -63,8 +63,9 @@ const HELP = `npm run bench -- [options]
   --idle-sockets <n>   WebSockets of the idle row (default 5000)
   --idle-seconds <n>   how long the idle row leaves them idle (default 30; eviction takes ~10 s)
   --fleet-backends <n> backends of the fleet row, all served by one agent process (default 500)
-  --fleet-idle <s>     how long the fleet row leaves its tunnels idle before measuring memory and
-                       the first request to an evicted object (default 20)
+  --fleet-idle <s>     how long the fleet row leaves its tunnels idle, and then as many more on
+                       other backends, before measuring memory and the first request to an
+                       evicted object (default 20; eviction takes ~10 s)
   --ws-mib <n>         MiB of 1 MiB binary messages the ws row echoes (default 100)
   --tcp-mib <n>        MiB the tcp row streams through its echo server and back (default 100)
   --profile            CPU profiles of the agent (node --cpu-prof) and of the relay's JavaScript
