@@ -3,6 +3,8 @@
 // --dry-run` builds from bench/wrangler.toml (the app plus the bench's route, bench/worker.ts),
 // in-memory Durable Object storage. No dev proxy.
 import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,14 +48,15 @@ export function freePort(): Promise<number> {
  */
 export async function startBenchRelay(
   vars: Record<string, string> = {},
-  opts: { inspect?: boolean; port?: number; secret?: string } = {},
+  opts: { inspect?: boolean; port?: number; secret?: string; storage?: "memory" | "disk" } = {},
 ): Promise<BenchRelay> {
   const secret = opts.secret ?? randomBytes(32).toString("hex");
   const inspectorPort = opts.inspect ? await freePort() : undefined;
   const workerd = await startWorkerd({
     config: CONFIG,
     address: `127.0.0.1:${opts.port ?? 0}`,
-    storage: "memory",
+    // On disk (as `wrangler dev` and `npm run serve` keep it) in a folder of this run's own.
+    storage: opts.storage === "disk" ? { dir: mkdtempSync(join(tmpdir(), "edge-relay-bench-do-")) } : "memory",
     bindings: (fileVars) => ({ ...fileVars, ...vars, RELAY_SECRET: secret }),
     inspectorPort,
   });
@@ -63,7 +66,7 @@ export async function startBenchRelay(
     token: (backend) => mintToken(secret, backend),
     pid: workerd.proc.pid!,
     inspectorPort,
-    runtime: `${workerd.version} (bare \`workerd serve\` as \`npm run serve\` runs it, wrangler's own binary; bundle from \`wrangler deploy --dry-run\`; in-memory DO storage; no dev proxy)`,
+    runtime: `${workerd.version} (bare \`workerd serve\` as \`npm run serve\` runs it, wrangler's own binary; bundle from \`wrangler deploy --dry-run\`; ${opts.storage === "disk" ? "on-disk" : "in-memory"} DO storage; no dev proxy)`,
     stop: () => workerd.stop(),
   };
 }
