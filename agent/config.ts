@@ -5,8 +5,9 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
-import { Ajv, type ErrorObject } from "ajv";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Pair, type YAMLMap } from "yaml";
+import type { Ajv, ErrorObject } from "ajv";
+import type { Document, Pair, Scalar, YAMLMap, YAMLSeq } from "yaml";
+import { ajv as ajvPackage, yaml } from "./config-parsers.ts";
 import { isValidBackendName, parseDuration, readTokenClaims, tokenBackends } from "../src/auth.ts";
 import type { PluginRef } from "./bridge/load.ts";
 import type { HboneSettings } from "./hbone/pool.ts";
@@ -896,6 +897,12 @@ interface ConfigFile {
 const AGENT_KEYS = new Map(OPTIONS.filter((o) => o.scope === "agent" && o.key).map((o) => [o.key!, o]));
 const RULE_KEYS = new Map(OPTIONS.filter((o) => o.scope === "rule" && o.key).map((o) => [o.key!, o]));
 const TOP_KEY_LIST = [...AGENT_KEYS.keys(), "ingress"];
+// The yaml package's functions this file uses, loaded with the first --config file.
+const isMap = (node: unknown): node is YAMLMap => yaml().isMap(node);
+const isSeq = (node: unknown): node is YAMLSeq => yaml().isSeq(node);
+const isPair = (node: unknown): node is Pair => yaml().isPair(node);
+const isScalar = (node: unknown): node is Scalar => yaml().isScalar(node);
+
 const ENV_REFERENCE = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 let validator: ReturnType<Ajv["compile"]> | undefined;
@@ -903,7 +910,7 @@ let validator: ReturnType<Ajv["compile"]> | undefined;
 /** The schema's most telling complaint about the file's shape (options.ts), or undefined. */
 function validateShape(value: unknown): ErrorObject | undefined {
   if (!validator) {
-    const ajv = new Ajv({ verbose: true, allowUnionTypes: true, strict: true, allErrors: true });
+    const ajv = new (ajvPackage().Ajv)({ verbose: true, allowUnionTypes: true, strict: true, allErrors: true });
     ajv.addKeyword({ keyword: "expected", schemaType: "string" });
     validator = ajv.compile(configSchema());
   }
@@ -925,8 +932,8 @@ function loadConfigFile(path: string, readFile: (path: string) => string, env: R
   } catch (error) {
     throw new ConfigError(`--config "${path}": the file cannot be read (${describeError(error)}).`, { field: "config", file: path });
   }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const lines = new (yaml().LineCounter)();
+  const doc = yaml().parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => {
     const { line, col } = lines.linePos(offset);
     return { file: path, line, column: col };
@@ -1034,7 +1041,7 @@ function expandEnv(
   env: Record<string, string | undefined>,
   fail: (offset: number, field: string, sentence: string) => never,
 ): void {
-  visit(doc, {
+  yaml().visit(doc, {
     Scalar(key, node, ancestors) {
       if (key === "key" || typeof node.value !== "string" || !node.value.includes("${")) return;
       node.value = node.value.replace(ENV_REFERENCE, (_all, escaped: string, name: string) => {

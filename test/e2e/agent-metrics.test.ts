@@ -84,11 +84,11 @@ describe("--metrics", () => {
 
     let m = await scrape();
     await until(async () => (m = await scrape()).value(`${M}request_duration_seconds_count`, { backend: UP }) === 10, "10 requests done");
-    await until(async () => (m = await scrape()).valueOr0(`${M}requests_total`, { backend: DOWN }) === 2, "2 failures done");
+    await until(async () => ((m = await scrape()).value(`${M}requests_total`, { backend: DOWN }) ?? 0) === 2, "2 failures done");
     expect(m.types.get(`${M}requests_total`)).toBe("counter");
     expect(m.types.get(`${M}request_duration_seconds`)).toBe("histogram");
     const requests = (backend: string, method: string, status_class: string) =>
-      m.valueOr0(`${M}requests_total`, { backend, method, status_class });
+      m.value(`${M}requests_total`, { backend, method, status_class }) ?? 0;
     expect(requests(UP, "GET", "2xx")).toBe(5);
     expect(requests(UP, "POST", "2xx")).toBe(2);
     expect(requests(UP, "GET", "4xx")).toBe(1);
@@ -96,7 +96,7 @@ describe("--metrics", () => {
     expect(requests(DOWN, "GET", "error")).toBe(2);
     expect(m.samples.filter((s) => s.name === `${M}requests_total` && s.labels.backend === UP)).toHaveLength(4);
     expect(m.value(`${M}target_errors_total`, { backend: DOWN, kind: "ECONNREFUSED" })).toBe(2);
-    expect(m.valueOr0(`${M}target_errors_total`, { backend: UP })).toBe(0);
+    expect(m.value(`${M}target_errors_total`, { backend: UP }) ?? 0).toBe(0);
     expect(m.value(`${M}request_bytes_total`, { backend: UP })).toBe(2000);
     expect(m.value(`${M}response_bytes_total`, { backend: UP })).toBe(bodyBytes);
 
@@ -112,7 +112,7 @@ describe("--metrics", () => {
     }
     // Failed before any head: counted in the duration, not the head histogram.
     expect(m.value(`${M}request_duration_seconds_count`, { backend: DOWN })).toBe(2);
-    expect(m.valueOr0(`${M}response_head_seconds_count`, { backend: DOWN })).toBe(0);
+    expect(m.value(`${M}response_head_seconds_count`, { backend: DOWN }) ?? 0).toBe(0);
   });
 
   it("shows the streams in flight and the tunnels up per backend", async () => {
