@@ -1,6 +1,8 @@
-// The agent's log, through pino: a sentence a line (text) or a JSON object a line (json) with time,
-// level, backend, tunnel and request ids. Known secrets are scrubbed from every line before it is written.
-import { pino, type Logger } from "pino";
+// The agent's log: a sentence a line (text), or through pino a JSON object a line (json) with time,
+// level, backend, tunnel and request ids. Known secrets are scrubbed from every line before it is
+// written. pino loads only for JSON: a package loaded at start-up slows the agent's transfers
+// (test/agent/startup-imports.test.ts).
+import type { Logger } from "pino";
 import type { LogFormat, LogLevel } from "../config.ts";
 import type { Exchange, ObserverSink } from "./observer.ts";
 
@@ -30,11 +32,16 @@ export interface AgentLogger {
 /** Header values that are credentials, whatever the line: scrubbed with the known secrets. */
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
 
+/** Levels from the most to the least verbose, with "silent" above them all. */
+const LEVELS: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error: 50, silent: 100 };
+
 /**
  * A logger writing to `write` (default: stdout). Text lines are the sentence alone, as the agent
  * always printed them; JSON lines are pino's, with an ISO time and the level's name.
  */
-export function createLogger(opts: { format?: LogFormat; level?: LogLevel; write?: (line: string) => void } = {}): AgentLogger {
+export async function createLogger(
+  opts: { format?: LogFormat; level?: LogLevel; write?: (line: string) => void } = {},
+): Promise<AgentLogger> {
   const secrets = new Set<string>();
   const write = opts.write ?? ((line: string) => void process.stdout.write(line));
   const scrub = (text: string): string => {
@@ -42,30 +49,36 @@ export function createLogger(opts: { format?: LogFormat; level?: LogLevel; write
     for (const s of secrets) if (out.includes(s)) out = out.split(s).join("[redacted]");
     return out;
   };
+  const threshold = LEVELS[opts.level ?? "info"];
+  const enabled = (level: Level) => LEVELS[level] >= threshold;
+  const addSecret = (secret: string) => {
+    if (secret.length >= 4) secrets.add(secret);
+  };
+  if (opts.format !== "json") {
+    return {
+      log(line, fields) {
+        if (enabled(fields?.level ?? "info")) write(`${scrub(line)}\n`);
+      },
+      enabled,
+      addSecret,
+    };
+  }
   // A plain object destination: pino formats in this thread and hands each line over (no
   // worker-thread transport, so the bundled agent needs nothing beside its one file).
-  const json = opts.format === "json";
-  const destination = {
-    write: json
-      ? (line: string) => write(line)
-      : (line: string) => {
-          const msg = (JSON.parse(line) as { msg?: string }).msg;
-          if (msg !== undefined) write(`${msg}\n`);
-        },
-  };
+  const { pino } = await import("pino");
   const logger: Logger = pino(
     {
       level: opts.level ?? "info",
       base: undefined,
-      timestamp: json ? pino.stdTimeFunctions.isoTime : false,
+      timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination,
+    { write: (line: string) => write(line) },
   );
   return {
     log(line, fields) {
       const level = fields?.level ?? "info";
-      if (!logger.isLevelEnabled(level)) return;
+      if (!enabled(level)) return;
       if (!fields) return logger[level](scrub(line));
       const clean: Record<string, unknown> = {};
       for (const [key, value] of Object.entries(fields)) {
@@ -73,10 +86,8 @@ export function createLogger(opts: { format?: LogFormat; level?: LogLevel; write
       }
       logger[level](clean, scrub(line));
     },
-    enabled: (level) => logger.isLevelEnabled(level),
-    addSecret(secret) {
-      if (secret.length >= 4) secrets.add(secret);
-    },
+    enabled,
+    addSecret,
   };
 }
 

@@ -5,7 +5,6 @@ import type { AgentConfig, ListenAddress } from "../config.ts";
 import { serveLocal } from "./listen.ts";
 import { createLogger, requestLog, type Log } from "./log.ts";
 import { Inspector } from "./inspector.ts";
-import { AgentMetrics } from "./metrics.ts";
 import { DEFAULT_INSPECT_CAPACITY } from "../options.ts";
 import { Observer, type ObserverSink } from "./observer.ts";
 
@@ -21,7 +20,7 @@ export interface Observers {
 
 /** The logger and the observers `config` turns on; listeners are up when it resolves. */
 export async function startObservers(config: AgentConfig): Promise<Observers> {
-  const logger = createLogger({ format: config.logFormat, level: config.logLevel });
+  const logger = await createLogger({ format: config.logFormat, level: config.logLevel });
   logger.addSecret(config.token);
   const sinks: ObserverSink[] = [];
   const closers: Array<() => Promise<void>> = [];
@@ -36,6 +35,8 @@ export async function startObservers(config: AgentConfig): Promise<Observers> {
       throw err;
     });
   if (config.metrics) {
+    // Loaded when asked for: prom-client at start-up would slow every agent's transfers.
+    const { AgentMetrics } = await import("./metrics.ts");
     const metrics = new AgentMetrics(config.backends);
     const server = await listen(config.metrics, "metrics", (req, res) => metrics.handle(req, res));
     sinks.push(metrics);
