@@ -6,7 +6,21 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { Ajv, type ErrorObject } from "ajv";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Pair, type YAMLMap } from "yaml";
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  parse as parseYaml,
+  visit,
+  YAMLParseError,
+  type Document,
+  type Pair,
+  type YAMLMap,
+} from "yaml";
+import { PolicyError, validatePolicies, type Policy } from "../src/access/policy.ts";
 import { isValidBackendName, parseDuration, readTokenClaims, tokenBackends } from "../src/auth.ts";
 import type { PluginRef } from "./bridge/load.ts";
 import type { HboneSettings } from "./hbone/pool.ts";
@@ -117,6 +131,7 @@ export interface RawAgentOptions {
   "hbone-tls12"?: boolean;
   "bridge-plugin"?: string;
   "bridge-idle"?: string;
+  policy?: string;
   config?: string;
   watch?: boolean;
 }
@@ -348,6 +363,8 @@ function buildRule(src: Source, configDir: string | undefined, readFile: (path: 
     headers: parseHeaders(src.one("headers")),
   };
   if (connectTimeout) rule.connectTimeoutMs = parseConnectTimeout(connectTimeout);
+  const access = parseAccess(src.one("access"), src.one("policy"), configDir, readFile);
+  if (access?.length) rule.access = access;
   const pathSetting = src.one("path");
   if (pathSetting) {
     const normal = normalizePathPrefix(pathSetting.text);
@@ -826,6 +843,48 @@ function parseHeaders(setting: Setting | undefined): HeaderRewrite {
     }
   }
   return rewrite;
+}
+
+/**
+ * A rule's visitor access policies: the `access` list in the file, or the list in a --policy
+ * file (a bare list, or a mapping with `access`). Errors name the key path inside the list.
+ */
+function parseAccess(
+  inline: Setting | undefined,
+  file: Setting | undefined,
+  configDir: string | undefined,
+  readFile: (path: string) => string,
+): Policy[] | undefined {
+  if (inline && file) problem(file, `cannot be combined with ${nameOf(inline)}: give the policies one way`);
+  if (inline) {
+    try {
+      return validatePolicies(inline.value);
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      const at = inline.source.kind === "file" ? `${placeText(inline.source)}: ` : "";
+      throw new ConfigError(`${at}${nameOf(inline)}${err.path} ${err.problem}.`, { field: "access", ...fileOf(inline) });
+    }
+  }
+  if (!file) return undefined;
+  const path = resolveFromFile(file, configDir);
+  let value: unknown;
+  try {
+    value = parseYaml(readFile(path));
+  } catch (error) {
+    const why =
+      error instanceof YAMLParseError
+        ? `is not YAML: ${error.message.split("\n")[0]}`
+        : `names a file that cannot be read (${describeError(error)})`;
+    problem(file, path === file.text ? why : `${why} at ${path}`, path);
+  }
+  const list =
+    value && typeof value === "object" && !Array.isArray(value) && "access" in value ? (value as { access: unknown }).access : value;
+  try {
+    return validatePolicies(list);
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    throw new ConfigError(`${path}: access${err.path} ${err.problem}.`, { field: "policy", file: path });
+  }
 }
 
 /** One rule of the file: its position and its settings by flag name (or file key). */

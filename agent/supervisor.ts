@@ -6,6 +6,7 @@ import { basename, dirname } from "node:path";
 import type { AgentConfig } from "./config.ts";
 import { backoffDelay, DEFAULT_BACKOFF, FAST_CAP_MS, FAST_PHASE_MS, type BackoffOptions } from "./backoff.ts";
 import { IngressTable, type Target } from "./target.ts";
+import { accessScopes } from "./ingress.ts";
 import { RelayRefusal } from "./relay-refusal.ts";
 import { AgentTunnel, type TunnelSettings } from "./tunnel.ts";
 
@@ -244,13 +245,15 @@ export class Fleet {
 
   private settings(backend: string): BackendSettings {
     const { relayUrl, token, heartbeatMs, requireAccess, connections, gracePeriodMs } = this.config;
-    return { relayUrl, token, heartbeatMs, requireAccess, connections, gracePeriodMs, backend };
+    const access = accessScopes(this.config.rules, backend);
+    return { relayUrl, token, heartbeatMs, requireAccess, connections, gracePeriodMs, backend, ...(access ? { access } : {}) };
   }
 
   private identity(backend: string): string {
     const target = this.opts.target ?? this.table.forBackend(backend);
     const { relayUrl, token, heartbeatMs, requireAccess, connections } = this.config;
-    return JSON.stringify([relayUrl.href, token, heartbeatMs, requireAccess, connections, [...target.caps].sort()]);
+    const access = accessScopes(this.config.rules, backend);
+    return JSON.stringify([relayUrl.href, token, heartbeatMs, requireAccess, connections, [...target.caps].sort(), access]);
   }
 
   private start(backend: string, onUp?: () => void): BackendRun {

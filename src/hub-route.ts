@@ -20,6 +20,8 @@ export interface HubRoute {
   authority?: string;
   /** The Worker verified an access token for this backend (X-Relay-Access-Token). */
   access?: true;
+  /** The client address the edge reported (CF-Connecting-IP), for `ip` and `rateLimit` policies. */
+  client?: string;
   /** connect: the verified agent token's issue time (unix seconds) and id. */
   token?: { iat: number; id?: string };
   /** revoke: a token id, or every token issued before `before` (unix seconds). */

@@ -141,6 +141,7 @@ async function forward(request: Request, env: Env, backend: string, path: string
     headers.set("x-forwarded-for", !prior ? clientIp : last === clientIp ? prior : `${prior}, ${clientIp}`);
   }
   const target: HubRoute = { backend, path, scheme, authority: host };
+  if (clientIp) target.client = clientIp;
   const access = headers.get(ACCESS_HEADER);
   if (access && env.RELAY_SECRET) {
     const verdict = await verifyToken(signingSecrets(env), access);

@@ -9,7 +9,9 @@ import { BackendRevocations, revokes, tokenRevoked } from "../revocations.ts";
 import { limitsOf, tooManyTunnels } from "./limits.ts";
 import { CLIENT_TAG, bindClient, clientsOf, type ClientAttachment } from "./public-websockets.ts";
 import type { MessageTurn } from "./response.ts";
-import { TUNNEL_TAG, Tunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
+import { TUNNEL_TAG, Tunnel, accessKey, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
+import type { AccessGate } from "../access/compose.ts";
+import { AccessTables } from "./access-gate.ts";
 
 /** Seconds without a heartbeat after which a tunnel is dropped: three missed 15 s pings. */
 const DEFAULT_HEARTBEAT_DEADLINE_SECONDS = 45;
@@ -28,12 +30,26 @@ export class TunnelRegistry {
   /** When the earliest live tunnel's heartbeat falls due: no tunnel can be overdue before. */
   private heartbeatDue = 0;
   private readonly revocations: BackendRevocations;
+  /** Compiled access tables, shared by the tunnels that sent the same policies. */
+  private readonly tables = new AccessTables();
 
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly env: Env,
   ) {
     this.revocations = new BackendRevocations(ctx.storage);
+  }
+
+  /**
+   * The access table a tunnel's requests must pass: its hello's policies (read back from
+   * storage after a hibernation; lost ones refuse everything), the access-token check of
+   * --require-access-token, or none.
+   */
+  async accessOf(tunnel: Tunnel): Promise<AccessGate | undefined> {
+    if (tunnel.access || !(tunnel.meta.access || tunnel.meta.hello?.requireAccess)) return tunnel.access;
+    const json = tunnel.meta.access ? ((await this.ctx.storage.get<string>(accessKey(tunnel.meta.tunnelId))) ?? null) : undefined;
+    tunnel.access = this.tables.of(json, tunnel.meta.hello?.requireAccess);
+    return tunnel.access;
   }
 
   /** Tunnels with a session in memory: none right after hibernation, until each is used. */
@@ -67,7 +83,16 @@ export class TunnelRegistry {
   }
 
   private makeTunnel(ws: WebSocket, meta: TunnelAttachment): Tunnel {
-    const tunnel = new Tunnel(ws, meta, (t, error) => this.close(t.ws, error.closeCode, error.message));
+    const tunnel = new Tunnel(
+      ws,
+      meta,
+      (t, error) => this.close(t.ws, error.closeCode, error.message),
+      (t, scopes) => {
+        const json = JSON.stringify(scopes);
+        t.access = this.tables.of(json, t.meta.hello?.requireAccess);
+        void this.ctx.storage.put(accessKey(t.meta.tunnelId), json);
+      },
+    );
     if (meta.hello) {
       // Rebuilt after hibernation: public WebSockets it carried are idle streams with full windows.
       for (const client of this.ctx.getWebSockets(clientsOf(meta.tunnelId))) {
@@ -197,7 +222,9 @@ export class TunnelRegistry {
   close(ws: WebSocket, code: number, reason: string): void {
     // tunnelFor, not tunnels.get: after hibernation the session must be rebuilt so that the
     // public WebSockets it carried are closed too.
-    if (ws.deserializeAttachment()) this.tunnelFor(ws).session.destroy(reason || "the tunnel closed");
+    const meta = ws.deserializeAttachment() as TunnelAttachment | null;
+    if (meta) this.tunnelFor(ws).session.destroy(reason || "the tunnel closed");
+    if (meta?.access) void this.ctx.storage.delete(accessKey(meta.tunnelId));
     this.tunnels.delete(ws);
     this.live = undefined;
     try {
