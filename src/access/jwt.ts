@@ -21,14 +21,14 @@ export function cookieValue(header: string | null, name: string): string | undef
   return undefined;
 }
 
-/** The key-set failures that mean the keys could not be had, not that the token is bad. */
+/**
+ * Failures that mean the keys could not be had (the fetch failed, timed out, or answered
+ * something other than a key set), not that the token is bad: jose reports every token problem
+ * as a JOSEError subclass with its own code.
+ */
 function keysUnavailable(err: unknown): boolean {
-  return (
-    err instanceof errors.JWKSTimeout ||
-    err instanceof errors.JWKSInvalid ||
-    err instanceof TypeError ||
-    (err instanceof errors.JOSEError && err.code === "ERR_JOSE_GENERIC")
-  );
+  if (!(err instanceof errors.JOSEError)) return true;
+  return err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || err.code === "ERR_JOSE_GENERIC";
 }
 
 export class JwtRule {
@@ -38,7 +38,7 @@ export class JwtRule {
 
   constructor(private readonly policy: JwtPolicy["jwt"]) {
     this.keys = policy.jwksUrl
-      ? createRemoteJWKSet(new URL(policy.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 })
+      ? createRemoteJWKSet(new URL(policy.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 5000, cacheMaxAge: 10 * 60_000 })
       : createLocalJWKSet({ keys: policy.keys as never });
   }
 
