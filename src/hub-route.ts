@@ -18,6 +18,8 @@ export interface HubRoute {
   /** The public request's scheme and host: the head's :scheme and :authority, and X-Forwarded-Proto/-Host. */
   scheme?: string;
   authority?: string;
+  /** The public path prefix the route took off (`/r/<name>` for path routing), for links the relay makes. */
+  base?: string;
   /** The Worker verified an access token for this backend (X-Relay-Access-Token). */
   access?: true;
   /** The client address the edge reported (CF-Connecting-IP), for `ip` and `rateLimit` policies. */

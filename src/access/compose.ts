@@ -4,6 +4,7 @@ import { RelayError } from "../errors.ts";
 import { BasicAuth } from "./basic-auth.ts";
 import { IpRule } from "./ip-rule.ts";
 import { JwtRule } from "./jwt.ts";
+import { OidcLogin } from "./oidc.ts";
 import { bypassed, scopesFor } from "./path.ts";
 import type { AccessScope, Policy } from "./policy.ts";
 import { RateLimit } from "./rate-limit.ts";
@@ -33,12 +34,16 @@ class AnyOf implements Check {
 
   /** The first alternative that admits; else the most telling refusal, with every challenge. */
   async check(visitor: Visitor): Promise<Outcome> {
-    const refusals = [];
+    const refusals: Array<{ refused: RelayError; headers?: Record<string, string> }> = [];
+    let answer: Outcome | undefined;
     for (const alt of this.alternatives) {
       const outcome = await alt.check(visitor);
       if (!isRefusal(outcome)) return outcome;
-      refusals.push(outcome);
+      if (outcome.refused) refusals.push(outcome);
+      else answer ??= outcome;
     }
+    // A browser sent to an oidc login is the answer when no alternative took the request.
+    if (answer && refusals.every((r) => r.refused.code === "auth_required")) return answer;
     const telling = refusals.find((r) => r.refused.code !== "auth_required") ?? refusals[0];
     const challenges = refusals.map((r) => r.headers?.["www-authenticate"]).filter((c): c is string => !!c);
     return { ...telling, headers: { ...telling.headers, ...(challenges.length ? { "www-authenticate": challenges.join(", ") } : {}) } };
@@ -55,6 +60,7 @@ function compile(policy: Policy): Check | undefined {
   if ("rateLimit" in policy) return new RateLimit(policy.rateLimit);
   if ("accessToken" in policy) return new AccessTokenCheck();
   if ("anyOf" in policy) return new AnyOf(policy.anyOf.map((p) => compile(p)!));
+  if ("oidc" in policy) return new OidcLogin(policy.oidc);
   return undefined;
 }
 

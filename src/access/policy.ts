@@ -26,6 +26,23 @@ export interface JwtPolicy {
     userClaim?: string;
   };
 }
+export interface OidcPolicy {
+  oidc: {
+    /** The provider's issuer URL; its /.well-known/openid-configuration is read by the relay. */
+    issuer: string;
+    clientId: string;
+    /** Absent: a public client (PKCE only). */
+    clientSecret?: string;
+    /** Scopes asked for besides openid (default email, profile). */
+    scopes?: string[];
+    /** Claims rules: any one that matches admits (none given: every account of the provider). */
+    allowedEmails?: string[];
+    allowedDomains?: string[];
+    allowedGroups?: string[];
+    /** Seconds a login lasts (default 8 h). */
+    sessionSeconds?: number;
+  };
+}
 export interface IpPolicy {
   ip: { allow?: string[]; deny?: string[] };
 }
@@ -41,9 +58,9 @@ export interface AnyOfPolicy {
 export interface BypassPolicy {
   bypass: string[];
 }
-export type Policy = BasicAuthPolicy | JwtPolicy | IpPolicy | RateLimitPolicy | AccessTokenPolicy | AnyOfPolicy | BypassPolicy;
+export type Policy = BasicAuthPolicy | JwtPolicy | OidcPolicy | IpPolicy | RateLimitPolicy | AccessTokenPolicy | AnyOfPolicy | BypassPolicy;
 
-export const POLICY_KINDS = ["basicAuth", "jwt", "ip", "rateLimit", "accessToken", "anyOf", "bypass"] as const;
+export const POLICY_KINDS = ["basicAuth", "jwt", "oidc", "ip", "rateLimit", "accessToken", "anyOf", "bypass"] as const;
 export type PolicyKind = (typeof POLICY_KINDS)[number];
 
 /**
@@ -193,6 +210,29 @@ function validatePolicy(p: unknown, path: string): Policy {
         fail(`${at}.clockSkew`, "must be a whole number of seconds from 0 to 600");
       if (body.userClaim !== undefined) str(body.userClaim, `${at}.userClaim`, 100);
       return { jwt: { ...(body as JwtPolicy["jwt"]), audience, ...(issuer ? { issuer } : {}), ...(algorithms ? { algorithms } : {}) } };
+    }
+    case "oidc": {
+      if (!isObj(body)) fail(at, "must be a mapping with issuer and clientId");
+      keysOnly(body, at, [
+        "issuer",
+        "clientId",
+        "clientSecret",
+        "scopes",
+        "allowedEmails",
+        "allowedDomains",
+        "allowedGroups",
+        "sessionSeconds",
+      ]);
+      const issuer = str(body.issuer, `${at}.issuer`);
+      if (!/^https?:$/.test(urlProtocol(issuer))) fail(`${at}.issuer`, "must be the provider's http(s) issuer URL");
+      str(body.clientId, `${at}.clientId`, 256);
+      if (body.clientSecret !== undefined) str(body.clientSecret, `${at}.clientSecret`, 1024);
+      const lists: Record<string, string[] | undefined> = {};
+      for (const key of ["scopes", "allowedEmails", "allowedDomains", "allowedGroups"]) lists[key] = strList(body[key], `${at}.${key}`);
+      const seconds = body.sessionSeconds;
+      if (seconds !== undefined && !(Number.isInteger(seconds) && (seconds as number) >= 60 && (seconds as number) <= 30 * 86_400))
+        fail(`${at}.sessionSeconds`, "must be a whole number of seconds from 60 to 2592000 (30 days)");
+      return { oidc: { ...(body as OidcPolicy["oidc"]), ...Object.fromEntries(Object.entries(lists).filter(([, v]) => v)) } };
     }
     case "ip": {
       if (!isObj(body)) fail(at, "must be a mapping with allow and/or deny");

@@ -3,7 +3,7 @@
 // own policies admitted it, so agents of one backend cannot widen each other's access.
 import { type AccessGate, AccessTable } from "../access/compose.ts";
 import type { AccessScope } from "../access/policy.ts";
-import { type Outcome, type Visitor, isRefusal } from "../access/verdict.ts";
+import { type Outcome, type Visitor, isRefusal, refusalResponse } from "../access/verdict.ts";
 import { RelayError } from "../errors.ts";
 import type { HubRoute } from "../hub-route.ts";
 import type { HeaderList } from "../protocol/frame.ts";
@@ -58,6 +58,7 @@ export class Admission {
     request: Request,
     route: HubRoute,
     private readonly registry: TunnelRegistry,
+    secret: string,
   ) {
     this.visitor = {
       path: route.path ?? "/",
@@ -65,6 +66,11 @@ export class Admission {
       clientIp: route.client,
       accessToken: !!route.access,
       backend: route.backend,
+      method: request.method,
+      scheme: route.scheme ?? "https",
+      authority: route.authority ?? "",
+      base: route.base ?? "",
+      secret,
     };
   }
 
@@ -91,7 +97,7 @@ export class Admission {
   /** The answer when no tunnel admitted the request. */
   refused(): Response | undefined {
     const r = this.refusal;
-    return r && isRefusal(r) ? r.refused.toResponse(r.headers) : undefined;
+    return r && isRefusal(r) ? refusalResponse(r) : undefined;
   }
 }
 

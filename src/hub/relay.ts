@@ -52,7 +52,7 @@ export async function relayRequest(request: Request, route: HubRoute, hub: Relay
   // for a backend whose agent is away costs each one a lookup and nothing it could wait on.
   if (tunnels.length === 0) return noAgent(backend);
   // Access policies: only the tunnels whose own policies admit the request may carry it.
-  const admission = new Admission(request, route, hub.tunnels);
+  const admission = new Admission(request, route, hub.tunnels, hub.env.RELAY_SECRET);
   const admitted = await admission.admitted(tunnels);
   if (admitted.length === 0) return admission.refused() ?? noAgent(backend);
   const { head, upgrade, flow, idempotencyKey, contentLength } = requestHead(request, route);

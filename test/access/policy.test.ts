@@ -24,6 +24,15 @@ describe("validatePolicies", () => {
       { accessToken: {} },
       { anyOf: [{ accessToken: {} }, { basicAuth: { users: [{ name: "bob", passwordHash: HASH }] } }] },
       { bypass: ["/healthz", "/webhooks/"] },
+      {
+        oidc: {
+          issuer: "https://accounts.example",
+          clientId: "edge",
+          clientSecret: "s",
+          allowedDomains: ["example.com"],
+          sessionSeconds: 3600,
+        },
+      },
     ];
     expect(validatePolicies(list)).toHaveLength(list.length);
   });
@@ -48,6 +57,8 @@ describe("validatePolicies", () => {
     [[{ bypass: ["/healthz/../admin"] }], "[0].bypass[0]", /plain path/],
     [[{ ip: { allow: ["1.2.3.4"] }, rateLimit: { requests: 1, perSeconds: 1 } }], "[0]", /one key/],
     ["basicAuth", "access", /list/],
+    [[{ oidc: { issuer: "accounts.example", clientId: "edge" } }], "[0].oidc.issuer", /http/],
+    [[{ oidc: { issuer: "https://accounts.example", clientId: "edge", sessionSeconds: 5 } }], "[0].oidc.sessionSeconds", /60 to/],
   ])("refuses %j at %s", (value, path, problem) => {
     let caught: unknown;
     try {

@@ -1,0 +1,185 @@
+// The `oidc` access policy with a real OpenID provider (oidc-provider on loopback, its own login
+// and consent pages) and headless Chromium: redirect, provider login form, callback on the
+// backend's own host, session cookie, backend reached, a WebSocket opened from the page,
+// logout and back to the login form; claims rules; non-browser clients get 401.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Provider from "oidc-provider";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mintToken } from "../../src/auth.ts";
+import { startAgent, type AgentProcess } from "../helpers/agent.ts";
+import { chromiumTool, launchChromium, screenshotPath, type Chromium } from "../helpers/browser.ts";
+import { rawRequest } from "../helpers/client.ts";
+import { startRelay, type RelayHandle } from "../helpers/relay.ts";
+import { startWsBackend, type WsBackend } from "../helpers/ws-backend.ts";
+
+const chromium = chromiumTool();
+let relay: RelayHandle;
+let op: http.Server;
+let issuer = "";
+let pages: http.Server;
+let wsBackend: WsBackend;
+let agent: AgentProcess;
+let browser: Chromium;
+const dir = mkdtempSync(join(tmpdir(), "edge-relay-oidc-"));
+const host = (backend: string) => `http://${backend}.localhost:${relay.port}`;
+/** A request from Node (which does not resolve *.localhost) to a backend's own host. */
+const nodeGet = (backend: string, path: string, headers: Array<[string, string]> = []) =>
+  rawRequest(relay.url, { path, headers: [["host", `${backend}.localhost:${relay.port}`], ...headers] });
+
+/** The backend's page: who the relay says came, and a WebSocket echo opened from the page. */
+const PAGE = (user: string) => `<!doctype html><title>dashboard</title>
+<h1 id="who">Hello ${user}</h1><p id="ws">connecting</p>
+<script>
+  const ws = new WebSocket(location.origin.replace("http", "ws") + "/ws/echo");
+  ws.onopen = () => ws.send("ping from the page");
+  ws.onmessage = (e) => { document.getElementById("ws").textContent = "echo: " + e.data; };
+  ws.onerror = () => { document.getElementById("ws").textContent = "websocket failed"; };
+</script>`;
+
+beforeAll(async () => {
+  if (!chromium.path) return;
+  relay = await startRelay({ snapshot: true });
+  op = http.createServer();
+  await new Promise<void>((resolve) => op.listen(0, "127.0.0.1", resolve));
+  issuer = `http://127.0.0.1:${(op.address() as AddressInfo).port}`;
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: "edge",
+        client_secret: "edge-client-secret",
+        redirect_uris: [`${host("acc-oidc")}/_relay/oidc/callback`, `${host("acc-oidc-admins")}/_relay/oidc/callback`],
+        response_types: ["code"],
+        grant_types: ["authorization_code"],
+      },
+    ],
+    async findAccount(_ctx: unknown, id: string) {
+      return {
+        accountId: id,
+        async claims() {
+          return { sub: id, email: `${id}@example.com`, email_verified: true, groups: id === "boss" ? ["admins"] : ["staff"] };
+        },
+      };
+    },
+    claims: { openid: ["sub"], email: ["email", "email_verified"], groups: ["groups"] },
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    features: { devInteractions: { enabled: true } },
+    cookies: { keys: ["test-cookie-key"] },
+  });
+  op.on("request", provider.callback());
+  pages = http.createServer((req, res) => {
+    res.setHeader("content-type", "text/html; charset=utf-8");
+    res.end(PAGE(String(req.headers["x-relay-user"] ?? "nobody")));
+  });
+  await new Promise<void>((resolve) => pages.listen(0, "127.0.0.1", resolve));
+  const pagesUrl = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
+  wsBackend = await startWsBackend();
+  const oidc = `{ issuer: "${issuer}", clientId: edge, clientSecret: edge-client-secret }`;
+  const file = join(dir, "oidc.yaml");
+  writeFileSync(
+    file,
+    `relay: ${relay.url}
+ingress:
+  - backend: acc-oidc
+    path: /ws
+    stripPrefix: true
+    service: ${wsBackend.url}
+    access: [ { oidc: ${oidc} } ]
+  - backend: acc-oidc
+    service: ${pagesUrl}
+    access: [ { oidc: ${oidc} } ]
+  - backend: acc-oidc-admins
+    service: ${pagesUrl}
+    access:
+      - oidc: { issuer: "${issuer}", clientId: edge, clientSecret: edge-client-secret, scopes: [email, groups], allowedGroups: [admins] }
+`,
+  );
+  agent = await startAgent(["agent", "--config", file, "--connections", "1"], {
+    env: { EDGE_RELAY_TOKEN: await mintToken(relay.secret, ["acc-oidc", "acc-oidc-admins"]) },
+  });
+  await Promise.all(["acc-oidc", "acc-oidc-admins"].map((b) => agent.waitForLine(new RegExp(`up: .* backend=${b} tunnels=1/1$`), 60_000)));
+  browser = await launchChromium(chromium.path!);
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await agent?.stop();
+  await wsBackend?.stop();
+  await new Promise((resolve) => pages?.close(resolve));
+  op?.closeAllConnections();
+  await new Promise((resolve) => op?.close(resolve));
+  await relay?.stop();
+});
+
+describe.skipIf(!chromium.path)(`oidc login${chromium.skip ? ` (${chromium.skip})` : ""}`, () => {
+  it("logs a browser in through the provider, reaches the backend and its WebSocket, logs out and is asked again", async () => {
+    const { context, page } = await browser.page();
+    await page.goto(`${host("acc-oidc")}/reports?month=5`);
+    expect(page.url()).toContain(`${issuer}/interaction/`);
+    await page.fill('input[name="login"]', "ann");
+    await page.fill('input[name="password"]', "anything");
+    await page.click("button[type=submit]");
+    await page.waitForURL((u) => u.href.startsWith(host("acc-oidc")) || u.href.includes("/interaction/"), { timeout: 20_000 });
+    if (page.url().includes("/interaction/")) await page.click("button[type=submit]");
+    await page.waitForURL(`${host("acc-oidc")}/reports?month=5`, { timeout: 20_000 });
+    expect(await page.textContent("#who")).toBe("Hello ann");
+    await page.waitForFunction(() => document.getElementById("ws")?.textContent?.startsWith("echo:"), undefined, { timeout: 20_000 });
+    expect(await page.textContent("#ws")).toBe("echo: ping from the page");
+    await page.screenshot({ path: await screenshotPath("oidc-logged-in") });
+
+    const cookies = await context.cookies(host("acc-oidc"));
+    const session = cookies.find((c) => c.name === "__edge_relay_session");
+    expect(session).toMatchObject({ httpOnly: true, sameSite: "Lax", secure: false, path: "/" });
+
+    // The session is the browser's: the same cookie works for a script, a tampered one does not.
+    const withCookie = await nodeGet("acc-oidc", "/", [["cookie", `__edge_relay_session=${session!.value}`]]);
+    expect(withCookie.status).toBe(200);
+    expect(withCookie.body.toString()).toContain("Hello ann");
+    const tampered = `${session!.value.slice(0, 10)}${session!.value[10] === "A" ? "B" : "A"}${session!.value.slice(11)}`;
+    expect((await nodeGet("acc-oidc", "/", [["cookie", `__edge_relay_session=${tampered}`]])).status).toBe(401);
+
+    await page.goto(`${host("acc-oidc")}/_relay/oidc/logout`);
+    expect(await page.textContent("body")).toContain("You are signed out");
+    expect((await context.cookies(host("acc-oidc"))).some((c) => c.name === "__edge_relay_session")).toBe(false);
+    await page.goto(`${host("acc-oidc")}/`);
+    expect(page.url()).toContain(`${issuer}/interaction/`);
+    expect(await page.locator('input[name="login"]').count()).toBe(1);
+    await context.close();
+  });
+
+  it("answers a non-browser client 401 auth_required instead of a redirect", async () => {
+    const res = await nodeGet("acc-oidc", "/reports", [["accept", "application/json"]]);
+    expect(res.status).toBe(401);
+    expect(JSON.parse(res.body.toString()).error).toBe("auth_required");
+    const browser = await nodeGet("acc-oidc", "/reports", [["accept", "text/html"]]);
+    expect(browser.status).toBe(302);
+  });
+
+  it("refuses a callback it did not start", async () => {
+    const res = await nodeGet("acc-oidc", "/_relay/oidc/callback?code=x&state=y");
+    expect(res.status).toBe(401);
+    expect(JSON.parse(res.body.toString()).error).toBe("auth_invalid");
+  });
+
+  it("admits only accounts its claims rules allow", async () => {
+    const login = async (user: string) => {
+      const { context, page } = await browser.page();
+      await page.goto(`${host("acc-oidc-admins")}/`);
+      await page.fill('input[name="login"]', user);
+      await page.fill('input[name="password"]', "anything");
+      await page.click("button[type=submit]");
+      await page.waitForURL((u) => u.href.startsWith(host("acc-oidc-admins")) || u.href.includes("/interaction/"), { timeout: 20_000 });
+      if (page.url().includes("/interaction/")) await page.click("button[type=submit]");
+      await page.waitForURL((u) => u.href.startsWith(host("acc-oidc-admins")), { timeout: 20_000 });
+      const text = (await page.textContent("body")) ?? "";
+      await context.close();
+      return text;
+    };
+    expect(await login("ann")).toContain('"error":"auth_invalid"');
+    expect(await login("boss")).toContain("Hello boss");
+  });
+});
