@@ -98,7 +98,8 @@ export async function startBenchRelay(
   ];
   const capnp = `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
-  services = [ (name = "main", worker = .relay) ],
+  # The relay's own fetches (a jwt policy's JWKS in the auth row) go to loopback servers.
+  services = [ (name = "main", worker = .relay), (name = "loopback-net", network = (allow = ["public", "private", "local"])) ],
   sockets = [ (name = "http", address = "127.0.0.1:${opts.port ?? 0}", http = (), service = "main") ],
 );
 const relay :Workerd.Worker = (
@@ -110,6 +111,7 @@ const relay :Workerd.Worker = (
     .map((b) => `(className = ${q(b.class_name)}, uniqueKey = ${q(`edge-relay-${b.class_name}`)}, enableSql = ${sqlite.has(b.class_name)})`)
     .join(", ")} ],
   durableObjectStorage = (inMemory = void),
+  globalOutbound = "loopback-net",
 );
 `;
   writeFileSync(join(dir, "config.capnp"), capnp);

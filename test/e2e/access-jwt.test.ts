@@ -3,15 +3,12 @@
 // keys, a named header and a cookie; every forged, stale or misaddressed token refused, and an
 // unreachable key set failing closed.
 import { createHmac } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type JWK, SignJWT, exportJWK, exportSPKI, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintToken } from "../../src/auth.ts";
-import { startAgent, type AgentProcess } from "../helpers/agent.ts";
+import { startConfigAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startBackend, type Backend } from "../helpers/backend.ts";
 import { closedPort } from "../helpers/bridge.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
@@ -31,7 +28,6 @@ let main: Key;
 let rotated: Key;
 let stranger: Key;
 let inline: Key;
-const dir = mkdtempSync(join(tmpdir(), "edge-relay-jwt-"));
 
 async function sign(
   key: Key,
@@ -72,9 +68,9 @@ beforeAll(async () => {
   relay = await startRelay({ snapshot: true });
   backend = await startBackend();
   const inlineKey = JSON.stringify({ ...(await exportJWK(inline.publicKey)), kid: "inline" });
-  const file = join(dir, "jwt.yaml");
-  writeFileSync(
-    file,
+  const backends = ["acc-jwt", "acc-jwt-other", "acc-jwt-down", "acc-jwt-inline", "acc-jwt-cookie"];
+  agent = await startConfigAgent(
+    relay.secret,
     `relay: ${relay.url}
 ingress:
   - backend: acc-jwt
@@ -98,12 +94,8 @@ ingress:
     access:
       - jwt: { keys: [${inlineKey}], audience: acc-jwt, cookie: session }
 `,
+    backends,
   );
-  const backends = ["acc-jwt", "acc-jwt-other", "acc-jwt-down", "acc-jwt-inline", "acc-jwt-cookie"];
-  agent = await startAgent(["agent", "--config", file, "--connections", "1"], {
-    env: { EDGE_RELAY_TOKEN: await mintToken(relay.secret, backends) },
-  });
-  await Promise.all(backends.map((b) => agent.waitForLine(new RegExp(`up: .* backend=${b} tunnels=1/1$`), 60_000)));
 }, 180_000);
 
 afterAll(async () => {

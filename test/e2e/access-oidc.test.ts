@@ -2,15 +2,12 @@
 // and consent pages) and headless Chromium: redirect, provider login form, callback on the
 // backend's own host, session cookie, backend reached, a WebSocket opened from the page,
 // logout and back to the login form; claims rules; non-browser clients get 401.
-import { mkdtempSync, writeFileSync } from "node:fs";
+
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import Provider from "oidc-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintToken } from "../../src/auth.ts";
-import { startAgent, type AgentProcess } from "../helpers/agent.ts";
+import { startConfigAgent, type AgentProcess } from "../helpers/agent.ts";
 import { chromiumTool, launchChromium, screenshotPath, type Chromium } from "../helpers/browser.ts";
 import { rawRequest } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
@@ -24,7 +21,6 @@ let pages: http.Server;
 let wsBackend: WsBackend;
 let agent: AgentProcess;
 let browser: Chromium;
-const dir = mkdtempSync(join(tmpdir(), "edge-relay-oidc-"));
 const host = (backend: string) => `http://${backend}.localhost:${relay.port}`;
 /** A request from Node (which does not resolve *.localhost) to a backend's own host. */
 const nodeGet = (backend: string, path: string, headers: Array<[string, string]> = []) =>
@@ -79,9 +75,8 @@ beforeAll(async () => {
   const pagesUrl = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
   wsBackend = await startWsBackend();
   const oidc = `{ issuer: "${issuer}", clientId: edge, clientSecret: edge-client-secret }`;
-  const file = join(dir, "oidc.yaml");
-  writeFileSync(
-    file,
+  agent = await startConfigAgent(
+    relay.secret,
     `relay: ${relay.url}
 ingress:
   - backend: acc-oidc
@@ -97,11 +92,8 @@ ingress:
     access:
       - oidc: { issuer: "${issuer}", clientId: edge, clientSecret: edge-client-secret, scopes: [email, groups], allowedGroups: [admins] }
 `,
+    ["acc-oidc", "acc-oidc-admins"],
   );
-  agent = await startAgent(["agent", "--config", file, "--connections", "1"], {
-    env: { EDGE_RELAY_TOKEN: await mintToken(relay.secret, ["acc-oidc", "acc-oidc-admins"]) },
-  });
-  await Promise.all(["acc-oidc", "acc-oidc-admins"].map((b) => agent.waitForLine(new RegExp(`up: .* backend=${b} tunnels=1/1$`), 60_000)));
   browser = await launchChromium(chromium.path!);
 }, 180_000);
 

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { mintToken } from "../../src/auth.ts";
-import { BIN, agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
+import { BIN, agentArgs, startAgent, startConfigAgent, type AgentProcess } from "../helpers/agent.ts";
 import { startBackend, type Backend } from "../helpers/backend.ts";
 import { rawRequest } from "../helpers/client.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
@@ -39,16 +39,9 @@ function hashPassword(password: string): Promise<string> {
 
 const basic = (name: string, password: string) => `Basic ${Buffer.from(`${name}:${password}`).toString("base64")}`;
 
-async function agentFor(name: string, yaml: string, backends: string[], connections = 1): Promise<AgentProcess> {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, yaml);
-  const agent = await startAgent(["agent", "--config", file, "--connections", String(connections)], {
-    env: { EDGE_RELAY_TOKEN: await mintToken(relay.secret, backends) },
-  });
+async function agentFor(yaml: string, backends: string[]): Promise<AgentProcess> {
+  const agent = await startConfigAgent(relay.secret, yaml, backends);
   agents.push(agent);
-  await Promise.all(
-    backends.map((b) => agent.waitForLine(new RegExp(`up: .* backend=${b} tunnels=${connections}/${connections}$`), 60_000)),
-  );
   return agent;
 }
 
@@ -68,7 +61,6 @@ beforeAll(async () => {
   wsBackend = await startWsBackend();
   annHash = await hashPassword("correct horse");
   await agentFor(
-    "basic",
     `relay: ${relay.url}
 ingress:
   - backend: acc-basic
@@ -269,7 +261,6 @@ describe("--policy and two agents of one backend", () => {
     );
     agents.push(ipAgent);
     await agentFor(
-      "dual",
       `relay: ${relay.url}\ningress:\n  - backend: acc-dual\n    service: http://127.0.0.1:${locked}\n    access:\n      - basicAuth: { users: [{ name: ann, passwordHash: "${annHash}" }] }\n`,
       ["acc-dual"],
     );
