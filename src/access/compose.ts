@@ -4,8 +4,8 @@ import { RelayError } from "../errors.ts";
 import { BasicAuth } from "./basic-auth.ts";
 import { IpRule } from "./ip-rule.ts";
 import { JwtRule } from "./jwt.ts";
-import { OidcLogin } from "./oidc.ts";
-import { bypassed, scopesFor } from "./path.ts";
+import { OIDC_PREFIX, OidcLogin } from "./oidc.ts";
+import { bypassed, pathOnly, scopesFor } from "./path.ts";
 import type { AccessScope, Policy } from "./policy.ts";
 import { RateLimit } from "./rate-limit.ts";
 import { type Outcome, type Visitor, isRefusal } from "./verdict.ts";
@@ -30,7 +30,7 @@ class AccessTokenCheck implements Check {
 }
 
 class AnyOf implements Check {
-  constructor(private readonly alternatives: Check[]) {}
+  constructor(readonly alternatives: Check[]) {}
 
   /** The first alternative that admits; else the most telling refusal, with every challenge. */
   async check(visitor: Visitor): Promise<Outcome> {
@@ -80,6 +80,8 @@ export interface AccessGate {
 export class AccessTable implements AccessGate {
   private readonly scopes: CompiledScope[];
   private readonly prefixes: Array<string | undefined>;
+  /** Every oidc login of the table, alternatives included: they own the relay's /_relay/oidc/ paths. */
+  private readonly logins: OidcLogin[];
 
   constructor(scopes: AccessScope[]) {
     this.scopes = scopes.map((s) => ({
@@ -88,6 +90,8 @@ export class AccessTable implements AccessGate {
       checks: s.policies.map(compile).filter((c): c is Check => !!c),
     }));
     this.prefixes = this.scopes.map((s) => s.prefix);
+    const all = (checks: Check[]): Check[] => checks.flatMap((c) => (c instanceof AnyOf ? all(c.alternatives) : [c]));
+    this.logins = all(this.scopes.flatMap((s) => s.checks)).filter((c): c is OidcLogin => c instanceof OidcLogin);
   }
 
   /**
@@ -96,6 +100,17 @@ export class AccessTable implements AccessGate {
    * The first user a check names is the one the backend learns.
    */
   async admit(visitor: Visitor): Promise<Outcome> {
+    // The login callback and logout are the relay's, under whichever rule their path falls: a
+    // table with an oidc login never forwards them.
+    if (this.logins.length && pathOnly(visitor.path).startsWith(OIDC_PREFIX)) {
+      for (const login of this.logins) {
+        const answer = await login.relayPath(visitor);
+        if (answer) return answer;
+      }
+      return {
+        refused: new RelayError("auth_invalid", "The login did not complete: it was not started here or took too long.", visitor.backend),
+      };
+    }
     let who: Outcome = {};
     for (const index of scopesFor(this.prefixes, visitor.path)) {
       const scope = this.scopes[index];

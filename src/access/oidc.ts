@@ -9,6 +9,7 @@ import type { OidcPolicy } from "./policy.ts";
 import type { Outcome, Visitor } from "./verdict.ts";
 
 /** Relay paths on the backend's host (under /r/<name> with path routing). */
+export const OIDC_PREFIX = "/_relay/oidc/";
 export const OIDC_CALLBACK = "/_relay/oidc/callback";
 export const OIDC_LOGOUT = "/_relay/oidc/logout";
 const SESSION_COOKIE = "__edge_relay_session";
@@ -53,10 +54,20 @@ export class OidcLogin {
 
   constructor(private readonly policy: OidcPolicy["oidc"]) {}
 
-  async check(v: Visitor): Promise<Outcome> {
+  /**
+   * The answer for the relay's own paths (the callback of a login this policy started, and the
+   * logout), whatever rule of the agent their path falls under; undefined when not this
+   * policy's. src/access/compose.ts asks every oidc policy of a table before any rule's checks.
+   */
+  async relayPath(v: Visitor): Promise<Outcome | undefined> {
     const path = pathOnly(v.path);
-    if (path === OIDC_CALLBACK) return this.callback(v);
     if (path === OIDC_LOGOUT) return { answer: this.logout(v) };
+    if (path !== OIDC_CALLBACK) return undefined;
+    const login = await this.open<Login>(v, cookieValue(v.headers.get("cookie"), LOGIN_COOKIE));
+    return login ? this.callback(v, login) : undefined;
+  }
+
+  async check(v: Visitor): Promise<Outcome> {
     const session = await this.open<Session>(v, cookieValue(v.headers.get("cookie"), SESSION_COOKIE));
     if (session && session.exp > Date.now() / 1000) return { user: session.sub, ...(session.email ? { email: session.email } : {}) };
     const browser =
@@ -97,13 +108,11 @@ export class OidcLogin {
   }
 
   /** The provider's redirect back: checks state, exchanges the code, verifies the ID token, opens a session. */
-  private async callback(v: Visitor): Promise<Outcome> {
+  private async callback(v: Visitor, login: Login): Promise<Outcome> {
     const query = new URL(v.path, "http://x").searchParams;
     const invalid = (why: string) => ({ refused: new RelayError("auth_invalid", `The login did not complete: ${why}.`, v.backend) });
-    const login = await this.open<Login>(v, cookieValue(v.headers.get("cookie"), LOGIN_COOKIE));
     const code = query.get("code");
-    if (!login || login.exp < Date.now() / 1000 || query.get("state") !== login.state)
-      return invalid("it was not started here or took too long");
+    if (login.exp < Date.now() / 1000 || query.get("state") !== login.state) return invalid("it was not started here or took too long");
     if (!code) return invalid(`the provider answered ${(query.get("error") ?? "without a code").slice(0, 60)}`);
     const provider = await this.provider(v);
     if (!("token_endpoint" in provider)) return provider;
@@ -143,10 +152,8 @@ export class OidcLogin {
       ...(typeof claims.email === "string" ? { email: claims.email } : {}),
       exp: Math.floor(Date.now() / 1000) + seconds,
     };
-    const out = new Headers({
-      location: login.to.startsWith("/") && !login.to.startsWith("//") ? login.to : "/",
-      "cache-control": "no-store",
-    });
+    // Back to a path on this host only: `//x` and `/\x` would leave it.
+    const out = new Headers({ location: /^\/(?![/\\])/.test(login.to) ? login.to : `${v.base}/`, "cache-control": "no-store" });
     out.append("set-cookie", this.cookie(v, SESSION_COOKIE, await this.seal(v, session), seconds));
     out.append("set-cookie", this.cookie(v, LOGIN_COOKIE, "", 0));
     return { answer: new Response(null, { status: 302, headers: out }) };

@@ -47,7 +47,7 @@ beforeAll(async () => {
       {
         client_id: "edge",
         client_secret: "edge-client-secret",
-        redirect_uris: [`${host("acc-oidc")}/_relay/oidc/callback`, `${host("acc-oidc-admins")}/_relay/oidc/callback`],
+        redirect_uris: ["acc-oidc", "acc-oidc-admins", "acc-oidc-part"].map((b) => `${host(b)}/_relay/oidc/callback`),
         response_types: ["code"],
         grant_types: ["authorization_code"],
       },
@@ -91,8 +91,14 @@ ingress:
     service: ${pagesUrl}
     access:
       - oidc: { issuer: "${issuer}", clientId: edge, clientSecret: edge-client-secret, scopes: [email, groups], allowedGroups: [admins] }
+  - backend: acc-oidc-part
+    path: /admin
+    service: ${pagesUrl}
+    access: [ { oidc: ${oidc} } ]
+  - backend: acc-oidc-part
+    service: ${pagesUrl}
 `,
-    ["acc-oidc", "acc-oidc-admins"],
+    ["acc-oidc", "acc-oidc-admins", "acc-oidc-part"],
   );
   browser = await launchChromium(chromium.path!);
 }, 180_000);
@@ -157,21 +163,31 @@ describe.skipIf(!chromium.path)(`oidc login${chromium.skip ? ` (${chromium.skip}
     expect(JSON.parse(res.body.toString()).error).toBe("auth_invalid");
   });
 
+  /** Logs `user` in at `backend` from a fresh browser context, starting at `path`; the page's text at the end. */
+  const login = async (backend: string, user: string, path = "/") => {
+    const { context, page } = await browser.page();
+    await page.goto(`${host(backend)}${path}`);
+    await page.fill('input[name="login"]', user);
+    await page.fill('input[name="password"]', "anything");
+    await page.click("button[type=submit]");
+    await page.waitForURL((u) => u.href.startsWith(host(backend)) || u.href.includes("/interaction/"), { timeout: 20_000 });
+    if (page.url().includes("/interaction/")) await page.click("button[type=submit]");
+    await page.waitForURL((u) => u.href.startsWith(host(backend)), { timeout: 20_000 });
+    const text = `${new URL(page.url()).pathname} ${(await page.textContent("body")) ?? ""}`;
+    await context.close();
+    return text;
+  };
+
   it("admits only accounts its claims rules allow", async () => {
-    const login = async (user: string) => {
-      const { context, page } = await browser.page();
-      await page.goto(`${host("acc-oidc-admins")}/`);
-      await page.fill('input[name="login"]', user);
-      await page.fill('input[name="password"]', "anything");
-      await page.click("button[type=submit]");
-      await page.waitForURL((u) => u.href.startsWith(host("acc-oidc-admins")) || u.href.includes("/interaction/"), { timeout: 20_000 });
-      if (page.url().includes("/interaction/")) await page.click("button[type=submit]");
-      await page.waitForURL((u) => u.href.startsWith(host("acc-oidc-admins")), { timeout: 20_000 });
-      const text = (await page.textContent("body")) ?? "";
-      await context.close();
-      return text;
-    };
-    expect(await login("ann")).toContain('"error":"auth_invalid"');
-    expect(await login("boss")).toContain("Hello boss");
+    expect(await login("acc-oidc-admins", "ann")).toContain('"error":"auth_invalid"');
+    expect(await login("acc-oidc-admins", "boss")).toContain("Hello boss");
+  });
+
+  it("handles the callback of a login on one rule whatever rule the callback path falls under", async () => {
+    expect(await login("acc-oidc-part", "ann", "/admin/users")).toMatch(/^\/admin\/users Hello ann/);
+    expect((await nodeGet("acc-oidc-part", "/public", [["accept", "text/html"]])).status).toBe(200);
+    const stray = await nodeGet("acc-oidc-part", "/_relay/oidc/callback?code=x&state=y");
+    expect(stray.status).toBe(401);
+    expect(JSON.parse(stray.body.toString()).error).toBe("auth_invalid");
   });
 });
