@@ -74,11 +74,16 @@ export class Admission {
     };
   }
 
-  /** The tunnels of `tunnels` whose policies admit the request (all of them when none has policies). */
+  /**
+   * The tunnels of `tunnels` whose policies admit the request. A tunnel whose hello has not
+   * arrived is left out: its policies are not known yet, and it cannot carry a stream before
+   * then anyway (a later attempt judges it again).
+   */
   async admitted(tunnels: Tunnel[]): Promise<Tunnel[]> {
-    if (!tunnels.some((t) => t.access || t.meta.access || t.meta.hello?.requireAccess)) return tunnels;
+    if (!tunnels.some((t) => !t.meta.hello || t.meta.access || t.meta.hello.requireAccess)) return tunnels;
     const out: Tunnel[] = [];
     for (const tunnel of tunnels) {
+      if (!tunnel.meta.hello) continue;
       const gate = await this.registry.accessOf(tunnel);
       let verdict = this.verdicts.get(gate);
       if (!verdict) {
