@@ -214,6 +214,8 @@ export function describeRule(rule: IngressRule): string {
   if (rule.target.kind === "https" && rule.target.ca) options.push("own CA");
   if (rule.target.kind === "https" && rule.target.insecure) options.push("insecure");
   if (rule.target.kind === "bridge") options.push(`plugin ${rule.target.plugin.text}`, `idle ${rule.target.idleMs}ms`);
+  // Only the kinds: policies hold password hashes and client secrets.
+  if (rule.access?.length) options.push(`access ${rule.access.map((p) => Object.keys(p)[0]).join(", ")}`);
   for (const side of ["request", "response"] as const) {
     const edit = rule.headers[side];
     if (edit.set.length) options.push(`${side} set ${edit.set.map(([n]) => n).join(", ")}`);
