@@ -3,7 +3,6 @@
 // inline keys. An unreachable key set fails closed (503 policy_unavailable).
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { RelayError } from "../errors.ts";
-import { sha256 } from "./basic-auth.ts";
 import { BoundedCache } from "./cache.ts";
 import type { JwtPolicy } from "./policy.ts";
 import type { Outcome, Visitor } from "./verdict.ts";
@@ -33,7 +32,7 @@ function keysUnavailable(err: unknown): boolean {
 
 export class JwtRule {
   private readonly keys: JWTVerifyGetKey;
-  /** Tokens already verified, by their SHA-256: the user and email, until the token expires. */
+  /** Tokens already verified, by their exact text (as basic-auth.ts keys credentials): who, until the token expires. */
   private readonly verified = new BoundedCache<{ user?: string; email?: string }>(1000, 5 * 60_000);
 
   constructor(private readonly policy: JwtPolicy["jwt"]) {
@@ -63,7 +62,7 @@ export class JwtRule {
       headers: this.challenge("invalid_token"),
     };
     if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token) || token.length > 16 * 1024) return invalid;
-    const key = await sha256(token);
+    const key = token;
     const known = this.verified.get(key);
     if (known) return known;
     let payload: JWTPayload;

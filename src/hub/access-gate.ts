@@ -84,7 +84,7 @@ export class Admission {
     const out: Tunnel[] = [];
     for (const tunnel of tunnels) {
       if (!tunnel.meta.hello) continue;
-      const gate = await this.registry.accessOf(tunnel);
+      const gate = tunnel.access ?? (await this.registry.accessOf(tunnel));
       let verdict = this.verdicts.get(gate);
       if (!verdict) {
         verdict = gate ? await gate.admit(this.visitor) : {};
