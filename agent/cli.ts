@@ -45,6 +45,7 @@ Usage:
   edge-relay token --inspect <token>
   edge-relay connect <relay-url> --backend <name> --listen <host:port> [--token <token>]
   edge-relay validate --config <file>
+  edge-relay hash-password < password-file
   edge-relay ingress match --config <file> <backend> <path>
   edge-relay help [<command>]
 
@@ -54,6 +55,8 @@ Commands:
   token     Mint an agent token (or, with --access, an access token) for one or more backends.
   connect   Open a local TCP port whose connections reach a backend's tcp:// target.
   validate  Check an agent config file and print its rules.
+  hash-password
+            Read a password from standard input and print its hash for a basicAuth policy.
   ingress   \`ingress match\`: which rule of a config file a request would take.
   help      Show this text, or a command's flags.
 
@@ -182,7 +185,19 @@ Examples:
   ssh -o ProxyCommand='npx edge-relay connect https://relay.example.com --backend ssh --stdio' me@ssh
 `;
 
+const HASH_PASSWORD_USAGE = `Usage: edge-relay hash-password < password-file
+
+Reads one password from standard input (up to the first line break; type it and press Enter,
+then Ctrl-D) and prints pbkdf2-sha256$<iterations>$<salt>$<hash>, the passwordHash of a user in
+a basicAuth access policy (docs/access.md). The password is never printed.`;
+
 const COMMANDS: Record<string, Command> = {
+  "hash-password": {
+    usage: HASH_PASSWORD_USAGE,
+    allowPositionals: false,
+    options: { ...HELP_OPTION },
+    run: runHashPasswordCommand,
+  },
   agent: {
     usage: AGENT_USAGE,
     allowPositionals: false,
@@ -324,6 +339,19 @@ async function runIngressCommand(values: Values, positionals: string[], secrets:
     return EXIT_FAILURE;
   }
   process.stdout.write(`${describeRule(match.rule)}\n  the target sees ${match.path}\n`);
+  return EXIT_OK;
+}
+
+/** `edge-relay hash-password`: the password from stdin, its PBKDF2 hash on stdout. */
+async function runHashPasswordCommand(_values: Values, _positionals: string[], secrets: string[]): Promise<number> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const password = Buffer.concat(chunks).toString("utf8").split(/\r?\n/)[0];
+  if (!password)
+    throw new UsageError("hash-password read no password from standard input; pipe one in, like `edge-relay hash-password < pw.txt`.");
+  secrets.push(password);
+  const { hashPassword } = await import("../src/access/basic-auth.ts");
+  process.stdout.write(`${await hashPassword(password)}\n`);
   return EXIT_OK;
 }
 

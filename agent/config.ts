@@ -8,6 +8,7 @@ import { inspect } from "node:util";
 import type { Ajv, ErrorObject } from "ajv";
 import type { Document, Pair, Scalar, YAMLMap, YAMLSeq } from "yaml";
 import { ajv as ajvPackage, yaml } from "./config-parsers.ts";
+import { PolicyError, validatePolicies, type Policy } from "../src/access/policy.ts";
 import { isValidBackendName, parseDuration, readTokenClaims, tokenBackends } from "../src/auth.ts";
 import type { PluginRef } from "./bridge/load.ts";
 import type { HboneSettings } from "./hbone/pool.ts";
@@ -138,6 +139,7 @@ export interface RawAgentOptions {
   "hbone-tls12"?: boolean;
   "bridge-plugin"?: string;
   "bridge-idle"?: string;
+  policy?: string;
   config?: string;
   watch?: boolean;
   "log-format"?: string;
@@ -381,6 +383,8 @@ function buildRule(src: Source, configDir: string | undefined, readFile: (path: 
     headers: parseHeaders(src.one("headers")),
   };
   if (connectTimeout) rule.connectTimeoutMs = parseConnectTimeout(connectTimeout);
+  const access = parseAccess(src.one("access"), src.one("policy"), configDir, readFile);
+  if (access?.length) rule.access = access;
   const pathSetting = src.one("path");
   if (pathSetting) {
     const normal = normalizePathPrefix(pathSetting.text);
@@ -876,6 +880,48 @@ function parseHeaders(setting: Setting | undefined): HeaderRewrite {
     }
   }
   return rewrite;
+}
+
+/**
+ * A rule's visitor access policies: the `access` list in the file, or the list in a --policy
+ * file (a bare list, or a mapping with `access`). Errors name the key path inside the list.
+ */
+function parseAccess(
+  inline: Setting | undefined,
+  file: Setting | undefined,
+  configDir: string | undefined,
+  readFile: (path: string) => string,
+): Policy[] | undefined {
+  if (inline && file) problem(file, `cannot be combined with ${nameOf(inline)}: give the policies one way`);
+  if (inline) {
+    try {
+      return validatePolicies(inline.value);
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      const at = inline.source.kind === "file" ? `${placeText(inline.source)}: ` : "";
+      throw new ConfigError(`${at}${nameOf(inline)}${err.path} ${err.problem}.`, { field: "access", ...fileOf(inline) });
+    }
+  }
+  if (!file) return undefined;
+  const path = resolveFromFile(file, configDir);
+  let value: unknown;
+  try {
+    value = yaml().parse(readFile(path));
+  } catch (error) {
+    const why =
+      error instanceof yaml().YAMLParseError
+        ? `is not YAML: ${error.message.split("\n")[0]}`
+        : `names a file that cannot be read (${describeError(error)})`;
+    problem(file, path === file.text ? why : `${why} at ${path}`, path);
+  }
+  const list =
+    value && typeof value === "object" && !Array.isArray(value) && "access" in value ? (value as { access: unknown }).access : value;
+  try {
+    return validatePolicies(list);
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    throw new ConfigError(`${path}: access${err.path} ${err.problem}.`, { field: "policy", file: path });
+  }
 }
 
 /** One rule of the file: its position and its settings by flag name (or file key). */

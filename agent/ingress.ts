@@ -3,6 +3,8 @@
 import type { HeaderList } from "../src/protocol/frame.ts";
 import type { TargetSpec } from "./config.ts";
 import { targetText } from "./target-failures.ts";
+import { pathOnly, underPrefix } from "../src/access/path.ts";
+import type { AccessScope, Policy } from "../src/access/policy.ts";
 
 /** Edits of one direction's headers: `set` replaces every field of a name, `remove` drops them. */
 export interface HeaderEdit {
@@ -36,6 +38,8 @@ export interface IngressRule {
   /** How long connecting to the target may take; absent: the system's limit. */
   connectTimeoutMs?: number;
   headers: HeaderRewrite;
+  /** Visitor access policies the relay enforces for the requests this rule takes (docs/access.md). */
+  access?: Policy[];
 }
 
 export const NO_HEADER_EDITS: HeaderRewrite = { request: { set: [], remove: [] }, response: { set: [], remove: [] } };
@@ -81,17 +85,17 @@ export function normalizePathPrefix(text: string): { prefix?: string } | { probl
   return prefix ? { prefix } : {};
 }
 
-/** The path of a request target without its query. */
-function pathOnly(path: string): string {
-  const q = path.indexOf("?");
-  return q < 0 ? path : path.slice(0, q);
-}
+export { underPrefix };
 
-/** True when `prefix` (normalised) covers `path`: the same path, or below it. */
-export function underPrefix(prefix: string | undefined, path: string): boolean {
-  if (prefix === undefined) return true;
-  const p = pathOnly(path);
-  return p === prefix || p.startsWith(prefix + "/");
+/**
+ * The access scopes the backend's tunnels announce: one per rule of `backend`, in order, with
+ * its path prefix and policies, so the relay picks the rule the agent will; undefined when no
+ * rule of the backend has policies.
+ */
+export function accessScopes(rules: readonly IngressRule[], backend: string): AccessScope[] | undefined {
+  const mine = rules.filter((r) => r.backend === backend);
+  if (!mine.some((r) => r.access?.length)) return undefined;
+  return mine.map((r) => ({ ...(r.path !== undefined ? { path: r.path } : {}), policies: r.access ?? [] }));
 }
 
 /** A rule chosen for a request, and the path the target sees. */
@@ -210,6 +214,8 @@ export function describeRule(rule: IngressRule): string {
   if (rule.target.kind === "https" && rule.target.ca) options.push("own CA");
   if (rule.target.kind === "https" && rule.target.insecure) options.push("insecure");
   if (rule.target.kind === "bridge") options.push(`plugin ${rule.target.plugin.text}`, `idle ${rule.target.idleMs}ms`);
+  // Only the kinds: policies hold password hashes and client secrets.
+  if (rule.access?.length) options.push(`access ${rule.access.map((p) => Object.keys(p)[0]).join(", ")}`);
   for (const side of ["request", "response"] as const) {
     const edit = rule.headers[side];
     if (edit.set.length) options.push(`${side} set ${edit.set.map(([n]) => n).join(", ")}`);

@@ -18,9 +18,9 @@ export const DEFAULT_INSPECT_CAPACITY = 500;
 /**
  * string, boolean; `count` a whole number (or its text); `duration` 30s, 15m, 2h or a number of
  * seconds; `list` a string or a list of strings (a flag given several times); `headers` the
- * rule's header rewrite.
+ * rule's header rewrite; `access` a list of visitor access policies (src/access/policy.ts).
  */
-export type OptionType = "string" | "boolean" | "count" | "duration" | "list" | "headers";
+export type OptionType = "string" | "boolean" | "count" | "duration" | "list" | "headers" | "access";
 
 export interface OptionSpec {
   /** The long flag name (`--grace-period`); absent for settings only the config file has. */
@@ -193,6 +193,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "Header rewrite: request and response, each with set (name: value or a list of values) and remove (names).",
   },
   {
+    key: "access",
+    scope: "rule",
+    type: "access",
+    help: "Visitor access policies the relay enforces before a request this rule takes reaches the agent: basicAuth, jwt, ip, rateLimit, accessToken, anyOf, bypass (docs/access.md).",
+  },
+  {
+    flag: "policy",
+    key: "policy",
+    scope: "rule",
+    type: "string",
+    valueName: "<file>",
+    help: "A YAML file holding an access: list of visitor policies (as the access key takes), for the whole backend of the flags or for one rule.",
+  },
+  {
     flag: "preserve-host",
     key: "originRequest.preserveHost",
     scope: "rule",
@@ -363,6 +377,7 @@ const TYPE_WORDS: Record<OptionType, string> = {
   duration: "duration",
   list: "list of strings",
   headers: "mapping",
+  access: "list of policies",
 };
 
 type Schema = Record<string, unknown>;
@@ -382,6 +397,9 @@ function valueSchema(o: OptionSpec): Schema {
       return { type: ["string", "integer"], expected: "a duration like 30s, 15m or 2h (or a number of seconds)" };
     case "list":
       return { type: ["string", "array"], items: { type: "string", expected: "a string" }, expected: "a string or a list of strings" };
+    case "access":
+      // Each policy's shape is checked by src/access/policy.ts, whose errors name the key path.
+      return { type: "array", items: { type: "object", expected: "a policy mapping" }, expected: "a list of policies" };
     case "headers": {
       const side = {
         type: "object",

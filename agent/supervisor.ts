@@ -9,6 +9,7 @@ import { IngressTable, type Target } from "./target.ts";
 import type { Log } from "./observe/log.ts";
 import { startObservers } from "./observe/observers.ts";
 import type { Observer } from "./observe/observer.ts";
+import { accessScopes } from "./ingress.ts";
 import { RelayRefusal } from "./relay-refusal.ts";
 import { AgentTunnel, type TunnelSettings } from "./tunnel.ts";
 
@@ -262,13 +263,15 @@ export class Fleet {
 
   private settings(backend: string): BackendSettings {
     const { relayUrl, token, heartbeatMs, requireAccess, connections, gracePeriodMs } = this.config;
-    return { relayUrl, token, heartbeatMs, requireAccess, connections, gracePeriodMs, backend };
+    const access = accessScopes(this.config.rules, backend);
+    return { relayUrl, token, heartbeatMs, requireAccess, connections, gracePeriodMs, backend, ...(access ? { access } : {}) };
   }
 
   private identity(backend: string): string {
     const target = this.opts.target ?? this.table.forBackend(backend);
     const { relayUrl, token, heartbeatMs, requireAccess, connections } = this.config;
-    return JSON.stringify([relayUrl.href, token, heartbeatMs, requireAccess, connections, [...target.caps].sort()]);
+    const access = accessScopes(this.config.rules, backend);
+    return JSON.stringify([relayUrl.href, token, heartbeatMs, requireAccess, connections, [...target.caps].sort(), access]);
   }
 
   private start(backend: string, onUp?: () => void): BackendRun {

@@ -1,4 +1,5 @@
 // One WebSocket to the relay carrying one protocol session; hands incoming streams to the target.
+import type { AccessScope } from "../src/access/policy.ts";
 import { randomBytes, randomUUID } from "node:crypto";
 import WebSocket from "ws";
 import { describeRefusal } from "./relay-refusal.ts";
@@ -27,7 +28,10 @@ export const AGENT_ID = randomUUID();
 export const HELLO_TIMEOUT_MS = 10_000;
 
 /** What one tunnel connects and announces with: the agent's settings and the backend it serves. */
-export type TunnelSettings = Pick<AgentConfig, "relayUrl" | "token" | "backend" | "heartbeatMs" | "requireAccess">;
+export type TunnelSettings = Pick<AgentConfig, "relayUrl" | "token" | "backend" | "heartbeatMs" | "requireAccess"> & {
+  /** The backend's rules with their access policies, for the hello (absent: no rule has any). */
+  access?: AccessScope[];
+};
 
 export interface TunnelClosed {
   code: number;
@@ -136,6 +140,14 @@ export class AgentTunnel {
             ws.terminate();
             return;
           }
+          // A relay that does not announce "access" would ignore the policies: serve nothing through it.
+          if (this.config.access && !hello.caps.includes("access")) {
+            fail(
+              `${url.host} does not enforce access policies (an older relay), so backend ${this.config.backend} with access: is not served; update the relay.`,
+            );
+            ws.terminate();
+            return;
+          }
           clearTimeout(helloTimer);
           this.failOpen = undefined;
           settled = true;
@@ -169,6 +181,7 @@ export class AgentTunnel {
         maxFrame: DEFAULT_MAX_FRAME,
         ...(this.config.requireAccess ? { requireAccess: true } : {}),
         ...(this.targetProtocols.length ? { targetProtocols: this.targetProtocols } : {}),
+        ...(this.config.access ? { access: this.config.access } : {}),
       },
       send: (message) => this.ws?.send(message),
       // Coalesce what one turn of the event loop produced without the 1 ms floor of setTimeout(0).

@@ -51,7 +51,7 @@ const HBONE_IDENTITY = "spiffe://cluster.local/ns/default/sa/server";
 const NOISY_LOAD_PER_CORE = 0.5;
 /** Rows measured side by side; the others are single checks. */
 const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "relay-bridge", "relay-metrics", "relay-inspect", "ws", "tcp"] as const;
-const CHECK_ROWS = ["memory", "streams", "idle", "fleet", "parallel"] as const;
+const CHECK_ROWS = ["memory", "streams", "idle", "fleet", "parallel", "auth"] as const;
 /** Rows measured as well whenever a row is, for its ratios. */
 const REFERENCES: Record<string, string[]> = {
   "relay-hbone": ["direct", "do-ceiling"],
@@ -69,6 +69,10 @@ const HELP = `npm run bench -- [options]
                        relay-hbone brings direct and do-ceiling along for its ratios,
                        relay-bridge do-ceiling and relay; "observe" is relay,
                        relay-metrics and relay-inspect: the agent with --metrics, --inspect)
+    }
+
+                       relay-bridge do-ceiling and relay; auth: c32 small GETs through jwt and
+                       basicAuth access policies in turns with the plain relay, --duration s each)
   --duration <s>       seconds of small-GET load per row and concurrency, run as 1 s slices that
                        alternate between the rows (default 8; ws and tcp rows: seconds per run)
   --warmup <s>         seconds of small-GET load per row and concurrency before measuring (default 3)
@@ -1272,6 +1276,30 @@ async function main(): Promise<void> {
         out[kind] = r;
       }
       results.parallel = out;
+    }
+
+    if (o.rows.includes("auth")) {
+      process.stdout.write("  auth: c32 small GETs through jwt and basicAuth policies, in turns with the plain relay...\n");
+      const { authRow } = await import("./auth.ts");
+      const r = await authRow({
+        relayUrl: relay.url,
+        secret: relay.secret,
+        backendUrl: backend.url,
+        plainUrl: `${relay.url}/r/${BACKEND}/small`,
+        seconds: o.duration,
+        warmup: o.warmup,
+        connections: o.connections,
+        startAgent: (args) => startAgentProcess(nodeArgs, args),
+        log: (line) => process.stdout.write(`${line}\n`),
+      });
+      const figure = `relay ${r.rps.relay.toFixed(0)} req/s, jwt ${r.rps.jwt.toFixed(0)} (${pct(r.jwtRatio)}), basicAuth ${r.rps.basic.toFixed(0)} (${pct(r.basicRatio)}); p50 ${r.p50Ms.relay.toFixed(2)} / ${r.p50Ms.jwt.toFixed(2)} / ${r.p50Ms.basic.toFixed(2)} ms`;
+      console.log(`auth: ${figure}`);
+      targets.push({
+        target: "auth: jwt and basicAuth each >= 90% of the plain relay's c32 req/s",
+        figure,
+        met: r.jwtRatio >= 0.9 && r.basicRatio >= 0.9,
+      });
+      results.auth = r;
     }
 
     if (targets.length) {

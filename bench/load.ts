@@ -58,11 +58,21 @@ function scriptFor(body: string | undefined): string {
   return script;
 }
 
-/** Runs wrk against `url` with `connections` keep-alive connections for `seconds`; POSTs `body` when given. */
-export function wrk(url: string, connections: number, seconds: number, body?: string): Promise<LoadResult> {
+/**
+ * Runs wrk against `url` with `connections` keep-alive connections for `seconds`; POSTs `body`
+ * when given, and sends `headers` with every request.
+ */
+export function wrk(
+  url: string,
+  connections: number,
+  seconds: number,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<LoadResult> {
   const script = scriptFor(body);
   const threads = Math.min(connections, 2);
-  const args = ["-t", String(threads), "-c", String(connections), "-d", `${seconds}s`, "--timeout", "10s", "-s", script, url];
+  const extra = Object.entries(headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
+  const args = ["-t", String(threads), "-c", String(connections), "-d", `${seconds}s`, "--timeout", "10s", ...extra, "-s", script, url];
   return new Promise((resolve, reject) =>
     execFile("wrk", args, { encoding: "utf8" }, (err, stdout, stderr) => {
       const line = stdout.split("\n").find((l) => l.startsWith("WRK_JSON "));

@@ -59,6 +59,8 @@ export async function startBenchRelay(
     storage: opts.storage === "disk" ? { dir: mkdtempSync(join(tmpdir(), "edge-relay-bench-do-")) } : "memory",
     bindings: (fileVars) => ({ ...fileVars, ...vars, RELAY_SECRET: secret }),
     inspectorPort,
+    // The relay's own fetches (a jwt policy's JWKS in the auth row) go to loopback servers.
+    localFetch: true,
   });
   return {
     url: `http://127.0.0.1:${workerd.port}`,

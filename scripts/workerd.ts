@@ -34,6 +34,11 @@ export interface WorkerdOptions {
    */
   bindings: (vars: Record<string, string>) => Record<string, string>;
   inspectorPort?: number;
+  /**
+   * Let the Worker's own fetches (a jwt policy's JWKS, an oidc provider) reach private and
+   * loopback addresses too; workerd's default reaches public addresses only.
+   */
+  localFetch?: boolean;
   /** Where workerd's own output goes (default: this process's). */
   stdio?: "inherit" | "ignore";
 }
@@ -96,7 +101,7 @@ const q = (s: string) => JSON.stringify(s);
 export function capnpConfig(
   worker: WorkerConfig,
   modules: string[],
-  o: Pick<WorkerdOptions, "address" | "storage"> & { bindingNames: string[]; tls?: { cert: string; key: string } },
+  o: Pick<WorkerdOptions, "address" | "storage" | "localFetch"> & { bindingNames: string[]; tls?: { cert: string; key: string } },
 ): string {
   // The client's own CF-Connecting-IP would pass for the address the relay puts in
   // X-Forwarded-For; without Cloudflare's edge in front, nothing else removes it.
@@ -108,6 +113,7 @@ export function capnpConfig(
   const services = [
     '(name = "main", worker = .relay)',
     ...(o.storage === "memory" ? [] : [`(name = "do-storage", disk = (path = ${q(o.storage.dir)}, writable = true))`]),
+    ...(o.localFetch ? ['(name = "any-net", network = (allow = ["public", "private", "local"]))'] : []),
   ];
   return `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
@@ -125,7 +131,7 @@ const relay :Workerd.Worker = (
   durableObjectNamespaces = [ ${worker.namespaces
     .map((n) => `(className = ${q(n.className)}, uniqueKey = ${q(`edge-relay-${n.className}`)}, enableSql = ${n.sql})`)
     .join(", ")} ],
-  durableObjectStorage = ${storage},
+  durableObjectStorage = ${storage},${o.localFetch ? '\n  globalOutbound = "any-net",' : ""}
 );
 `;
 }
@@ -156,6 +162,7 @@ export async function startWorkerd(o: WorkerdOptions): Promise<Workerd> {
     const config = capnpConfig(worker, modules, {
       address: o.address,
       storage,
+      localFetch: o.localFetch,
       bindingNames: Object.keys(bindings),
       tls: o.tls ? { cert: "tls-cert.pem", key: "tls-key.pem" } : undefined,
     });

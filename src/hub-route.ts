@@ -18,8 +18,12 @@ export interface HubRoute {
   /** The public request's scheme and host: the head's :scheme and :authority, and X-Forwarded-Proto/-Host. */
   scheme?: string;
   authority?: string;
+  /** The public path prefix the route took off (`/r/<name>` for path routing), for links the relay makes. */
+  base?: string;
   /** The Worker verified an access token for this backend (X-Relay-Access-Token). */
   access?: true;
+  /** The client address the edge reported (CF-Connecting-IP), for `ip` and `rateLimit` policies. */
+  client?: string;
   /** connect: the verified agent token's issue time (unix seconds) and id. */
   token?: { iat: number; id?: string };
   /** revoke: a token id, or every token issued before `before` (unix seconds). */

@@ -28,7 +28,7 @@ app.use("*", async (c, next) => {
   const r = route(request.url, request.headers.get("host"), request.headers.get("x-relay-backend"), c.env.RELAY_DOMAIN);
   if (r.kind === "redirect") return c.redirect(r.location, 308);
   if (r.kind === "relay" || (r.via === "header" && new URL(request.url).pathname.startsWith("/_relay/"))) return next();
-  return forward(request, c.env, r.backend, r.path);
+  return forward(request, c.env, r.backend, r.path, r.via === "path" ? `/r/${r.backend}` : "");
 });
 
 app.get("/_relay/health", (c) => c.json({ ok: true }));
@@ -125,7 +125,7 @@ function signingSecrets(env: Env): string[] {
  * X-Forwarded-Proto and -Host from the route; X-Forwarded-For needs the edge's client address,
  * so it is set here.
  */
-async function forward(request: Request, env: Env, backend: string, path: string): Promise<Response> {
+async function forward(request: Request, env: Env, backend: string, path: string, base: string): Promise<Response> {
   const { scheme, host: urlHost } = schemeAndHost(request.url);
   // One native copy of the headers (a Request built from a Request), then a few sets: never a
   // copy field by field in JavaScript, which runs on every request (docs/performance.md).
@@ -141,6 +141,8 @@ async function forward(request: Request, env: Env, backend: string, path: string
   }
   ensureTraceparent(headers);
   const target: HubRoute = { backend, path, scheme, authority: host };
+  if (clientIp) target.client = clientIp;
+  if (base) target.base = base;
   const access = headers.get(ACCESS_HEADER);
   if (access && env.RELAY_SECRET) {
     const verdict = await verifyToken(signingSecrets(env), access);

@@ -6,6 +6,7 @@ import type { HubRoute } from "../hub-route.ts";
 import { DEFAULT_WINDOW, ErrorCode, type HeaderList } from "../protocol/frame.ts";
 import { headSizeProblem } from "../protocol/head.ts";
 import type { StreamReset } from "../protocol/session.ts";
+import { Admission, withUser } from "./access-gate.ts";
 import { NO_FAILURES, chooseTunnel, isRepeatable, retryAfter } from "./attempts.ts";
 import { RequestBody, isSmallBody } from "./bodies.ts";
 import { Deadlines } from "./deadlines.ts";
@@ -50,13 +51,10 @@ export async function relayRequest(request: Request, route: HubRoute, hub: Relay
   // No tunnel: answered before the head is built or the body read, so a storm of requests
   // for a backend whose agent is away costs each one a lookup and nothing it could wait on.
   if (tunnels.length === 0) return noAgent(backend);
-  if (!route.access && tunnels.some((t) => t.meta.hello?.requireAccess)) {
-    return new RelayError(
-      "access_denied",
-      `Backend "${backend}" requires an access token in the X-Relay-Access-Token header (mint one with \`edge-relay token ${backend} --access\`).`,
-      backend,
-    ).toResponse();
-  }
+  // Access policies: only the tunnels whose own policies admit the request may carry it.
+  const admission = new Admission(request, route, hub.tunnels, hub.env.RELAY_SECRET);
+  const admitted = await admission.admitted(tunnels);
+  if (admitted.length === 0) return admission.refused() ?? noAgent(backend);
   const { head, upgrade, flow, idempotencyKey, contentLength } = requestHead(request, route);
   // Refused here, before any frame: a head the agent could not accept would end the whole tunnel.
   const tooLarge = headSizeProblem(head);
@@ -68,7 +66,15 @@ export async function relayRequest(request: Request, route: HubRoute, hub: Relay
     ).toResponse();
   }
   const limits = limitsOf(hub.env);
-  const ready: Ready = { head, flow, contentLength, repeatable: isRepeatable(request.method, idempotencyKey), tunnels, limits };
+  const ready: Ready = {
+    head,
+    flow,
+    contentLength,
+    repeatable: isRepeatable(request.method, idempotencyKey),
+    tunnels: admitted,
+    admission,
+    limits,
+  };
   if (!upgrade) return attempt(request, route, hub, ready);
   if (hub.tunnels.openSockets(CLIENT_TAG) + hub.upgrading >= limits.websockets)
     return tooManyWebSockets(backend, limits.websockets).toResponse();
@@ -86,14 +92,17 @@ interface Ready {
   flow: boolean;
   contentLength?: string;
   repeatable: boolean;
+  /** The tunnels whose access policies admitted the request. */
   tunnels: Tunnel[];
+  /** The access check, for tunnels that connect while the request is retried. */
+  admission: Admission;
   limits: Limits;
 }
 
 /** Sends the request over a tunnel, and again on another as src/hub/attempts.ts allows. */
 async function attempt(request: Request, route: HubRoute, hub: RelayHub, ready: Ready, upgrade = false): Promise<Response> {
   const { backend } = route;
-  const { head, flow, contentLength, repeatable, tunnels, limits } = ready;
+  const { head, flow, contentLength, repeatable, tunnels, admission, limits } = ready;
   // A small body is read whole and goes with the HEADERS; any other streams under credit.
   const raw = upgrade ? null : request.body;
   const whole = raw && isSmallBody(contentLength) ? await readWhole(request, backend) : undefined;
@@ -106,7 +115,7 @@ async function attempt(request: Request, route: HubRoute, hub: RelayHub, ready: 
   /** The agent that refused this request or whose tunnel was lost under it. */
   let avoidAgent: string | undefined;
   for (;;) {
-    const untried = tried.size === 0 ? tunnels : hub.tunnels.all().filter((t) => !tried.has(t));
+    const untried = tried.size === 0 ? tunnels : await admission.admitted(hub.tunnels.all().filter((t) => !tried.has(t)));
     const tunnel = chooseTunnel(untried, limits.streamsPerTunnel, avoidAgent);
     if (typeof tunnel !== "object") {
       body?.abort();
@@ -114,7 +123,8 @@ async function attempt(request: Request, route: HubRoute, hub: RelayHub, ready: 
       return tunnel === "full" ? tooManyStreams(backend, limits.streamsPerTunnel).toResponse() : noAgent(backend);
     }
     tried.add(tunnel);
-    const stream = whole?.byteLength ? tunnel.session.open(head, false, whole) : tunnel.session.open(head, !upgrade && !body);
+    const fields = withUser(head, admission.who.get(tunnel));
+    const stream = whole?.byteLength ? tunnel.session.open(fields, false, whole) : tunnel.session.open(fields, !upgrade && !body);
     body?.attach(stream);
     const { tunnelId } = tunnel.meta;
     const outcome = await new ResponseAssembly(stream, {

@@ -10,7 +10,9 @@ import type { TunnelWatch } from "../observe/tunnel-watch.ts";
 import { limitsOf, tooManyTunnels } from "./limits.ts";
 import { CLIENT_TAG, bindClient, clientsOf, type ClientAttachment } from "./public-websockets.ts";
 import type { MessageTurn } from "./response.ts";
-import { TUNNEL_TAG, Tunnel, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
+import { TUNNEL_TAG, Tunnel, accessKey, tunnelTag, type TunnelAttachment } from "./tunnels.ts";
+import type { AccessGate } from "../access/compose.ts";
+import { AccessTables } from "./access-gate.ts";
 
 /** Seconds without a heartbeat after which a tunnel is dropped: three missed 15 s pings. */
 const DEFAULT_HEARTBEAT_DEADLINE_SECONDS = 45;
@@ -29,6 +31,8 @@ export class TunnelRegistry {
   /** When the earliest live tunnel's heartbeat falls due: no tunnel can be overdue before. */
   private heartbeatDue = 0;
   private readonly revocations: BackendRevocations;
+  /** Compiled access tables, shared by the tunnels that sent the same policies. */
+  private readonly tables = new AccessTables();
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -37,6 +41,18 @@ export class TunnelRegistry {
     private readonly watch?: TunnelWatch,
   ) {
     this.revocations = new BackendRevocations(ctx.storage);
+  }
+
+  /**
+   * The access table a tunnel's requests must pass: its hello's policies (read back from
+   * storage after a hibernation; lost ones refuse everything), the access-token check of
+   * --require-access-token, or none.
+   */
+  async accessOf(tunnel: Tunnel): Promise<AccessGate | undefined> {
+    if (tunnel.access || !(tunnel.meta.access || tunnel.meta.hello?.requireAccess)) return tunnel.access;
+    const json = tunnel.meta.access ? ((await this.ctx.storage.get<string>(accessKey(tunnel.meta.tunnelId))) ?? null) : undefined;
+    tunnel.access = this.tables.of(json, tunnel.meta.hello?.requireAccess);
+    return tunnel.access;
   }
 
   /** Tunnels with a session in memory: none right after hibernation, until each is used. */
@@ -71,7 +87,17 @@ export class TunnelRegistry {
   }
 
   private makeTunnel(ws: WebSocket, meta: TunnelAttachment): Tunnel {
-    const tunnel = new Tunnel(ws, meta, (t, error) => this.close(t.ws, error.closeCode, error.message), this.watch);
+    const tunnel = new Tunnel(
+      ws,
+      meta,
+      (t, error) => this.close(t.ws, error.closeCode, error.message),
+      (t, scopes) => {
+        const json = JSON.stringify(scopes);
+        t.access = this.tables.of(json, t.meta.hello?.requireAccess);
+        void this.ctx.storage.put(accessKey(t.meta.tunnelId), json);
+      },
+      this.watch,
+    );
     if (meta.hello) {
       // Rebuilt after hibernation: public WebSockets it carried are idle streams with full windows.
       for (const client of this.ctx.getWebSockets(clientsOf(meta.tunnelId))) {
@@ -204,6 +230,7 @@ export class TunnelRegistry {
     // public WebSockets it carried are closed too.
     const meta = ws.deserializeAttachment() as TunnelAttachment | null;
     if (meta) this.tunnelFor(ws).session.destroy(reason || "the tunnel closed");
+    if (meta?.access) void this.ctx.storage.delete(accessKey(meta.tunnelId));
     this.tunnels.delete(ws);
     this.live = undefined;
     try {

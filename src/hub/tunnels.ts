@@ -2,6 +2,8 @@
 // rebuilt around a socket (after hibernation too), and the choice of tunnel for a new stream.
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION, type ProtocolError, type Hello } from "../protocol/frame.ts";
 import { Session } from "../protocol/session.ts";
+import type { AccessGate } from "../access/compose.ts";
+import type { AccessScope } from "../access/policy.ts";
 
 /** Socket tag every agent tunnel carries (ctx.getWebSockets(TUNNEL_TAG)). */
 export const TUNNEL_TAG = "tunnel";
@@ -21,7 +23,12 @@ export interface TunnelAttachment {
   hello?: Hello;
   /** The agent sent GOAWAY: open no new streams, after a hibernation too. */
   goingAway?: boolean;
+  /** The agent's hello carried access policies, kept in storage (accessKey) rather than here. */
+  access?: true;
 }
+
+/** Storage key of a tunnel's access policies (JSON of its hello's `access`). */
+export const accessKey = (tunnelId: string) => `access:${tunnelId}`;
 
 /** The relay's hello: what it supports and accepts. */
 export function relayHello(tunnelId: string): Hello {
@@ -29,7 +36,8 @@ export function relayHello(tunnelId: string): Hello {
     v: PROTOCOL_VERSION,
     software: "edge-relay/0.1.0",
     id: tunnelId,
-    caps: ["http"],
+    // "access": this relay enforces the access policies an agent's hello carries.
+    caps: ["http", "access"],
     window: DEFAULT_WINDOW,
     maxFrame: DEFAULT_MAX_FRAME,
   };
@@ -38,11 +46,14 @@ export function relayHello(tunnelId: string): Hello {
 /** One agent WebSocket and the session over it. */
 export class Tunnel {
   readonly session: Session;
+  /** Compiled access policies, once known (after a hibernation, read back from storage). */
+  access?: AccessGate;
 
   constructor(
     readonly ws: WebSocket,
     readonly meta: TunnelAttachment,
     onError: (tunnel: Tunnel, error: ProtocolError) => void,
+    onAccess: (tunnel: Tunnel, scopes: AccessScope[]) => void,
     /** Counts the bytes sent (src/observe/). */
     watch?: { sent(bytes: number): void },
   ) {
@@ -64,8 +75,13 @@ export class Tunnel {
       // flight when they are more) instead of when the timer fires, which under load fires late:
       // the agent starts on the burst sooner and keeps the object busy (docs/performance.md).
       headsPerMessage: 8,
-      onHello: (hello) => {
+      onHello: ({ access, ...hello }) => {
+        // The policies can be far larger than an attachment may be: they go to storage.
         this.meta.hello = hello;
+        if (access) {
+          this.meta.access = true;
+          onAccess(this, access);
+        }
         ws.serializeAttachment(this.meta);
         this.session.sendHello();
       },

@@ -1,5 +1,6 @@
 // The one codec of the tunnel protocol, shared by relay and agent: frames, header blocks,
 // hello and error payloads to and from bytes. Pure: Uint8Array only, no runtime imports.
+import { MAX_ACCESS_BYTES, PolicyError, validateScopes } from "../access/policy.ts";
 import {
   ALLOWED_FLAGS,
   FrameType,
@@ -291,8 +292,19 @@ export function decodeHello(bytes: Uint8Array): Hello {
   if (h.targetProtocols !== undefined) checkList("targetProtocols", h.targetProtocols);
   checkRange("window", h.window!, MIN_WINDOW, MAX_WINDOW);
   checkRange("maxFrame", h.maxFrame!, MIN_MAX_FRAME, MAX_MAX_FRAME);
+  let accessBytes = 0;
+  if (h.access !== undefined) {
+    accessBytes = utf8Length(JSON.stringify(h.access));
+    if (accessBytes > MAX_ACCESS_BYTES) throw badHello(`access of ${accessBytes} bytes exceeds ${MAX_ACCESS_BYTES}`);
+    try {
+      h.access = validateScopes(h.access);
+    } catch (err) {
+      if (err instanceof PolicyError) throw badHello(`${err.path} ${err.problem}`.slice(0, 200));
+      throw err;
+    }
+  }
   // Checked last, so that a hello made large by one field (5,000 caps) is refused naming it.
-  if (bytes.byteLength > MAX_HELLO_BYTES) throw badHello(`of ${bytes.byteLength} bytes exceeds ${MAX_HELLO_BYTES}`);
+  if (bytes.byteLength - accessBytes > MAX_HELLO_BYTES) throw badHello(`of ${bytes.byteLength} bytes exceeds ${MAX_HELLO_BYTES}`);
   return h as Hello;
 }
 

@@ -1,5 +1,6 @@
 // Wire constants of the tunnel protocol: frame types, flags, error codes, limits.
 // Each name and value is specified in ./README.md; tests pin every one of them.
+import type { AccessScope } from "../access/policy.ts";
 
 /** Protocol version announced in HELLO. */
 export const PROTOCOL_VERSION = 1;
@@ -113,7 +114,7 @@ export const MAX_HEAD_BYTES = 64 * 1024;
 /** Most fields (pseudo-fields included) a sender puts in one head; checked with MAX_HEAD_BYTES. */
 export const MAX_HEAD_FIELDS = 1000;
 
-/** Largest HELLO payload a receiver accepts (close code 4400 beyond it). */
+/** Largest HELLO payload a receiver accepts (close code 4400 beyond it), not counting `access`. */
 export const MAX_HELLO_BYTES = 4 * 1024;
 /** Most entries in a hello's `caps` and `targetProtocols`. */
 export const MAX_HELLO_LIST = 32;
@@ -155,6 +156,8 @@ export interface Hello {
   requireAccess?: boolean;
   /** Agent: what its target speaks, e.g. ["h2"], ["http/1.1"], ["hbone", "http/1.1"], ["tcp"]. */
   targetProtocols?: string[];
+  /** Agent: the visitor access policies of each of its rules of this backend (docs/access.md). */
+  access?: AccessScope[];
 }
 
 /** An ordered list of header fields, pseudo-fields (":method", ":status") first. */

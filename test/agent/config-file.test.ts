@@ -119,7 +119,7 @@ describe("the YAML config file", () => {
     [
       "an unknown key in a rule",
       rule("  - backend: shop\n    servce: http://127.0.0.1:1\n"),
-      '/etc/edge/edge.yaml:5:5: ingress[0] has no key "servce"; its keys are backend, service, path, stripPrefix, headers, originRequest, hbone, bridge.',
+      '/etc/edge/edge.yaml:5:5: ingress[0] has no key "servce"; its keys are backend, service, path, stripPrefix, headers, access, policy, originRequest, hbone, bridge.',
       "servce",
     ],
     [

@@ -1,6 +1,10 @@
 // Runs the real agent (`edge-relay agent`) as a child process and waits on its output lines.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { mintToken } from "../../src/auth.ts";
 
 export const BIN = fileURLToPath(new URL("../../agent/bin/edge-relay.mjs", import.meta.url));
 
@@ -89,4 +93,26 @@ export async function startAgent(
 /** Arguments for `edge-relay agent` against a relay, backend name and target. */
 export function agentArgs(relayUrl: string, backend: string, token: string, target: string, extra: string[] = []): string[] {
   return ["agent", "--relay", relayUrl, "--backend", backend, "--token", token, "--to", target, ...extra];
+}
+
+/**
+ * Writes `yaml` to a config file in a fresh temporary folder and starts `edge-relay agent
+ * --config` on it with an agent token (signed with `secret`) for `backends`; resolves once each
+ * backend has `connections` tunnels up (and kills the process if they do not come up).
+ */
+export async function startConfigAgent(secret: string, yaml: string, backends: string[], connections = 1): Promise<AgentProcess> {
+  const file = join(mkdtempSync(join(tmpdir(), "edge-relay-agent-")), "agent.yaml");
+  writeFileSync(file, yaml);
+  const agent = await startAgent(["agent", "--config", file, "--connections", String(connections)], {
+    env: { EDGE_RELAY_TOKEN: await mintToken(secret, backends) },
+  });
+  try {
+    await Promise.all(
+      backends.map((b) => agent.waitForLine(new RegExp(`up: .* backend=${b} tunnels=${connections}/${connections}$`), 60_000)),
+    );
+  } catch (error) {
+    await agent.stop("SIGKILL");
+    throw error;
+  }
+  return agent;
 }
