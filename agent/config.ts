@@ -34,6 +34,8 @@ import {
   FLAG_OPTIONS,
   MAX_CONNECTIONS,
   OPTIONS,
+  LOG_FORMATS,
+  LOG_LEVELS,
   ORIGIN_PROTOCOLS,
   RELAY_URL_ENV,
   TOKEN_ENV,
@@ -91,6 +93,24 @@ export interface AgentConfig {
   configFile?: string;
   /** --watch: reload the config file when it changes. */
   watch: boolean;
+  /** --log-format and --log-level. */
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  /** --metrics: where the Prometheus endpoint listens; absent when off. */
+  metrics?: ListenAddress;
+  /** --inspect: where the request inspector listens; absent when off. */
+  inspect?: ListenAddress;
+  /** --inspect-unmask: the inspector shows secret header values. */
+  inspectUnmask: boolean;
+}
+
+export type LogFormat = (typeof LOG_FORMATS)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** A local address to listen on. */
+export interface ListenAddress {
+  host: string;
+  port: number;
 }
 
 /** Flag values as `node:util` parseArgs returns them, keyed by long flag name. */
@@ -120,6 +140,11 @@ export interface RawAgentOptions {
   "bridge-idle"?: string;
   config?: string;
   watch?: boolean;
+  "log-format"?: string;
+  "log-level"?: string;
+  metrics?: string;
+  inspect?: string;
+  "inspect-unmask"?: boolean;
 }
 
 /** A setting that cannot be used; `field` is the long flag name without dashes (or the file's key). */
@@ -290,7 +315,14 @@ export function buildAgentConfig(
     gracePeriodMs: parseGracePeriod(agent("grace-period")),
     heartbeatMs: parseHeartbeat(agent("heartbeat")),
     watch: raw.watch === true,
+    logFormat: parseChoice(agent("log-format"), LOG_FORMATS, "the log format", "text"),
+    logLevel: parseChoice(agent("log-level"), LOG_LEVELS, "the log level", "info"),
+    inspectUnmask: parseBoolean(agent("inspect-unmask")),
   };
+  const metrics = parseListen(agent("metrics"));
+  if (metrics) config.metrics = metrics;
+  const inspectAt = parseListen(agent("inspect"));
+  if (inspectAt) config.inspect = inspectAt;
   if (raw.config !== undefined) config.configFile = raw.config;
   if (config.watch && !config.configFile) {
     throw new ConfigError("--watch needs --config <file>: it reloads that file when it changes.", { field: "watch" });
@@ -680,6 +712,23 @@ function parseOriginProtocol(setting: Setting | undefined, target: TargetSpec, t
     );
   }
   return value === "auto" ? implied : (value as OriginProtocol);
+}
+
+/** One of `choices`, or `fallback` when not set. */
+function parseChoice<T extends string>(setting: Setting | undefined, choices: readonly T[], noun: string, fallback: T): T {
+  if (!setting) return fallback;
+  if (!(choices as readonly string[]).includes(setting.text)) invalid(setting, noun, `must be one of ${choices.join(", ")}`);
+  return setting.text as T;
+}
+
+/** `host:port`, `[v6]:port`, `:port` or a bare port (then on 127.0.0.1); port 0 picks a free one. */
+function parseListen(setting: Setting | undefined): ListenAddress | undefined {
+  if (!setting) return undefined;
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)?:)?(\d{1,5})$/.exec(setting.text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) invalid(setting, "the listen address", "must be host:port, like 127.0.0.1:9464, or a port");
+  const host = m[1] ? m[1].replace(/^\[|\]$/g, "") : "127.0.0.1";
+  return { host, port };
 }
 
 function parseBoolean(setting: Setting | undefined): boolean {

@@ -11,6 +11,9 @@ export const BUILT_IN_BRIDGE_PLUGINS = ["raw", "resp"] as const;
 export const DEFAULT_BRIDGE_PLUGIN = "raw";
 export const DEFAULT_BRIDGE_IDLE_MS = 1000;
 export const ORIGIN_PROTOCOLS = ["auto", "http1", "h2", "h2c"] as const;
+export const LOG_FORMATS = ["text", "json"] as const;
+export const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+export const DEFAULT_INSPECT_CAPACITY = 500;
 
 /**
  * string, boolean; `count` a whole number (or its text); `duration` 30s, 15m, 2h or a number of
@@ -112,6 +115,49 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "Public requests must carry an access token (X-Relay-Access-Token); mint one with `edge-relay token <name> --access`.",
   },
   { flag: "watch", scope: "agent", type: "boolean", help: "Reload the --config file when it changes (SIGHUP always reloads it)." },
+  {
+    flag: "log-format",
+    key: "logFormat",
+    scope: "agent",
+    type: "string",
+    valueName: "<format>",
+    default: "text",
+    choices: LOG_FORMATS,
+    help: "text: one sentence a line; json: one JSON object a line with time, level, backend, tunnel and request ids (docs/observability.md).",
+  },
+  {
+    flag: "log-level",
+    key: "logLevel",
+    scope: "agent",
+    type: "string",
+    valueName: "<level>",
+    default: "info",
+    choices: LOG_LEVELS,
+    help: "The least severe lines printed: debug adds a line per request; silent prints nothing.",
+  },
+  {
+    flag: "metrics",
+    key: "metrics",
+    scope: "agent",
+    type: "string",
+    valueName: "<host:port>",
+    help: "Serve Prometheus metrics at /metrics, and /healthz and /ready, on this address (a bare port means 127.0.0.1). Off by default.",
+  },
+  {
+    flag: "inspect",
+    key: "inspect",
+    scope: "agent",
+    type: "string",
+    valueName: "<host:port>",
+    help: "Serve the request inspector (a web page and /api/requests) on this address (a bare port means 127.0.0.1). Off by default.",
+  },
+  {
+    flag: "inspect-unmask",
+    key: "inspectUnmask",
+    scope: "agent",
+    type: "boolean",
+    help: "Show Authorization, Cookie and other secret header values in the inspector instead of masking them.",
+  },
   {
     flag: "backend",
     key: "backend",

@@ -7,6 +7,9 @@ import type { AgentConfig } from "./config.ts";
 import { collectWhenFull } from "./heap.ts";
 import { backoffDelay, DEFAULT_BACKOFF, FAST_CAP_MS, FAST_PHASE_MS, type BackoffOptions } from "./backoff.ts";
 import { IngressTable, type Target } from "./target.ts";
+import type { Log } from "./observe/log.ts";
+import { startObservers } from "./observe/observers.ts";
+import type { Observer } from "./observe/observer.ts";
 import { RelayRefusal } from "./relay-refusal.ts";
 import { AgentTunnel, type TunnelSettings } from "./tunnel.ts";
 
@@ -16,7 +19,9 @@ export const MAX_TOKEN_REFUSALS = 3;
 export const EXIT_TOKEN_REFUSED = 3;
 
 export interface SupervisorOptions {
-  log?: (line: string) => void;
+  log?: Log;
+  /** Watches requests and tunnels (metrics, request log, inspector) when any is on. */
+  observer?: Observer;
   backoff?: BackoffOptions;
   /** Aborting it starts a graceful shutdown (the CLI wires SIGINT/SIGTERM to it). */
   signal?: AbortSignal;
@@ -45,7 +50,9 @@ async function superviseBackend(
   target: Target,
   opts: SupervisorOptions & { signal: AbortSignal; onUp?: () => void },
 ): Promise<number> {
-  const log = opts.log ?? ((line: string) => console.log(line));
+  const log: Log = opts.log ?? ((line: string) => console.log(line));
+  const observer = opts.observer;
+  const backend = settings.backend;
   const backoff = opts.backoff ?? DEFAULT_BACKOFF;
   const live = new Set<AgentTunnel>();
   /** Tunnels the relay asked us to replace, finishing their streams. */
@@ -83,7 +90,7 @@ async function superviseBackend(
     let lastFailure = "";
     let lostAt = 0;
     while (!stopping) {
-      const tunnel = new AgentTunnel(settings, target, protocols);
+      const tunnel = new AgentTunnel(settings, target, protocols, undefined, observer);
       let replaced = false;
       try {
         await tunnel.open();
@@ -92,39 +99,50 @@ async function superviseBackend(
         tokenRefusals = 0;
         lastFailure = "";
         if (stopping) break;
-        log(`edge-relay: tunnel ${slot} up: ${where} tunnels=${live.size}/${settings.connections}`);
+        observer?.emit("tunnelUp", backend);
+        log(`edge-relay: tunnel ${slot} up: ${where} tunnels=${live.size}/${settings.connections}`, {
+          backend,
+          tunnel: tunnel.relayTunnelId,
+        });
         opts.onUp?.();
         const ended = await Promise.race([tunnel.closed, tunnel.replaced.then((reason) => ({ replaced: reason }))]);
         live.delete(tunnel);
+        observer?.emit("tunnelDown", backend);
         if (stopping) break;
         if ("replaced" in ended) {
           // The relay asked for a new tunnel: open it now, let this one's streams finish.
           replaced = true;
-          log(`edge-relay: tunnel ${slot} replaced: ${where} reason="${ended.replaced}"`);
+          log(`edge-relay: tunnel ${slot} replaced: ${where} reason="${ended.replaced}"`, { backend, tunnel: tunnel.relayTunnelId });
           void retire(tunnel);
         } else {
           log(
             `edge-relay: tunnel ${slot} down: ${where} code=${ended.code}${ended.reason ? ` reason="${ended.reason}"` : ""} tunnels=${live.size}/${settings.connections}`,
+            { level: "warn", backend, tunnel: tunnel.relayTunnelId },
           );
         }
         lostAt = Date.now();
+        observer?.emit("reconnect", backend);
       } catch (err) {
         const message = (err as Error).message;
         if (err instanceof RelayRefusal && err.tokenRefused) {
           if (++tokenRefusals === 1) {
             log(
               `edge-relay: the relay refuses the token for backend ${settings.backend} (${err.code}): ${message}; mint a new one with \`edge-relay token ${settings.backend}\` (with the relay's secret).`,
+              { level: "error", backend },
             );
           }
           if (tokenRefusals >= MAX_TOKEN_REFUSALS) {
             if (!stopping)
-              log(`edge-relay: giving up backend ${settings.backend} after the relay refused the token ${tokenRefusals} times.`);
+              log(`edge-relay: giving up backend ${settings.backend} after the relay refused the token ${tokenRefusals} times.`, {
+                level: "error",
+                backend,
+              });
             exitCode = EXIT_TOKEN_REFUSED;
             void shutdown();
             break;
           }
         } else if (message !== lastFailure) {
-          log(`edge-relay: tunnel ${slot} cannot connect: ${message}; retrying`);
+          log(`edge-relay: tunnel ${slot} cannot connect: ${message}; retrying`, { level: "warn", backend });
         }
         lastFailure = message;
       }
@@ -291,12 +309,13 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
  */
 export async function runAgent(config: AgentConfig, load?: () => Promise<AgentConfig>): Promise<number> {
   collectWhenFull();
-  const log = (line: string) => console.log(line);
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
-  const fleet = new Fleet(config, { log });
+  const observers = await startObservers(config);
+  const { log } = observers;
+  const fleet = new Fleet(config, { log, observer: observers.observer });
   let current = config;
   let reloading = Promise.resolve();
   const reload = (why: string) => {
@@ -306,12 +325,13 @@ export async function runAgent(config: AgentConfig, load?: () => Promise<AgentCo
         const next = await load();
         const { added, removed, renewed } = fleet.apply(next);
         current = next;
+        observers.reconfigure(next);
         const list = (names: string[]) => (names.length ? names.join(",") : "-");
         log(
           `edge-relay: reloaded (${why}): rules=${next.rules.length} backends=${next.backends.length} added=${list(added)} removed=${list(removed)} renewed=${list(renewed)}`,
         );
       } catch (err) {
-        log(`edge-relay: reload (${why}) failed, nothing changed: ${(err as Error).message}`);
+        log(`edge-relay: reload (${why}) failed, nothing changed: ${(err as Error).message}`, { level: "error" });
       }
     });
   };
@@ -333,6 +353,7 @@ export async function runAgent(config: AgentConfig, load?: () => Promise<AgentCo
     log(`edge-relay: stopped (relay=${current.relayUrl.origin} ${served})`);
     return refused ? EXIT_TOKEN_REFUSED : 0;
   } finally {
+    await observers.close();
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
     process.off("SIGHUP", onHup);

@@ -3,6 +3,7 @@
 import { ErrorCode } from "../src/protocol/frame.ts";
 import type { Stream } from "../src/protocol/session.ts";
 import type { TargetSpec } from "./config.ts";
+import type { Log } from "./observe/log.ts";
 
 /** The shortest time between two lines about the same kind of failure. */
 export const TARGET_LOG_INTERVAL_MS = 10_000;
@@ -12,8 +13,8 @@ export class TargetFailureLog {
   private readonly last = new Map<string, { at: number; suppressed: number }>();
 
   constructor(
-    private readonly target: string,
-    private readonly log: (line: string) => void,
+    readonly target: string,
+    private readonly log: Log,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -28,7 +29,9 @@ export class TargetFailureLog {
     }
     const more = seen?.suppressed ? ` (${seen.suppressed} more like it since the last line)` : "";
     this.last.set(kind, { at: now, suppressed: 0 });
-    this.log(`edge-relay: cannot reach the target ${this.target}: ${message}; clients get 502 origin_unreachable${more}`);
+    this.log(`edge-relay: cannot reach the target ${this.target}: ${message}; clients get 502 origin_unreachable${more}`, {
+      level: "warn",
+    });
   }
 
   /** Makes `stream` report its reset when the target was unreachable; returns it. */

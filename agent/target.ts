@@ -4,6 +4,8 @@
 import type { HeaderList } from "../src/protocol/frame.ts";
 import { encodeResponseHead, type RequestHead } from "../src/protocol/head.ts";
 import type { Stream } from "../src/protocol/session.ts";
+import type { Log } from "./observe/log.ts";
+import { noteTarget } from "./observe/observer.ts";
 import { matchRule, noRuleResponse, rewriteHeaders, type IngressRule } from "./ingress.ts";
 import { TargetFailureLog, targetText } from "./target-failures.ts";
 import { HttpTarget, directDialer } from "./targets/http.ts";
@@ -68,7 +70,7 @@ export class IngressTable {
 
   constructor(
     rules: IngressRule[],
-    private readonly log: (line: string) => void = (line) => console.log(line),
+    private readonly log: Log = (line) => console.log(line),
     private readonly make: (settings: TargetSettings) => Target = createTarget,
   ) {
     this.update(rules, 0);
@@ -136,6 +138,7 @@ export class IngressTable {
       stream.sendHeaders = (list: HeaderList, fin?: boolean) => send(rewriteHeaders(list, response), fin);
     }
     const route = this.routes[match.index];
+    noteTarget(stream, route.failures.target);
     route.target.serve(route.failures.watch(stream), sent, hasBody);
   }
 

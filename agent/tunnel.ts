@@ -16,6 +16,7 @@ import {
 import { decodeRequestHead } from "../src/protocol/head.ts";
 import { Session } from "../src/protocol/session.ts";
 import type { AgentConfig } from "./config.ts";
+import type { Observer } from "./observe/observer.ts";
 import type { Target } from "./target.ts";
 import type { TargetFailureLog } from "./target-failures.ts";
 
@@ -74,6 +75,8 @@ export class AgentTunnel {
     private readonly targetProtocols: string[] = [],
     /** Told about requests the target could not take (the supervisor logs them, rate-limited). */
     private readonly failures?: TargetFailureLog,
+    /** Watches each request for metrics, the request log and the inspector, when any is on. */
+    private readonly observer?: Observer,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.replaced = new Promise((resolve) => (this.resolveReplaced = resolve));
@@ -175,9 +178,14 @@ export class AgentTunnel {
         onReady(hello);
       },
       onStream: (stream, list, fin) => {
-        if (this.draining) return stream.reset(ErrorCode.RefusedStream, "the agent is shutting down");
+        if (this.draining) {
+          this.observer?.emit("refused", this.config.backend);
+          return stream.reset(ErrorCode.RefusedStream, "the agent is shutting down");
+        }
         try {
-          this.target.serve(this.failures ? this.failures.watch(stream) : stream, decodeRequestHead(list), !fin);
+          const head = decodeRequestHead(list);
+          if (this.observer) stream = this.observer.watch(stream, head, this.config.backend, this.relayTunnelId ?? "", this.target);
+          this.target.serve(this.failures ? this.failures.watch(stream) : stream, head, !fin);
         } catch (err) {
           const code = err instanceof ProtocolError ? ErrorCode.ProtocolError : ErrorCode.InternalError;
           stream.reset(code, err instanceof Error ? err.message : String(err));

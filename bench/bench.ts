@@ -23,6 +23,8 @@ const MiB = 1024 * 1024;
 const BACKEND = "bench";
 /** The streams row's backend: the same server behind an agent with a single tunnel. */
 const SINGLE = "bench-single";
+/** The parallel row's second backend: the same server behind an agent of its own. */
+const PARALLEL = "bench-parallel";
 /** The relay-hbone row's backend: the same server, reached by an agent through the HBONE proxy. */
 const HBONE = "bench-hbone";
 /** The ws row's backend: the tests' `ws` echo server behind an agent of its own. */
@@ -34,21 +36,39 @@ const BRIDGE = "bench-bridge";
 /** What the relay-bridge row's requests POST: one Redis GET of the small body, answered as a JSON string. */
 const BRIDGE_COMMAND = JSON.stringify(["GET", "small"]);
 const REDIS_INSTALL = "apt-get install -y redis-server";
+/** The observe rows' backends: the same server behind an agent with --metrics, and one with --inspect. */
+const OBSERVED: Record<string, { backend: string; flags: string[] }> = {
+  "relay-metrics": { backend: "bench-metrics", flags: ["--metrics", "127.0.0.1:0"] },
+  "relay-inspect": { backend: "bench-inspect", flags: ["--inspect", "127.0.0.1:0"] },
+};
 /** The mesh identity the HBONE proxy's certificate carries (test/helpers/certs.ts). */
 const HBONE_IDENTITY = "spiffe://cluster.local/ns/default/sa/server";
 
+/**
+ * A load average (1 min, at the start) above this many runnable processes per core means other
+ * work shares the machine: every target is then marked as judged on a noisy machine.
+ */
+const NOISY_LOAD_PER_CORE = 0.5;
 /** Rows measured side by side; the others are single checks. */
-const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "relay-bridge", "ws", "tcp"] as const;
-const CHECK_ROWS = ["memory", "streams", "idle", "fleet"] as const;
+const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "relay-bridge", "relay-metrics", "relay-inspect", "ws", "tcp"] as const;
+const CHECK_ROWS = ["memory", "streams", "idle", "fleet", "parallel"] as const;
 /** Rows measured as well whenever a row is, for its ratios. */
-const REFERENCES: Record<string, string[]> = { "relay-hbone": ["direct", "do-ceiling"], "relay-bridge": ["do-ceiling", "relay"] };
+const REFERENCES: Record<string, string[]> = {
+  "relay-hbone": ["direct", "do-ceiling"],
+  "relay-bridge": ["do-ceiling", "relay"],
+  "relay-metrics": ["relay"],
+  "relay-inspect": ["relay"],
+};
+/** Names for several rows at once. */
+const ROW_GROUPS: Record<string, string[]> = { observe: ["relay", "relay-metrics", "relay-inspect"] };
 
 const HELP = `npm run bench -- [options]
 
   --rows <list>        comma-separated, from: ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}
                        (default: direct,do-ceiling,relay; "all" for every row;
                        relay-hbone brings direct and do-ceiling along for its ratios,
-                       relay-bridge do-ceiling and relay)
+                       relay-bridge do-ceiling and relay; "observe" is relay,
+                       relay-metrics and relay-inspect: the agent with --metrics, --inspect)
   --duration <s>       seconds of small-GET load per row and concurrency, run as 1 s slices that
                        alternate between the rows (default 8; ws and tcp rows: seconds per run)
   --warmup <s>         seconds of small-GET load per row and concurrency before measuring (default 3)
@@ -63,10 +83,13 @@ const HELP = `npm run bench -- [options]
   --idle-sockets <n>   WebSockets of the idle row (default 5000)
   --idle-seconds <n>   how long the idle row leaves them idle (default 30; eviction takes ~10 s)
   --fleet-backends <n> backends of the fleet row, all served by one agent process (default 500)
-  --fleet-idle <s>     how long the fleet row leaves its tunnels idle before measuring memory and
-                       the first request to an evicted object (default 20)
+  --fleet-idle <s>     how long the fleet row leaves its tunnels idle, and then as many more on
+                       other backends, before measuring memory and the first request to an
+                       evicted object (default 20; eviction takes ~10 s)
   --ws-mib <n>         MiB of 1 MiB binary messages the ws row echoes (default 100)
   --tcp-mib <n>        MiB the tcp row streams through its echo server and back (default 100)
+  --parallel-turns <n> turns of the parallel row (default 8): c32 small GETs on one backend's
+                       object alone, then on two backends' objects at once, 2 s each
   --profile            CPU profiles of the agent (node --cpu-prof) and of the relay's JavaScript
                        in workerd (inspector), written to bench/profiles/
   --connections <n>    the agent's tunnels (default: the agent's own default)
@@ -91,6 +114,7 @@ interface Options {
   fleetIdle: number;
   wsMiB: number;
   tcpMiB: number;
+  parallelTurns: number;
   profile: boolean;
   agentNodeArgs: string[];
   connections?: number;
@@ -115,6 +139,7 @@ function parseOptions(argv: string[]): Options {
     fleetIdle: 20,
     wsMiB: 100,
     tcpMiB: 100,
+    parallelTurns: 8,
     profile: false,
     agentNodeArgs: [],
     out: `${ROOT}bench/results.json`,
@@ -140,7 +165,8 @@ function parseOptions(argv: string[]): Options {
             : v
                 .split(",")
                 .map((s) => s.trim())
-                .filter(Boolean);
+                .filter(Boolean)
+                .flatMap((r) => ROW_GROUPS[r] ?? [r]);
         const unknown = o.rows.filter(
           (r) => !(TABLE_ROWS as readonly string[]).includes(r) && !(CHECK_ROWS as readonly string[]).includes(r),
         );
@@ -193,6 +219,9 @@ function parseOptions(argv: string[]): Options {
       case "--tcp-mib":
         o.tcpMiB = number(flag, next());
         break;
+      case "--parallel-turns":
+        o.parallelTurns = Math.round(number(flag, next()));
+        break;
       case "--profile":
         o.profile = true;
         break;
@@ -234,6 +263,8 @@ interface SmallGets {
   cpuUsPerRequestC1: Record<string, number>;
   /** Peak RSS of the row's processes over the whole small-GET phase. */
   peakRssMiB: Record<string, number>;
+  /** Each 1 s slice's result, for the spread of the figures. */
+  slices: { c1: LoadResult[]; c32: LoadResult[] };
 }
 
 /** Medians over repetitions, flattened for the table and the JSON. */
@@ -255,6 +286,26 @@ interface RowFigures {
   proxyCpuUs?: number;
   /** tcp: `edge-relay connect`'s CPU µs per message. */
   connectCpuUs?: number;
+  /** Min, median and max of each figure: over the 1 s slices (small GETs) or the repetitions (the rest). */
+  spread: Partial<Record<SpreadFigure, Spread>>;
+}
+
+/** The figures whose spread is reported. */
+const SPREAD_FIGURES = ["rpsC1", "p50C1", "p99C1", "rpsC32", "p50C32", "p99C32", "downloadMiBps", "uploadMiBps"] as const;
+type SpreadFigure = (typeof SPREAD_FIGURES)[number];
+
+interface Spread {
+  min: number;
+  median: number;
+  max: number;
+  /** How many values. */
+  n: number;
+}
+
+/** Min, median and max of `xs`, or undefined when there are none. */
+function spreadOf(xs: Array<number | undefined>): Spread | undefined {
+  const v = xs.filter((x): x is number => x !== undefined && Number.isFinite(x));
+  return v.length ? { min: Math.min(...v), median: median(v), max: Math.max(...v), n: v.length } : undefined;
 }
 
 const median = (xs: number[]) => {
@@ -271,6 +322,8 @@ interface Env {
   hbone?: { pid: number; agent: AgentProcess };
   /** relay-bridge: redis-server's process and the agent that bridges to it. */
   bridge?: { pid: number; agent: AgentProcess };
+  /** relay-metrics, relay-inspect: each row's agent. */
+  observed?: Record<string, AgentProcess>;
   /** ws: the `ws` echo server's process and its agent. */
   ws?: { url: string; pid: number; agent: AgentProcess };
   /** tcp: the TCP echo server's process and port, its agent, and `edge-relay connect`'s process and port. */
@@ -310,6 +363,7 @@ function baseUrl(row: string, env: Env): string {
   if (row === "do-ceiling") return `${env.relay.url}/_relay/bench/${BACKEND}`;
   if (row === "relay-hbone") return `${env.relay.url}/r/${HBONE}`;
   if (row === "relay-bridge") return `${env.relay.url}/r/${BRIDGE}`;
+  if (OBSERVED[row]) return `${env.relay.url}/r/${OBSERVED[row].backend}`;
   if (row === WS_DIRECT) return `${env.ws!.url.replace(/^http/, "ws")}/echo`;
   if (row === "ws") return `${env.relay.url.replace(/^http/, "ws")}/r/${WS}/echo`;
   return `${env.relay.url}/r/${BACKEND}`;
@@ -330,6 +384,7 @@ function rowPids(row: string, env: Env): Record<string, number> {
   }
   if (row !== "direct") pids.workerd = env.relay.pid;
   if (row === "relay") pids.agent = env.agent.proc.pid!;
+  if (OBSERVED[row]) pids.agent = env.observed![row].proc.pid!;
   if (row === "relay-hbone") Object.assign(pids, { agent: env.hbone!.agent.proc.pid!, proxy: env.hbone!.pid });
   if (row === "relay-bridge") return { ...pids, agent: env.bridge!.agent.proc.pid!, backend: env.bridge!.pid };
   if (row !== "do-ceiling") pids.backend = env.backendPid;
@@ -485,6 +540,7 @@ async function measureSmallGets(rows: string[], env: Env, o: Options): Promise<M
       cpuUsPerRequest: c32.cpuUsPerRequest,
       cpuUsPerRequestC1: c1.cpuUsPerRequest,
       peakRssMiB,
+      slices: { c1: perConcurrency.get(1)!.get(row)!.results, c32: perConcurrency.get(32)!.get(row)!.results },
     });
   }
   return byRow;
@@ -503,7 +559,48 @@ function figures(runs: RowRun[], small?: SmallGets): RowFigures {
     const xs = runs.map(f).filter((x): x is number => x !== undefined);
     return xs.length ? median(xs) : undefined;
   };
+  // Small GETs: every 1 s slice is a sample; echo rows and transfers: every repetition.
+  const samples = (c: "c1" | "c32", f: (r: LoadResult) => number) =>
+    small ? small.slices[c].map(f) : runs.map((r) => (r[c] ? f(r[c]) : undefined));
+  const spread: Partial<Record<SpreadFigure, Spread>> = {};
+  const add = (k: SpreadFigure, xs: Array<number | undefined>) => {
+    const sp = spreadOf(xs);
+    if (sp) spread[k] = sp;
+  };
+  add(
+    "rpsC1",
+    samples("c1", (r) => r.rps),
+  );
+  add(
+    "p50C1",
+    samples("c1", (r) => r.p50Ms),
+  );
+  add(
+    "p99C1",
+    samples("c1", (r) => r.p99Ms),
+  );
+  add(
+    "rpsC32",
+    samples("c32", (r) => r.rps),
+  );
+  add(
+    "p50C32",
+    samples("c32", (r) => r.p50Ms),
+  );
+  add(
+    "p99C32",
+    samples("c32", (r) => r.p99Ms),
+  );
+  add(
+    "downloadMiBps",
+    runs.map((r) => r.download?.mibps),
+  );
+  add(
+    "uploadMiBps",
+    runs.map((r) => r.upload?.mibps),
+  );
   return {
+    spread,
     rpsC1: m((r) => r.c1?.rps)!,
     p50C1: m((r) => r.c1?.p50Ms)!,
     p99C1: m((r) => r.c1?.p99Ms)!,
@@ -558,6 +655,28 @@ function tableRow(name: string, f: RowFigures): string[] {
     fmt(f.agentPeakMiB),
     fmt(f.workerdPeakMiB),
     `${fmt(f.workerdCpuUs)} / ${fmt(f.agentCpuUs)} / ${fmt(f.backendCpuUs)}${f.proxyCpuUs !== undefined ? ` (+ proxy ${fmt(f.proxyCpuUs)})` : ""}${f.connectCpuUs !== undefined ? ` (+ connect ${fmt(f.connectCpuUs)})` : ""}`,
+  ];
+}
+
+/** A row of the spread table: "min / median / max" of each figure. */
+function spreadRow(name: string, f: RowFigures): string[] {
+  const cell = (k: SpreadFigure, show: (n: number | undefined) => string) => {
+    const sp = f.spread[k];
+    return sp ? `${show(sp.min)} / ${show(sp.median)} / ${show(sp.max)}` : "-";
+  };
+  return [
+    name,
+    cell("rpsC1", fmt),
+    cell("p50C1", ms),
+    cell("p99C1", ms),
+    cell("rpsC32", fmt),
+    cell("p50C32", ms),
+    cell("p99C32", ms),
+    cell("downloadMiBps", fmt),
+    cell("uploadMiBps", fmt),
+    "",
+    "",
+    "",
   ];
 }
 
@@ -804,6 +923,8 @@ async function stopAll(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // Before this run starts anything: its own processes are not the noise it is asked about.
+  const loadAtStart = os.loadavg();
   const o = parseOptions(process.argv.slice(2));
   const asked = o.rows.flatMap((r) => [...(REFERENCES[r] ?? []), r]);
   const tableRows = TABLE_ROWS.filter((r) => asked.includes(r)) as string[];
@@ -865,6 +986,18 @@ async function main(): Promise<void> {
     });
     check(set.status === 200, `relay-bridge: SET answered ${set.status} ${await set.text()}`);
   }
+  for (const row of tableRows.filter((r) => OBSERVED[r])) {
+    const { backend: name, flags } = OBSERVED[row];
+    const observedAgent = await startAgentProcess(
+      nodeArgs,
+      agentArgs(relay.url, name, await relay.token(name), backend.url, [
+        ...flags,
+        ...(o.connections ? ["--connections", String(o.connections)] : []),
+      ]),
+    );
+    cleanup.push(() => observedAgent.stop());
+    env.observed = { ...env.observed, [row]: observedAgent };
+  }
   if (tableRows.includes("ws")) {
     const wsBackend = await startScript<{ port: number }>("ws-backend.ts");
     cleanup.push(() => void wsBackend.proc.kill("SIGTERM"));
@@ -906,6 +1039,7 @@ async function main(): Promise<void> {
         env.hbone?.agent.proc.pid,
         env.bridge?.pid,
         env.bridge?.agent.proc.pid,
+        ...Object.values(env.observed ?? {}).map((a) => a.proc.pid),
         env.ws?.pid,
         env.ws?.agent.proc.pid,
         env.tcp?.pid,
@@ -917,9 +1051,13 @@ async function main(): Promise<void> {
   console.log(`edge-relay bench: ${info.nproc} cores, ${info.cpu}, Node ${info.node}, ${info.loadTool}`);
   console.log(`relay runtime: ${relay.runtime}`);
   console.log(`CPU pinning: ${pinned}`);
-  const [load1] = os.loadavg();
-  if (load1 > 0.5)
-    console.log(`note: the load average is ${load1.toFixed(2)} before the run: other work on this machine skews the figures`);
+  const noisy = loadAtStart[0] / info.nproc > NOISY_LOAD_PER_CORE;
+  console.log(
+    `load average at start: ${loadAtStart.map((l) => l.toFixed(2)).join(", ")} (1, 5, 15 min; ${(loadAtStart[0] / info.nproc).toFixed(2)} per core)` +
+      (noisy
+        ? `: above ${NOISY_LOAD_PER_CORE} per core, other work shares this machine; targets are marked (noisy) and a miss may be noise`
+        : ""),
+  );
   console.log(
     `rows: ${[...tableRows, ...o.rows.filter((r) => (CHECK_ROWS as readonly string[]).includes(r))].join(", ")}; small GETs: ${o.warmup} s warm-up, then ${o.duration} s per row and concurrency in 1 s turns; transfers: ${o.reps} repetition(s)\n`,
   );
@@ -967,10 +1105,16 @@ async function main(): Promise<void> {
     if (bridgeFig && ceiling) lines.push(ratioRow("relay-bridge / do-ceiling", bridgeFig, ceiling));
     if (bridgeFig && relayFig) lines.push(ratioRow("relay-bridge / relay", bridgeFig, relayFig));
     if (ceiling && direct) lines.push(ratioRow("do-ceiling / direct", ceiling, direct));
+    for (const row of Object.keys(OBSERVED)) if (fig.get(row) && relayFig) lines.push(ratioRow(`${row} / relay`, fig.get(row)!, relayFig));
     for (const row of ["ws", "tcp"])
       if (fig.get(row)) lines.push(ratioRow(`${row} / ${DIRECT_OF[row]}`, fig.get(row)!, fig.get(DIRECT_OF[row])!));
     if (lines.length) {
       console.log(`\n${markdown(lines)}\n`);
+      const spreadLines = measured.filter((r) => Object.keys(fig.get(r)!.spread).length).map((r) => spreadRow(r, fig.get(r)!));
+      console.log(
+        `Spread, min / median / max: small GETs over their ${Math.max(1, Math.round(o.duration))} slices of each concurrency, ` +
+          `transfers and echo rows over the ${o.reps} repetition(s).\n${markdown(spreadLines)}\n`,
+      );
       console.log(
         "Latency ratios show the difference in ms in brackets. CPU µs/req is CPU time per request during the c32 run;\n" +
           "every download and upload was checked byte-exact (sha256). Small-GET p50/p99 are wrk's, corrected for\n" +
@@ -997,6 +1141,12 @@ async function main(): Promise<void> {
     if (relayFig && ceiling) {
       const r = ratio(relayFig.rpsC32, ceiling.rpsC32);
       targets.push({ target: "small GET c32: relay >= 70% of do-ceiling", figure: pct(r), met: r >= 0.7 });
+    }
+    for (const row of Object.keys(OBSERVED)) {
+      const f = fig.get(row);
+      if (!f || !relayFig) continue;
+      const r = ratio(f.rpsC32, relayFig.rpsC32);
+      targets.push({ target: `small GET c32: ${row} >= 90% of relay`, figure: pct(r), met: r >= 0.9 });
     }
     if (relayFig && direct) {
       const added = relayFig.p50C1 - direct.p50C1;
@@ -1073,7 +1223,9 @@ async function main(): Promise<void> {
       const figure =
         `${r.tunnels} tunnels; all answer ${r.allAnswerAfterStartS.toFixed(1)} s after the agent starts, ${r.allAnswerAfterRestartS.toFixed(1)} s after the relay restarts ` +
         `(${r.allAnswerAfterStopS.toFixed(1)} s after it stopped); reconnects spread over ${r.reconnects.spreadS.toFixed(1)} s, at most ${r.reconnects.peakPer100ms} in 100 ms; ` +
-        `workerd ${r.workerdMiB.before.toFixed(0)} -> ${r.workerdMiB.idle.toFixed(0)} MiB = ${r.workerdKiBPerIdleTunnel.toFixed(0)} KiB per idle tunnel; ` +
+        `workerd ${r.workerdMiB.before.toFixed(0)} MiB fresh, ${r.workerdMiB.awake.toFixed(0)} with every object awake (${r.workerdKiBPerTunnelFromFresh.awake.toFixed(0)} KiB per tunnel), ` +
+        `${r.workerdMiB.idle.toFixed(0)} after ${o.fleetIdle} s idle (${r.workerdKiBPerTunnelFromFresh.idle.toFixed(0)} KiB per tunnel from fresh; the allocator keeps what awake objects freed), ` +
+        `${r.workerdMiB.idleCollected.toFixed(0)} after a garbage collection, ${r.workerdMiB.secondIdleCollected.toFixed(0)} with a second fleet as large idle too = ${r.workerdKiBPerIdleTunnel.toFixed(0)} KiB per idle tunnel; ` +
         `first request to an evicted object p50 ${r.evicted.p50Ms.toFixed(1)} ms, p99 ${r.evicted.p99Ms.toFixed(1)} ms (${r.evicted.evicted}/${r.evicted.sampled} evicted)`;
       console.log(`fleet: ${figure}`);
       targets.push({
@@ -1083,23 +1235,59 @@ async function main(): Promise<void> {
       });
       targets.push({
         target: "fleet: under 100 KiB of workerd memory per idle tunnel",
-        figure: `${r.workerdKiBPerIdleTunnel.toFixed(0)} KiB`,
+        figure: `${r.workerdKiBPerIdleTunnel.toFixed(0)} KiB (second fleet, idle and collected; ${r.workerdKiBPerTunnelFromFresh.idle.toFixed(0)} KiB from a fresh process)`,
         met: r.workerdKiBPerIdleTunnel < 100,
       });
       results.fleet = r;
     }
 
+    if (o.rows.includes("parallel")) {
+      process.stdout.write(`  parallel: c32 on one backend alone, then on two at once, ${o.parallelTurns} turns of 2 s each...\n`);
+      const second = await startAgentProcess(
+        nodeArgs,
+        agentArgs(
+          relay.url,
+          PARALLEL,
+          await relay.token(PARALLEL),
+          backend.url,
+          o.connections ? ["--connections", String(o.connections)] : [],
+        ),
+      );
+      cleanup.push(() => second.stop());
+      const { parallelLoad } = await import("./parallel.ts");
+      const out: Record<string, unknown> = {};
+      for (const [kind, path] of [
+        ["do-ceiling", (b: string) => `${relay.url}/_relay/bench/${b}/small`],
+        ["relay", (b: string) => `${relay.url}/r/${b}/small`],
+      ] as const) {
+        const r = await parallelLoad([path(BACKEND), path(PARALLEL)], relay.pid, o.parallelTurns, 2);
+        const cores = (f: typeof r.one) =>
+          `workerd ${f.workerdCores.toFixed(2)} cores, busiest thread ${f.busiestThreadCores.toFixed(2)}, ${f.busyThreads} thread(s) above 5%`;
+        const span = (xs: number[]) => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`;
+        console.log(
+          `parallel (${kind}): one object ${fmt(r.one.rps)} req/s (${cores(r.one)}; turns ${span(r.one.turns)}); ` +
+            `two at once ${fmt(r.two.rps)} req/s = ${r.two.rpsEach.map((x) => fmt(x)).join(" + ")} (${cores(r.two)}; turns ${span(r.two.turns)}): ` +
+            `${pct(r.two.rps / r.one.rps)} of one`,
+        );
+        out[kind] = r;
+      }
+      results.parallel = out;
+    }
+
     if (targets.length) {
       console.log("\nTargets:");
       for (const t of targets)
-        console.log(`  ${t.met === true ? "MET   " : t.met === false ? "MISSED" : "      "} ${t.target}: ${t.figure}`);
+        console.log(
+          `  ${t.met === true ? "MET   " : t.met === false ? "MISSED" : "      "} ${t.target}: ${t.figure}${noisy ? " (noisy)" : ""}`,
+        );
     }
     console.log(`\nrun took ${((Date.now() - started) / 1000).toFixed(0)} s`);
   } finally {
     await stopAll();
   }
   if (o.profile) console.log(`agent CPU profile written to ${profileDir}/ (open in Chrome DevTools or speedscope)`);
-  const out = { date: new Date().toISOString(), machine: info, options: { ...o, out: undefined }, targets, ...results };
+  const load = { start: loadAtStart, end: os.loadavg(), noisy, noisyAbovePerCore: NOISY_LOAD_PER_CORE };
+  const out = { date: new Date().toISOString(), machine: info, load, options: { ...o, out: undefined }, targets, ...results };
   writeFileSync(o.out, JSON.stringify(out, null, 2) + "\n");
   console.log(`figures written to ${o.out}`);
 }

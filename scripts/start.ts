@@ -1,28 +1,17 @@
 // `npm start`: the relay locally (wrangler dev, workerd), a demo backend and an agent for it,
 // then the URLs that reach the backend. Ctrl-C stops everything.
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { mintToken } from "../src/auth.ts";
+import { localSecret } from "./dev-vars.ts";
 import { OFFLINE_ENV } from "./offline-env.ts";
+import { portTaken } from "./port.ts";
 import { startDemoBackend } from "./demo-backend.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PORT = Number(process.env.PORT ?? 8787);
 const NAME = "demo";
 const DEV_VARS = `${ROOT}.dev.vars`;
-
-/** The local RELAY_SECRET: from .dev.vars, which is created (git-ignored) when missing. */
-function localSecret(): string {
-  const existing = existsSync(DEV_VARS) ? /^RELAY_SECRET\s*=\s*"?([^"\n]+)"?/m.exec(readFileSync(DEV_VARS, "utf8"))?.[1] : undefined;
-  if (existing) return existing;
-  const secret = randomBytes(32).toString("hex");
-  writeFileSync(DEV_VARS, `${existsSync(DEV_VARS) ? readFileSync(DEV_VARS, "utf8") + "\n" : ""}RELAY_SECRET=${secret}\n`, { mode: 0o600 });
-  console.log("created .dev.vars with a random RELAY_SECRET (git-ignored)");
-  return secret;
-}
 
 async function waitForHealth(url: string, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
@@ -37,26 +26,6 @@ async function waitForHealth(url: string, ms: number): Promise<void> {
   throw new Error(`the relay did not answer ${url}/_relay/health within ${ms / 1000} s (is port ${PORT} free? set PORT=...)`);
 }
 
-/** Why 127.0.0.1:port cannot be listened on (something holds it), or undefined when it is free. */
-async function portTaken(port: number): Promise<string | undefined> {
-  const server = net.createServer();
-  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-    server.once("error", resolve);
-    server.listen(port, "127.0.0.1", () => resolve(undefined));
-  });
-  if (!error) {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return undefined;
-  }
-  if (error.code !== "EADDRINUSE") return `${error.code ?? error.message}`;
-  const health = fetch(`http://127.0.0.1:${port}/_relay/health`, { signal: AbortSignal.timeout(2000) });
-  const relay = await health.then(
-    (res) => res.ok,
-    () => false,
-  );
-  return relay ? "an edge-relay relay already answers there (another `npm start`?)" : "another program listens there";
-}
-
 const busy = await portTaken(PORT);
 if (busy) {
   console.error(`npm start: port ${PORT} on 127.0.0.1 is taken: ${busy}; stop it, or run PORT=${PORT + 1} npm start.`);
@@ -66,7 +35,7 @@ if (busy) {
 const children: ChildProcess[] = [];
 const env = { ...process.env, ...OFFLINE_ENV };
 
-const secret = localSecret();
+const secret = localSecret(DEV_VARS);
 const relayUrl = `http://127.0.0.1:${PORT}`;
 const wrangler = spawn(
   process.execPath,

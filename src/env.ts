@@ -1,5 +1,6 @@
 // The Worker's bindings (wrangler.toml [vars], secrets, the Durable Object namespace).
 import type { BackendHub } from "./hub/backend-hub.ts";
+import type { BackendDirectory } from "./observe/directory.ts";
 import type { TokenRegistry } from "./token-registry.ts";
 
 export interface Env {
@@ -24,4 +25,6 @@ export interface Env {
   BACKEND_HUB: DurableObjectNamespace<BackendHub>;
   /** One global object: which backends each token id connected to, and the revoked ids. */
   TOKEN_REGISTRY: DurableObjectNamespace<TokenRegistry>;
+  /** One global object: which backends have tunnels (src/observe/directory.ts). */
+  BACKEND_DIRECTORY: DurableObjectNamespace<BackendDirectory>;
 }

@@ -35,6 +35,14 @@ export const ERROR_STATUS = {
 
 export type ErrorName = keyof typeof ERROR_STATUS;
 
+/** The code of each error response made by toResponse, for the relay's counters (src/observe/). */
+const responseCodes = new WeakMap<Response, ErrorName>();
+
+/** The relay error a response answers, or undefined for a backend's own response. */
+export function relayErrorOf(response: Response): ErrorName | undefined {
+  return responseCodes.get(response);
+}
+
 /** An error that becomes a JSON response. */
 export class RelayError extends Error {
   constructor(
@@ -57,6 +65,8 @@ export class RelayError extends Error {
     const headers = new Headers(extraHeaders);
     headers.set("content-type", "application/json; charset=utf-8");
     headers.set("cache-control", "no-store");
-    return new Response(JSON.stringify(body), { status: this.status, headers });
+    const response = new Response(JSON.stringify(body), { status: this.status, headers });
+    responseCodes.set(response, this.code);
+    return response;
   }
 }

@@ -10,8 +10,8 @@ export const ROUTE_HEADER = "x-relay-route";
 
 /** What a request to the Durable Object is for. */
 export interface HubRoute {
-  /** Absent for a public request to relay; else an agent tunnel, the admin view, drain or a revocation. */
-  op?: "connect" | "status" | "drain" | "revoke";
+  /** Absent for a public request to relay; else an agent tunnel, the admin view, drain, a revocation or the observers' view. */
+  op?: "connect" | "status" | "drain" | "revoke" | "observe";
   backend: string;
   /** Path and query the backend sees (public requests). */
   path?: string;
@@ -32,6 +32,12 @@ export type HubRevocation = { id: string } | { before: number };
 /** The Durable Object of backend `name`. */
 export function backendHub(env: Env, name: string): DurableObjectStub<import("./hub/backend-hub.ts").BackendHub> {
   return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(name));
+}
+
+/** Sends an admin or observers' op (`route.op`) to the route's backend object; `url` is the request's, for logs. */
+export function askHub(env: Env, url: string, route: HubRoute): Promise<Response> {
+  const headers = new Headers({ [ROUTE_HEADER]: encodeRoute(route) });
+  return backendHub(env, route.backend).fetch(new Request(url, { method: "POST", headers }));
 }
 
 export function encodeRoute(route: HubRoute): string {

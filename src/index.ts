@@ -1,18 +1,24 @@
 // The relay Worker: routes public requests to their backend's Durable Object, accepts agent
-// tunnels at /_relay/connect, serves the admin API and answers /_relay/health. Exports the
-// Durable Object classes.
-import { Hono, type Context } from "hono";
-import { isValidBackendName, sameSecret, tokenBackends, verifyToken } from "./auth.ts";
+// tunnels at /_relay/connect, serves the admin API (its relay-wide views and the dashboard in
+// src/admin/) and answers /_relay/health. Exports the Durable Object classes.
+import { Hono } from "hono";
+import { requireAdmin } from "./admin/admin-token.ts";
+import { mountDashboard } from "./admin/dashboard.ts";
+import { mountObserveRoutes } from "./admin/observe-routes.ts";
+import { isValidBackendName, tokenBackends, verifyToken } from "./auth.ts";
 import { ACCESS_HEADER } from "./access.ts";
 import type { Env } from "./env.ts";
 import { RelayError } from "./errors.ts";
-import { ROUTE_HEADER, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
+import { ROUTE_HEADER, askHub, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
+import { ensureTraceparent } from "./observe/traceparent.ts";
+import { clientAddress } from "./worker/client-address.ts";
 import { route, schemeAndHost } from "./worker/routing.ts";
 import { tokenRegistry } from "./token-registry.ts";
 
 export { BackendHub } from "./hub/backend-hub.ts";
 export { TokenRegistry } from "./token-registry.ts";
+export { BackendDirectory } from "./observe/directory.ts";
 
 const app = new Hono<{ Bindings: Env }>();
 
@@ -27,6 +33,9 @@ app.use("*", async (c, next) => {
 
 app.get("/_relay/health", (c) => c.json({ ok: true }));
 
+mountObserveRoutes(app);
+mountDashboard(app);
+
 /** Admin API: the backend's tunnels (GET), or ask its agents to replace their tunnels (POST .../drain). */
 app.on(["GET", "POST"], ["/_relay/backends/:name", "/_relay/backends/:name/drain"], async (c) => {
   await requireAdmin(c);
@@ -35,8 +44,7 @@ app.on(["GET", "POST"], ["/_relay/backends/:name", "/_relay/backends/:name/drain
   const drain = c.req.path.endsWith("/drain");
   if (drain !== (c.req.method === "POST"))
     throw new RelayError("not_found", "Use GET /_relay/backends/<name> or POST /_relay/backends/<name>/drain.", name);
-  const headers = new Headers({ [ROUTE_HEADER]: encodeRoute({ op: drain ? "drain" : "status", backend: name }) });
-  return hub(c.env, name).fetch(new Request(c.req.url, { method: "POST", headers }));
+  return askHub(c.env, c.req.url, { op: drain ? "drain" : "status", backend: name });
 });
 
 /**
@@ -104,15 +112,6 @@ app.onError((err) => {
   return new RelayError("internal_error", "The relay failed to handle the request.").toResponse();
 });
 
-/** Checks the admin bearer token in constant time; the admin API is off without RELAY_ADMIN_TOKEN. */
-async function requireAdmin(c: Context<{ Bindings: Env }>): Promise<void> {
-  const admin = c.env.RELAY_ADMIN_TOKEN;
-  if (!admin) throw new RelayError("not_found", "The admin API is off: set the RELAY_ADMIN_TOKEN secret to turn it on.");
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-  if (!(await sameSecret(bearer, admin)))
-    throw new RelayError("admin_unauthorized", "The admin API needs Authorization: Bearer <RELAY_ADMIN_TOKEN>.");
-}
-
 /** The secrets a token may be signed with: RELAY_SECRET, then RELAY_SECRET_PREVIOUS during a rotation. */
 function signingSecrets(env: Env): string[] {
   if (!env.RELAY_SECRET)
@@ -133,13 +132,14 @@ async function forward(request: Request, env: Env, backend: string, path: string
   const forwarded = new Request(request, { redirect: "manual" });
   const headers = forwarded.headers;
   const host = headers.get("host") ?? urlHost;
-  const clientIp = headers.get("cf-connecting-ip");
+  const clientIp = clientAddress(headers, request.cf);
   if (clientIp) {
     const prior = headers.get("x-forwarded-for");
     // The edge appends the client to X-Forwarded-For already; add it only where it is missing.
     const last = prior?.split(",").pop()?.trim();
     headers.set("x-forwarded-for", !prior ? clientIp : last === clientIp ? prior : `${prior}, ${clientIp}`);
   }
+  ensureTraceparent(headers);
   const target: HubRoute = { backend, path, scheme, authority: host };
   const access = headers.get(ACCESS_HEADER);
   if (access && env.RELAY_SECRET) {

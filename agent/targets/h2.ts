@@ -9,6 +9,7 @@ import type { RequestHead } from "../../src/protocol/head.ts";
 import type { Stream } from "../../src/protocol/session.ts";
 import { CONNECTION_WINDOW, STREAM_WINDOW } from "../hbone/pool.ts";
 import { sendResponseHead } from "../response-head.ts";
+import { noteRetry } from "../observe/observer.ts";
 import { describeError, hold, sendBody } from "./http.ts";
 
 /** Fields HTTP/2 forbids (RFC 9113 8.2.2) beyond the hop-by-hop ones endToEnd already drops. */
@@ -116,6 +117,7 @@ export function serveH2(
   /** Sends the request again on a new session; false when it may not go again. */
   const retry = (err: NodeJS.ErrnoException): boolean => {
     if (!again || responded || bodySent) return false;
+    noteRetry(stream);
     const release = hold(stream);
     again().then(
       (next) => {

@@ -11,6 +11,7 @@ import type { RequestHead } from "../../src/protocol/head.ts";
 import { StreamReset, type Stream } from "../../src/protocol/session.ts";
 import type { TargetSpec } from "../config.ts";
 import type { Target } from "../target.ts";
+import { noteRetry } from "../observe/observer.ts";
 import { sendResponseHead } from "../response-head.ts";
 import { H2Sessions, alpnConnect, serveH2 } from "./h2.ts";
 import { serveWebSocket, type WebSocketTarget } from "./websocket.ts";
@@ -243,6 +244,7 @@ export class HttpTarget implements Target {
         const stale = current.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE") && socket?.bytesRead === readBefore;
         if (!responded && !retried && stale && (idempotent ? held !== undefined : !sent)) {
           retried = true;
+          noteRetry(stream);
           const replay = held ?? [];
           held = undefined;
           send(true);

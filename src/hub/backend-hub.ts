@@ -6,20 +6,34 @@ import type { Env } from "../env.ts";
 import { RelayError } from "../errors.ts";
 import { ROUTE_HEADER, decodeRoute } from "../hub-route.ts";
 import { HEARTBEAT_PING, HEARTBEAT_PONG, TunnelClose } from "../protocol/frame.ts";
-import { Backlog, clientClosed, clientMessage, type ClientAttachment } from "./public-websockets.ts";
+import { HubCounters } from "../observe/hub-counters.ts";
+import { hubView } from "../observe/hub-view.ts";
+import { TunnelReports } from "../observe/tunnel-watch.ts";
+import { Backlog, CLIENT_TAG, clientClosed, clientMessage, type ClientAttachment } from "./public-websockets.ts";
 import { deadlinesKeeper, relayRequest, type RelayHub } from "./relay.ts";
 import { MessageTurn } from "./response.ts";
 import { TunnelRegistry } from "./tunnel-registry.ts";
+import { TUNNEL_TAG } from "./tunnels.ts";
 
 export class BackendHub extends DurableObject<Env> {
   private readonly tunnels: TunnelRegistry;
   private readonly hub: RelayHub;
   /** What the public WebSocket clients of this object sent that waits for the tunnels. */
   private readonly clientBacklog = new Backlog();
+  /** Responses, errors and tunnel bytes, for /_relay/metrics. */
+  private readonly counters: HubCounters;
+  /** Keeps the backend directory's count of this backend's tunnels current. */
+  private readonly reports: TunnelReports;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.tunnels = new TunnelRegistry(ctx, env);
+    const counters = (this.counters = new HubCounters(ctx.storage));
+    const reports = (this.reports = new TunnelReports(env));
+    this.tunnels = new TunnelRegistry(ctx, env, {
+      sent: (bytes) => counters.sent(bytes),
+      received: (bytes) => counters.received(bytes),
+      changed: (backend, open) => reports.report(backend, open),
+    });
     this.hub = { ctx, env, tunnels: this.tunnels, turn: new MessageTurn(), deadlines: deadlinesKeeper(), upgrading: 0 };
     // The runtime answers heartbeats itself, so idle tunnels let the object hibernate.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
@@ -38,8 +52,17 @@ export class BackendHub extends DurableObject<Env> {
         return Response.json(this.tunnels.status(route.backend));
       case "drain":
         return Response.json(this.tunnels.drain(route.backend));
+      case "observe":
+        return Response.json(this.observe(route.backend));
     }
-    return relayRequest(request, route, this.hub);
+    return this.counters.response(relayRequest(request, route, this.hub));
+  }
+
+  /** The observers' view; it also corrects the directory's count should a report have been lost. */
+  private observe(backend: string) {
+    const view = hubView(this.tunnels.status(backend), this.tunnels.openSockets(CLIENT_TAG), this.counters.snapshot());
+    this.reports.report(backend, this.tunnels.openSockets(TUNNEL_TAG));
+    return view;
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

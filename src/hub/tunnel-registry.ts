@@ -6,6 +6,7 @@ import type { HubRoute } from "../hub-route.ts";
 import { ErrorCode, HEARTBEAT_PING, ProtocolError, TunnelClose } from "../protocol/frame.ts";
 import type { Stream } from "../protocol/session.ts";
 import { BackendRevocations, revokes, tokenRevoked } from "../revocations.ts";
+import type { TunnelWatch } from "../observe/tunnel-watch.ts";
 import { limitsOf, tooManyTunnels } from "./limits.ts";
 import { CLIENT_TAG, bindClient, clientsOf, type ClientAttachment } from "./public-websockets.ts";
 import type { MessageTurn } from "./response.ts";
@@ -32,6 +33,8 @@ export class TunnelRegistry {
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly env: Env,
+    /** Told about tunnel bytes, connects and closes (src/observe/). */
+    private readonly watch?: TunnelWatch,
   ) {
     this.revocations = new BackendRevocations(ctx.storage);
   }
@@ -63,11 +66,12 @@ export class TunnelRegistry {
     server.serializeAttachment(meta);
     this.tunnels.set(server, this.makeTunnel(server, meta));
     this.live = undefined;
+    this.watch?.changed(backend, this.openSockets(TUNNEL_TAG));
     return new Response(null, { status: 101, webSocket: client });
   }
 
   private makeTunnel(ws: WebSocket, meta: TunnelAttachment): Tunnel {
-    const tunnel = new Tunnel(ws, meta, (t, error) => this.close(t.ws, error.closeCode, error.message));
+    const tunnel = new Tunnel(ws, meta, (t, error) => this.close(t.ws, error.closeCode, error.message), this.watch);
     if (meta.hello) {
       // Rebuilt after hibernation: public WebSockets it carried are idle streams with full windows.
       for (const client of this.ctx.getWebSockets(clientsOf(meta.tunnelId))) {
@@ -185,6 +189,7 @@ export class TunnelRegistry {
       if (typeof message === "string") {
         throw new ProtocolError(`unexpected text message (only "${HEARTBEAT_PING}" is allowed)`);
       }
+      this.watch?.received(message.byteLength);
       turn.run(() => this.tunnelFor(ws).session.receive(message));
     } catch (err) {
       const protocol = err instanceof ProtocolError;
@@ -197,7 +202,8 @@ export class TunnelRegistry {
   close(ws: WebSocket, code: number, reason: string): void {
     // tunnelFor, not tunnels.get: after hibernation the session must be rebuilt so that the
     // public WebSockets it carried are closed too.
-    if (ws.deserializeAttachment()) this.tunnelFor(ws).session.destroy(reason || "the tunnel closed");
+    const meta = ws.deserializeAttachment() as TunnelAttachment | null;
+    if (meta) this.tunnelFor(ws).session.destroy(reason || "the tunnel closed");
     this.tunnels.delete(ws);
     this.live = undefined;
     try {
@@ -205,6 +211,7 @@ export class TunnelRegistry {
     } catch {
       // Already closed: nothing to tell the agent.
     }
+    if (meta) this.watch?.changed(meta.backend, this.openSockets(TUNNEL_TAG));
   }
 
   /** Whether a socket is a public client's rather than a tunnel. */

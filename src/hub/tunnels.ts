@@ -43,6 +43,8 @@ export class Tunnel {
     readonly ws: WebSocket,
     readonly meta: TunnelAttachment,
     onError: (tunnel: Tunnel, error: ProtocolError) => void,
+    /** Counts the bytes sent (src/observe/). */
+    watch?: { sent(bytes: number): void },
   ) {
     this.session = new Session({
       role: "relay",
@@ -50,7 +52,12 @@ export class Tunnel {
       remoteHello: meta.hello,
       // After eviction the old counter is gone: start at a random odd id (protocol README "Streams").
       firstStreamId: meta.hello ? Math.floor(Math.random() * 0x3fffffff) * 2 + 1 : 1,
-      send: (message) => ws.send(message),
+      send: watch
+        ? (message) => {
+            watch.sent(message.byteLength);
+            ws.send(message);
+          }
+        : (message) => ws.send(message),
       // A lone request goes out with the event that made it; many wait for a timer and share a message.
       scheduleAlone: (flush) => queueMicrotask(flush),
       // Under load a burst of requests leaves once it is 8 strong (a quarter of the streams in

@@ -125,7 +125,7 @@ describe("the YAML config file", () => {
     [
       "an unknown key at the top",
       `relay: https://r.example\nconections: 2\n`,
-      '/etc/edge/edge.yaml:2:1: "conections" is not a setting; the keys are relay, token, tokenFile, connections, gracePeriod, heartbeat, requireAccessToken, ingress (and, for a single rule, the long flag names).',
+      '/etc/edge/edge.yaml:2:1: "conections" is not a setting; the keys are relay, token, tokenFile, connections, gracePeriod, heartbeat, requireAccessToken, logFormat, logLevel, metrics, inspect, inspectUnmask, ingress (and, for a single rule, the long flag names).',
       "conections",
     ],
     [

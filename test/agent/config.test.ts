@@ -78,6 +78,35 @@ describe("buildAgentConfig", () => {
     expect(buildAgentConfig({ ...BASE, relay }, {}).relayUrl.href).toBe(href);
   });
 
+  it("reads the log, metrics and inspect settings: a bare port binds 127.0.0.1, all off by default", () => {
+    expect(buildAgentConfig(BASE, {})).toMatchObject({ logFormat: "text", logLevel: "info", inspectUnmask: false });
+    expect(buildAgentConfig(BASE, {}).metrics).toBeUndefined();
+    expect(buildAgentConfig(BASE, {}).inspect).toBeUndefined();
+    const config = buildAgentConfig(
+      { ...BASE, "log-format": "json", "log-level": "debug", metrics: "9464", inspect: "0.0.0.0:4040", "inspect-unmask": true },
+      {},
+    );
+    expect(config).toMatchObject({
+      logFormat: "json",
+      logLevel: "debug",
+      metrics: { host: "127.0.0.1", port: 9464 },
+      inspect: { host: "0.0.0.0", port: 4040 },
+      inspectUnmask: true,
+    });
+    expect(buildAgentConfig({ ...BASE, metrics: ":9" }, {}).metrics).toEqual({ host: "127.0.0.1", port: 9 });
+    expect(buildAgentConfig({ ...BASE, metrics: "[::1]:9464" }, {}).metrics).toEqual({ host: "::1", port: 9464 });
+    expect(() => buildAgentConfig({ ...BASE, metrics: "localhost:99999" }, {})).toThrow(
+      '--metrics "localhost:99999": the listen address must be host:port, like 127.0.0.1:9464, or a port.',
+    );
+    expect(() => buildAgentConfig({ ...BASE, inspect: "http://x:1" }, {})).toThrow(/^--inspect "http:\/\/x:1": the listen address/);
+    expect(() => buildAgentConfig({ ...BASE, "log-level": "loud" }, {})).toThrow(
+      '--log-level "loud": the log level must be one of debug, info, warn, error, silent.',
+    );
+    expect(() => buildAgentConfig({ ...BASE, "log-format": "xml" }, {})).toThrow(
+      /^--log-format "xml": the log format must be one of text, json\.$/,
+    );
+  });
+
   it("falls back to EDGE_RELAY_URL and EDGE_RELAY_TOKEN", () => {
     const env = { EDGE_RELAY_URL: "http://localhost:8787", EDGE_RELAY_TOKEN: TOKEN };
     const config = buildAgentConfig({ backend: "demo", to: "http://127.0.0.1:3000" }, env);
@@ -328,7 +357,7 @@ describe("buildAgentConfig", () => {
         file: "agent.json",
         line: 2,
         message:
-          /^agent\.json:2:3: "conections" is not a setting; the keys are relay, token, tokenFile, connections, gracePeriod, heartbeat, requireAccessToken, ingress \(and, for a single rule, the long flag names\)\.$/,
+          /^agent\.json:2:3: "conections" is not a setting; the keys are relay, token, tokenFile, connections, gracePeriod, heartbeat, requireAccessToken, logFormat, logLevel, metrics, inspect, inspectUnmask, ingress \(and, for a single rule, the long flag names\)\.$/,
       },
       {},
       agentJson(`{\n  "conections": 2\n}`),

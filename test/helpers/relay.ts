@@ -1,7 +1,9 @@
-// Starts the real relay Worker in workerd (wrangler's startWorker on a loopback port) for tests
-// and the benchmark, with a throwaway RELAY_SECRET; stops it afterwards.
+// Starts the real relay Worker in workerd on a loopback port for tests, with a throwaway
+// RELAY_SECRET, under wrangler dev (wrangler's startWorker) or `npm run serve` (bare workerd, its
+// script started as a user starts it); stops it afterwards.
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,6 +11,12 @@ import { useOfflineWrangler } from "../../scripts/offline-env.ts";
 import { mintToken } from "../../src/auth.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const TSX = join(ROOT, "node_modules", "tsx", "dist", "cli.mjs");
+
+/** What runs the relay: `wrangler dev` (what `npm start` runs) or `npm run serve` (bare workerd). */
+export type RelayRuntime = "wrangler" | "serve";
+/** Both runtimes, for suites run against each (`describe.each(RELAY_RUNTIMES)`). */
+export const RELAY_RUNTIMES: readonly RelayRuntime[] = ["wrangler", "serve"];
 
 useOfflineWrangler();
 
@@ -37,6 +45,12 @@ export interface RelayOptions {
    * edits to the tree while they run cannot break them.
    */
   snapshot?: boolean;
+  /** The runtime (default wrangler). `serve` builds its bundle once, so it needs no snapshot. */
+  runtime?: RelayRuntime;
+  /** serve: TLS from these PEM files (the URL is then https://). */
+  tls?: { certFile: string; keyFile: string };
+  /** serve: the Durable Object storage folder (default: a fresh one, removed on stop). */
+  state?: string;
 }
 
 /** Copies the Worker's sources and config to a temporary directory; returns its path. */
@@ -75,6 +89,7 @@ function quietDeliberateBodyAborts(): void {
 
 /** Starts the relay Worker from wrangler.toml on 127.0.0.1. */
 export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> {
+  if (opts.runtime === "serve") return startServe(opts);
   const { unstable_startWorker } = await import("wrangler");
   quietDeliberateBodyAborts();
   const secret = opts.secret ?? randomBytes(32).toString("hex");
@@ -98,16 +113,72 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> 
   await worker.ready;
   const url = (await worker.url).origin;
   const pids = workerdDescendants().filter((p) => !before.has(p));
+  return relayHandle(url, secret, pids, async () => {
+    await worker.dispose();
+    if (root !== ROOT) rmSync(root, { recursive: true, force: true });
+  });
+}
+
+/**
+ * Runs scripts/serve.ts as a child process, as `npm run serve -- --port ...` would: the secret in
+ * an env file, RELAY_DOMAIN in the environment, other vars as --var flags. Resolves once it prints
+ * its banner.
+ */
+async function startServe(opts: RelayOptions): Promise<RelayHandle> {
+  const secret = opts.secret ?? randomBytes(32).toString("hex");
+  const dir = mkdtempSync(join(tmpdir(), "edge-relay-serve-"));
+  const envFile = join(dir, "serve.vars");
+  writeFileSync(envFile, `RELAY_SECRET=${secret}\n`, { mode: 0o600 });
+  const { RELAY_DOMAIN = "localhost", ...vars } = opts.vars ?? {};
+  const args = [TSX, "scripts/serve.ts", "--port", String(opts.port ?? 0), "--env-file", envFile];
+  args.push("--state", opts.state ?? join(dir, "state"));
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}=${v}`);
+  if (opts.tls) args.push("--tls-cert", opts.tls.certFile, "--tls-key", opts.tls.keyFile);
+  // The secret comes from the env file alone, as the test's own environment must not add one.
+  const env: NodeJS.ProcessEnv = { ...process.env, RELAY_DOMAIN };
+  delete env.RELAY_SECRET;
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  let output = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm run serve printed no relay URL within 60 s:\n${output}`)), 60_000);
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      const m = /^ {4}relay +(https?:\/\/\S+)/m.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    proc.stdout!.on("data", onData);
+    proc.stderr!.on("data", (d: Buffer) => {
+      onData(d);
+      if (process.env.RELAY_LOG) process.stderr.write(d);
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`npm run serve exited before listening:\n${output}`));
+    });
+  });
+  const pids = workerdDescendants(proc.pid);
+  return relayHandle(url, secret, pids, async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+/** The handle of a relay listening at `url` with `secret`, whichever runtime runs it. */
+function relayHandle(url: string, secret: string, pids: number[], stop: () => Promise<void>): RelayHandle {
   return {
     url,
     port: Number(new URL(url).port),
     secret,
     token: (backend, ttlSeconds) => mintToken(secret, backend, ttlSeconds ? { ttlSeconds } : {}),
     workerdPids: () => pids,
-    stop: async () => {
-      await worker.dispose();
-      if (root !== ROOT) rmSync(root, { recursive: true, force: true });
-    },
+    stop,
   };
 }
 
