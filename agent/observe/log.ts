@@ -29,8 +29,12 @@ export interface AgentLogger {
   addSecret(secret: string): void;
 }
 
-/** Header values that are credentials, whatever the line: scrubbed with the known secrets. */
-const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
+/**
+ * Header values that are credentials, whatever the line: scrubbed with the known secrets. The
+ * scheme stands as a word of its own (not the end of a name like "acc-basic") and the credential
+ * is a whole token68 (RFC 7235: "=" only as trailing padding), so "basic tunnels=1/1" is no match.
+ */
+const BEARER = /(?<=^|[\s"'`:=,(])(Bearer|Basic)\s+[A-Za-z0-9._~+/-]+=*(?![A-Za-z0-9._~+/=-])/gi;
 
 /** Levels from the most to the least verbose, with "silent" above them all. */
 const LEVELS: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, error: 50, silent: 100 };
