@@ -629,6 +629,16 @@ export class Session {
         break;
       case FrameType.Close: {
         const { code, reason } = decodeClose(frame.payload);
+        if (stream.onClose === ignore) {
+          // CLOSE belongs to message streams only; on any other stream nobody reads it, and taking
+          // it as a FIN would leave the receiver's reader (a public response body) waiting for
+          // ever. The stream is reset both ways instead.
+          const message = `CLOSE on stream ${stream.id}, which carries no messages`;
+          this.streams.delete(stream.id);
+          stream.fail(new StreamReset(ErrorCode.ProtocolError, message));
+          this.queue(FrameType.RstStream, 0, stream.id, encodeError(ErrorCode.ProtocolError, message));
+          return;
+        }
         stream.apply(StreamEvent.RecvFin);
         stream.onClose(code, reason);
         this.settle(stream);

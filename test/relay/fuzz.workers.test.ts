@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeMessage, encodeFrame, encodeFrames, encodeHeaderBlock } from "../../src/protocol/codec.ts";
 import { Flag, FrameType, HEARTBEAT_PING, TunnelClose, type Frame } from "../../src/protocol/frame.ts";
+import { encodeResponseHead } from "../../src/protocol/head.ts";
 import { arbFrame, arbMutatedMessage } from "../helpers/fuzz.ts";
 import { fromHex, toHex } from "../helpers/hex.ts";
 import {
@@ -266,6 +267,35 @@ describe("what the fuzzer found", () => {
     const resp = await within(requestOn(5), "the request on stream 5");
     expect(resp.status).toBe(200);
     expect(await resp.text()).toBe("still here");
+    await closeAgent(agent);
+  });
+});
+
+describe("what the fuzzer found: CLOSE on an HTTP stream", () => {
+  // Seed 1206753254: a response head with :status 340, then a CLOSE frame (message streams only)
+  // on that HTTP stream. It was taken as a FIN that nothing read, and the public client's body
+  // waited for ever, even after the tunnel closed.
+  it("errors the public response body at once, and the tunnel serves on", { timeout: 30_000 }, async () => {
+    const backend = backendName();
+    const agent = await readyAgent(backend);
+    const pending = publicFetch(backend, "/held");
+    const req = await agent.next();
+    req.stream.sendHeaders(encodeResponseHead({ status: 340, headers: [] }));
+    const resp = await within(pending, "the response head");
+    const close = new Uint8Array([0, 0, 0x03, 0xe8, 0x61, 0x62, 0x63, 0x64]);
+    agent.ws.send(encodeFrame({ type: FrameType.Close, flags: 0, streamId: req.stream.id, payload: close }));
+    const settled = await within(
+      resp.arrayBuffer().then(
+        () => "ended",
+        () => "errored",
+      ),
+      "the body to settle",
+      5000,
+    );
+    expect(settled).toBe("errored");
+    const next = publicFetch(backend, "/next");
+    await respond((await agent.next()).stream, 200, [], "still serving");
+    expect(await (await within(next, "the next response")).text()).toBe("still serving");
     await closeAgent(agent);
   });
 });
