@@ -68,11 +68,9 @@ const HELP = `npm run bench -- [options]
                        (default: direct,do-ceiling,relay; "all" for every row;
                        relay-hbone brings direct and do-ceiling along for its ratios,
                        relay-bridge do-ceiling and relay; "observe" is relay,
-                       relay-metrics and relay-inspect: the agent with --metrics, --inspect)
-    }
-
-                       relay-bridge do-ceiling and relay; auth: c32 small GETs through jwt and
-                       basicAuth access policies in turns with the plain relay, --duration s each)
+                       relay-metrics and relay-inspect: the agent with --metrics, --inspect;
+                       auth: c32 small GETs through jwt and basicAuth access policies in turns
+                       with the plain relay, --duration s each)
   --duration <s>       seconds of small-GET load per row and concurrency, run as 1 s slices that
                        alternate between the rows (default 8; ws and tcp rows: seconds per run)
   --warmup <s>         seconds of small-GET load per row and concurrency before measuring (default 3)
