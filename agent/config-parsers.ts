@@ -1,6 +1,6 @@
 // The --config file's parsers (yaml, ajv), loaded on first use instead of at start-up: an agent run
 // with flags never needs them, and loaded at start-up they were what left V8 collecting the whole
-// heap several times a second during transfers (agent/heap.ts, docs/performance.md).
+// heap several times a second during transfers (docs/performance.md).
 import { createRequire } from "node:module";
 import type * as AjvModule from "ajv";
 import type * as YamlModule from "yaml";

@@ -4,7 +4,6 @@
 import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { AgentConfig } from "./config.ts";
-import { collectWhenFull } from "./heap.ts";
 import { backoffDelay, DEFAULT_BACKOFF, FAST_CAP_MS, FAST_PHASE_MS, type BackoffOptions } from "./backoff.ts";
 import { IngressTable, type Target } from "./target.ts";
 import type { Log } from "./observe/log.ts";
@@ -311,7 +310,6 @@ export async function superviseTunnels(config: AgentConfig, opts: SupervisorOpti
  * validation changes nothing.
  */
 export async function runAgent(config: AgentConfig, load?: () => Promise<AgentConfig>): Promise<number> {
-  collectWhenFull();
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.once("SIGINT", stop);

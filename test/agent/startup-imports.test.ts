@@ -1,7 +1,7 @@
 // What the agent loads at start-up: only Node's own modules and ws; other libraries load on first
 // use. Loaded at start-up (yaml, ajv, pino, prom-client were measured) they made V8 collect the
 // whole heap several times a second while bodies streamed through the agent (docs/performance.md,
-// "Libraries loaded at start-up"), which agent/heap.ts now prevents for whatever is loaded.
+// "Libraries loaded at start-up").
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
