@@ -1,0 +1,245 @@
+// `npx tsx bench/stream-pairs.ts [--rounds N] [--only ws|tcp] name=<checkout> ...`: the ws and tcp
+// rows' streams (bench/ws.ts, bench/tcp.ts) through the relay, agents and `edge-relay connect` of
+// several checkouts in turns, with each process's CPU time per MiB echoed.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join, resolve } from "node:path";
+import { cpuSeconds } from "./procs.ts";
+import { profileWorkerd, type InspectorProfile } from "./profile.ts";
+import type { BenchRelay } from "./runtime.ts";
+import { tcpStream } from "./tcp.ts";
+import type { Transfer } from "./transfer.ts";
+import { wsStream } from "./ws.ts";
+
+const USAGE = `npx tsx bench/stream-pairs.ts [--rounds N] [--only ws|tcp] [--ws-mib N] [--tcp-mib N] [--profile DIR] name=<checkout> ...
+
+Runs the ws row's echo server and the tcp row's echo server once, and per checkout its own relay
+(bare workerd, built from that checkout), an agent for each (that checkout's agent/bin/edge-relay.mjs,
+a ws:// and a tcp:// target) and its own \`edge-relay connect\`. After a warm-up, every round streams
+through each checkout in turn (the order reversed every other round): --ws-mib of 1 MiB messages
+echoed (default 100), then --tcp-mib of TCP echoed (default 100), byte-exact. Prints per checkout
+the MiB/s of every stream and the median CPU ms per MiB echoed of workerd, the agent, connect and
+the echo server (scheduler counters). A name starting with "direct" streams to the echo servers
+themselves. --profile DIR writes CPU profiles of every process (node --cpu-prof; workerd's
+JavaScript over its inspector) of the measured rounds to DIR.`;
+
+const WS_BACKEND = "pair-ws";
+const TCP_BACKEND = "pair-tcp";
+
+function parse(argv: string[]) {
+  const o = { rounds: 5, only: "", wsMiB: 100, tcpMiB: 100, profile: "", variants: [] as Array<{ name: string; root: string }> };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--help" || a === "-h") {
+      console.log(USAGE);
+      process.exit(0);
+    } else if (a === "--rounds") o.rounds = Number(argv[++i]);
+    else if (a === "--only") o.only = argv[++i];
+    else if (a === "--ws-mib") o.wsMiB = Number(argv[++i]);
+    else if (a === "--tcp-mib") o.tcpMiB = Number(argv[++i]);
+    else if (a === "--profile") o.profile = resolve(argv[++i]);
+    else if (/^[\w-]+=/.test(a)) {
+      const [name, root] = a.split("=", 2);
+      o.variants.push({ name, root: resolve(root) });
+    } else {
+      console.error(`unknown argument ${a}\n\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  if (!o.variants.length) {
+    console.error(USAGE);
+    process.exit(2);
+  }
+  return o;
+}
+
+/** Starts a checkout's bench script with its own tsx; resolves with the port it prints. */
+async function startScript(root: string, script: string): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, ["--import", "tsx", `${root}/bench/${script}`], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((res, rej) => {
+    let buf = "";
+    proc.once("exit", (code) => rej(new Error(`${script} exited with ${code}`)));
+    proc.stdout!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split("\n").find((l) => l.startsWith("{"));
+      if (line) res((JSON.parse(line) as { port: number }).port);
+    });
+  });
+  return { proc, port };
+}
+
+/** Starts `edge-relay <args>` of a checkout; resolves with the first match of `ready` in its output. */
+async function startEdgeRelay(
+  root: string,
+  nodeArgs: string[],
+  args: string[],
+  ready: RegExp,
+): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
+  const proc = spawn(process.execPath, [...nodeArgs, `${root}/agent/bin/edge-relay.mjs`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const match = await new Promise<RegExpExecArray>((res, rej) => {
+    let out = "";
+    const on = (d: Buffer) => {
+      out += d.toString();
+      const m = ready.exec(out);
+      if (m) res(m);
+    };
+    proc.stdout!.on("data", on);
+    proc.stderr!.on("data", on);
+    proc.once("exit", () => rej(new Error(`edge-relay ${args[0]} of ${root} exited:\n${out}`)));
+  });
+  return { proc, match };
+}
+
+/** Stops a process with SIGTERM (a --cpu-prof profile is written on exit) and waits for it. */
+function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    proc.once("exit", () => (clearTimeout(timer), res()));
+    proc.kill("SIGTERM");
+  });
+}
+
+interface Variant {
+  name: string;
+  wsUrl: string;
+  tcpPort: number;
+  /** Processes whose CPU counts, by role. */
+  pids: Record<string, number>;
+  inspectorPort?: number;
+}
+
+type Way = "ws" | "tcp";
+const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : Number.NaN);
+
+async function main(): Promise<void> {
+  const o = parse(process.argv.slice(2));
+  const stops: Array<() => unknown> = [];
+  const ways = (["ws", "tcp"] as const).filter((w) => !o.only || o.only === w);
+  const first = o.variants[0].root;
+  const wsBackend = await startScript(first, "ws-backend.ts");
+  stops.push(() => stop(wsBackend.proc));
+  const tcpBackend = await startScript(first, "tcp-backend.ts");
+  stops.push(() => stop(tcpBackend.proc));
+  if (o.profile) mkdirSync(o.profile, { recursive: true });
+  const variants: Variant[] = [];
+  try {
+    for (const { name, root } of o.variants) {
+      if (name.startsWith("direct")) {
+        variants.push({
+          name,
+          wsUrl: `ws://127.0.0.1:${wsBackend.port}/echo`,
+          tcpPort: tcpBackend.port,
+          pids: { "ws-echo": wsBackend.proc.pid!, "tcp-echo": tcpBackend.proc.pid! },
+        });
+        continue;
+      }
+      const { startBenchRelay } = (await import(`${root}/bench/runtime.ts`)) as {
+        startBenchRelay: (vars: Record<string, string>, opts: object) => Promise<BenchRelay>;
+      };
+      const relay = await startBenchRelay({}, { inspect: !!o.profile });
+      stops.push(() => relay.stop());
+      const nodeArgs = (what: string) =>
+        o.profile ? ["--cpu-prof", "--cpu-prof-dir", o.profile, "--cpu-prof-name", `${name}-${what}.cpuprofile`] : [];
+      const token = (backend: string) => relay.token(backend);
+      const wsAgent = await startEdgeRelay(
+        root,
+        nodeArgs("ws-agent"),
+        [
+          "agent",
+          "--relay",
+          relay.url,
+          "--backend",
+          WS_BACKEND,
+          "--token",
+          await token(WS_BACKEND),
+          "--to",
+          `http://127.0.0.1:${wsBackend.port}`,
+        ],
+        /tunnels=(\d+)\/\1\b/,
+      );
+      stops.push(() => stop(wsAgent.proc));
+      const tcpAgent = await startEdgeRelay(
+        root,
+        nodeArgs("tcp-agent"),
+        [
+          "agent",
+          "--relay",
+          relay.url,
+          "--backend",
+          TCP_BACKEND,
+          "--token",
+          await token(TCP_BACKEND),
+          "--to",
+          `tcp://127.0.0.1:${tcpBackend.port}`,
+        ],
+        /tunnels=(\d+)\/\1\b/,
+      );
+      stops.push(() => stop(tcpAgent.proc));
+      const connect = await startEdgeRelay(
+        root,
+        nodeArgs("connect"),
+        ["connect", relay.url, "--backend", TCP_BACKEND, "--listen", "127.0.0.1:0"],
+        /listening on 127\.0\.0\.1:(\d+)/,
+      );
+      stops.push(() => stop(connect.proc));
+      variants.push({
+        name,
+        wsUrl: `${relay.url.replace(/^http/, "ws")}/r/${WS_BACKEND}/echo`,
+        tcpPort: Number(connect.match[1]),
+        pids: {
+          workerd: relay.pid,
+          "ws-agent": wsAgent.proc.pid!,
+          "ws-echo": wsBackend.proc.pid!,
+          "tcp-agent": tcpAgent.proc.pid!,
+          connect: connect.proc.pid!,
+          "tcp-echo": tcpBackend.proc.pid!,
+        },
+        inspectorPort: relay.inspectorPort,
+      });
+    }
+    type Figures = { mibps: number[]; cpu: Record<string, number[]> };
+    const fresh = () => ({ ws: { mibps: [], cpu: {} }, tcp: { mibps: [], cpu: {} } }) as Record<Way, Figures>;
+    const figures = new Map(variants.map((v) => [v.name, fresh()]));
+    const roles = (way: Way, v: Variant) =>
+      Object.keys(v.pids).filter((k) => (way === "ws" ? !k.startsWith("tcp") && k !== "connect" : !k.startsWith("ws")));
+    const run = async (v: Variant, way: Way, mib: number) => {
+      const before = Object.fromEntries(roles(way, v).map((k) => [k, cpuSeconds(v.pids[k])]));
+      const t: Transfer = way === "ws" ? await wsStream(v.wsUrl, mib) : await tcpStream(v.tcpPort, mib);
+      if (!t.exact) throw new Error(`${v.name}: the ${way} stream was not byte-exact`);
+      const f = figures.get(v.name)![way];
+      f.mibps.push(t.mibps);
+      for (const k of roles(way, v)) (f.cpu[k] ??= []).push(((cpuSeconds(v.pids[k]) - before[k]) * 1000) / (t.bytes / 1048576));
+    };
+    for (const v of variants) for (const way of ways) await run(v, way, 16);
+    for (const v of variants) figures.set(v.name, fresh());
+    const profiles: Array<[string, InspectorProfile]> = [];
+    for (const v of variants) if (v.inspectorPort) profiles.push([v.name, await profileWorkerd(v.inspectorPort)]);
+    for (let round = 0; round < o.rounds; round++) {
+      const order = round % 2 ? [...variants].reverse() : variants;
+      for (const way of ways) for (const v of order) await run(v, way, way === "ws" ? o.wsMiB : o.tcpMiB);
+    }
+    for (const [name, p] of profiles) writeFileSync(join(o.profile, `${name}-workerd.cpuprofile`), JSON.stringify(await p.stop()));
+    console.log(
+      `load average at the end: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" ")}`,
+    );
+    for (const way of ways) {
+      for (const v of variants) {
+        const f = figures.get(v.name)![way];
+        const each = f.mibps.map((x) => x.toFixed(0)).join(", ");
+        const cpu = Object.entries(f.cpu)
+          .map(([k, xs]) => `${k} ${median(xs).toFixed(2)}`)
+          .join(", ");
+        console.log(`${way.padEnd(4)} ${v.name.padEnd(10)} MiB/s ${each} (median ${median(f.mibps).toFixed(0)}); CPU ms/MiB ${cpu}`);
+      }
+    }
+  } finally {
+    for (const s of stops.reverse()) await s();
+  }
+}
+
+await main();
+process.exit(0);
