@@ -103,8 +103,6 @@ export function bindClient(ws: WebSocket, stream: Stream, flow = false): void {
       else handedOn();
     },
     () => safeClose(ws, 1009, "message too big"),
-    // ws.send copies the message (or the text decoded from it) before it returns.
-    true,
   );
   stream.onClose = (code, reason) => safeClose(ws, sendableClose(code), closeReason(reason));
   stream.onReset = (reset) =>

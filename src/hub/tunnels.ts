@@ -69,8 +69,6 @@ export class Tunnel {
             ws.send(message);
           }
         : (message) => ws.send(message),
-      // workerd's WebSocket.send copies the message: the session may reuse its buffer.
-      sendCopies: true,
       // A lone request goes out with the event that made it; many wait for a timer and share a message.
       scheduleAlone: (flush) => queueMicrotask(flush),
       // Under load a burst of requests leaves once it is 8 strong (a quarter of the streams in

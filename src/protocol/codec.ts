@@ -27,11 +27,11 @@ const fromUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const SESSION_TYPES = new Set<number>([FrameType.Hello, FrameType.Ping, FrameType.GoAway]);
 
 /** Encodes frames back to back into one buffer (one WebSocket message). */
-export function encodeFrames(frames: readonly Frame[], into?: Uint8Array): Uint8Array {
+export function encodeFrames(frames: readonly Frame[]): Uint8Array {
   let total = 0;
   for (const f of frames) total += HEADER_BYTES + f.payload.byteLength;
-  const out = into && into.byteLength >= total ? into.subarray(0, total) : new Uint8Array(total);
-  const view = new DataView(out.buffer, out.byteOffset, total);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
   let at = 0;
   for (const f of frames) {
     view.setUint8(at, f.type);

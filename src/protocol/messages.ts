@@ -9,12 +9,9 @@ export interface Message {
   text: boolean;
 }
 
-/**
- * Joins byte arrays into one (`total` when the caller already knows the length), into the start
- * of `into` when it is large enough.
- */
-export function concat(parts: readonly Uint8Array[], total = parts.reduce((n, p) => n + p.byteLength, 0), into?: Uint8Array): Uint8Array {
-  const out = into && into.byteLength >= total ? into.subarray(0, total) : new Uint8Array(total);
+/** Joins byte arrays into one (`total` when the caller already knows the length). */
+export function concat(parts: readonly Uint8Array[], total = parts.reduce((n, p) => n + p.byteLength, 0)): Uint8Array {
+  const out = new Uint8Array(total);
   let at = 0;
   for (const p of parts) {
     out.set(p, at);
@@ -23,23 +20,12 @@ export function concat(parts: readonly Uint8Array[], total = parts.reduce((n, p)
   return out;
 }
 
-/** The buffer assemblers with `reuse` join messages of up to 1 MiB into, one message at a time. */
-let assembleBuffer: Uint8Array | undefined;
-const sharedAssembleBuffer = () => (assembleBuffer ??= new Uint8Array(1024 * 1024));
-
 /** Collects DATA fragments until EOM; refuses messages over `limit` bytes. */
 export class MessageAssembler {
   private parts: Uint8Array[] = [];
   private bytes = 0;
 
-  /**
-   * With `reuse`, a message of several fragments is joined into a buffer shared by every such
-   * assembler and valid only until the next message: for receivers that copy it at once.
-   */
-  constructor(
-    private readonly limit: number = MAX_WS_MESSAGE,
-    private readonly reuse = false,
-  ) {}
+  constructor(private readonly limit: number = MAX_WS_MESSAGE) {}
 
   /** Bytes held for the message being assembled. */
   get pending(): number {
@@ -59,7 +45,7 @@ export class MessageAssembler {
     }
     if (chunk.byteLength > 0) this.parts.push(chunk);
     if (!(flags & Flag.EOM)) return undefined;
-    const data = this.parts.length === 1 ? this.parts[0] : concat(this.parts, this.bytes, this.reuse ? sharedAssembleBuffer() : undefined);
+    const data = this.parts.length === 1 ? this.parts[0] : concat(this.parts, this.bytes);
     this.parts = [];
     this.bytes = 0;
     return { data, text: (flags & Flag.TEXT) !== 0 };
@@ -78,17 +64,14 @@ export class MessageTooBig extends Error {
 /**
  * Receives a message stream: reassembles messages, returns each fragment's credit while a message
  * is assembled (a message may be larger than the window), and the last fragment's once `deliver`
- * calls `handedOn`. A message over the limit resets the stream and calls `tooBig`. With
- * `deliverCopies`, `deliver` copies the message before it returns (workerd's WebSocket.send),
- * so its bytes may live in a reused buffer.
+ * calls `handedOn`. A message over the limit resets the stream and calls `tooBig`.
  */
 export function receiveMessages(
   stream: Stream,
   deliver: (message: Message, handedOn: () => void) => void,
   tooBig: (error: MessageTooBig) => void,
-  deliverCopies = false,
 ): void {
-  const assembler = new MessageAssembler(MAX_WS_MESSAGE, deliverCopies);
+  const assembler = new MessageAssembler();
   stream.onData = (chunk, flags) => {
     let message: Message | undefined;
     try {

@@ -83,17 +83,7 @@ export interface SessionOptions {
   headsPerMessage?: number;
   /** The clock PING answers are budgeted by, in ms (default Date.now). */
   now?(): number;
-  /**
-   * `send` is done with the message when it returns (workerd's WebSocket.send copies it): the
-   * session then encodes every message into one buffer shared by all such sessions, instead of a
-   * new zero-filled one per message.
-   */
-  sendCopies?: boolean;
 }
-
-/** The buffer sessions with `sendCopies` encode into: one message at a time, whatever the session. */
-let sendBuffer: Uint8Array | undefined;
-const sharedSendBuffer = () => (sendBuffer ??= new Uint8Array(MAX_MESSAGE_BYTES + HEADER_BYTES));
 
 /**
  * PINGs answered at once before the budget applies, and answers a second after that
@@ -523,20 +513,19 @@ export class Session {
     if (this.closed || this.outbox.length === 0) return;
     const frames = this.outbox;
     this.dropOutbox();
-    const into = this.opts.sendCopies ? sharedSendBuffer() : undefined;
     try {
       let start = 0;
       let bytes = 0;
       for (let i = 0; i < frames.length; i++) {
         const size = frames[i].payload.byteLength + 10;
         if (i > start && bytes + size > MAX_MESSAGE_BYTES) {
-          this.opts.send(encodeFrames(frames.slice(start, i), into));
+          this.opts.send(encodeFrames(frames.slice(start, i)));
           start = i;
           bytes = 0;
         }
         bytes += size;
       }
-      this.opts.send(encodeFrames(start === 0 ? frames : frames.slice(start), into));
+      this.opts.send(encodeFrames(start === 0 ? frames : frames.slice(start)));
     } catch (err) {
       // The transport is gone (e.g. a socket closed under us): its streams are lost.
       this.destroy(`the tunnel failed to send: ${err instanceof Error ? err.message : String(err)}`);
