@@ -2,7 +2,7 @@
 // `bufferutil` package, `ws` masks every byte a client sends in a byte-by-byte JavaScript loop.
 import { randomFillSync } from "node:crypto";
 import { createRequire } from "node:module";
-import { Sender } from "ws";
+import * as ws from "ws";
 
 /** Frames at least this large are masked here; smaller ones, text and anything unusual by `ws`. */
 const FAST_MASK_MIN = 1024;
@@ -89,6 +89,7 @@ function hasBufferUtil(): boolean {
 }
 
 if (!hasBufferUtil()) {
-  const sender = Sender as unknown as { frame: Frame };
+  // `Sender` is exported by ws (wrapper.mjs) but not declared by @types/ws.
+  const sender = (ws as unknown as { Sender: { frame: Frame } }).Sender;
   sender.frame = frameWith(sender.frame);
 }

@@ -21,7 +21,9 @@ through each checkout in turn (the order reversed every other round): --ws-mib o
 echoed (default 100), then --tcp-mib of TCP echoed (default 100), byte-exact. Prints per checkout
 the MiB/s of every stream and the median CPU ms per MiB echoed of workerd, the agent, connect and
 the echo server (scheduler counters). A name starting with "direct" streams to the echo servers
-themselves. --profile DIR writes CPU profiles of every process (node --cpu-prof; workerd's
+themselves; one starting with "ceiling" streams the ws row's messages to a WebSocket that the
+checkout's relay echoes itself (no tunnel, no agent: workerd's own cost per message in and out)
+and skips tcp. --profile DIR writes CPU profiles of every process (node --cpu-prof; workerd's
 JavaScript over its inspector) of the measured rounds to DIR.`;
 
 const WS_BACKEND = "pair-ws";
@@ -140,6 +142,16 @@ async function main(): Promise<void> {
       };
       const relay = await startBenchRelay({}, { inspect: !!o.profile });
       stops.push(() => relay.stop());
+      if (name.startsWith("ceiling")) {
+        // workerd alone: the bench route's object echoes each message (bench/do-responder.ts).
+        variants.push({
+          name,
+          wsUrl: `${relay.url.replace(/^http/, "ws")}/_relay/bench/${WS_BACKEND}/ws-echo`,
+          tcpPort: 0,
+          pids: { workerd: relay.pid },
+        });
+        continue;
+      }
       const nodeArgs = (what: string) =>
         o.profile ? ["--cpu-prof", "--cpu-prof-dir", o.profile, "--cpu-prof-name", `${name}-${what}.cpuprofile`] : [];
       const token = (backend: string) => relay.token(backend);
@@ -212,13 +224,14 @@ async function main(): Promise<void> {
       f.mibps.push(t.mibps);
       for (const k of roles(way, v)) (f.cpu[k] ??= []).push(((cpuSeconds(v.pids[k]) - before[k]) * 1000) / (t.bytes / 1048576));
     };
-    for (const v of variants) for (const way of ways) await run(v, way, 16);
+    const runs = (v: Variant) => ways.filter((w) => w === "ws" || v.tcpPort);
+    for (const v of variants) for (const way of runs(v)) await run(v, way, 16);
     for (const v of variants) figures.set(v.name, fresh());
     const profiles: Array<[string, InspectorProfile]> = [];
     for (const v of variants) if (v.inspectorPort) profiles.push([v.name, await profileWorkerd(v.inspectorPort)]);
     for (let round = 0; round < o.rounds; round++) {
       const order = round % 2 ? [...variants].reverse() : variants;
-      for (const way of ways) for (const v of order) await run(v, way, way === "ws" ? o.wsMiB : o.tcpMiB);
+      for (const way of ways) for (const v of order) if (runs(v).includes(way)) await run(v, way, way === "ws" ? o.wsMiB : o.tcpMiB);
     }
     for (const [name, p] of profiles) writeFileSync(join(o.profile, `${name}-workerd.cpuprofile`), JSON.stringify(await p.stop()));
     console.log(
@@ -228,6 +241,7 @@ async function main(): Promise<void> {
     );
     for (const way of ways) {
       for (const v of variants) {
+        if (!runs(v).includes(way)) continue;
         const f = figures.get(v.name)![way];
         const each = f.mibps.map((x) => x.toFixed(0)).join(", ");
         const cpu = Object.entries(f.cpu)
