@@ -19,8 +19,8 @@ Runs the ws row's echo server and the tcp row's echo server once, and per checko
 a ws:// and a tcp:// target) and its own \`edge-relay connect\`. After a warm-up, every round streams
 through each checkout in turn (the order reversed every other round): --ws-mib of 1 MiB messages
 echoed (default 100), then --tcp-mib of TCP echoed (default 100), byte-exact. Prints per checkout
-the MiB/s of every stream and the median CPU ms per MiB echoed of workerd, the agent, connect and
-the echo server (scheduler counters). A name starting with "direct" streams to the echo servers
+the MiB/s of every stream and the median CPU ms per MiB echoed of the client (this process),
+workerd, the agent, connect and the echo server (scheduler counters). A name starting with "direct" streams to the echo servers
 themselves; one starting with "ceiling" streams the ws row's messages to a WebSocket that the
 checkout's relay echoes itself (no tunnel, no agent: workerd's own cost per message in and out)
 and skips tcp. --profile DIR writes CPU profiles of every process (node --cpu-prof; workerd's
@@ -218,11 +218,16 @@ async function main(): Promise<void> {
       Object.keys(v.pids).filter((k) => (way === "ws" ? !k.startsWith("tcp") && k !== "connect" : !k.startsWith("ws")));
     const run = async (v: Variant, way: Way, mib: number) => {
       const before = Object.fromEntries(roles(way, v).map((k) => [k, cpuSeconds(v.pids[k])]));
+      const client = process.cpuUsage();
       const t: Transfer = way === "ws" ? await wsStream(v.wsUrl, mib) : await tcpStream(v.tcpPort, mib);
       if (!t.exact) throw new Error(`${v.name}: the ${way} stream was not byte-exact`);
       const f = figures.get(v.name)![way];
       f.mibps.push(t.mibps);
-      for (const k of roles(way, v)) (f.cpu[k] ??= []).push(((cpuSeconds(v.pids[k]) - before[k]) * 1000) / (t.bytes / 1048576));
+      const echoed = t.bytes / 1048576;
+      const used = process.cpuUsage(client);
+      // This process is the client (bench/ws.ts, bench/tcp.ts), as in the bench's ws and tcp rows.
+      (f.cpu.client ??= []).push((used.user + used.system) / 1000 / echoed);
+      for (const k of roles(way, v)) (f.cpu[k] ??= []).push(((cpuSeconds(v.pids[k]) - before[k]) * 1000) / echoed);
     };
     const runs = (v: Variant) => ways.filter((w) => w === "ws" || v.tcpPort);
     for (const v of variants) for (const way of runs(v)) await run(v, way, 16);
