@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
+import { median, parseCheckouts, startScript } from "./checkouts.ts";
 import { cpuSeconds } from "./procs.ts";
 import { profileWorkerd, type InspectorProfile } from "./profile.ts";
 import type { BenchRelay } from "./runtime.ts";
@@ -28,48 +29,6 @@ JavaScript over its inspector) of the measured rounds to DIR.`;
 
 const WS_BACKEND = "pair-ws";
 const TCP_BACKEND = "pair-tcp";
-
-function parse(argv: string[]) {
-  const o = { rounds: 5, only: "", wsMiB: 100, tcpMiB: 100, profile: "", variants: [] as Array<{ name: string; root: string }> };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a === "--rounds") o.rounds = Number(argv[++i]);
-    else if (a === "--only") o.only = argv[++i];
-    else if (a === "--ws-mib") o.wsMiB = Number(argv[++i]);
-    else if (a === "--tcp-mib") o.tcpMiB = Number(argv[++i]);
-    else if (a === "--profile") o.profile = resolve(argv[++i]);
-    else if (/^[\w-]+=/.test(a)) {
-      const [name, root] = a.split("=", 2);
-      o.variants.push({ name, root: resolve(root) });
-    } else {
-      console.error(`unknown argument ${a}\n\n${USAGE}`);
-      process.exit(2);
-    }
-  }
-  if (!o.variants.length) {
-    console.error(USAGE);
-    process.exit(2);
-  }
-  return o;
-}
-
-/** Starts a checkout's bench script with its own tsx; resolves with the port it prints. */
-async function startScript(root: string, script: string): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", `${root}/bench/${script}`], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((res, rej) => {
-    let buf = "";
-    proc.once("exit", (code) => rej(new Error(`${script} exited with ${code}`)));
-    proc.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const line = buf.split("\n").find((l) => l.startsWith("{"));
-      if (line) res((JSON.parse(line) as { port: number }).port);
-    });
-  });
-  return { proc, port };
-}
 
 /** Starts `edge-relay <args>` of a checkout; resolves with the first match of `ready` in its output. */
 async function startEdgeRelay(
@@ -113,13 +72,19 @@ interface Variant {
 }
 
 type Way = "ws" | "tcp";
-const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : Number.NaN);
 
 async function main(): Promise<void> {
-  const o = parse(process.argv.slice(2));
+  const o = { rounds: 5, only: "", wsMiB: 100, tcpMiB: 100, profile: "" };
+  const checkouts = parseCheckouts(process.argv.slice(2), USAGE, {
+    "--rounds": (v) => (o.rounds = Number(v)),
+    "--only": (v) => (o.only = v),
+    "--ws-mib": (v) => (o.wsMiB = Number(v)),
+    "--tcp-mib": (v) => (o.tcpMiB = Number(v)),
+    "--profile": (v) => (o.profile = resolve(v)),
+  });
   const stops: Array<() => unknown> = [];
   const ways = (["ws", "tcp"] as const).filter((w) => !o.only || o.only === w);
-  const first = o.variants[0].root;
+  const first = checkouts[0].root;
   const wsBackend = await startScript(first, "ws-backend.ts");
   stops.push(() => stop(wsBackend.proc));
   const tcpBackend = await startScript(first, "tcp-backend.ts");
@@ -127,7 +92,7 @@ async function main(): Promise<void> {
   if (o.profile) mkdirSync(o.profile, { recursive: true });
   const variants: Variant[] = [];
   try {
-    for (const { name, root } of o.variants) {
+    for (const { name, root } of checkouts) {
       if (name.startsWith("direct")) {
         variants.push({
           name,
@@ -154,41 +119,19 @@ async function main(): Promise<void> {
       }
       const nodeArgs = (what: string) =>
         o.profile ? ["--cpu-prof", "--cpu-prof-dir", o.profile, "--cpu-prof-name", `${name}-${what}.cpuprofile`] : [];
-      const token = (backend: string) => relay.token(backend);
-      const wsAgent = await startEdgeRelay(
-        root,
-        nodeArgs("ws-agent"),
-        [
-          "agent",
-          "--relay",
-          relay.url,
-          "--backend",
-          WS_BACKEND,
-          "--token",
-          await token(WS_BACKEND),
-          "--to",
-          `http://127.0.0.1:${wsBackend.port}`,
-        ],
-        /tunnels=(\d+)\/\1\b/,
-      );
-      stops.push(() => stop(wsAgent.proc));
-      const tcpAgent = await startEdgeRelay(
-        root,
-        nodeArgs("tcp-agent"),
-        [
-          "agent",
-          "--relay",
-          relay.url,
-          "--backend",
-          TCP_BACKEND,
-          "--token",
-          await token(TCP_BACKEND),
-          "--to",
-          `tcp://127.0.0.1:${tcpBackend.port}`,
-        ],
-        /tunnels=(\d+)\/\1\b/,
-      );
-      stops.push(() => stop(tcpAgent.proc));
+      const agent = async (backend: string, to: string) => {
+        const args = ["agent", "--relay", relay.url, "--backend", backend, "--token", await relay.token(backend), "--to", to];
+        const started = await startEdgeRelay(
+          root,
+          nodeArgs(backend === WS_BACKEND ? "ws-agent" : "tcp-agent"),
+          args,
+          /tunnels=(\d+)\/\1\b/,
+        );
+        stops.push(() => stop(started.proc));
+        return started;
+      };
+      const wsAgent = await agent(WS_BACKEND, `http://127.0.0.1:${wsBackend.port}`);
+      const tcpAgent = await agent(TCP_BACKEND, `tcp://127.0.0.1:${tcpBackend.port}`);
       const connect = await startEdgeRelay(
         root,
         nodeArgs("connect"),
