@@ -32,6 +32,18 @@ export function xorMask(buf: Buffer, start: number, length: number, mask: ArrayL
   for (; i < length; i++) buf[start + i] ^= mask[i & 3];
 }
 
+/** Buffers nobody reads after sending them: their frames are masked in place, not copied. */
+const disposable = new WeakSet<ArrayBufferLike>();
+
+/**
+ * Sends `data` as one binary message and gives its memory up: the frame masks it in place instead
+ * of masking a copy. `data` must span its whole ArrayBuffer and nothing may read it afterwards.
+ */
+export function sendDisposable(socket: { send(data: Uint8Array): void }, data: Uint8Array): void {
+  if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) disposable.add(data.buffer);
+  socket.send(data);
+}
+
 interface FrameOptions {
   fin?: boolean;
   opcode: number;
@@ -53,7 +65,8 @@ function frameWith(original: Frame): Frame {
     }
     const length = data.length;
     const offset = length >= 65536 ? 14 : length > 125 ? 8 : 6;
-    const target = Buffer.allocUnsafe(offset + length);
+    const inPlace = data.byteOffset === 0 && disposable.has(data.buffer);
+    const target = Buffer.allocUnsafe(inPlace ? offset : offset + length);
     target[0] = (options.fin ? 0x80 : 0) | options.opcode | (options.rsv1 ? 0x40 : 0);
     if (length >= 65536) {
       target[1] = 0x80 | 127;
@@ -72,6 +85,10 @@ function frameWith(original: Frame): Frame {
     const mask = pool.subarray(poolAt, poolAt + 4);
     poolAt += 4;
     mask.copy(target, offset - 4);
+    if (inPlace) {
+      xorMask(data, 0, length, mask);
+      return [target, data];
+    }
     data.copy(target, offset);
     xorMask(target, offset, length, mask);
     return [target];

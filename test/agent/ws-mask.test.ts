@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as wsModule from "ws";
 import WebSocket, { WebSocketServer } from "ws";
-import { xorMask } from "../../agent/ws-mask.ts";
+import { sendDisposable, xorMask } from "../../agent/ws-mask.ts";
 import { within } from "../helpers/wait.ts";
 
 const pattern = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255));
@@ -66,6 +66,14 @@ describe("client frames masked by the agent", () => {
         expect(sent.equals(copy)).toBe(true);
       }
     }
+  });
+
+  it("carry a disposable buffer masked in place", async () => {
+    const data = new Uint8Array(pattern(300_000, 9));
+    const expected = Buffer.from(data);
+    const back = within(new Promise<Buffer>((resolve) => client.once("message", (d) => resolve(d as Buffer))), "the echo");
+    sendDisposable(client, data);
+    expect((await back).equals(expected)).toBe(true);
   });
 
   it("carry a message sent in fragments", async () => {
