@@ -3,6 +3,7 @@
 import net from "node:net";
 import { Duplex } from "node:stream";
 import WebSocket from "ws";
+import { ReadBatch } from "./read-batch.ts";
 import { describeRefusal } from "./relay-refusal.ts";
 import { ACCESS_HEADER } from "../src/access.ts";
 import { CLIENT_WINDOW, FLOW_SUBPROTOCOL, flowMessage, parseFlowMessage } from "../src/client-flow.ts";
@@ -136,13 +137,16 @@ function bridge(socket: Duplex, url: string, token: string | undefined, fail: (m
     else reset(socket);
   });
 
+  // One message per turn's reads, not per read: each costs the relay an event and a credit reply.
+  const reads = new ReadBatch((data) => ws.send(data, { binary: true }));
   socket.on("data", (chunk: Buffer) => {
     inFlight += chunk.byteLength;
-    ws.send(chunk, { binary: true });
+    reads.push(chunk);
     if (inFlight >= CLIENT_WINDOW) socket.pause();
   });
   socket.on("end", () => {
     localFin = true;
+    reads.flush();
     if (ws.readyState === WebSocket.OPEN) ws.send(Buffer.alloc(0), { binary: true });
     done();
   });

@@ -20,6 +20,7 @@ import type { AgentConfig } from "./config.ts";
 import type { Observer } from "./observe/observer.ts";
 import type { Target } from "./target.ts";
 import type { TargetFailureLog } from "./target-failures.ts";
+import { sendDisposable } from "./ws-mask.ts";
 
 export const AGENT_VERSION = "0.1.0";
 /** One id per agent process, announced in every tunnel's hello. */
@@ -183,7 +184,8 @@ export class AgentTunnel {
         ...(this.targetProtocols.length ? { targetProtocols: this.targetProtocols } : {}),
         ...(this.config.access ? { access: this.config.access } : {}),
       },
-      send: (message) => this.ws?.send(message),
+      // Each message is a fresh buffer the session never reads again (Session.flush).
+      send: (message) => this.ws && sendDisposable(this.ws, message),
       // Coalesce what one turn of the event loop produced without the 1 ms floor of setTimeout(0).
       schedule: (flush) => setImmediate(flush),
       onHello: (hello) => {

@@ -24,7 +24,7 @@ const instances = new WeakMap<object, string>();
 /**
  * Answers like the bench's backend: `/bytes?n=N` streams N pattern bytes, a request with a body
  * answers `{length, sha256}` of it, anything else the small body. `/instance` answers an id of
- * the Durable Object instance `owner`.
+ * the Durable Object instance `owner`, `/ws-echo` upgrades to a WebSocket that echoes every message.
  */
 export async function benchResponse(request: Request, path: string, owner: object): Promise<Response> {
   const url = new URL(path, "http://bench");
@@ -33,6 +33,7 @@ export async function benchResponse(request: Request, path: string, owner: objec
     if (!instances.has(owner)) instances.set(owner, crypto.randomUUID());
     return new Response(instances.get(owner));
   }
+  if (url.pathname === "/ws-echo" && request.headers.get("upgrade") === "websocket") return webSocketEcho();
   if (request.body) {
     // Typed by hand: bench/backend.ts imports this file under the agent's tsconfig, which lacks workers-types.
     const { DigestStream } = crypto as unknown as {
@@ -74,4 +75,30 @@ export async function benchResponse(request: Request, path: string, owner: objec
     return new Response(body, { headers, encodeBody: "manual" } as ResponseInit);
   }
   return new Response(BENCH_SMALL_BODY, { headers: { "content-type": "text/plain" } });
+}
+
+/** The little of a workerd WebSocket the echo uses, typed by hand (see above). */
+interface EchoSocket {
+  binaryType: string;
+  accept(): void;
+  send(data: string | ArrayBuffer): void;
+  close(code?: number): void;
+  addEventListener(type: "message", listener: (event: { data: string | ArrayBuffer }) => void): void;
+  addEventListener(type: "close", listener: (event: { code: number }) => void): void;
+}
+
+/**
+ * A WebSocket the object echoes every message back on, with no tunnel and no relay code: what
+ * workerd itself costs to take a message in and send it out (bench/stream-pairs.ts, `ws-ceiling`).
+ */
+function webSocketEcho(): Response {
+  const { WebSocketPair } = globalThis as unknown as { WebSocketPair: new () => { 0: EchoSocket; 1: EchoSocket } };
+  const pair = new WebSocketPair();
+  const server = pair[1];
+  server.accept();
+  // As the relay's hibernatable sockets receive them (the compatibility date makes Blob the default).
+  server.binaryType = "arraybuffer";
+  server.addEventListener("message", (event) => server.send(event.data));
+  server.addEventListener("close", (event) => server.close(event.code === 1005 ? 1000 : event.code));
+  return new Response(null, { status: 101, webSocket: pair[0] } as ResponseInit);
 }

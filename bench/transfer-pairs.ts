@@ -6,7 +6,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { median, parseCheckouts, startScript } from "./checkouts.ts";
 import { cpuSeconds } from "./procs.ts";
 import type { BenchRelay } from "./runtime.ts";
 import { download, upload, type Transfer } from "./transfer.ts";
@@ -38,55 +39,6 @@ interface Agent {
   pid: number;
   /** Mark-compacts so far (counted under --trace-gc). */
   markCompacts: number;
-}
-
-function parse(argv: string[]) {
-  const o = {
-    rounds: 5,
-    only: "",
-    downloadMiB: 200,
-    uploadMiB: 100,
-    traceGc: false,
-    variants: [] as Array<{ name: string; root: string }>,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a === "--rounds") o.rounds = Number(argv[++i]);
-    else if (a === "--only") o.only = argv[++i];
-    else if (a === "--download-mib") o.downloadMiB = Number(argv[++i]);
-    else if (a === "--upload-mib") o.uploadMiB = Number(argv[++i]);
-    else if (a === "--trace-gc") o.traceGc = true;
-    else if (/^[\w-]+=/.test(a)) {
-      const [name, root] = a.split("=", 2);
-      o.variants.push({ name, root: resolve(root) });
-    } else {
-      console.error(`unknown argument ${a}\n\n${USAGE}`);
-      process.exit(2);
-    }
-  }
-  if (!o.variants.length) {
-    console.error(USAGE);
-    process.exit(2);
-  }
-  return o;
-}
-
-/** Starts a checkout's script with its own tsx; resolves with the JSON line it prints. */
-async function startScript(root: string, script: string): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", `${root}/bench/${script}`], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((res, rej) => {
-    let buf = "";
-    proc.once("exit", (code) => rej(new Error(`${script} exited with ${code}`)));
-    proc.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const line = buf.split("\n").find((l) => l.startsWith("{"));
-      if (line) res((JSON.parse(line) as { port: number }).port);
-    });
-  });
-  return { proc, port };
 }
 
 /** Starts a checkout's agent; resolves once all its tunnels are up. */
@@ -121,18 +73,27 @@ function configFile(dir: string, name: string, relay: string, token: string, tar
   return file;
 }
 
-const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : Number.NaN);
-
 async function main(): Promise<void> {
-  const o = parse(process.argv.slice(2));
+  const o = { rounds: 5, only: "", downloadMiB: 200, uploadMiB: 100, traceGc: false };
+  const checkouts = parseCheckouts(
+    process.argv.slice(2),
+    USAGE,
+    {
+      "--rounds": (v) => (o.rounds = Number(v)),
+      "--only": (v) => (o.only = v),
+      "--download-mib": (v) => (o.downloadMiB = Number(v)),
+      "--upload-mib": (v) => (o.uploadMiB = Number(v)),
+    },
+    { "--trace-gc": () => (o.traceGc = true) },
+  );
   const stops: Array<() => unknown> = [];
-  const backend = await startScript(o.variants[0].root, "backend.ts");
+  const backend = await startScript(checkouts[0].root, "backend.ts");
   stops.push(() => backend.proc.kill("SIGTERM"));
   const variants: Variant[] = [];
   const dir = mkdtempSync(join(tmpdir(), "transfer-pairs-"));
   stops.push(() => rmSync(dir, { recursive: true, force: true }));
   try {
-    for (const { name, root } of o.variants) {
+    for (const { name, root } of checkouts) {
       const { startBenchRelay } = (await import(`${root}/bench/runtime.ts`)) as {
         startBenchRelay: (vars: Record<string, string>, opts: object) => Promise<BenchRelay>;
       };

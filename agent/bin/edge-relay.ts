@@ -2,6 +2,7 @@
 // The `edge-relay` command's entry: the build bundles it into dist/edge-relay.mjs (the package's
 // bin); in the repository, agent/bin/edge-relay.mjs runs it through tsx. A config worker
 // (agent/config-worker.ts) runs this entry again, to read the --config file instead.
+import "../ws-mask.ts";
 import { main } from "../cli.ts";
 import { isConfigWorker, runConfigJob } from "../config-worker.ts";
 

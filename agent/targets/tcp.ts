@@ -9,6 +9,7 @@ import type { Target } from "../target.ts";
 import { answerJsonError } from "../response-head.ts";
 import { describeError } from "./http.ts";
 import { MessagePump } from "./message-pump.ts";
+import { ReadBatch } from "../read-batch.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -36,10 +37,13 @@ export class TcpTarget implements Target {
       stream.sendHeaders(encodeResponseHead({ status: 101, headers: [] }));
     });
     const pump = new MessagePump(stream, socket);
-    socket.on("data", (chunk: Buffer) => void pump.send(chunk).catch(() => {}));
+    // One message per turn's reads, not per read: each costs the relay an event and the client an ack.
+    const reads = new ReadBatch((data) => void pump.send(data).catch(() => {}));
+    socket.on("data", (chunk: Buffer) => reads.push(chunk));
     socket.on("end", () => {
-      // The target's FIN: an empty message, then a clean close once both sides are done.
+      // The target's FIN: an empty message after the data, then a clean close once both sides are done.
       sentFin = true;
+      reads.flush();
       pump.send(EMPTY).then(finish, () => {});
     });
     socket.on("error", (err: NodeJS.ErrnoException) => {
