@@ -5,7 +5,7 @@ import type http2 from "node:http2";
 import net from "node:net";
 import https from "node:https";
 import type { Readable } from "node:stream";
-import { contentLength, endToEnd, pairs } from "../../src/http-headers.ts";
+import { contentLength, endToEnd, fieldValue, pairs } from "../../src/http-headers.ts";
 import { ErrorCode } from "../../src/protocol/frame.ts";
 import type { RequestHead } from "../../src/protocol/head.ts";
 import { StreamReset, type Stream } from "../../src/protocol/session.ts";
@@ -211,7 +211,6 @@ export class HttpTarget implements Target {
         method: head.method,
         path: head.path,
         headers,
-        setHost: false,
       });
       req = current;
       let socket: net.Socket | undefined;
@@ -231,10 +230,12 @@ export class HttpTarget implements Target {
       }
       // A head with no body bytes ready to go with it (they come with it in the same tunnel
       // message, or not yet) goes alone: a pooled connection kept silent while a slow body comes
-      // is one the target's keep-alive timer closes.
-      process.nextTick(() => {
-        if (!sent && !current.destroyed) current.flushHeaders();
-      });
+      // is one the target's keep-alive timer closes. Without a body, end() sends the head now.
+      if (hasBody) {
+        process.nextTick(() => {
+          if (!sent && !current.destroyed) current.flushHeaders();
+        });
+      }
       current.on("error", (err: NodeJS.ErrnoException & { tunnelCode?: ErrorCode }) => {
         if (current !== req) return;
         // A reused connection the target closed or reset before any response byte: the target
@@ -261,9 +262,10 @@ export class HttpTarget implements Target {
         held = undefined;
         const status = res.statusCode ?? 502;
         const noBody = head.method === "HEAD" || status === 204 || status === 304;
-        if (!sendResponseHead(stream, status, endToEnd(pairs(res.rawHeaders)), noBody)) return void res.destroy();
+        const headers = endToEnd(pairs(res.rawHeaders));
+        if (!sendResponseHead(stream, status, headers, noBody)) return void res.destroy();
         if (noBody) return void res.resume();
-        void sendBody(res, stream, contentLength(res.headers["content-length"]));
+        sendBody(res, stream, contentLength(fieldValue(headers, "content-length")));
       });
     };
     send(false);
@@ -300,22 +302,41 @@ export class HttpTarget implements Target {
  * With the body's length known (Content-Length), FIN rides on the frame with its last bytes: a
  * small response then crosses the tunnel as HEADERS and one DATA frame.
  */
-export async function sendBody(res: Readable, stream: Stream, length?: number): Promise<void> {
-  try {
-    let sent = 0;
-    let ended = false;
-    // The loop runs to the body's end even after FIN went: leaving it early would destroy the
-    // response, and with it the target's keep-alive connection.
-    for await (const chunk of res) {
-      sent += (chunk as Uint8Array).byteLength;
-      if (sent === length) {
-        ended = true;
-        await stream.end(chunk as Uint8Array);
-      } else await stream.write(chunk as Uint8Array);
-    }
-    if (!ended) await stream.end();
-  } catch (err) {
+export function sendBody(res: Readable, stream: Stream, length?: number): void {
+  let sent = 0;
+  let ended = false;
+  let failed = false;
+  /** Bytes handed to the stream whose write has not completed. */
+  let pending = 0;
+  const fail = (err: unknown) => {
+    if (failed) return;
+    failed = true;
     if (err instanceof StreamReset) return void res.destroy();
     stream.reset(ErrorCode.OriginReset, describeError(err as NodeJS.ErrnoException));
-  }
+  };
+  // Event handlers rather than an async iterator: no promise or iterator step per chunk. The
+  // body is read to its end even after FIN went: leaving it early would destroy the response, and
+  // with it the target's keep-alive connection.
+  res.on("data", (chunk: Uint8Array) => {
+    const n = chunk.byteLength;
+    sent += n;
+    pending += n;
+    const written = () => {
+      pending -= n;
+      if (pending === 0 && res.isPaused() && !failed) res.resume();
+    };
+    if (sent === length) {
+      ended = true;
+      stream.end(chunk).then(written, fail);
+    } else stream.write(chunk).then(written, fail);
+    // The socket waits while the stream's credit cannot take what is handed to it.
+    if (pending > stream.sendWindow.available) res.pause();
+  });
+  res.on("end", () => {
+    if (!ended) stream.end().catch(fail);
+  });
+  res.on("error", fail);
+  res.on("close", () => {
+    if (!res.readableEnded) fail(Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+  });
 }
