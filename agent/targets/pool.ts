@@ -34,6 +34,11 @@ export class ConnectionPool {
     private readonly idleMs: number,
   ) {}
 
+  /** Connections open, idle or in use. */
+  get size(): number {
+    return this.all.size;
+  }
+
   /** Called by ClientRequest: gives `req` a connection. */
   addRequest(req: http.ClientRequest): void {
     let socket = this.idle.pop();
