@@ -307,40 +307,65 @@ export class HttpTarget implements Target {
  * small response then crosses the tunnel as HEADERS and one DATA frame.
  */
 export function sendBody(res: Readable, stream: Stream, length?: number): void {
-  let sent = 0;
-  let ended = false;
-  let failed = false;
-  /** Bytes handed to the stream whose write has not completed. */
-  let pending = 0;
-  const fail = (err: unknown) => {
-    if (failed) return;
-    failed = true;
-    if (err instanceof StreamReset) return void res.destroy();
-    stream.reset(ErrorCode.OriginReset, describeError(err as NodeJS.ErrnoException));
-  };
+  const body = new BodySender(res, stream, length);
   // Event handlers rather than an async iterator: no promise or iterator step per chunk. The
   // body is read to its end even after FIN went: leaving it early would destroy the response, and
   // with it the target's keep-alive connection.
-  res.on("data", (chunk: Uint8Array) => {
-    const n = chunk.byteLength;
-    sent += n;
-    pending += n;
-    const written = () => {
-      pending -= n;
-      if (pending === 0 && res.isPaused() && !failed) res.resume();
-    };
-    if (sent === length) {
-      ended = true;
-      stream.end(chunk).then(written, fail);
-    } else stream.write(chunk).then(written, fail);
-    // The socket waits while the stream's credit cannot take what is handed to it.
-    if (pending > stream.sendWindow.available) res.pause();
-  });
-  res.on("end", () => {
-    if (!ended) stream.end().catch(fail);
-  });
-  res.on("error", fail);
+  res.on("data", (chunk: Uint8Array) => body.data(chunk));
+  res.on("end", () => body.end());
+  res.on("error", (err) => body.fail(err));
   res.on("close", () => {
-    if (!res.readableEnded) fail(Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+    if (!res.readableEnded) body.fail(Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
   });
+}
+
+/**
+ * One response body on its way into a stream. Methods, not closures made per response or per
+ * chunk: the agent's request path makes as few functions per request as it can.
+ */
+class BodySender {
+  private sent = 0;
+  private ended = false;
+  private failed = false;
+  /** Bytes handed to the stream whose write has not completed. */
+  private pending = 0;
+
+  constructor(
+    private readonly res: Readable,
+    private readonly stream: Stream,
+    private readonly length: number | undefined,
+  ) {}
+
+  data(chunk: Uint8Array): void {
+    const n = chunk.byteLength;
+    this.sent += n;
+    this.pending += n;
+    let write: Promise<void>;
+    if (this.sent === this.length) {
+      this.ended = true;
+      write = this.stream.end(chunk);
+    } else write = this.stream.write(chunk);
+    write.then(
+      () => this.written(n),
+      (err) => this.fail(err),
+    );
+    // The socket waits while the stream's credit cannot take what is handed to it.
+    if (this.pending > this.stream.sendWindow.available) this.res.pause();
+  }
+
+  end(): void {
+    if (!this.ended) this.stream.end().catch((err) => this.fail(err));
+  }
+
+  fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    if (err instanceof StreamReset) return void this.res.destroy();
+    this.stream.reset(ErrorCode.OriginReset, describeError(err as NodeJS.ErrnoException));
+  }
+
+  private written(n: number): void {
+    this.pending -= n;
+    if (this.pending === 0 && this.res.isPaused() && !this.failed) this.res.resume();
+  }
 }
