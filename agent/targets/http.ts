@@ -20,6 +20,12 @@ import { serveWebSocket, type WebSocketTarget } from "./websocket.ts";
 /** How long a pooled connection to a target may stay idle before the agent closes it. */
 export const POOL_IDLE_MS = 4000;
 
+/**
+ * Response bodies of at most this many bytes by their Content-Length are read through data
+ * events; longer ones, or of unknown length, one chunk per credited write (streamBody).
+ */
+const SMALL_BODY_BYTES = 64 * 1024;
+
 /** Body bytes held for sending a request again; an idempotent request with more already written is not. */
 const REPLAY_LIMIT = 64 * 1024;
 
@@ -307,6 +313,7 @@ export class HttpTarget implements Target {
  * small response then crosses the tunnel as HEADERS and one DATA frame.
  */
 export function sendBody(res: Readable, stream: Stream, length?: number): void {
+  if (length === undefined || length > SMALL_BODY_BYTES) return void streamBody(res, stream, length);
   const body = new BodySender(res, stream, length);
   // Event handlers rather than an async iterator: no promise or iterator step per chunk. The
   // body is read to its end even after FIN went: leaving it early would destroy the response, and
@@ -317,6 +324,21 @@ export function sendBody(res: Readable, stream: Stream, length?: number): void {
   res.on("close", () => {
     if (!res.readableEnded) body.fail(Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
   });
+}
+
+/**
+ * A body of unknown or larger length, one chunk at a time: the next is read once the stream took
+ * the last (which waits for credit), so the target's socket is held back with the stream.
+ */
+async function streamBody(res: Readable, stream: Stream, length?: number): Promise<void> {
+  const body = new BodySender(res, stream, length);
+  try {
+    // The loop runs to the body's end even after FIN went (see sendBody).
+    for await (const chunk of res) await body.write(chunk as Uint8Array);
+    body.end();
+  } catch (err) {
+    body.fail(err);
+  }
 }
 
 /**
@@ -336,16 +358,19 @@ class BodySender {
     private readonly length: number | undefined,
   ) {}
 
+  /** Hands one chunk to the stream, with FIN when it completes the announced length. */
+  write(chunk: Uint8Array): Promise<void> {
+    this.sent += chunk.byteLength;
+    if (this.sent !== this.length) return this.stream.write(chunk);
+    this.ended = true;
+    return this.stream.end(chunk);
+  }
+
+  /** A chunk from the data event: written without waiting, the socket paused while credit lacks. */
   data(chunk: Uint8Array): void {
     const n = chunk.byteLength;
-    this.sent += n;
     this.pending += n;
-    let write: Promise<void>;
-    if (this.sent === this.length) {
-      this.ended = true;
-      write = this.stream.end(chunk);
-    } else write = this.stream.write(chunk);
-    write.then(
+    this.write(chunk).then(
       () => this.written(n),
       (err) => this.fail(err),
     );
