@@ -4,8 +4,6 @@
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import http from "node:http";
-import { loadavg } from "node:os";
-import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WebSocketServer } from "ws";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from "../src/protocol/frame.ts";
@@ -13,7 +11,7 @@ import { encodeRequestHead } from "../src/protocol/head.ts";
 import { Session } from "../src/protocol/session.ts";
 import { mintToken } from "../src/auth.ts";
 import { cpuSeconds } from "./procs.ts";
-import { median, startAgent, startScript } from "./checkouts.ts";
+import { loadLine, median, parseCheckoutArgs, spread, startAgent, startScript } from "./checkouts.ts";
 
 const PROFILES = fileURLToPath(new URL("./profiles/", import.meta.url));
 const USAGE = `npx tsx bench/agent-pairs.ts [--rounds N] [--seconds S] [--c1-seconds S] [--concurrency N] name=<checkout> ...
@@ -27,30 +25,14 @@ requests/s, and the median round trip at c1 in ms (relay to agent to backend and
 --profile runs each agent under node --cpu-prof into bench/profiles/.`;
 
 function parse(argv: string[]) {
-  const o = { rounds: 6, seconds: 2, c1Seconds: 1, concurrency: 32, profile: false, variants: [] as Array<{ name: string; root: string }> };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a === "--rounds") o.rounds = Number(argv[++i]);
-    else if (a === "--seconds") o.seconds = Number(argv[++i]);
-    else if (a === "--c1-seconds") o.c1Seconds = Number(argv[++i]);
-    else if (a === "--concurrency") o.concurrency = Number(argv[++i]);
-    else if (a === "--profile") o.profile = true;
-    else if (/^[\w-]+=/.test(a)) {
-      const [name, root] = a.split("=", 2);
-      o.variants.push({ name, root: resolve(root) });
-    } else {
-      console.error(`unknown argument ${a}\n\n${USAGE}`);
-      process.exit(2);
-    }
-  }
-  if (!o.variants.length) {
-    console.error(USAGE);
-    process.exit(2);
-  }
-  return o;
+  const defaults = { rounds: 6, seconds: 2, c1Seconds: 1, concurrency: 32, profile: false };
+  return parseCheckoutArgs(argv, USAGE, defaults, {
+    "--rounds": "rounds",
+    "--seconds": "seconds",
+    "--c1-seconds": "c1Seconds",
+    "--concurrency": "concurrency",
+    "--profile": "profile",
+  });
 }
 
 /** The relay's side of each agent's tunnel, by backend name. */
@@ -135,11 +117,7 @@ async function load(session: Session, concurrency: number, seconds: number): Pro
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   const stops: Array<() => unknown> = [];
-  console.log(
-    `load average at the start: ${loadavg()
-      .map((l) => l.toFixed(1))
-      .join(" ")}`,
-  );
+  console.log(loadLine("start"));
   const backend = await startScript(o.variants[0].root, "backend.ts");
   stops.push(() => backend.proc.kill("SIGTERM"));
   const relay = await startRelay();
@@ -190,16 +168,11 @@ async function main(): Promise<void> {
         }
       }
     }
-    console.log(
-      `load average at the end: ${loadavg()
-        .map((l) => l.toFixed(1))
-        .join(" ")}`,
-    );
-    const list = (xs: number[], digits: number) => `${median(xs).toFixed(digits)} [${xs.map((x) => x.toFixed(digits)).join(" ")}]`;
+    console.log(loadLine("end"));
     for (const a of agents) {
       const f = figures.get(a.name)!;
-      console.log(`${a.name.padEnd(10)} c${o.concurrency} agent µs/req ${list(f.cpu, 1)}; req/s ${list(f.rps, 0)}`);
-      if (o.c1Seconds > 0) console.log(`${"".padEnd(10)} c1 p50 ms ${list(f.p50, 3)}; agent µs/req ${list(f.cpuC1, 0)}`);
+      console.log(`${a.name.padEnd(10)} c${o.concurrency} agent µs/req ${spread(f.cpu, 1)}; req/s ${spread(f.rps, 0)}`);
+      if (o.c1Seconds > 0) console.log(`${"".padEnd(10)} c1 p50 ms ${spread(f.p50, 3)}; agent µs/req ${spread(f.cpuC1, 0)}`);
     }
   } finally {
     for (const stop of stops.reverse()) await stop();

@@ -2,11 +2,9 @@
 // the agents of several checkouts of this repository, in turns against one relay and one backend,
 // with each agent's CPU time per request (c32) and the c1 latency.
 import { mkdirSync } from "node:fs";
-import { loadavg } from "node:os";
-import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { wrk, type LoadResult } from "./load.ts";
-import { median, startAgent, startScript } from "./checkouts.ts";
+import { loadLine, parseCheckoutArgs, spread, startAgent, startScript } from "./checkouts.ts";
 import { cpuSeconds } from "./procs.ts";
 import type { BenchRelay } from "./runtime.ts";
 
@@ -31,37 +29,14 @@ interface Variant {
 }
 
 function parse(argv: string[]) {
-  const o = {
-    rounds: 5,
-    seconds: 2,
-    c1Seconds: 2,
-    ownRelays: false,
-    profile: false,
-    variants: [] as Array<{ name: string; root: string }>,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a === "--rounds") o.rounds = Number(argv[++i]);
-    else if (a === "--seconds") o.seconds = Number(argv[++i]);
-    else if (a === "--c1-seconds") o.c1Seconds = Number(argv[++i]);
-    else if (a === "--own-relays") o.ownRelays = true;
-    else if (a === "--profile") o.profile = true;
-    else if (/^[\w-]+=/.test(a)) {
-      const [name, root] = a.split("=", 2);
-      o.variants.push({ name, root: resolve(root) });
-    } else {
-      console.error(`unknown argument ${a}\n\n${USAGE}`);
-      process.exit(2);
-    }
-  }
-  if (!o.variants.length) {
-    console.error(USAGE);
-    process.exit(2);
-  }
-  return o;
+  const defaults = { rounds: 5, seconds: 2, c1Seconds: 2, ownRelays: false, profile: false };
+  return parseCheckoutArgs(argv, USAGE, defaults, {
+    "--rounds": "rounds",
+    "--seconds": "seconds",
+    "--c1-seconds": "c1Seconds",
+    "--own-relays": "ownRelays",
+    "--profile": "profile",
+  });
 }
 
 /** Sends wrk's load and returns it with each process's CPU µs per request. */
@@ -80,11 +55,7 @@ async function main(): Promise<void> {
   const profiles = fileURLToPath(new URL("./profiles/", import.meta.url));
   const nodeArgs = o.profile ? ["--cpu-prof", `--cpu-prof-dir=${profiles}`] : [];
   if (o.profile) mkdirSync(profiles, { recursive: true });
-  console.log(
-    `load average at the start: ${loadavg()
-      .map((l) => l.toFixed(1))
-      .join(" ")}`,
-  );
+  console.log(loadLine("start"));
   const backend = await startScript(o.variants[0].root, "backend.ts");
   stops.push(() => backend.proc.kill("SIGTERM"));
   const variants: Variant[] = [];
@@ -141,18 +112,13 @@ async function main(): Promise<void> {
         f.agentC1.push(t.agent);
       }
     }
-    console.log(
-      `load average at the end: ${loadavg()
-        .map((l) => l.toFixed(1))
-        .join(" ")}`,
-    );
-    const list = (xs: number[], digits: number) => `${median(xs).toFixed(digits)} [${xs.map((x) => x.toFixed(digits)).join(" ")}]`;
+    console.log(loadLine("end"));
     for (const v of variants) {
       const f = figures.get(v.name)!;
       console.log(
-        `${v.name.padEnd(10)} c32 req/s ${list(f.rps, 0)}; agent µs/req ${list(f.agent, 1)}; workerd µs/req ${list(f.workerd, 0)}`,
+        `${v.name.padEnd(10)} c32 req/s ${spread(f.rps, 0)}; agent µs/req ${spread(f.agent, 1)}; workerd µs/req ${spread(f.workerd, 0)}`,
       );
-      console.log(`${"".padEnd(10)} c1 p50 ms ${list(f.p50, 3)}; agent µs/req ${list(f.agentC1, 0)}`);
+      console.log(`${"".padEnd(10)} c1 p50 ms ${spread(f.p50, 3)}; agent µs/req ${spread(f.agentC1, 0)}`);
     }
   } finally {
     for (const stop of stops.reverse()) await stop();

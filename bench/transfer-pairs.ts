@@ -2,8 +2,7 @@
 // 200 MiB download and 100 MiB upload through the relay and agent of several checkouts of this
 // repository (e.g. git worktrees of two commits), in turns, with each process's CPU time per MiB.
 // A checkout named `do` (or `do-...`) measures its relay's do-ceiling route instead.
-import { spawn, type ChildProcess } from "node:child_process";
-import { resolve } from "node:path";
+import { median, parseCheckoutArgs, startAgent, startScript } from "./checkouts.ts";
 import { cpuSeconds } from "./procs.ts";
 import type { BenchRelay } from "./runtime.ts";
 import { download, upload, type Transfer } from "./transfer.ts";
@@ -28,63 +27,14 @@ interface Variant {
 }
 
 function parse(argv: string[]) {
-  const o = { rounds: 5, only: "", downloadMiB: 200, uploadMiB: 100, variants: [] as Array<{ name: string; root: string }> };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a === "--rounds") o.rounds = Number(argv[++i]);
-    else if (a === "--only") o.only = argv[++i];
-    else if (a === "--download-mib") o.downloadMiB = Number(argv[++i]);
-    else if (a === "--upload-mib") o.uploadMiB = Number(argv[++i]);
-    else if (/^[\w-]+=/.test(a)) {
-      const [name, root] = a.split("=", 2);
-      o.variants.push({ name, root: resolve(root) });
-    } else {
-      console.error(`unknown argument ${a}\n\n${USAGE}`);
-      process.exit(2);
-    }
-  }
-  if (!o.variants.length) {
-    console.error(USAGE);
-    process.exit(2);
-  }
-  return o;
-}
-
-/** Starts a checkout's script with its own tsx; resolves with the JSON line it prints. */
-async function startScript(root: string, script: string): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", `${root}/bench/${script}`], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((res, rej) => {
-    let buf = "";
-    proc.once("exit", (code) => rej(new Error(`${script} exited with ${code}`)));
-    proc.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const line = buf.split("\n").find((l) => l.startsWith("{"));
-      if (line) res((JSON.parse(line) as { port: number }).port);
-    });
+  const defaults = { rounds: 5, only: "", downloadMiB: 200, uploadMiB: 100 };
+  return parseCheckoutArgs(argv, USAGE, defaults, {
+    "--rounds": "rounds",
+    "--only": "only",
+    "--download-mib": "downloadMiB",
+    "--upload-mib": "uploadMiB",
   });
-  return { proc, port };
 }
-
-/** Starts a checkout's agent; resolves once all its tunnels are up. */
-async function startAgent(root: string, args: string[]): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [`${root}/agent/bin/edge-relay.mjs`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  await new Promise<void>((res, rej) => {
-    let out = "";
-    const on = (d: Buffer) => {
-      out += d.toString();
-      if (/tunnels=(\d+)\/\1\b/.test(out)) res();
-    };
-    proc.stdout!.on("data", on);
-    proc.stderr!.on("data", on);
-    proc.once("exit", () => rej(new Error(`the agent of ${root} exited:\n${out}`)));
-  });
-  return proc;
-}
-
-const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : Number.NaN);
 
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
