@@ -12,6 +12,7 @@ import {
   type TokenClaims,
 } from "../src/auth.ts";
 import { buildAgentConfig, ConfigError, TOKEN_ENV, type RawAgentOptions } from "./config.ts";
+import { loadAgentConfig } from "./config-worker.ts";
 import { envHelp, flagHelp, OPTIONS, parseArgsOptions } from "./options.ts";
 
 export const SECRET_ENV = "RELAY_SECRET";
@@ -294,7 +295,7 @@ async function dispatch(argv: string[], secrets: string[]): Promise<number> {
 async function runAgentCommand(values: Values, _positionals: string[], secrets: string[]): Promise<number> {
   const { help: _help, ...raw } = values;
   const load = async () => {
-    const config = buildAgentConfig(raw as RawAgentOptions, process.env);
+    const config = await loadAgentConfig(raw as RawAgentOptions, process.env);
     secrets.push(config.token);
     await loadPlugins(config);
     return config;
@@ -361,7 +362,7 @@ async function loadPlugins(config: ReturnType<typeof buildAgentConfig>): Promise
   for (const rule of config.rules) if (rule.target.kind === "bridge") await loadBridgePlugin(rule.target.plugin);
 }
 
-/** The config of --config for a command that only reads it. */
+/** The config of --config for a command that only reads it; it ends soon after, so it parses in place. */
 function loadForInspection(values: Values, command: string, secrets: string[]): ReturnType<typeof buildAgentConfig> {
   if (typeof values.config !== "string") throw new UsageError(`\`edge-relay ${command}\` needs --config <file>.`);
   const config = buildAgentConfig({ config: values.config }, process.env);

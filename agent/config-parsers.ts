@@ -1,6 +1,6 @@
-// The --config file's parsers (yaml, ajv), loaded on first use instead of at start-up: an agent run
-// with flags never needs them, and loaded at start-up they were what left V8 collecting the whole
-// heap several times a second during transfers (docs/performance.md).
+// The --config file's parsers (yaml, ajv), loaded on first use. The agent command uses them only in
+// the worker thread of config-worker.ts: in the isolate that relays bodies they left V8 collecting
+// the whole heap several times a second during transfers (docs/performance.md).
 import { createRequire } from "node:module";
 import type * as AjvModule from "ajv";
 import type * as YamlModule from "yaml";

@@ -329,6 +329,11 @@ export function buildAgentConfig(
   if (config.watch && !config.configFile) {
     throw new ConfigError("--watch needs --config <file>: it reloads that file when it changes.", { field: "watch" });
   }
+  return withRedaction(config);
+}
+
+/** Makes `JSON.stringify` and `util.inspect` print the config without its token (redactedConfig). */
+export function withRedaction(config: AgentConfig): AgentConfig {
   Object.defineProperty(config, "toJSON", { value: () => redactedConfig(config) });
   Object.defineProperty(config, inspect.custom, { value: () => redactedConfig(config) });
   return config;

@@ -1,5 +1,6 @@
-// Logs why the target could not be reached: one line per kind of failure at most every 10 s, so
-// the operator sees what clients get as 502 origin_unreachable without a line per request.
+// Logs why the target could not serve a request (unreachable, or its bridge plugin failed): one
+// line per kind of failure at most every 10 s, so the operator sees what clients get as a 502
+// without a line per request.
 import { ErrorCode } from "../src/protocol/frame.ts";
 import type { Stream } from "../src/protocol/session.ts";
 import type { TargetSpec } from "./config.ts";
@@ -19,8 +20,8 @@ export class TargetFailureLog {
   ) {}
 
   /** Reports one request the target could not take; logs unless this kind was logged lately. */
-  report(message: string): void {
-    const kind = /^(E[A-Z0-9_]+)\b/.exec(message)?.[1] ?? message.slice(0, 80);
+  report(message: string, code: ErrorCode = ErrorCode.OriginUnreachable): void {
+    const kind = `${code}:${/^(E[A-Z0-9_]+)\b/.exec(message)?.[1] ?? message.slice(0, 80)}`;
     const seen = this.last.get(kind);
     const now = this.now();
     if (seen && now - seen.at < TARGET_LOG_INTERVAL_MS) {
@@ -29,16 +30,18 @@ export class TargetFailureLog {
     }
     const more = seen?.suppressed ? ` (${seen.suppressed} more like it since the last line)` : "";
     this.last.set(kind, { at: now, suppressed: 0 });
-    this.log(`edge-relay: cannot reach the target ${this.target}: ${message}; clients get 502 origin_unreachable${more}`, {
-      level: "warn",
-    });
+    const line =
+      code === ErrorCode.BridgeError
+        ? `edge-relay: the bridge plugin of ${this.target} failed: ${message}; clients get 502 bridge_error${more}`
+        : `edge-relay: cannot reach the target ${this.target}: ${message}; clients get 502 origin_unreachable${more}`;
+    this.log(line, { level: "warn" });
   }
 
-  /** Makes `stream` report its reset when the target was unreachable; returns it. */
+  /** Makes `stream` report its reset when the target was unreachable or its plugin failed; returns it. */
   watch(stream: Stream): Stream {
     const reset = stream.reset.bind(stream);
     stream.reset = (code: ErrorCode, message = "") => {
-      if (code === ErrorCode.OriginUnreachable) this.report(message);
+      if (code === ErrorCode.OriginUnreachable || code === ErrorCode.BridgeError) this.report(message, code);
       reset(code, message);
     };
     return stream;

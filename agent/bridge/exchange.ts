@@ -268,7 +268,6 @@ export class BridgeExchange {
     if (this.finished) return;
     this.finish();
     const message = truncate(`plugin "${this.name}" ${reason}`.replace(/\.+$/, ""));
-    console.error(`edge-relay: bridge: ${message}`);
     this.stream.reset(ErrorCode.BridgeError, message);
   }
 

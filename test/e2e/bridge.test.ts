@@ -190,6 +190,12 @@ describe("plugin failures", () => {
     // The agent is still up and serving.
     expect((await post(url, "")).status).toBe(502);
     expect(agent.proc.exitCode).toBeNull();
+    // The operator reads why, once for the same failure however many requests it fails.
+    const failed =
+      /the bridge plugin of bridge\+tcp:\/\/127\.0\.0\.1:\d+ failed: plugin "fails" failed in onUpstreamData: cannot decode 1 bytes/;
+    const line = await agent.waitForLine(failed);
+    expect(line).toContain("clients get 502 bridge_error");
+    expect(agent.lines.filter((l) => failed.test(l))).toHaveLength(1);
   });
 
   it("an unreachable TCP server is 502 origin_unreachable", async () => {

@@ -104,6 +104,36 @@ describe.each([20, 22])("under Node %i", (major) => {
     }
   });
 
+  it.skipIf(!!runtime.skip)("runs the agent from a --config file, which a worker thread of the bundle reads, and reloads it", async () => {
+    const name = `cfg-node${major}`;
+    const file = join(app, `agent-${major}.yaml`);
+    const yaml = (path: string) =>
+      `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: 1\ningress:\n  - backend: ${name}\n    path: ${path}\n    service: ${backend.url}\n`;
+    writeFileSync(file, yaml("/one"));
+    const agent = await startAgent(["agent", "--config", file], {
+      waitUp: 1,
+      env: { EDGE_RELAY_TOKEN: await relay.token(name) },
+      command: [runtime.path!, join(app, "node_modules/.bin/edge-relay")],
+    });
+    try {
+      expect((await fetch(`${relay.url}/r/${name}/one/echo`)).status).toBe(200);
+      expect((await fetch(`${relay.url}/r/${name}/two/echo`)).status).toBe(404);
+      writeFileSync(file, yaml("/two"));
+      const from = agent.lines.length;
+      agent.proc.kill("SIGHUP");
+      await agent.waitForLine(/reloaded \(SIGHUP\)/, 30_000, from);
+      const res = await fetch(`${relay.url}/r/${name}/two/echo?from=config`);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { url: string }).url).toBe("/two/echo?from=config");
+      writeFileSync(file, `${yaml("/two")}    bogus: 1\n`);
+      const bad = agent.lines.length;
+      agent.proc.kill("SIGHUP");
+      expect(await agent.waitForLine(/reload \(SIGHUP\) failed/, 30_000, bad)).toContain(`${file}:8:5: ingress[0] has no key "bogus"`);
+    } finally {
+      expect(await agent.stop()).toBe(0);
+    }
+  });
+
   const PLUGIN = "export default { name: 'noop', encodeHeaders() {}, encodeData() {}, onUpstreamData() {} };\n";
   const pluginArgs = async (file: string) =>
     agentArgs(relay.url, "plugins", await relay.token("plugins"), "bridge+tcp://127.0.0.1:9", [

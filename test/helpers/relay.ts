@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { useOfflineWrangler } from "../../scripts/offline-env.ts";
 import { mintToken } from "../../src/auth.ts";
+import { quietConsole } from "./console.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TSX = join(ROOT, "node_modules", "tsx", "dist", "cli.mjs");
@@ -69,29 +70,24 @@ function snapshotWorker(): string {
  * error as uncaught while it pipes the body; it is the expected outcome, not a fault.
  */
 const DELIBERATE_BODY_ABORT = /^[^\n]*Uncaught exception: [^\n]*\bjsg\.Error: StreamReset: /;
-/** Terminal colour codes, which wrangler puts around the message. */
-const COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
-
 /**
- * Drops exactly workerd's reports of DELIBERATE_BODY_ABORT from what wrangler logs (one
- * console.error call per report, its stack included), so that a passing run reads clean.
- * Every other line, and any other uncaught exception, still prints.
+ * What workerd prints when a public client closes its connection while a response is still
+ * being written to it (a browser leaving a page, a test done with a body): the client's choice,
+ * which the relay answers by cancelling the stream, not a fault.
  */
-function quietDeliberateBodyAborts(): void {
-  const error = console.error as typeof console.error & { quietsBodyAborts?: true };
-  if (error.quietsBodyAborts) return;
-  const filtered = (...args: unknown[]) => {
-    if (typeof args[0] === "string" && DELIBERATE_BODY_ABORT.test(args[0].replace(COLOUR, ""))) return;
-    error.apply(console, args);
-  };
-  console.error = Object.assign(filtered, { quietsBodyAborts: true as const });
-}
-
+const CLIENT_WENT_AWAY = /kj::getCaughtExceptionAsKj\(\) = [^\n]*disconnected: ::write\([^\n]*\): (Broken pipe|Connection reset by peer)/;
+/**
+ * What wrangler's bundler prints when a relay is disposed while its esbuild context still
+ * resolves the entry in the temporary folder that dispose removes: teardown noise, not a build.
+ */
+const TEARDOWN_REBUILD = /Build failed with \d+ error[\s\S]*\.wrangler\/tmp\/bundle-[^/]+\/middleware-loader\.entry\.ts/;
 /** Starts the relay Worker from wrangler.toml on 127.0.0.1. */
 export async function startRelay(opts: RelayOptions = {}): Promise<RelayHandle> {
   if (opts.runtime === "serve") return startServe(opts);
   const { unstable_startWorker } = await import("wrangler");
-  quietDeliberateBodyAborts();
+  quietConsole("error", DELIBERATE_BODY_ABORT);
+  quietConsole("error", TEARDOWN_REBUILD);
+  quietConsole("error", CLIENT_WENT_AWAY);
   const secret = opts.secret ?? randomBytes(32).toString("hex");
   const before = new Set(workerdDescendants());
   const vars = { RELAY_DOMAIN: "localhost", ...opts.vars };
