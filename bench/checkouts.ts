@@ -1,43 +1,10 @@
-// What the paired scripts (bench/transfer-pairs.ts, bench/stream-pairs.ts) share: their command
-// line of `name=<checkout>` variants, and starting a checkout's own bench scripts.
+// Starts the bench's processes from another checkout of this repository (a git worktree of
+// another commit), for the scripts that compare checkouts in turns.
 import { spawn, type ChildProcess } from "node:child_process";
+import { loadavg } from "node:os";
 import { resolve } from "node:path";
 
-/**
- * Reads `name=<checkout>` arguments, the flags in `flags` (each takes the next argument) and the
- * switches in `switches` (none takes one);
- * `--help` prints `usage` and exits, anything else or no checkout prints it and exits with 2.
- */
-export function parseCheckouts(
-  argv: string[],
-  usage: string,
-  flags: Record<string, (value: string) => void>,
-  switches: Record<string, () => void> = {},
-): Array<{ name: string; root: string }> {
-  const variants: Array<{ name: string; root: string }> = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--help" || a === "-h") {
-      console.log(usage);
-      process.exit(0);
-    } else if (flags[a]) flags[a](argv[++i]);
-    else if (switches[a]) switches[a]();
-    else if (/^[\w-]+=/.test(a)) {
-      const [name, root] = a.split("=", 2);
-      variants.push({ name, root: resolve(root) });
-    } else {
-      console.error(`unknown argument ${a}\n\n${usage}`);
-      process.exit(2);
-    }
-  }
-  if (!variants.length) {
-    console.error(usage);
-    process.exit(2);
-  }
-  return variants;
-}
-
-/** Starts a checkout's bench script with its own tsx; resolves with the port it prints. */
+/** Starts a checkout's bench script with its own tsx; resolves with the port its JSON line names. */
 export async function startScript(root: string, script: string): Promise<{ proc: ChildProcess; port: number }> {
   const proc = spawn(process.execPath, ["--import", "tsx", `${root}/bench/${script}`], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((res, rej) => {
@@ -52,4 +19,75 @@ export async function startScript(root: string, script: string): Promise<{ proc:
   return { proc, port };
 }
 
+/** Starts a checkout's agent with `nodeArgs` for node; resolves once all its tunnels are up. */
+export async function startAgent(root: string, args: string[], nodeArgs: string[] = []): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [...nodeArgs, `${root}/agent/bin/edge-relay.mjs`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  await new Promise<void>((res, rej) => {
+    let out = "";
+    const on = (d: Buffer) => {
+      out += d.toString();
+      if (/tunnels=(\d+)\/\1\b/.test(out)) res();
+    };
+    proc.stdout!.on("data", on);
+    proc.stderr!.on("data", on);
+    proc.once("exit", () => rej(new Error(`the agent of ${root} exited:\n${out}`)));
+  });
+  return proc;
+}
+
 export const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : Number.NaN);
+
+/** A checkout named on the command line: `name=<path>`. */
+export interface Checkout {
+  name: string;
+  root: string;
+}
+
+/**
+ * Parses a comparison script's arguments: `name=<checkout>` pairs, and the options of `flags`
+ * (flag -> key of `defaults`: a boolean key is set by the flag alone, a number or string key takes
+ * the next argument). Prints `usage` and exits for --help, an unknown argument or no checkout.
+ */
+export function parseCheckoutArgs<O extends Record<string, number | string | boolean>>(
+  argv: string[],
+  usage: string,
+  defaults: O,
+  flags: Record<string, keyof O>,
+): O & { variants: Checkout[] } {
+  const o: Record<string, number | string | boolean> = { ...defaults };
+  const variants: Checkout[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const key = flags[a] as string | undefined;
+    if (a === "--help" || a === "-h") {
+      console.log(usage);
+      process.exit(0);
+    } else if (key !== undefined) {
+      const kind = typeof defaults[key];
+      o[key] = kind === "boolean" ? true : kind === "number" ? Number(argv[++i]) : argv[++i];
+    } else if (/^[\w-]+=/.test(a)) {
+      const [name, root] = a.split("=", 2);
+      variants.push({ name, root: resolve(root) });
+    } else {
+      console.error(`unknown argument ${a}\n\n${usage}`);
+      process.exit(2);
+    }
+  }
+  if (!variants.length) {
+    console.error(usage);
+    process.exit(2);
+  }
+  return { ...(o as O), variants };
+}
+
+/** "load average at the <when>: 1.0 0.8 0.5", for a comparison's output. */
+export function loadLine(when: string): string {
+  return `load average at the ${when}: ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")}`;
+}
+
+/** A comparison's figures: their median, then each in brackets. */
+export function spread(xs: number[], digits: number): string {
+  return `${median(xs).toFixed(digits)} [${xs.map((x) => x.toFixed(digits)).join(" ")}]`;
+}

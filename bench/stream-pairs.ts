@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
-import { median, parseCheckouts, startScript } from "./checkouts.ts";
+import { median, parseCheckoutArgs, startScript } from "./checkouts.ts";
 import { cpuSeconds } from "./procs.ts";
 import { profileWorkerd, type InspectorProfile } from "./profile.ts";
 import type { BenchRelay } from "./runtime.ts";
@@ -74,14 +74,14 @@ interface Variant {
 type Way = "ws" | "tcp";
 
 async function main(): Promise<void> {
-  const o = { rounds: 5, only: "", wsMiB: 100, tcpMiB: 100, profile: "" };
-  const checkouts = parseCheckouts(process.argv.slice(2), USAGE, {
-    "--rounds": (v) => (o.rounds = Number(v)),
-    "--only": (v) => (o.only = v),
-    "--ws-mib": (v) => (o.wsMiB = Number(v)),
-    "--tcp-mib": (v) => (o.tcpMiB = Number(v)),
-    "--profile": (v) => (o.profile = resolve(v)),
-  });
+  const o = parseCheckoutArgs(
+    process.argv.slice(2),
+    USAGE,
+    { rounds: 5, only: "", wsMiB: 100, tcpMiB: 100, profile: "" },
+    { "--rounds": "rounds", "--only": "only", "--ws-mib": "wsMiB", "--tcp-mib": "tcpMiB", "--profile": "profile" },
+  );
+  if (o.profile) o.profile = resolve(o.profile);
+  const checkouts = o.variants;
   const stops: Array<() => unknown> = [];
   const ways = (["ws", "tcp"] as const).filter((w) => !o.only || o.only === w);
   const first = checkouts[0].root;

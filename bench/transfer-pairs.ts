@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { median, parseCheckouts, startScript } from "./checkouts.ts";
+import { median, parseCheckoutArgs, startScript } from "./checkouts.ts";
 import { cpuSeconds } from "./procs.ts";
 import type { BenchRelay } from "./runtime.ts";
 import { download, upload, type Transfer } from "./transfer.ts";
@@ -39,6 +39,17 @@ interface Agent {
   pid: number;
   /** Mark-compacts so far (counted under --trace-gc). */
   markCompacts: number;
+}
+
+function parse(argv: string[]) {
+  const defaults = { rounds: 5, only: "", downloadMiB: 200, uploadMiB: 100, traceGc: false };
+  return parseCheckoutArgs(argv, USAGE, defaults, {
+    "--rounds": "rounds",
+    "--only": "only",
+    "--download-mib": "downloadMiB",
+    "--upload-mib": "uploadMiB",
+    "--trace-gc": "traceGc",
+  });
 }
 
 /** Starts a checkout's agent; resolves once all its tunnels are up. */
@@ -74,18 +85,8 @@ function configFile(dir: string, name: string, relay: string, token: string, tar
 }
 
 async function main(): Promise<void> {
-  const o = { rounds: 5, only: "", downloadMiB: 200, uploadMiB: 100, traceGc: false };
-  const checkouts = parseCheckouts(
-    process.argv.slice(2),
-    USAGE,
-    {
-      "--rounds": (v) => (o.rounds = Number(v)),
-      "--only": (v) => (o.only = v),
-      "--download-mib": (v) => (o.downloadMiB = Number(v)),
-      "--upload-mib": (v) => (o.uploadMiB = Number(v)),
-    },
-    { "--trace-gc": () => (o.traceGc = true) },
-  );
+  const o = parse(process.argv.slice(2));
+  const checkouts = o.variants;
   const stops: Array<() => unknown> = [];
   const backend = await startScript(checkouts[0].root, "backend.ts");
   stops.push(() => backend.proc.kill("SIGTERM"));

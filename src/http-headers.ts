@@ -50,6 +50,12 @@ export function contentLength(value: string | null | undefined): number | undefi
   return value && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
 }
 
+/** The first value of the (lower-case) field `name` in `list`, or undefined. */
+export function fieldValue(list: HeaderList, name: string): string | undefined {
+  for (let i = 0; i < list.length; i++) if (list[i][0] === name) return list[i][1];
+  return undefined;
+}
+
 /** Pairs up Node's flat rawHeaders array ([name, value, name, value, ...]). */
 export function pairs(raw: readonly string[]): HeaderList {
   const list: HeaderList = [];
