@@ -44,6 +44,62 @@ export function encodeFrames(frames: readonly Frame[]): Uint8Array {
   return out;
 }
 
+/**
+ * Encodes frames as the pieces of one message, for a transport that writes several buffers at
+ * once (a gathered write): payloads of at least `copyBelow` bytes are handed out as they are,
+ * everything else (frame headers, small payloads) is copied into shared pieces. `prefix` bytes
+ * are reserved at the start of the first piece for the transport's own header (left zero).
+ *
+ * With `mergeUpTo`, a DATA frame that follows a flagless DATA frame of the same stream joins it,
+ * up to that many payload bytes (the peer's maxFrame): one frame carries both payloads and the
+ * later frame's flags, which the receiver reads as it would read the two. Only the header is
+ * rewritten, the payloads are not copied, so the peer gets fewer, larger frames for nothing.
+ * Joined, the pieces (after the prefix) are encodeFrames of the frames so merged.
+ */
+export function encodeFramePieces(frames: readonly Frame[], copyBelow: number, prefix = 0, mergeUpTo = 0): Uint8Array[] {
+  let small = prefix;
+  for (const f of frames) small += HEADER_BYTES + (f.payload.byteLength < copyBelow ? f.payload.byteLength : 0);
+  const shared = new Uint8Array(small);
+  const view = new DataView(shared.buffer);
+  const pieces: Uint8Array[] = [];
+  let start = 0;
+  let at = prefix;
+  /** The header of the DATA frame just encoded, while later DATA may still join it. */
+  let open = -1;
+  let openLength = 0;
+  for (const f of frames) {
+    const n = f.payload.byteLength;
+    if (
+      open >= 0 &&
+      f.type === FrameType.Data &&
+      view.getUint32(open + 2) === f.streamId &&
+      view.getUint8(open + 1) === 0 &&
+      openLength + n <= mergeUpTo
+    ) {
+      openLength += n;
+      view.setUint8(open + 1, f.flags);
+      view.setUint32(open + 6, openLength);
+    } else {
+      view.setUint8(at, f.type);
+      view.setUint8(at + 1, f.flags);
+      view.setUint32(at + 2, f.streamId);
+      view.setUint32(at + 6, n);
+      open = f.type === FrameType.Data ? at : -1;
+      openLength = n;
+      at += HEADER_BYTES;
+    }
+    if (n < copyBelow) {
+      shared.set(f.payload, at);
+      at += n;
+    } else {
+      pieces.push(shared.subarray(start, at), f.payload);
+      start = at;
+    }
+  }
+  if (at > start || pieces.length === 0) pieces.push(shared.subarray(start, at));
+  return pieces;
+}
+
 /** Encodes one frame. */
 export function encodeFrame(frame: Frame): Uint8Array {
   return encodeFrames([frame]);
