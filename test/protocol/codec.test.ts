@@ -38,6 +38,7 @@ import {
   type Hello,
 } from "../../src/protocol/frame.ts";
 
+import { concat } from "../../src/protocol/messages.ts";
 import { fromHex as hex, toHex } from "../helpers/hex.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
@@ -250,9 +251,7 @@ describe("round trip of every frame type", () => {
         [0, 8],
       ]) {
         const pieces = encodeFramePieces(list, copyBelow, prefix);
-        const joined = new Uint8Array(pieces.reduce((n, p) => n + p.byteLength, 0));
-        let at = 0;
-        for (const p of pieces) joined.set(p, at), (at += p.byteLength);
+        const joined = concat(pieces);
         expect(toHex(joined.subarray(prefix))).toBe(toHex(encodeFrames(list)));
         expect(toHex(joined.subarray(0, prefix))).toBe("00".repeat(prefix));
         const passed = pieces.filter((p) => list.some((f) => f.payload === p));
@@ -276,14 +275,8 @@ describe("round trip of every frame type", () => {
       frame(FrameType.Data, Flag.TEXT, 5, tiny),
       frame(FrameType.Data, Flag.TEXT | Flag.EOM, 5, tiny),
     ];
-    const join = (...xs: Uint8Array[]) => {
-      const out = new Uint8Array(xs.reduce((n, x) => n + x.byteLength, 0));
-      let at = 0;
-      for (const x of xs) out.set(x, at), (at += x.byteLength);
-      return out;
-    };
     const merged = [
-      frame(FrameType.Data, Flag.FIN, 1, join(a, tiny, b)),
+      frame(FrameType.Data, Flag.FIN, 1, concat([a, tiny, b])),
       frame(FrameType.Data, 0, 3, b),
       frame(FrameType.WindowUpdate, 0, 3, encodeU32(5)),
       // Two payloads of `a` exceed 75,000 bytes: the second starts a frame of its own.
@@ -295,7 +288,7 @@ describe("round trip of every frame type", () => {
     ];
     for (const copyBelow of [1024, 0, Infinity]) {
       const pieces = encodeFramePieces(list, copyBelow, 14, 75_000);
-      expect(plain(decodeMessage(join(...pieces).subarray(14), 1 << 20))).toEqual(plain(merged));
+      expect(plain(decodeMessage(concat(pieces).subarray(14), 1 << 20))).toEqual(plain(merged));
     }
   });
 
