@@ -57,35 +57,48 @@ export function encodeFrames(frames: readonly Frame[]): Uint8Array {
  * Joined, the pieces (after the prefix) are encodeFrames of the frames so merged.
  */
 export function encodeFramePieces(frames: readonly Frame[], copyBelow: number, prefix = 0, mergeUpTo = 0): Uint8Array[] {
+  // First which frames join the one before, so the shared buffer is exactly as long as needed.
+  const joins = new Uint8Array(frames.length);
   let small = prefix;
-  for (const f of frames) small += HEADER_BYTES + (f.payload.byteLength < copyBelow ? f.payload.byteLength : 0);
+  let open = false;
+  let openStream = 0;
+  let openFlags = 0;
+  let openLength = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
+    const n = f.payload.byteLength;
+    if (open && f.type === FrameType.Data && f.streamId === openStream && openFlags === 0 && openLength + n <= mergeUpTo) {
+      joins[i] = 1;
+      openFlags = f.flags;
+      openLength += n;
+    } else {
+      small += HEADER_BYTES;
+      open = f.type === FrameType.Data;
+      openStream = f.streamId;
+      openFlags = f.flags;
+      openLength = n;
+    }
+    if (n < copyBelow) small += n;
+  }
   const shared = new Uint8Array(small);
   const view = new DataView(shared.buffer);
   const pieces: Uint8Array[] = [];
   let start = 0;
   let at = prefix;
-  /** The header of the DATA frame just encoded, while later DATA may still join it. */
-  let open = -1;
-  let openLength = 0;
-  for (const f of frames) {
+  /** Where the header of the frame being encoded is, for the frames that join it. */
+  let header = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
     const n = f.payload.byteLength;
-    if (
-      open >= 0 &&
-      f.type === FrameType.Data &&
-      view.getUint32(open + 2) === f.streamId &&
-      view.getUint8(open + 1) === 0 &&
-      openLength + n <= mergeUpTo
-    ) {
-      openLength += n;
-      view.setUint8(open + 1, f.flags);
-      view.setUint32(open + 6, openLength);
+    if (joins[i]) {
+      view.setUint8(header + 1, f.flags);
+      view.setUint32(header + 6, view.getUint32(header + 6) + n);
     } else {
+      header = at;
       view.setUint8(at, f.type);
       view.setUint8(at + 1, f.flags);
       view.setUint32(at + 2, f.streamId);
       view.setUint32(at + 6, n);
-      open = f.type === FrameType.Data ? at : -1;
-      openLength = n;
       at += HEADER_BYTES;
     }
     if (n < copyBelow) {

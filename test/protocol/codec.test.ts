@@ -290,6 +290,10 @@ describe("round trip of every frame type", () => {
       const pieces = encodeFramePieces(list, copyBelow, 14, 75_000);
       expect(plain(decodeMessage(concat(pieces).subarray(14), 1 << 20))).toEqual(plain(merged));
     }
+    // All copied, the message is one buffer of exactly its length: a transport may send its whole buffer.
+    const [whole, ...rest] = encodeFramePieces(list, Infinity, 0, 75_000);
+    expect(rest).toEqual([]);
+    expect(whole.byteLength).toBe(whole.buffer.byteLength);
   });
 
   it("an empty list of frames is an empty message", () => {
