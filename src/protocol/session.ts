@@ -9,7 +9,6 @@ import {
   decodeU32,
   encodeClose,
   encodeError,
-  encodeFramePieces,
   encodeFrames,
   encodeHeaderBlock,
   encodeHello,
@@ -538,13 +537,9 @@ export class Session {
     }
   }
 
-  /**
-   * Sends one message. Copied into one buffer anyway, a stream's DATA frames merge for nothing
-   * (up to the peer's maxFrame): the peer then handles a frame per 256 KiB of a body, not per read.
-   */
   private sendMessage(frames: readonly Frame[], bytes: number): void {
     if (this.opts.sendFrames) this.opts.sendFrames(frames, bytes);
-    else this.opts.send(frames.length === 1 ? encodeFrames(frames) : encodeFramePieces(frames, Infinity, 0, this.peerMaxFrame)[0]);
+    else this.opts.send(encodeFrames(frames));
   }
 
   /** Empties the outbox and forgets the replies waiting in it. */

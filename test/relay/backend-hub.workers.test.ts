@@ -17,7 +17,7 @@ import {
   type Hello,
 } from "../../src/protocol/frame.ts";
 import { encodeResponseHead } from "../../src/protocol/head.ts";
-import { PING_ACK_BURST, PING_ACKS_PER_SECOND, type Stream } from "../../src/protocol/session.ts";
+import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
 import { CLIENT_PENDING_MESSAGES, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/hub/public-websockets.ts";
 import type { TunnelAttachment } from "../../src/hub/tunnels.ts";
@@ -130,9 +130,8 @@ describe("relaying a request", () => {
     await respond(req.stream, 200, [], "ok");
     expect(await (await within(pending, "the small POST's response")).text()).toBe("ok");
 
-    // Over SMALL_BODY_BYTES (64 KiB) the body streams as it is read, in several DATA frames (each
-    // at most the agent's maxFrame, however many reads merged into one).
-    const large = new Uint8Array(3 * DEFAULT_MAX_FRAME).map((_, i) => i % 251);
+    // Over SMALL_BODY_BYTES (64 KiB) the body streams as it is read, in several DATA frames.
+    const large = new Uint8Array(200 * 1024).map((_, i) => i % 251);
     const pendingLarge = publicFetch(backend, "/large", { method: "POST", body: large });
     const big = await agent.next();
     const got = await within(big.body, "the large body");
@@ -712,7 +711,7 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
       .flatMap((m) => decodeMessage(m, 1 << 30))
       .filter((f) => f.type === type && (streamId === undefined || f.streamId === streamId));
 
-  it("gathers a request body sent in 1-byte chunks into large DATA frames, byte-exact", async () => {
+  it("gathers a request body sent in 1-byte chunks into DATA frames of GATHER_BYTES, byte-exact", async () => {
     const backend = backendName();
     const agent = await readyAgent(backend);
     const n = 64 * 1024;
@@ -730,9 +729,8 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
     await respond(req.stream, 200, [], "ok");
     expect((await within(pending, "the response")).status).toBe(200);
     const data = relayFrames(agent, FrameType.Data, req.stream.id).filter((f) => f.payload.byteLength > 0);
-    // Gathered into GATHER_BYTES in the outbox, merged up to the agent's maxFrame as each message
-    // is encoded, shorter where a flush came between reads: never one per byte.
-    expect(data.every((f) => f.payload.byteLength <= DEFAULT_MAX_FRAME)).toBe(true);
+    expect(data.every((f) => f.payload.byteLength <= GATHER_BYTES)).toBe(true);
+    // Full frames of GATHER_BYTES, and shorter ones where a flush came between reads: never one per byte.
     expect(data.length).toBeLessThanOrEqual(n / 1024);
     await closeAgent(agent);
   });
