@@ -1,7 +1,9 @@
 // One WebSocket to the relay carrying one protocol session; hands incoming streams to the target.
 import type { AccessScope } from "../src/access/policy.ts";
 import { randomBytes, randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
 import WebSocket from "ws";
+import { writeFrames } from "./frame-writer.ts";
 import { describeRefusal } from "./relay-refusal.ts";
 import type { Hello } from "../src/protocol/frame.ts";
 import {
@@ -14,6 +16,7 @@ import {
   ProtocolError,
   TunnelClose,
 } from "../src/protocol/frame.ts";
+import { encodeFrames } from "../src/protocol/codec.ts";
 import { decodeRequestHead } from "../src/protocol/head.ts";
 import { Session } from "../src/protocol/session.ts";
 import type { AgentConfig } from "./config.ts";
@@ -64,6 +67,8 @@ export class AgentTunnel {
   readonly replaced: Promise<string>;
   private resolveReplaced!: (reason: string) => void;
   private ws?: WebSocket;
+  /** The WebSocket's own socket, when its messages go unmasked: whole messages are written to it directly. */
+  private socket?: Socket;
   private resolveClosed!: (c: TunnelClosed) => void;
   private heartbeat?: NodeJS.Timeout;
   private lastPong = Date.now();
@@ -99,6 +104,7 @@ export class AgentTunnel {
   open(): Promise<void> {
     const url = new URL(this.config.relayUrl);
     url.searchParams.set("backend", this.config.backend);
+    const unmasked = unmaskedPath(url);
     const ws = new WebSocket(url, {
       headers: { authorization: `Bearer ${this.config.token}` },
       perMessageDeflate: false,
@@ -106,9 +112,12 @@ export class AgentTunnel {
       maxPayload: 64 * 1024 * 1024,
       // Masking protects cleartext intermediaries (RFC 6455 section 10.3). Over TLS or loopback
       // there are none, and an all-zero mask lets ws skip masking and copying every byte it sends.
-      ...(unmaskedPath(url) ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
+      ...(unmasked ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
     });
     this.ws = ws;
+    // Unmasked, the session's messages are written to the socket as their frames (frame-writer.ts):
+    // a large DATA payload goes out as the target's socket delivered it, not copied into a message.
+    if (unmasked) ws.once("upgrade", (res) => (this.socket = res.socket));
     const notRelay = `so it is not an edge-relay relay; check --relay (the Worker's URL, like https://relay.example.com)`;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -186,6 +195,10 @@ export class AgentTunnel {
       },
       // Each message is a fresh buffer the session never reads again (Session.flush).
       send: (message) => this.ws && sendDisposable(this.ws, message),
+      sendFrames: (frames, bytes) => {
+        if (!this.socket) return this.ws && sendDisposable(this.ws, encodeFrames(frames));
+        if (this.ws?.readyState === WebSocket.OPEN) writeFrames(this.socket, frames, bytes, this.session?.peerMaxFrame);
+      },
       // Coalesce what one turn of the event loop produced without the 1 ms floor of setTimeout(0).
       schedule: (flush) => setImmediate(flush),
       onHello: (hello) => {

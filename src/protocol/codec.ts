@@ -44,6 +44,75 @@ export function encodeFrames(frames: readonly Frame[]): Uint8Array {
   return out;
 }
 
+/**
+ * Encodes frames as the pieces of one message, for a transport that writes several buffers at
+ * once (a gathered write): payloads of at least `copyBelow` bytes are handed out as they are,
+ * everything else (frame headers, small payloads) is copied into shared pieces. `prefix` bytes
+ * are reserved at the start of the first piece for the transport's own header (left zero).
+ *
+ * With `mergeUpTo`, a DATA frame that follows a flagless DATA frame of the same stream joins it,
+ * up to that many payload bytes (the peer's maxFrame): one frame carries both payloads and the
+ * later frame's flags, which the receiver reads as it would read the two. Only the header is
+ * rewritten, the payloads are not copied, so the peer gets fewer, larger frames for nothing.
+ * Joined, the pieces (after the prefix) are encodeFrames of the frames so merged.
+ */
+export function encodeFramePieces(frames: readonly Frame[], copyBelow: number, prefix = 0, mergeUpTo = 0): Uint8Array[] {
+  // First which frames join the one before, so the shared buffer is exactly as long as needed.
+  const joins = new Uint8Array(frames.length);
+  let small = prefix;
+  let open = false;
+  let openStream = 0;
+  let openFlags = 0;
+  let openLength = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
+    const n = f.payload.byteLength;
+    if (open && f.type === FrameType.Data && f.streamId === openStream && openFlags === 0 && openLength + n <= mergeUpTo) {
+      joins[i] = 1;
+      openFlags = f.flags;
+      openLength += n;
+    } else {
+      small += HEADER_BYTES;
+      open = f.type === FrameType.Data;
+      openStream = f.streamId;
+      openFlags = f.flags;
+      openLength = n;
+    }
+    if (n < copyBelow) small += n;
+  }
+  const shared = new Uint8Array(small);
+  const view = new DataView(shared.buffer);
+  const pieces: Uint8Array[] = [];
+  let start = 0;
+  let at = prefix;
+  /** Where the header of the frame being encoded is, for the frames that join it. */
+  let header = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
+    const n = f.payload.byteLength;
+    if (joins[i]) {
+      view.setUint8(header + 1, f.flags);
+      view.setUint32(header + 6, view.getUint32(header + 6) + n);
+    } else {
+      header = at;
+      view.setUint8(at, f.type);
+      view.setUint8(at + 1, f.flags);
+      view.setUint32(at + 2, f.streamId);
+      view.setUint32(at + 6, n);
+      at += HEADER_BYTES;
+    }
+    if (n < copyBelow) {
+      shared.set(f.payload, at);
+      at += n;
+    } else {
+      pieces.push(shared.subarray(start, at), f.payload);
+      start = at;
+    }
+  }
+  if (at > start || pieces.length === 0) pieces.push(shared.subarray(start, at));
+  return pieces;
+}
+
 /** Encodes one frame. */
 export function encodeFrame(frame: Frame): Uint8Array {
   return encodeFrames([frame]);

@@ -52,6 +52,11 @@ export interface SessionOptions {
   remoteHello?: Hello;
   /** Sends one binary message on the transport. */
   send(message: Uint8Array): void;
+  /**
+   * Sends one binary message given as its frames, `bytes` long once encoded, when the transport
+   * can write them without joining them first (default: send(encodeFrames(frames))).
+   */
+  sendFrames?(frames: readonly Frame[], bytes: number): void;
   /** The peer's HELLO arrived (not called for a rebuilt session). */
   onHello?(hello: Hello): void;
   /** The peer opened a stream. Set the stream's handlers before returning. */
@@ -519,17 +524,22 @@ export class Session {
       for (let i = 0; i < frames.length; i++) {
         const size = frames[i].payload.byteLength + 10;
         if (i > start && bytes + size > MAX_MESSAGE_BYTES) {
-          this.opts.send(encodeFrames(frames.slice(start, i)));
+          this.sendMessage(frames.slice(start, i), bytes);
           start = i;
           bytes = 0;
         }
         bytes += size;
       }
-      this.opts.send(encodeFrames(start === 0 ? frames : frames.slice(start)));
+      this.sendMessage(start === 0 ? frames : frames.slice(start), bytes);
     } catch (err) {
       // The transport is gone (e.g. a socket closed under us): its streams are lost.
       this.destroy(`the tunnel failed to send: ${err instanceof Error ? err.message : String(err)}`);
     }
+  }
+
+  private sendMessage(frames: readonly Frame[], bytes: number): void {
+    if (this.opts.sendFrames) this.opts.sendFrames(frames, bytes);
+    else this.opts.send(encodeFrames(frames));
   }
 
   /** Empties the outbox and forgets the replies waiting in it. */

@@ -12,6 +12,7 @@ import {
   encodeClose,
   encodeError,
   encodeFrame,
+  encodeFramePieces,
   encodeFrames,
   encodeHeaderBlock,
   encodeHello,
@@ -37,6 +38,7 @@ import {
   type Hello,
 } from "../../src/protocol/frame.ts";
 
+import { concat } from "../../src/protocol/messages.ts";
 import { fromHex as hex, toHex } from "../helpers/hex.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
@@ -236,6 +238,62 @@ describe("round trip of every frame type", () => {
     ]);
     expect(decodeU32(decoded[5].payload)).toBe(0x7fffffff);
     expect(decodeError(decoded[6].payload)).toEqual({ code: 7, message: "connect ECONNREFUSED" });
+  });
+
+  it("as pieces for a gathered write: joined, they are the message; large payloads are not copied", () => {
+    const big = new Uint8Array(70_000).fill(7);
+    const mixed = [frames[1], frame(FrameType.Data, 0, 1, big), frames[5], frame(FrameType.Data, Flag.FIN, 1, big.subarray(3))];
+    for (const list of [mixed, frames, [mixed[1]]]) {
+      for (const [copyBelow, prefix] of [
+        [1024, 0],
+        [1024, 14],
+        [Infinity, 6],
+        [0, 8],
+      ]) {
+        const pieces = encodeFramePieces(list, copyBelow, prefix);
+        const joined = concat(pieces);
+        expect(toHex(joined.subarray(prefix))).toBe(toHex(encodeFrames(list)));
+        expect(toHex(joined.subarray(0, prefix))).toBe("00".repeat(prefix));
+        const passed = pieces.filter((p) => list.some((f) => f.payload === p));
+        expect(passed.length).toBe(list.filter((f) => f.payload.byteLength >= copyBelow).length);
+      }
+    }
+  });
+
+  it("as pieces, merges a stream's DATA frames that follow a flagless one, up to the size given", () => {
+    const a = new Uint8Array(40_000).fill(1);
+    const b = new Uint8Array(30_000).fill(2);
+    const tiny = new Uint8Array([9, 8, 7]);
+    const list = [
+      frame(FrameType.Data, 0, 1, a),
+      frame(FrameType.Data, 0, 1, tiny),
+      frame(FrameType.Data, Flag.FIN, 1, b),
+      frame(FrameType.Data, 0, 3, b),
+      frame(FrameType.WindowUpdate, 0, 3, encodeU32(5)),
+      frame(FrameType.Data, 0, 3, a),
+      frame(FrameType.Data, Flag.EOM, 3, a),
+      frame(FrameType.Data, Flag.TEXT, 5, tiny),
+      frame(FrameType.Data, Flag.TEXT | Flag.EOM, 5, tiny),
+    ];
+    const merged = [
+      frame(FrameType.Data, Flag.FIN, 1, concat([a, tiny, b])),
+      frame(FrameType.Data, 0, 3, b),
+      frame(FrameType.WindowUpdate, 0, 3, encodeU32(5)),
+      // Two payloads of `a` exceed 75,000 bytes: the second starts a frame of its own.
+      frame(FrameType.Data, 0, 3, a),
+      frame(FrameType.Data, Flag.EOM, 3, a),
+      // A TEXT fragment carries a flag: nothing joins it.
+      frame(FrameType.Data, Flag.TEXT, 5, tiny),
+      frame(FrameType.Data, Flag.TEXT | Flag.EOM, 5, tiny),
+    ];
+    for (const copyBelow of [1024, 0, Infinity]) {
+      const pieces = encodeFramePieces(list, copyBelow, 14, 75_000);
+      expect(plain(decodeMessage(concat(pieces).subarray(14), 1 << 20))).toEqual(plain(merged));
+    }
+    // All copied, the message is one buffer of exactly its length: a transport may send its whole buffer.
+    const [whole, ...rest] = encodeFramePieces(list, Infinity, 0, 75_000);
+    expect(rest).toEqual([]);
+    expect(whole.byteLength).toBe(whole.buffer.byteLength);
   });
 
   it("an empty list of frames is an empty message", () => {
