@@ -1,6 +1,6 @@
 // The Durable Object inside workerd, with the test playing the agent over the real protocol:
 // a real WebSocket through the real Worker, a real Session, real frames.
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { mintToken } from "../../src/auth.ts";
 import { describe, expect, it } from "vitest";
@@ -35,6 +35,7 @@ import {
   within,
   type TestAgent,
 } from "../helpers/hub-agent.ts";
+import { EVICTION_MS, evicted } from "../helpers/eviction.ts";
 
 describe("hello exchange", () => {
   it("answers the agent's HELLO with v 1 and a tunnel id, and keeps the hello in the attachment", async () => {
@@ -162,13 +163,15 @@ describe("no agent", () => {
     await closeAgent(agent);
   });
 
-  it("still answers 502 no_agent for a tunnel that sent GOAWAY after the object was evicted", async () => {
+  it("still answers 502 no_agent for a tunnel that sent GOAWAY after the object was evicted", {
+    timeout: 20_000 + EVICTION_MS,
+  }, async () => {
     const backend = backendName();
     const stub = stubFor(backend);
     const agent = await readyAgent(backend);
     agent.session.goAway(ErrorCode.NoError, "draining");
     await roundTrip(agent);
-    await within(evictDurableObject(stub), "the eviction", 10_000);
+    await evicted(stub);
     const meta = await runInDurableObject(
       stub,
       (_i, state) => state.getWebSockets("tunnel")[0].deserializeAttachment() as TunnelAttachment,
@@ -181,7 +184,9 @@ describe("no agent", () => {
 });
 
 describe("hibernation", () => {
-  it("routes over the same socket after eviction, rebuilding the tunnel from its attachment", async () => {
+  it("routes over the same socket after eviction, rebuilding the tunnel from its attachment", {
+    timeout: 20_000 + EVICTION_MS,
+  }, async () => {
     const backend = backendName();
     const stub = stubFor(backend);
     const agent = await readyAgent(backend);
@@ -191,18 +196,13 @@ describe("hibernation", () => {
     await respond((await agent.next()).stream, 200, [], "one");
     expect(await (await first).text()).toBe("one");
 
-    const mark = crypto.randomUUID();
-    await runInDurableObject(stub, (instance) => {
-      (instance as unknown as Record<string, string>).testMark = mark;
-    });
-    await within(evictDurableObject(stub), "the eviction", 10_000);
-
+    // A new instance (evicted checks it), which has rebuilt nothing yet: the socket is still there.
+    await evicted(stub);
     const rebuilt = await runInDurableObject(stub, (instance, state) => ({
-      mark: (instance as unknown as Record<string, string>).testMark,
       tunnelsInMemory: (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size,
       sockets: state.getWebSockets("tunnel").length,
     }));
-    expect(rebuilt).toEqual({ mark: undefined, tunnelsInMemory: 0, sockets: 1 });
+    expect(rebuilt).toEqual({ tunnelsInMemory: 0, sockets: 1 });
 
     const second = publicFetch(backend, "/after?z=2");
     const req = await agent.next();
@@ -460,7 +460,7 @@ function streamsAt(agents: TestAgent[], n: number): Promise<void> {
 }
 
 describe("tunnel choice after eviction", () => {
-  it("spreads requests over both rebuilt tunnels (3/3 with six requests held unanswered)", async () => {
+  it("spreads requests over both rebuilt tunnels (3/3 with six requests held unanswered)", { timeout: 20_000 + EVICTION_MS }, async () => {
     const backend = backendName();
     const stub = stubFor(backend);
     const a = await readyAgent(backend);
@@ -475,7 +475,7 @@ describe("tunnel choice after eviction", () => {
       expect(await (await within(pending, "a response before eviction")).text()).toBe("ok");
     }
     const before = { a: a.incoming.length, b: b.incoming.length };
-    await within(evictDurableObject(stub), "the eviction", 10_000);
+    await evicted(stub);
     const inMemory = await runInDurableObject(
       stub,
       (instance) => (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size,
@@ -587,7 +587,9 @@ const bytes = (...values: number[]) => new Uint8Array(values);
 const text = (s: string) => new TextEncoder().encode(s);
 
 describe("public WebSockets", () => {
-  it("carries messages both ways, keeps working after eviction, and passes the client's close to the agent", async () => {
+  it("carries messages both ways, keeps working after eviction, and passes the client's close to the agent", {
+    timeout: 20_000 + 2 * EVICTION_MS,
+  }, async () => {
     const backend = backendName();
     const stub = stubFor(backend);
     const agent = await readyAgent(backend);
@@ -615,7 +617,7 @@ describe("public WebSockets", () => {
 
     const evictions: Array<"client first" | "agent first"> = ["client first", "agent first"];
     for (const order of evictions) {
-      await within(evictDurableObject(stub), "the eviction", 10_000);
+      await evicted(stub);
       const rebuilt = await runInDurableObject(stub, (instance, state) => ({
         tunnelsInMemory: (instance as unknown as { tunnels: Map<WebSocket, unknown> }).tunnels.size,
         clients: state.getWebSockets("client").map((c) => c.deserializeAttachment() as ClientAttachment),
