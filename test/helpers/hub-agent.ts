@@ -183,7 +183,7 @@ export async function closeAgent(agent: TestAgent): Promise<void> {
   await within(agent.closed, "the tunnel close").catch(() => {});
 }
 
-/** Binary messages the object behind a stub took from its WebSockets, in the order its handler got them. */
+/** Binary messages the object behind a stub took from its sockets of one tag, in the order its handler got them. */
 export interface MessageTap {
   /** Each message, and whether its socket was still open once the object had handled it. */
   taken: Array<{ bytes: Uint8Array; open?: boolean }>;
@@ -192,20 +192,21 @@ export interface MessageTap {
 }
 
 /**
- * Taps the WebSocket message handler of the object behind `stub`, which still runs unchanged. The
- * runtime's in-process client may hand the object a burst of sends out of order, so a test that
- * needs an order either compares with the order tapped here or sends one message at a time and
- * waits for it to be handled. The tap lasts as long as the instance: an eviction drops it.
+ * Taps the WebSocket message handler of the object behind `stub`, which still runs unchanged, for
+ * the messages of sockets tagged `tag` (TUNNEL_TAG, CLIENT_TAG). The runtime's in-process client
+ * may hand the object a burst of sends out of order, so a test that needs an order either compares
+ * with the order tapped here or sends one message at a time and waits for it to be handled. The
+ * tap lasts as long as the instance: an eviction drops it.
  */
-export async function tapMessages(stub: DurableObjectStub<BackendHub>): Promise<MessageTap> {
+export async function tapMessages(stub: DurableObjectStub<BackendHub>, tag: string): Promise<MessageTap> {
   const taken: MessageTap["taken"] = [];
   const waiters: Array<() => void> = [];
   const done = (count: number) => taken.filter((t) => t.open !== undefined).length >= count || taken.some((t) => t.open === false);
-  await runInDurableObject(stub, (instance) => {
+  await runInDurableObject(stub, (instance, state) => {
     const handler = instance.webSocketMessage.bind(instance);
     instance.webSocketMessage = async (ws, message) => {
-      const entry: MessageTap["taken"][number] | undefined =
-        typeof message === "string" ? undefined : { bytes: new Uint8Array(message.slice(0)) };
+      const tapped = typeof message !== "string" && state.getTags(ws).includes(tag);
+      const entry: MessageTap["taken"][number] | undefined = tapped ? { bytes: new Uint8Array(message.slice(0)) } : undefined;
       if (entry) taken.push(entry);
       try {
         await handler(ws, message);

@@ -19,7 +19,7 @@ import {
 import { encodeResponseHead } from "../../src/protocol/head.ts";
 import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
-import { CLIENT_PENDING_MESSAGES, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/hub/public-websockets.ts";
+import { CLIENT_PENDING_MESSAGES, CLIENT_TAG, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/hub/public-websockets.ts";
 import type { TunnelAttachment } from "../../src/hub/tunnels.ts";
 import {
   BASE,
@@ -769,7 +769,7 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
     const agent = await readyAgent(backend);
     const { ws, agentSide, req } = await publicSocket(agent, backend);
     const n = 500;
-    const tap = await tapMessages(stubFor(backend));
+    const tap = await tapMessages(stubFor(backend), CLIENT_TAG);
     const sent = Array.from({ length: n }, (_, i) => i & 0xff);
     for (const b of sent) ws.send(bytes(b));
     while (agentSide.messages.length < n) await agentSide.next();

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { decodeMessage, encodeFrame, encodeFrames, encodeHeaderBlock } from "../../src/protocol/codec.ts";
 import { Flag, FrameType, HEARTBEAT_PING, TunnelClose, type Frame } from "../../src/protocol/frame.ts";
 import { encodeResponseHead } from "../../src/protocol/head.ts";
+import { TUNNEL_TAG } from "../../src/hub/tunnels.ts";
 import { arbFrame, arbMutatedMessage } from "../helpers/fuzz.ts";
 import { fromHex, toHex } from "../helpers/hex.ts";
 import {
@@ -173,7 +174,7 @@ describe("a fuzzing agent", () => {
     const closes: Array<{ code: number; reason: string; last: string }> = [];
     let fuzzer: TestAgent | undefined;
     // What A's object takes from the fuzzing tunnel, as it handles it.
-    const tap = await tapMessages(stubFor(a));
+    const tap = await tapMessages(stubFor(a), TUNNEL_TAG);
     let handled = 0;
     let frames = 0;
     for (let n = 0; n < messages.length && frames < FRAMES; n += BATCH) {
