@@ -714,7 +714,8 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
       .flatMap((m) => decodeMessage(m, 1 << 30))
       .filter((f) => f.type === type && (streamId === undefined || f.streamId === streamId));
 
-  it("gathers a request body sent in 1-byte chunks into DATA frames of GATHER_BYTES, byte-exact", async () => {
+  // 65,536 chunks through the pool's in-process fetch: seconds on a loaded machine, hence the time.
+  it("gathers a request body sent in 1-byte chunks into DATA frames of GATHER_BYTES, byte-exact", { timeout: 90_000 }, async () => {
     const backend = backendName();
     const agent = await readyAgent(backend);
     const n = 64 * 1024;
@@ -728,7 +729,7 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
     });
     const pending = publicFetch(backend, "/upload", { method: "POST", body, duplex: "half" } as RequestInit);
     const req = await agent.next();
-    expect(await within(req.body, "the whole body at the agent", 20_000)).toEqual(pattern);
+    expect(await within(req.body, "the whole body at the agent", 80_000)).toEqual(pattern);
     await respond(req.stream, 200, [], "ok");
     expect((await within(pending, "the response")).status).toBe(200);
     const data = relayFrames(agent, FrameType.Data, req.stream.id).filter((f) => f.payload.byteLength > 0);
