@@ -1,9 +1,9 @@
 import { fileURLToPath } from "node:url";
-import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { configDefaults, defineConfig } from "vitest/config";
 
 // Two projects in one `vitest run`:
-//  - "workers": test/**/*.workers.test.ts inside workerd (@cloudflare/vitest-plugin,
+//  - "workers": test/**/*.workers.test.ts inside workerd (@cloudflare/vitest-pool-workers,
 //    vitest 4 plugin API), Worker = test/relay/wrangler.test.toml (main ../../src/index.ts).
 //  - "node": every other test/**/*.test.ts in plain Node (forks), e2e tests that start wrangler.
 const wranglerTestConfig = fileURLToPath(new URL("./test/relay/wrangler.test.toml", import.meta.url));

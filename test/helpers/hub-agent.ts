@@ -1,5 +1,6 @@
 // Plays an agent against the BackendHub Durable Object inside workerd: a real WebSocket through
 // the real Worker, a real Session and real frames. Shared by the workerd tests in test/relay/.
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { mintToken } from "../../src/auth.ts";
@@ -180,4 +181,49 @@ export async function closeAgent(agent: TestAgent): Promise<void> {
     // Already closed.
   }
   await within(agent.closed, "the tunnel close").catch(() => {});
+}
+
+/** Binary messages the object behind a stub took from its sockets of one tag, in the order its handler got them. */
+export interface MessageTap {
+  /** Each message, and whether its socket was still open once the object had handled it. */
+  taken: Array<{ bytes: Uint8Array; open?: boolean }>;
+  /** Resolves once `count` messages were handled, or as soon as a socket is no longer open after one. */
+  handled(count: number, what: string): Promise<void>;
+}
+
+/**
+ * Taps the WebSocket message handler of the object behind `stub`, which still runs unchanged, for
+ * the messages of sockets tagged `tag` (TUNNEL_TAG, CLIENT_TAG). The runtime's in-process client
+ * may hand the object a burst of sends out of order, so a test that needs an order either compares
+ * with the order tapped here or sends one message at a time and waits for it to be handled. The
+ * tap lasts as long as the instance: an eviction drops it.
+ */
+export async function tapMessages(stub: DurableObjectStub<BackendHub>, tag: string): Promise<MessageTap> {
+  const taken: MessageTap["taken"] = [];
+  const waiters: Array<() => void> = [];
+  const done = (count: number) => taken.filter((t) => t.open !== undefined).length >= count || taken.some((t) => t.open === false);
+  await runInDurableObject(stub, (instance, state) => {
+    const handler = instance.webSocketMessage.bind(instance);
+    instance.webSocketMessage = async (ws, message) => {
+      const tapped = typeof message !== "string" && state.getTags(ws).includes(tag);
+      const entry: MessageTap["taken"][number] | undefined = tapped ? { bytes: new Uint8Array(message.slice(0)) } : undefined;
+      if (entry) taken.push(entry);
+      try {
+        await handler(ws, message);
+      } finally {
+        if (entry) entry.open = ws.readyState === WebSocket.OPEN;
+        for (const w of waiters.splice(0)) w();
+      }
+    };
+  });
+  // The wait runs inside the object and its answer comes back as a response: a promise settled
+  // by the object's handler would resume the test in the object's I/O context.
+  const handled = (count: number, what: string) =>
+    within(
+      runInDurableObject(stub, async () => {
+        while (!done(count)) await new Promise<void>((r) => waiters.push(r));
+      }),
+      what,
+    );
+  return { taken, handled };
 }

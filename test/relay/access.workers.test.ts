@@ -1,7 +1,7 @@
 // Access policies inside the Durable Object (workerd), the test playing the agent: the relay
 // announces "access", keeps a tunnel's policies in storage so they hold after an eviction,
 // drops them when the tunnel closes, and closes a tunnel whose policies are malformed.
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { AccessScope } from "../../src/access/policy.ts";
 import { accessKey } from "../../src/hub/tunnels.ts";
@@ -16,6 +16,7 @@ import {
   stubFor,
   within,
 } from "../helpers/hub-agent.ts";
+import { EVICTION_MS, evicted } from "../helpers/eviction.ts";
 
 const ONLY_TEST_NET: AccessScope[] = [{ policies: [{ ip: { allow: ["203.0.113.0/24"] } }] }];
 
@@ -26,7 +27,9 @@ describe("access policies in the Durable Object", () => {
     await closeAgent(agent);
   });
 
-  it("keeps a tunnel's policies in storage, enforces them after an eviction, and drops them with the tunnel", async () => {
+  it("keeps a tunnel's policies in storage, enforces them after an eviction, and drops them with the tunnel", {
+    timeout: 20_000 + EVICTION_MS,
+  }, async () => {
     const backend = backendName();
     const stub = stubFor(backend);
     const agent = await readyAgent(backend, { access: ONLY_TEST_NET });
@@ -47,7 +50,7 @@ describe("access policies in the Durable Object", () => {
     const stored = await runInDurableObject(stub, (_i, state) => state.storage.get<string>(accessKey(tunnelId)));
     expect(JSON.parse(stored!)).toEqual(ONLY_TEST_NET);
 
-    await within(evictDurableObject(stub), "the eviction", 10_000);
+    await evicted(stub);
     await expectError(await publicFetch(backend, "/after"), 403, "forbidden_ip", backend);
     await admitted("/after");
 

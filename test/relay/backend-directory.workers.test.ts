@@ -1,14 +1,14 @@
 // The backend directory and the backends' counters inside workerd: whole-count reports ordered by their stamp, kept current
 // by the backends' objects on connect and close, and never double counted by an object rebuilt
 // after an eviction; counts that outlive an eviction.
-import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { backendDirectory } from "../../src/observe/directory.ts";
 import type { HubView } from "../../src/observe/hub-view.ts";
 import { askHub } from "../../src/hub-route.ts";
-import { BASE, backendName, closeAgent, expectError, publicFetch, readyAgent, respond, stubFor, within } from "../helpers/hub-agent.ts";
+import { BASE, backendName, closeAgent, expectError, publicFetch, readyAgent, respond, stubFor } from "../helpers/hub-agent.ts";
 import { until } from "../helpers/wait.ts";
+import { EVICTION_MS, evicted } from "../helpers/eviction.ts";
 
 const ADMIN = env.RELAY_ADMIN_TOKEN!;
 
@@ -31,14 +31,16 @@ describe("the backend directory", () => {
     expect(await listed(name)).toBe(false);
   });
 
-  it("hears of connects and closes from the backend's object, and a rebuilt object does not count twice", async () => {
+  it("hears of connects and closes from the backend's object, and a rebuilt object does not count twice", {
+    timeout: 20_000 + EVICTION_MS,
+  }, async () => {
     const name = backendName();
     const a = await readyAgent(name);
     const b = await readyAgent(name);
     await until(() => listed(name), "the connects to reach the directory");
 
     // Rebuilt after eviction: the listing has the object count again, the same two.
-    await within(evictDurableObject(stubFor(name)), "the eviction", 10_000);
+    await evicted(stubFor(name));
     const res = await exports.default.fetch(`${BASE}/_relay/backends`, { headers: { authorization: `Bearer ${ADMIN}` } });
     const { backends } = (await res.json()) as { backends: Array<{ backend: string; tunnels: unknown[] }> };
     expect(backends.find((v) => v.backend === name)?.tunnels).toHaveLength(2);
@@ -52,7 +54,9 @@ describe("the backend directory", () => {
 });
 
 describe("a backend's counters", () => {
-  it("count responses by status class and relay errors by code, and keep them across an eviction", async () => {
+  it("count responses by status class and relay errors by code, and keep them across an eviction", {
+    timeout: 20_000 + EVICTION_MS,
+  }, async () => {
     const name = backendName();
     const observe = async () => (await (await askHub(env, BASE, { op: "observe", backend: name })).json()) as HubView;
     const agent = await readyAgent(name);
@@ -73,7 +77,7 @@ describe("a backend's counters", () => {
     expect(before.counters.bytes.toAgent).toBeGreaterThan(0);
     expect(before.tunnels).toEqual([]);
 
-    await within(evictDurableObject(stubFor(name)), "the eviction", 10_000);
+    await evicted(stubFor(name));
     await expectError(await publicFetch(name, "/"), 502, "no_agent", name);
     const after = await observe();
     expect(after.counters).toEqual({

@@ -6,10 +6,13 @@ import { describe, expect, it } from "vitest";
 import { decodeMessage, encodeFrame, encodeFrames, encodeHeaderBlock } from "../../src/protocol/codec.ts";
 import { Flag, FrameType, HEARTBEAT_PING, TunnelClose, type Frame } from "../../src/protocol/frame.ts";
 import { encodeResponseHead } from "../../src/protocol/head.ts";
+import { TUNNEL_TAG } from "../../src/hub/tunnels.ts";
 import { arbFrame, arbMutatedMessage } from "../helpers/fuzz.ts";
 import { fromHex, toHex } from "../helpers/hex.ts";
 import {
   backendName,
+  stubFor,
+  tapMessages,
   closeAgent,
   connectAgent,
   expectError,
@@ -170,24 +173,40 @@ describe("a fuzzing agent", () => {
     };
     const closes: Array<{ code: number; reason: string; last: string }> = [];
     let fuzzer: TestAgent | undefined;
+    // What A's object takes from the fuzzing tunnel, as it handles it.
+    const tap = await tapMessages(stubFor(a), TUNNEL_TAG);
+    let handled = 0;
     let frames = 0;
     for (let n = 0; n < messages.length && frames < FRAMES; n += BATCH) {
       if (!fuzzer) {
         await within(Promise.all(pendingA), `A's requests to be answered after their tunnel closed (seed ${SEED})`);
         fuzzer = await connectAgent(a);
         await within(fuzzer.relayHello, "the relay's HELLO");
+        // Only this tunnel's fuzz messages count from here (the earlier tunnels are closed).
+        tap.taken.length = 0;
+        handled = 0;
         for (let i = 0; i < REQUESTS_IN_FLIGHT; i++) askA();
         await fuzzer.next();
       }
       const batch = messages.slice(n, n + BATCH);
-      try {
-        for (const message of batch) fuzzer.ws.send(message.bytes);
-      } catch {
-        // The relay closed the tunnel while the batch was sent: the probe sees the close.
+      // One message at a time, each handled by the relay before the next is sent: the runtime's
+      // in-process client may reorder a burst, and the seed must replay the same order.
+      let refused = false;
+      for (const message of batch) {
+        try {
+          fuzzer.ws.send(message.bytes);
+        } catch {
+          refused = true; // the socket already saw the relay's close
+          break;
+        }
+        await tap.handled(++handled, `the relay to take fuzz message ${n} (seed ${SEED})`);
+        refused = tap.taken.some((t) => t.open === false);
+        if (refused) break;
       }
       for (const message of batch) frames += message.frames;
-      if ((await probe(fuzzer, n)) === "closed") {
-        const { code, reason } = await fuzzer.closed;
+      // Still open: the tunnel must answer a PING sent after the batch.
+      if (refused || (await probe(fuzzer, n)) === "closed") {
+        const { code, reason } = await within(fuzzer.closed, `the close of the tunnel the relay refused (seed ${SEED})`);
         // Answer the close as a real agent's WebSocket does, so the relay can let the socket go.
         await closeAgent(fuzzer);
         const hex = batch.map((m) => toHex(m.bytes));

@@ -1,12 +1,13 @@
 // The token revocation API inside workerd: request validation, what each form stores in Durable
 // Object storage (and keeps across an eviction), refusal at connect and the close of live tunnels.
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { mintToken, readTokenClaims } from "../../src/auth.ts";
 import { tokenRegistry } from "../../src/token-registry.ts";
 import type { TunnelAttachment } from "../../src/hub/tunnels.ts";
 import { within } from "../helpers/wait.ts";
+import { EVICTION_MS, evicted } from "../helpers/eviction.ts";
 
 const BASE = "http://relay.test";
 const ADMIN = env.RELAY_ADMIN_TOKEN!;
@@ -87,7 +88,9 @@ describe("POST /_relay/tokens/revoke: validation", () => {
 });
 
 describe("revocation by backend and time", () => {
-  it("stores the time, refuses older tokens at connect with 401 token_revoked, accepts newer ones, after an eviction too", async () => {
+  it("stores the time, refuses older tokens at connect with 401 token_revoked, accepts newer ones, after an eviction too", {
+    timeout: 20_000 + EVICTION_MS,
+  }, async () => {
     const backend = backendName();
     const now = NOW();
     const old = await mintToken(env.RELAY_SECRET, backend, { now: now - 3600 });
@@ -102,7 +105,7 @@ describe("revocation by backend and time", () => {
 
     const stub = hubStub(backend);
     expect(await runInDurableObject(stub, (_i, state) => state.storage.get("revoked-before"))).toBe(now - 60);
-    await within(evictDurableObject(stub), "the eviction", 10_000);
+    await evicted(stub);
     for (const token of [old, legacy]) {
       const refused = await connect(backend, token);
       expect(refused.status).toBe(401);
@@ -155,12 +158,12 @@ describe("revocation by token id", () => {
     c.ws.close(1000);
   });
 
-  it("revokes an id that never connected: stored, and its first connect is refused", async () => {
+  it("revokes an id that never connected: stored, and its first connect is refused", { timeout: 20_000 + EVICTION_MS }, async () => {
     const backend = backendName();
     const token = await mintToken(env.RELAY_SECRET, backend, { id: "never-connected-0001" });
     const r = await revoke({ id: "never-connected-0001" });
     expect(await r.json()).toEqual({ id: "never-connected-0001", backends: [], closed: 0 });
-    await within(evictDurableObject(tokenRegistry(env)), "the registry's eviction", 10_000);
+    await evicted(tokenRegistry(env), "the registry's eviction");
     const refused = await connect(backend, token);
     expect(refused.status).toBe(401);
     expect(await refused.json()).toMatchObject({ error: "token_revoked" });
