@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { useOfflineWrangler } from "../../scripts/offline-env.ts";
 import { mintToken } from "../../src/auth.ts";
-import { quietConsole } from "./console.ts";
+import { DELIBERATE_BODY_ABORT, quietConsole } from "./console.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TSX = join(ROOT, "node_modules", "tsx", "dist", "cli.mjs");
@@ -63,13 +63,6 @@ function snapshotWorker(): string {
   return dir;
 }
 
-/**
- * What workerd prints when the relay errors a response body on purpose: a backend or a tunnel
- * went away mid-response, and the relay fails the body with the session's StreamReset so the
- * client sees the cut (a body that just ended would pass for complete). workerd reports that
- * error as uncaught while it pipes the body; it is the expected outcome, not a fault.
- */
-const DELIBERATE_BODY_ABORT = /^[^\n]*Uncaught exception: [^\n]*\bjsg\.Error: StreamReset: /;
 /**
  * What workerd prints when a public client closes its connection while a response is still
  * being written to it (a browser leaving a page, a test done with a body): the client's choice,
