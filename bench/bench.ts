@@ -732,8 +732,10 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
   const out: Target[] = [];
   const ceiling = fig.get("do-ceiling");
   const relayFig = fig.get("relay");
+  // A figure a failed or cut-short row left at 0 or NaN judges nothing.
+  const measured = (...xs: Array<number | undefined>) => xs.every((x) => x !== undefined && Number.isFinite(x) && x > 0);
   const share = (target: string, a: number | undefined, b: number | undefined, atLeast: number, unit: string) => {
-    if (a === undefined || b === undefined) return;
+    if (!measured(a, b)) return;
     const r = ratio(a, b);
     out.push({ target, figure: `${pct(r)} (${fmt(a)} against ${fmt(b)} ${unit})`, met: r >= atLeast });
   };
@@ -741,11 +743,12 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
     share(`${o.downloadMiB} MiB download: relay >= 60% of do-ceiling`, relayFig.downloadMiBps, ceiling.downloadMiBps, 0.6, "MiB/s");
     share(`${o.uploadMiB} MiB upload: relay >= 60% of do-ceiling`, relayFig.uploadMiBps, ceiling.uploadMiBps, 0.6, "MiB/s");
     const added = relayFig.p50C1 - ceiling.p50C1;
-    out.push({
-      target: "c1 p50: relay <= do-ceiling + 0.3 ms",
-      figure: `${added >= 0 ? "+" : ""}${added.toFixed(2)} ms (${ms(relayFig.p50C1)} against ${ms(ceiling.p50C1)})`,
-      met: added <= 0.3,
-    });
+    if (measured(relayFig.p50C1, ceiling.p50C1))
+      out.push({
+        target: "c1 p50: relay <= do-ceiling + 0.3 ms",
+        figure: `${added >= 0 ? "+" : ""}${added.toFixed(2)} ms (${ms(relayFig.p50C1)} against ${ms(ceiling.p50C1)})`,
+        met: added <= 0.3,
+      });
     share("small GET c32: relay >= 90% of do-ceiling", relayFig.rpsC32, ceiling.rpsC32, 0.9, "req/s");
   }
   const ws = fig.get("ws");
@@ -758,13 +761,17 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
     const f = fig.get(row);
     if (f && relayFig) share(`small GET c32: ${row} >= 90% of relay`, f.rpsC32, relayFig.rpsC32, 0.9, "req/s");
   }
-  if (relayFig?.agentCpuUs !== undefined)
+  if (measured(relayFig?.agentCpuUs))
     out.push({
       target: "agent CPU per relayed request at c32 <= 60 µs",
-      figure: `${fmt(relayFig.agentCpuUs)} µs`,
-      met: relayFig.agentCpuUs <= 60,
+      figure: `${fmt(relayFig!.agentCpuUs)} µs`,
+      met: relayFig!.agentCpuUs! <= 60,
     });
-  if (relayFig?.workerdCpuUs !== undefined && ceiling?.workerdCpuUs !== undefined) {
+  if (
+    relayFig?.workerdCpuUs !== undefined &&
+    ceiling?.workerdCpuUs !== undefined &&
+    measured(relayFig.workerdCpuUs, ceiling.workerdCpuUs)
+  ) {
     const r = ratio(relayFig.workerdCpuUs, ceiling.workerdCpuUs);
     out.push({
       target: "workerd CPU per relayed request at c32 <= 1.1x do-ceiling's",
