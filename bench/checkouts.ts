@@ -19,20 +19,31 @@ export async function startScript(root: string, script: string): Promise<{ proc:
   return { proc, port };
 }
 
-/** Starts a checkout's agent with `nodeArgs` for node; resolves once all its tunnels are up. */
-export async function startAgent(root: string, args: string[], nodeArgs: string[] = []): Promise<ChildProcess> {
+/** Starts `edge-relay <args>` of a checkout; resolves with the first match of `ready` in its output. */
+export async function startEdgeRelay(
+  root: string,
+  nodeArgs: string[],
+  args: string[],
+  ready: RegExp,
+): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
   const proc = spawn(process.execPath, [...nodeArgs, `${root}/agent/bin/edge-relay.mjs`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  await new Promise<void>((res, rej) => {
+  const match = await new Promise<RegExpExecArray>((res, rej) => {
     let out = "";
     const on = (d: Buffer) => {
       out += d.toString();
-      if (/tunnels=(\d+)\/\1\b/.test(out)) res();
+      const m = ready.exec(out);
+      if (m) res(m);
     };
     proc.stdout!.on("data", on);
     proc.stderr!.on("data", on);
-    proc.once("exit", () => rej(new Error(`the agent of ${root} exited:\n${out}`)));
+    proc.once("exit", () => rej(new Error(`edge-relay ${args[0]} of ${root} exited:\n${out}`)));
   });
-  return proc;
+  return { proc, match };
+}
+
+/** Starts a checkout's agent with `nodeArgs` for node; resolves once all its tunnels are up. */
+export async function startAgent(root: string, args: string[], nodeArgs: string[] = []): Promise<ChildProcess> {
+  return (await startEdgeRelay(root, nodeArgs, args, /tunnels=(\d+)\/\1\b/)).proc;
 }
 
 export const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : Number.NaN);

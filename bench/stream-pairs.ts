@@ -1,11 +1,11 @@
 // `npx tsx bench/stream-pairs.ts [--rounds N] [--only ws|tcp] name=<checkout> ...`: the ws and tcp
 // rows' streams (bench/ws.ts, bench/tcp.ts) through the relay, agents and `edge-relay connect` of
 // several checkouts in turns, with each process's CPU time per MiB echoed.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
-import { median, parseCheckoutArgs, startScript } from "./checkouts.ts";
+import { median, parseCheckoutArgs, startEdgeRelay, startScript } from "./checkouts.ts";
 import { cpuSeconds } from "./procs.ts";
 import { profileWorkerd, type InspectorProfile } from "./profile.ts";
 import type { BenchRelay } from "./runtime.ts";
@@ -29,28 +29,6 @@ JavaScript over its inspector) of the measured rounds to DIR.`;
 
 const WS_BACKEND = "pair-ws";
 const TCP_BACKEND = "pair-tcp";
-
-/** Starts `edge-relay <args>` of a checkout; resolves with the first match of `ready` in its output. */
-async function startEdgeRelay(
-  root: string,
-  nodeArgs: string[],
-  args: string[],
-  ready: RegExp,
-): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
-  const proc = spawn(process.execPath, [...nodeArgs, `${root}/agent/bin/edge-relay.mjs`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  const match = await new Promise<RegExpExecArray>((res, rej) => {
-    let out = "";
-    const on = (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
-      if (m) res(m);
-    };
-    proc.stdout!.on("data", on);
-    proc.stderr!.on("data", on);
-    proc.once("exit", () => rej(new Error(`edge-relay ${args[0]} of ${root} exited:\n${out}`)));
-  });
-  return { proc, match };
-}
 
 /** Stops a process with SIGTERM (a --cpu-prof profile is written on exit) and waits for it. */
 function stop(proc: ChildProcess): Promise<void> {
