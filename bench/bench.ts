@@ -735,7 +735,7 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
   // A figure a failed or cut-short row left at 0 or NaN judges nothing.
   const measured = (...xs: Array<number | undefined>) => xs.every((x) => x !== undefined && Number.isFinite(x) && x > 0);
   const share = (target: string, a: number | undefined, b: number | undefined, atLeast: number, unit: string) => {
-    if (!measured(a, b)) return;
+    if (a === undefined || b === undefined || !measured(a, b)) return;
     const r = ratio(a, b);
     out.push({ target, figure: `${pct(r)} (${fmt(a)} against ${fmt(b)} ${unit})`, met: r >= atLeast });
   };
