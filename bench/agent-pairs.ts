@@ -18,7 +18,7 @@ const USAGE = `npx tsx bench/agent-pairs.ts [--rounds N] [--seconds S] [--c1-sec
 
 Runs one backend (bench/backend.ts), a stand-in for the relay in this process (a WebSocket server
 speaking the tunnel protocol with the relay's batching: a message per 8 request heads), and per
-checkout its agent (agent/bin/edge-relay.mjs). Every round sends GET /small through each agent in
+checkout its own agent (bundled by bench/agent-bin.ts). Every round sends GET /small through each agent in
 turn, --concurrency (32) requests in flight for --seconds (2), then one at a time for
 --c1-seconds (1; 0 skips it). Prints per checkout each round's agent CPU µs per request and
 requests/s, and the median round trip at c1 in ms (relay to agent to backend and back).

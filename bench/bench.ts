@@ -7,7 +7,8 @@ import net from "node:net";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { BENCH_SMALL_BODY } from "./do-responder.ts";
-import { BIN, agentArgs } from "../test/helpers/agent.ts";
+import { agentArgs } from "../test/helpers/agent.ts";
+import { agentBin } from "./agent-bin.ts";
 import { WRK_INSTALL, wrk, wrkVersion, type LoadResult } from "./load.ts";
 import WebSocket from "ws";
 import { PeakRss, cpuSeconds, rssBytes } from "./procs.ts";
@@ -876,7 +877,7 @@ async function startRedis(): Promise<{ port: number; proc: ChildProcess }> {
 
 /** Starts `edge-relay <args>` with `nodeArgs` for node itself; resolves once its output matches `ready`. */
 async function startEdgeRelay(nodeArgs: string[], args: string[], ready: RegExp): Promise<AgentProcess & { ready: RegExpExecArray }> {
-  const proc = spawn(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...nodeArgs, await agentBin(), ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   let output = "";
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {

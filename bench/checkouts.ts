@@ -1,5 +1,6 @@
 // Starts the bench's processes from another checkout of this repository (a git worktree of
 // another commit), for the scripts that compare checkouts in turns.
+import { agentBin } from "./agent-bin.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
@@ -26,7 +27,7 @@ export async function startEdgeRelay(
   args: string[],
   ready: RegExp,
 ): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
-  const proc = spawn(process.execPath, [...nodeArgs, `${root}/agent/bin/edge-relay.mjs`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...nodeArgs, await agentBin(root), ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const match = await new Promise<RegExpExecArray>((res, rej) => {
     let out = "";
     const on = (d: Buffer) => {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BENCH_SMALL_BODY } from "./do-responder.ts";
 import { mintToken } from "../src/auth.ts";
-import { BIN } from "../test/helpers/agent.ts";
+import { agentBin } from "./agent-bin.ts";
 import { inspectWorkerd, type WorkerdInspector } from "./inspector.ts";
 import { rssBytes } from "./procs.ts";
 import { freePort, startBenchRelay, type BenchRelay } from "./runtime.ts";
@@ -88,7 +88,7 @@ async function startFleetAgent(o: FleetOptions, relay: BenchRelay, backends: str
   writeFileSync(file, `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: ${o.connections}\ningress:\n${rules}`);
   const token = await mintToken(relay.secret, backends);
   const started = Date.now();
-  const agent = spawn(process.execPath, [BIN, "agent", "--config", file], {
+  const agent = spawn(process.execPath, [await agentBin(), "agent", "--config", file], {
     env: { ...process.env, EDGE_RELAY_TOKEN: token },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { mintToken } from "../src/auth.ts";
-import { BIN } from "../test/helpers/agent.ts";
+import { agentBin } from "./agent-bin.ts";
 import { inspectWorkerd } from "./inspector.ts";
 import { rssBytes } from "./procs.ts";
 import { startBenchRelay } from "./runtime.ts";
@@ -78,7 +78,7 @@ try {
     const rules = names.map((name) => `  - backend: ${name}\n    service: http://127.0.0.1:${port}\n`).join("");
     writeFileSync(file, `relay: ${relay.url}\ntoken: \${EDGE_RELAY_TOKEN}\nconnections: ${args.connections}\ningress:\n${rules}`);
     const token = await mintToken(relay.secret, names);
-    const agent = spawn(process.execPath, [BIN, "agent", "--config", file], {
+    const agent = spawn(process.execPath, [await agentBin(), "agent", "--config", file], {
       env: { ...process.env, EDGE_RELAY_TOKEN: token },
       stdio: ["ignore", "ignore", "inherit"],
     });

@@ -11,7 +11,7 @@ import type { BenchRelay } from "./runtime.ts";
 const USAGE = `npx tsx bench/small-pairs.ts [--rounds N] [--seconds S] [--c1-seconds S] [--own-relays] [--profile] name=<checkout> ...
 
 Runs one backend and one relay (bare workerd, built from the first checkout), and per checkout an
-agent of its own (that checkout's agent/bin/edge-relay.mjs) serving a backend name of its own.
+agent of its own (that checkout's agent bundled, bench/agent-bin.ts) serving a backend name of its own.
 After a warm-up, every round sends small GETs through each agent in turn (the order alternates
 between rounds): wrk at concurrency 32 for --seconds (default 2), then at concurrency 1 for
 --c1-seconds (default 2). Prints per checkout each round's figures and their medians: agent and

@@ -16,7 +16,7 @@ import { wsStream } from "./ws.ts";
 const USAGE = `npx tsx bench/stream-pairs.ts [--rounds N] [--only ws|tcp] [--ws-mib N] [--tcp-mib N] [--profile DIR] name=<checkout> ...
 
 Runs the ws row's echo server and the tcp row's echo server once, and per checkout its own relay
-(bare workerd, built from that checkout), an agent for each (that checkout's agent/bin/edge-relay.mjs,
+(bare workerd, built from that checkout), an agent for each (that checkout's agent, bundled by bench/agent-bin.ts,
 a ws:// and a tcp:// target) and its own \`edge-relay connect\`. After a warm-up, every round streams
 through each checkout in turn (the order reversed every other round): --ws-mib of 1 MiB messages
 echoed (default 100), then --tcp-mib of TCP echoed (default 100), byte-exact. Prints per checkout

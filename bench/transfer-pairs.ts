@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { agentBin } from "./agent-bin.ts";
 import { median, parseCheckoutArgs, startScript } from "./checkouts.ts";
 import { cpuSeconds } from "./procs.ts";
 import type { BenchRelay } from "./runtime.ts";
@@ -17,7 +18,7 @@ const BACKEND = "pair";
 const USAGE = `npx tsx bench/transfer-pairs.ts [--rounds N] [--only down|up] [--download-mib N] [--upload-mib N] [--trace-gc] name=<checkout> ...
 
 Runs one backend, and per checkout its own relay (bare workerd, built from that checkout) and its
-own agent (that checkout's agent/bin/edge-relay.mjs). After one warm-up transfer each way, every
+own agent (that checkout's agent bundled, bench/agent-bin.ts). After one warm-up transfer each way, every
 round downloads through each checkout in turn, then uploads in the reverse order, and prints per
 checkout the MiB/s of every transfer and the median CPU ms per MiB of its agent and its workerd
 (scheduler counters: steadier than MiB/s on a busy machine). A name starting with "do" measures
@@ -55,7 +56,7 @@ function parse(argv: string[]) {
 /** Starts a checkout's agent; resolves once all its tunnels are up. */
 async function startAgent(root: string, args: string[], traceGc: boolean): Promise<{ proc: ChildProcess; agent: Agent }> {
   const node = traceGc ? ["--trace-gc"] : [];
-  const proc = spawn(process.execPath, [...node, `${root}/agent/bin/edge-relay.mjs`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...node, await agentBin(root), ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const agent: Agent = { pid: proc.pid!, markCompacts: 0 };
   await new Promise<void>((res, rej) => {
     const said: string[] = [];
