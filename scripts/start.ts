@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { mintToken } from "../src/auth.ts";
+import { buildAgent } from "./build-agent.ts";
 import { localSecret } from "./dev-vars.ts";
 import { OFFLINE_ENV } from "./offline-env.ts";
 import { portTaken } from "./port.ts";
@@ -51,9 +52,11 @@ const backend = await startDemoBackend();
 await waitForHealth(relayUrl, 60_000);
 
 const token = await mintToken(secret, NAME);
+// The agent as the package ships it, bundled from the sources now (a second), so edits to agent/
+// show at the next start, and the demo runs the program users install.
 const agent = spawn(
   process.execPath,
-  [`${ROOT}agent/bin/edge-relay.mjs`, "agent", "--relay", relayUrl, "--backend", NAME, "--to", backend.url],
+  [await buildAgent(ROOT), "agent", "--relay", relayUrl, "--backend", NAME, "--to", backend.url],
   { env: { ...env, EDGE_RELAY_TOKEN: token }, stdio: ["ignore", "pipe", "inherit"] },
 );
 children.push(agent);
