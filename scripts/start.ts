@@ -54,11 +54,10 @@ await waitForHealth(relayUrl, 60_000);
 const token = await mintToken(secret, NAME);
 // The agent as the package ships it, bundled from the sources now (a second), so edits to agent/
 // show at the next start, and the demo runs the program users install.
-const agent = spawn(
-  process.execPath,
-  [await buildAgent(ROOT), "agent", "--relay", relayUrl, "--backend", NAME, "--to", backend.url],
-  { env: { ...env, EDGE_RELAY_TOKEN: token }, stdio: ["ignore", "pipe", "inherit"] },
-);
+const agent = spawn(process.execPath, [await buildAgent(ROOT), "agent", "--relay", relayUrl, "--backend", NAME, "--to", backend.url], {
+  env: { ...env, EDGE_RELAY_TOKEN: token },
+  stdio: ["ignore", "pipe", "inherit"],
+});
 children.push(agent);
 agent.stdout!.setEncoding("utf8");
 let announced = false;
