@@ -56,6 +56,7 @@ export function dashboardPage(): string {
   <form method="post" action="/_relay/dashboard/logout"><button type="submit" id="sign-out">Sign out</button></form>
 </header>
 <p class="muted" id="status">Loading…</p>
+<p id="notice" role="status"></p>
 <main id="backends"></main>
 <script src="/_relay/dashboard/app.js"></script>`,
   );
@@ -67,6 +68,8 @@ const EVERY_MS = 2000;
 const previous = new Map();
 const main = document.getElementById("backends");
 const status = document.getElementById("status");
+// What the last action (a drain) answered: it stays until the next one, while polls rewrite status.
+const notice = document.getElementById("notice");
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -160,7 +163,7 @@ async function drainBackend(name, button) {
       credentials: "same-origin",
     });
     const body = await res.json();
-    status.textContent = res.ok ? "Draining " + body.draining + " tunnels of " + name : body.message;
+    notice.textContent = res.ok ? "Draining " + body.draining + " tunnels of " + name : body.message;
   } finally {
     button.disabled = false;
     refresh();

@@ -55,7 +55,7 @@ describe.skipIf(!chromium.path)("relay dashboard", () => {
     const from = scene.agents.api.lines.length;
     await page.click(`button[data-drain="${SCENE_BACKENDS.api}"]`);
     await page.waitForFunction(
-      (name) => document.getElementById("status")?.textContent?.startsWith(`Draining 2 tunnels of ${name}`),
+      (name) => document.getElementById("notice")?.textContent?.startsWith(`Draining 2 tunnels of ${name}`),
       SCENE_BACKENDS.api,
     );
     // The agent replaces both tunnels; the page shows the two new ones.
