@@ -1,15 +1,16 @@
 import { fileURLToPath } from "node:url";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { configDefaults, defineConfig } from "vitest/config";
-import { DELIBERATE_BODY_ABORT, quietStderr } from "./test/helpers/console.ts";
+import { DELIBERATE_BODY_ABORT, quietOutput } from "./test/helpers/console.ts";
 
 // Two projects in one `vitest run`:
 //  - "workers": test/**/*.workers.test.ts inside workerd (@cloudflare/vitest-pool-workers,
 //    vitest 4 plugin API), Worker = test/relay/wrangler.test.toml (main ../../src/index.ts).
 //  - "node": every other test/**/*.test.ts in plain Node (forks), e2e tests that start wrangler.
-// The workers pool writes workerd's log lines to this process's stderr: a passing run should not
-// show workerd's report of a response body the relay cut on purpose (test/helpers/console.ts).
-quietStderr(DELIBERATE_BODY_ABORT);
+// The workers pool writes workerd's log lines to this process's stdout and stderr: a passing run
+// should not show workerd's report of a response body the relay cut on purpose
+// (test/helpers/console.ts).
+quietOutput(DELIBERATE_BODY_ABORT);
 
 const wranglerTestConfig = fileURLToPath(new URL("./test/relay/wrangler.test.toml", import.meta.url));
 
