@@ -4,7 +4,7 @@
 import app from "../src/index.ts";
 import type { Env } from "../src/env.ts";
 import { isValidBackendName } from "../src/auth.ts";
-import { ROUTE_HEADER, encodeRoute, type HubRoute } from "../src/hub-route.ts";
+import { ROUTE_HEADER, backendHub, encodeRoute, type HubRoute } from "../src/hub-route.ts";
 import { BackendHub as RelayHub } from "../src/hub/backend-hub.ts";
 import { pathAndQuery } from "../src/worker/routing.ts";
 import { benchResponse } from "./do-responder.ts";
@@ -44,6 +44,6 @@ export default {
     const forwarded = new Request(request, { redirect: "manual" });
     const route: BenchRoute = { backend: name, bench: rest.startsWith("/") ? rest : `/${rest}` };
     forwarded.headers.set(ROUTE_HEADER, encodeRoute(route));
-    return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(name)).fetch(forwarded);
+    return backendHub(env, name).fetch(forwarded);
   },
 } satisfies ExportedHandler<Env>;

@@ -13,7 +13,7 @@ import { ROUTE_HEADER, askHub, backendHub as hub, encodeRoute, type HubRoute } f
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
 import { ensureTraceparent } from "./observe/traceparent.ts";
 import { clientAddress } from "./worker/client-address.ts";
-import { route, schemeAndHost } from "./worker/routing.ts";
+import { type Route, route, schemeAndHost } from "./worker/routing.ts";
 import { tokenRegistry } from "./token-registry.ts";
 
 export { BackendHub } from "./hub/backend-hub.ts";
@@ -25,9 +25,9 @@ const app = new Hono<{ Bindings: Env }>();
 /** Forwards anything not the relay's own to a backend, before the relay's routes match. */
 app.use("*", async (c, next) => {
   const request = c.req.raw;
-  const r = route(request.url, request.headers.get("host"), request.headers.get("x-relay-backend"), c.env.RELAY_DOMAIN);
+  const r = publicRoute(request, c.env);
   if (r.kind === "redirect") return c.redirect(r.location, 308);
-  if (r.kind === "relay" || (r.via === "header" && new URL(request.url).pathname.startsWith("/_relay/"))) return next();
+  if (r.kind === "relay") return next();
   return forward(request, c.env, r.backend, r.path, r.via === "path" ? `/r/${r.backend}` : "");
 });
 
@@ -104,13 +104,16 @@ app.notFound(() =>
   ).toResponse(),
 );
 
-app.onError((err) => {
+/** The answer for an error a route threw: RelayErrors as they are, anything else as internal_error. */
+function errorResponse(err: unknown): Response {
   if (err instanceof RelayError) return err.toResponse();
   if ((err as { overloaded?: boolean }).overloaded)
     return new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.").toResponse();
   console.error("relay error", err);
   return new RelayError("internal_error", "The relay failed to handle the request.").toResponse();
-});
+}
+
+app.onError(errorResponse);
 
 /** The secrets a token may be signed with: RELAY_SECRET, then RELAY_SECRET_PREVIOUS during a rotation. */
 function signingSecrets(env: Env): string[] {
@@ -159,4 +162,30 @@ async function forward(request: Request, env: Env, backend: string, path: string
   }
 }
 
-export default app satisfies ExportedHandler<Env>;
+/**
+ * Where a public request goes; a header-routed request for a /_relay/ path is the relay's own
+ * (its routes are never a backend's).
+ */
+function publicRoute(request: Request, env: Env): Route {
+  const r = route(request.url, request.headers.get("host"), request.headers.get("x-relay-backend"), env.RELAY_DOMAIN);
+  // A header route's path is the request's own path and query.
+  if (r.kind === "backend" && r.via === "header" && r.path.startsWith("/_relay/")) return { kind: "relay" };
+  return r;
+}
+
+export default {
+  /**
+   * A request for a backend goes straight to forward(): the app's routing and context are for
+   * the relay's own routes. Redirects and HEAD (whose answer the app gives without a body) go
+   * through the app, whose first handler routes them the same way.
+   */
+  async fetch(request, env, ctx) {
+    try {
+      const r = request.method === "HEAD" ? undefined : publicRoute(request, env);
+      if (r?.kind !== "backend") return await app.fetch(request, env, ctx);
+      return await forward(request, env, r.backend, r.path, r.via === "path" ? `/r/${r.backend}` : "");
+    } catch (err) {
+      return errorResponse(err);
+    }
+  },
+} satisfies ExportedHandler<Env>;
