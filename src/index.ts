@@ -11,7 +11,6 @@ import type { Env } from "./env.ts";
 import { RelayError } from "./errors.ts";
 import { ROUTE_HEADER, askHub, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
-import { ensureTraceparent } from "./observe/traceparent.ts";
 import { clientAddress } from "./worker/client-address.ts";
 import { type Route, route, schemeAndHost } from "./worker/routing.ts";
 import { tokenRegistry } from "./token-registry.ts";
@@ -124,25 +123,18 @@ function signingSecrets(env: Env): string[] {
 
 /**
  * Sends a public request to its backend's Durable Object with the route header set (replacing
- * any public one: src/hub-route.ts). The object drops every other x-relay- field and adds
- * X-Forwarded-Proto and -Host from the route; X-Forwarded-For needs the edge's client address,
- * so it is set here.
+ * any public one: src/hub-route.ts). The route carries the client's address from the edge; the
+ * object adds it to X-Forwarded-For, a traceparent where the request has no valid one, and
+ * X-Forwarded-Proto and -Host, and drops every other x-relay- field (src/hub/request-head.ts).
  */
 async function forward(request: Request, env: Env, backend: string, path: string, base: string): Promise<Response> {
   const { scheme, host: urlHost } = schemeAndHost(request.url);
-  // One native copy of the headers (a Request built from a Request), then a few sets: never a
-  // copy field by field in JavaScript, which runs on every request (docs/performance.md).
+  // One native copy of the headers (a Request built from a Request) and one set: never a copy
+  // field by field in JavaScript, which runs on every request (docs/performance.md).
   const forwarded = new Request(request, { redirect: "manual" });
   const headers = forwarded.headers;
   const host = headers.get("host") ?? urlHost;
   const clientIp = clientAddress(headers, request.cf);
-  if (clientIp) {
-    const prior = headers.get("x-forwarded-for");
-    // The edge appends the client to X-Forwarded-For already; add it only where it is missing.
-    const last = prior?.split(",").pop()?.trim();
-    headers.set("x-forwarded-for", !prior ? clientIp : last === clientIp ? prior : `${prior}, ${clientIp}`);
-  }
-  ensureTraceparent(headers);
   const target: HubRoute = { backend, path, scheme, authority: host };
   if (clientIp) target.client = clientIp;
   if (base) target.base = base;

@@ -46,14 +46,3 @@ export function newTraceparent(): string {
   if (parentId === ZERO_PARENT) parentId = `${ZERO_PARENT.slice(1)}1`;
   return `00-${traceId}-${parentId}-${STARTED_FLAGS}`;
 }
-
-/**
- * Keeps a valid `traceparent` in `headers`, or sets a new one. An invalid one is replaced and its
- * `tracestate` dropped, as the spec asks of a receiver that cannot parse the traceparent.
- */
-export function ensureTraceparent(headers: Headers): void {
-  const incoming = headers.get("traceparent");
-  if (incoming !== null && isValidTraceparent(incoming)) return;
-  if (incoming !== null) headers.delete("tracestate");
-  headers.set("traceparent", newTraceparent());
-}
