@@ -4,36 +4,46 @@
 import app from "../src/index.ts";
 import type { Env } from "../src/env.ts";
 import { isValidBackendName } from "../src/auth.ts";
+import { ROUTE_HEADER, backendHub, encodeRoute, type HubRoute } from "../src/hub-route.ts";
 import { BackendHub as RelayHub } from "../src/hub/backend-hub.ts";
+import { pathAndQuery } from "../src/worker/routing.ts";
 import { benchResponse } from "./do-responder.ts";
 
 export { TokenRegistry } from "../src/index.ts";
 
-/** Path and query a bench request asks the object for; only this Worker sets it. */
-const BENCH_PATH = "x-relay-bench-path";
-const ROUTE = /^\/_relay\/bench\/([^/]+)(\/.*)?$/;
+const PREFIX = "/_relay/bench/";
+
+/**
+ * The route of a bench request: `bench` is the path and query the object answers. Only this
+ * Worker sends it; the app replaces any route header a public client sent, so no public
+ * request reaches the object with one.
+ */
+interface BenchRoute extends HubRoute {
+  bench?: string;
+}
 
 /** The relay's Durable Object, answering bench requests itself. */
 export class BackendHub extends RelayHub {
-  async fetch(request: Request): Promise<Response> {
-    const path = request.headers.get(BENCH_PATH);
-    return path === null ? super.fetch(request) : benchResponse(request, path, this);
+  protected relay(request: Request, route: BenchRoute): Promise<Response> {
+    return route.bench === undefined ? super.relay(request, route) : benchResponse(request, route.bench, this);
   }
 }
 
 export default {
   fetch(request, env, ctx) {
-    const url = new URL(request.url);
-    const bench = ROUTE.exec(url.pathname);
-    if (!bench || !isValidBackendName(bench[1])) {
-      if (!request.headers.has(BENCH_PATH)) return app.fetch(request, env, ctx);
-      const headers = new Headers(request.headers);
-      headers.delete(BENCH_PATH);
-      return app.fetch(new Request(request, { headers }), env, ctx);
-    }
+    // A string check, not a URL parse: every public request passes here.
+    const url = request.url;
+    const target = pathAndQuery(url);
+    if (!target.startsWith(PREFIX)) return app.fetch(request, env, ctx);
+    let end = PREFIX.length;
+    while (end < target.length && target[end] !== "/" && target[end] !== "?") end++;
+    const name = target.slice(PREFIX.length, end);
+    if (!isValidBackendName(name)) return app.fetch(request, env, ctx);
+    const rest = target.slice(end);
     // One native copy and a header set, as the app's own forward() does for a public request.
     const forwarded = new Request(request, { redirect: "manual" });
-    forwarded.headers.set(BENCH_PATH, (bench[2] ?? "/") + url.search);
-    return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(bench[1])).fetch(forwarded);
+    const route: BenchRoute = { backend: name, bench: rest.startsWith("/") ? rest : `/${rest}` };
+    forwarded.headers.set(ROUTE_HEADER, encodeRoute(route));
+    return backendHub(env, name).fetch(forwarded);
   },
 } satisfies ExportedHandler<Env>;

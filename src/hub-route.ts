@@ -33,9 +33,25 @@ export interface HubRoute {
 /** One revocation as a backend's object applies it: by token id, or by issue time. */
 export type HubRevocation = { id: string } | { before: number };
 
-/** The Durable Object of backend `name`. */
+/** Backend names whose object ids are kept, per namespace; the oldest goes first past this. */
+const MAX_IDS = 1024;
+const ids = new WeakMap<Env["BACKEND_HUB"], Map<string, DurableObjectId>>();
+
+/**
+ * The Durable Object of backend `name`. Its id is derived from the name once and kept (an id is
+ * a value, not tied to the request that made it), since every public request needs it.
+ */
 export function backendHub(env: Env, name: string): DurableObjectStub<import("./hub/backend-hub.ts").BackendHub> {
-  return env.BACKEND_HUB.get(env.BACKEND_HUB.idFromName(name));
+  const namespace = env.BACKEND_HUB;
+  let known = ids.get(namespace);
+  if (!known) ids.set(namespace, (known = new Map()));
+  let id = known.get(name);
+  if (!id) {
+    id = namespace.idFromName(name);
+    if (known.size >= MAX_IDS) known.delete(known.keys().next().value!);
+    known.set(name, id);
+  }
+  return namespace.get(id);
 }
 
 /** Sends an admin or observers' op (`route.op`) to the route's backend object; `url` is the request's, for logs. */

@@ -11,9 +11,8 @@ import type { Env } from "./env.ts";
 import { RelayError } from "./errors.ts";
 import { ROUTE_HEADER, askHub, backendHub as hub, encodeRoute, type HubRoute } from "./hub-route.ts";
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
-import { ensureTraceparent } from "./observe/traceparent.ts";
 import { clientAddress } from "./worker/client-address.ts";
-import { route, schemeAndHost } from "./worker/routing.ts";
+import { type Route, route, schemeAndHost } from "./worker/routing.ts";
 import { tokenRegistry } from "./token-registry.ts";
 
 export { BackendHub } from "./hub/backend-hub.ts";
@@ -25,9 +24,9 @@ const app = new Hono<{ Bindings: Env }>();
 /** Forwards anything not the relay's own to a backend, before the relay's routes match. */
 app.use("*", async (c, next) => {
   const request = c.req.raw;
-  const r = route(request.url, request.headers.get("host"), request.headers.get("x-relay-backend"), c.env.RELAY_DOMAIN);
+  const r = publicRoute(request, c.env);
   if (r.kind === "redirect") return c.redirect(r.location, 308);
-  if (r.kind === "relay" || (r.via === "header" && new URL(request.url).pathname.startsWith("/_relay/"))) return next();
+  if (r.kind === "relay") return next();
   return forward(request, c.env, r.backend, r.path, r.via === "path" ? `/r/${r.backend}` : "");
 });
 
@@ -104,13 +103,16 @@ app.notFound(() =>
   ).toResponse(),
 );
 
-app.onError((err) => {
+/** The answer for an error a route threw: RelayErrors as they are, anything else as internal_error. */
+function errorResponse(err: unknown): Response {
   if (err instanceof RelayError) return err.toResponse();
   if ((err as { overloaded?: boolean }).overloaded)
     return new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.").toResponse();
   console.error("relay error", err);
   return new RelayError("internal_error", "The relay failed to handle the request.").toResponse();
-});
+}
+
+app.onError(errorResponse);
 
 /** The secrets a token may be signed with: RELAY_SECRET, then RELAY_SECRET_PREVIOUS during a rotation. */
 function signingSecrets(env: Env): string[] {
@@ -121,25 +123,18 @@ function signingSecrets(env: Env): string[] {
 
 /**
  * Sends a public request to its backend's Durable Object with the route header set (replacing
- * any public one: src/hub-route.ts). The object drops every other x-relay- field and adds
- * X-Forwarded-Proto and -Host from the route; X-Forwarded-For needs the edge's client address,
- * so it is set here.
+ * any public one: src/hub-route.ts). The route carries the client's address from the edge; the
+ * object adds it to X-Forwarded-For, a traceparent where the request has no valid one, and
+ * X-Forwarded-Proto and -Host, and drops every other x-relay- field (src/hub/request-head.ts).
  */
 async function forward(request: Request, env: Env, backend: string, path: string, base: string): Promise<Response> {
   const { scheme, host: urlHost } = schemeAndHost(request.url);
-  // One native copy of the headers (a Request built from a Request), then a few sets: never a
-  // copy field by field in JavaScript, which runs on every request (docs/performance.md).
+  // One native copy of the headers (a Request built from a Request) and one set: never a copy
+  // field by field in JavaScript, which runs on every request (docs/performance.md).
   const forwarded = new Request(request, { redirect: "manual" });
   const headers = forwarded.headers;
   const host = headers.get("host") ?? urlHost;
   const clientIp = clientAddress(headers, request.cf);
-  if (clientIp) {
-    const prior = headers.get("x-forwarded-for");
-    // The edge appends the client to X-Forwarded-For already; add it only where it is missing.
-    const last = prior?.split(",").pop()?.trim();
-    headers.set("x-forwarded-for", !prior ? clientIp : last === clientIp ? prior : `${prior}, ${clientIp}`);
-  }
-  ensureTraceparent(headers);
   const target: HubRoute = { backend, path, scheme, authority: host };
   if (clientIp) target.client = clientIp;
   if (base) target.base = base;
@@ -159,4 +154,30 @@ async function forward(request: Request, env: Env, backend: string, path: string
   }
 }
 
-export default app satisfies ExportedHandler<Env>;
+/**
+ * Where a public request goes; a header-routed request for a /_relay/ path is the relay's own
+ * (its routes are never a backend's).
+ */
+function publicRoute(request: Request, env: Env): Route {
+  const r = route(request.url, request.headers.get("host"), request.headers.get("x-relay-backend"), env.RELAY_DOMAIN);
+  // A header route's path is the request's own path and query.
+  if (r.kind === "backend" && r.via === "header" && r.path.startsWith("/_relay/")) return { kind: "relay" };
+  return r;
+}
+
+export default {
+  /**
+   * A request for a backend goes straight to forward(): the app's routing and context are for
+   * the relay's own routes. Redirects and HEAD (whose answer the app gives without a body) go
+   * through the app, whose first handler routes them the same way.
+   */
+  async fetch(request, env, ctx) {
+    try {
+      const r = request.method === "HEAD" ? undefined : publicRoute(request, env);
+      if (r?.kind !== "backend") return await app.fetch(request, env, ctx);
+      return await forward(request, env, r.backend, r.path, r.via === "path" ? `/r/${r.backend}` : "");
+    } catch (err) {
+      return errorResponse(err);
+    }
+  },
+} satisfies ExportedHandler<Env>;

@@ -4,7 +4,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env.ts";
 import { RelayError } from "../errors.ts";
-import { ROUTE_HEADER, decodeRoute } from "../hub-route.ts";
+import { ROUTE_HEADER, decodeRoute, type HubRoute } from "../hub-route.ts";
 import { HEARTBEAT_PING, HEARTBEAT_PONG, TunnelClose } from "../protocol/frame.ts";
 import { HubCounters } from "../observe/hub-counters.ts";
 import { hubView } from "../observe/hub-view.ts";
@@ -55,6 +55,11 @@ export class BackendHub extends DurableObject<Env> {
       case "observe":
         return Response.json(this.observe(route.backend));
     }
+    return this.relay(request, route);
+  }
+
+  /** Relays a public request (a route with no op) and counts its answer. */
+  protected relay(request: Request, route: HubRoute): Promise<Response> {
     return this.counters.response(relayRequest(request, route, this.hub));
   }
 

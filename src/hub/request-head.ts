@@ -4,6 +4,7 @@ import { RelayError } from "../errors.ts";
 import { RELAY_PREFIX, isHopByHop } from "../http-headers.ts";
 import type { HubRoute } from "../hub-route.ts";
 import type { HeaderList } from "../protocol/frame.ts";
+import { isValidTraceparent, newTraceparent } from "../observe/traceparent.ts";
 import { HANDSHAKE_HEADERS } from "./public-websockets.ts";
 
 /** The agent's head for a public request, and what the relay needs to know about it. */
@@ -22,7 +23,9 @@ export interface RequestHead {
  * over its headers, since each Headers call crosses into the runtime and this runs for every
  * request. Dropped: hop-by-hop fields, every x-relay- field (the route came in its own header,
  * the rest are the public client's), and X-Forwarded-Proto and -Host, which are set here from
- * the route. For a WebSocket upgrade the handshake's own fields go too, and the relay's flow
+ * the route. Added: the client's address (the route's) to X-Forwarded-For, and a traceparent when
+ * the request has no valid one (src/observe/traceparent.ts); made here, in the pass the head
+ * takes anyway, rather than set on the request one runtime call each. For a WebSocket upgrade the handshake's own fields go too, and the relay's flow
  * subprotocol is taken out of the offer.
  */
 export function requestHead(request: Request, route: HubRoute): RequestHead {
@@ -39,6 +42,11 @@ export function requestHead(request: Request, route: HubRoute): RequestHead {
   let connection: string | undefined;
   let idempotencyKey = false;
   let contentLength: string | undefined;
+  /** The incoming traceparent's validity; undefined when there was none. */
+  let trace: boolean | undefined;
+  let tracestate: number | undefined;
+  /** The client address still to be added to X-Forwarded-For. */
+  let client = route.client;
   for (const field of request.headers) {
     const name = field[0];
     if (name.startsWith(RELAY_PREFIX) || name === "x-forwarded-proto" || name === "x-forwarded-host") continue;
@@ -49,7 +57,22 @@ export function requestHead(request: Request, route: HubRoute): RequestHead {
     }
     if (name === "idempotency-key") idempotencyKey = true;
     else if (name === "content-length") contentLength = field[1];
+    else if (name === "traceparent") {
+      trace = isValidTraceparent(field[1]);
+      if (!trace) continue;
+    } else if (name === "tracestate") tracestate = head.length;
+    else if (name === "x-forwarded-for" && client !== undefined) {
+      head.push([name, forwardedFor(field[1], client)]);
+      client = undefined;
+      continue;
+    }
     head.push(field);
+  }
+  if (client !== undefined) head.push(["x-forwarded-for", client]);
+  if (!trace) {
+    // A traceparent that was there but invalid takes its tracestate with it (W3C Trace Context).
+    if (trace === false && tracestate !== undefined) head.splice(tracestate, 1);
+    head.push(["traceparent", newTraceparent()]);
   }
   head.push(["x-forwarded-proto", scheme], ["x-forwarded-host", authority]);
   const websocket = upgrade?.toLowerCase() === "websocket";
@@ -70,6 +93,16 @@ export function requestHead(request: Request, route: HubRoute): RequestHead {
     }
   }
   return { head: fields, upgrade: websocket, flow, idempotencyKey, contentLength };
+}
+
+/**
+ * X-Forwarded-For with the client's address: the edge appends the client already, so it is
+ * added only where it is not the last address.
+ */
+export function forwardedFor(prior: string, client: string): string {
+  if (!prior) return client;
+  const comma = prior.lastIndexOf(",");
+  return (comma === -1 ? prior : prior.slice(comma + 1)).trim() === client ? prior : `${prior}, ${client}`;
 }
 
 /**

@@ -27,6 +27,20 @@ export function schemeAndHost(url: string): { scheme: string; host: string } {
   return { scheme: url.slice(0, colon), host: url.slice(start, end) };
 }
 
+/**
+ * Where the ":<port>" at the end of `host` starts (a colon followed by one or more digits), or -1.
+ * A string scan, not a regex: it runs for every public request.
+ */
+export function portColon(host: string): number {
+  const colon = host.lastIndexOf(":");
+  if (colon === -1 || colon === host.length - 1) return -1;
+  for (let i = colon + 1; i < host.length; i++) {
+    const c = host.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+  }
+  return colon;
+}
+
 function checkName(name: string): string {
   if (!isValidBackendName(name)) {
     throw new RelayError(
@@ -44,7 +58,8 @@ function checkName(name: string): string {
 export function route(url: string, host: string | null, headerBackend: string | null, relayDomain?: string): Route {
   const path = pathAndQuery(url);
   if (relayDomain && host) {
-    const hostname = host.replace(/:\d+$/, "").toLowerCase();
+    const colon = portColon(host);
+    const hostname = (colon === -1 ? host : host.slice(0, colon)).toLowerCase();
     const suffix = "." + relayDomain.toLowerCase();
     if (hostname.endsWith(suffix) && hostname.length > suffix.length) {
       return { kind: "backend", backend: checkName(hostname.slice(0, -suffix.length)), path, via: "host" };
