@@ -5,10 +5,11 @@ import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { mintToken } from "../../src/auth.ts";
 import type { BackendHub } from "../../src/hub/backend-hub.ts";
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, FrameType, type HeaderList, type Hello } from "../../src/protocol/frame.ts";
 import { decodeRequestHead, encodeResponseHead, type RequestHead } from "../../src/protocol/head.ts";
 import { Session, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
+import { encodeFrame } from "../../src/protocol/codec.ts";
 import { within } from "./wait.ts";
 
 /** Kept for the workerd tests that import it from here; the one definition is in ./wait.ts. */
@@ -70,7 +71,10 @@ export async function openSocket(backend: string): Promise<WebSocket> {
 }
 
 /** Plays the agent: WebSocket, Session, HELLO; every opened stream is queued in `incoming`. */
-export async function connectAgent(backend: string, opts: { hello?: Partial<Hello>; sendHello?: boolean } = {}): Promise<TestAgent> {
+export async function connectAgent(
+  backend: string,
+  opts: { hello?: Partial<Hello>; sendHello?: boolean; ordered?: boolean } = {},
+): Promise<TestAgent> {
   const ws = await openSocket(backend);
   const incoming: Incoming[] = [];
   const waiters: Array<() => void> = [];
@@ -91,12 +95,15 @@ export async function connectAgent(backend: string, opts: { hello?: Partial<Hell
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     ws.addEventListener("close", (ev) => resolve({ code: ev.code, reason: ev.reason })),
   );
+  const ordered = opts.ordered ? orderedSender(ws) : undefined;
   const session = new Session({
     role: "agent",
     hello,
-    send: (m) => ws.send(m),
+    send: ordered ? ordered.send : (m) => ws.send(m),
     onHello: onRelayHello,
-    onPingAck: (payload) => agent.onPingAck?.(payload),
+    onPingAck: (payload) => {
+      if (!ordered?.acked(payload)) agent.onPingAck?.(payload);
+    },
     onStream: (stream, list) => {
       const chunks: Uint8Array[] = [];
       const body = new Promise<Uint8Array>((resolve, reject) => {
@@ -134,9 +141,45 @@ export async function connectAgent(backend: string, opts: { hello?: Partial<Hell
   return agent;
 }
 
-/** A connected agent whose hello exchange is complete. */
-export async function readyAgent(backend: string, hello?: Partial<Hello>): Promise<TestAgent> {
-  const agent = await connectAgent(backend, { hello });
+/** First payload byte of the PINGs orderedSender adds; a test's own PINGs use others. */
+const ORDER_PING = 0xa5;
+
+/**
+ * Sends an agent's messages one at a time: each carries a PING after its frames, and the next
+ * leaves once the relay has answered it, so the object has handled the message before. The
+ * runtime's in-process client may hand the object a burst of sends out of order (a DATA frame
+ * before its stream's HEADERS, which the relay must refuse as a protocol error); over TCP the
+ * order holds (test/e2e/websocket.test.ts).
+ */
+function orderedSender(ws: WebSocket) {
+  const queue: Uint8Array[] = [];
+  let waiting = -1;
+  let count = 0;
+  const next = () => {
+    const message = queue.shift();
+    if (!message || ws.readyState !== WebSocket.OPEN) return;
+    waiting = count++ & 0xffff;
+    const payload = Uint8Array.of(ORDER_PING, 0, 0, 0, 0, 0, waiting >> 8, waiting & 0xff);
+    ws.send(concat([message, encodeFrame({ type: FrameType.Ping, flags: 0, streamId: 0, payload })]));
+  };
+  return {
+    send(message: Uint8Array) {
+      queue.push(message);
+      if (waiting < 0) next();
+    },
+    /** Whether `payload` answers this sender's PING (then the next message leaves). */
+    acked(payload: Uint8Array): boolean {
+      if (payload[0] !== ORDER_PING || ((payload[6] << 8) | payload[7]) !== waiting) return false;
+      waiting = -1;
+      next();
+      return true;
+    },
+  };
+}
+
+/** A connected agent whose hello exchange is complete (`ordered`: its messages one at a time, orderedSender). */
+export async function readyAgent(backend: string, hello?: Partial<Hello>, opts: { ordered?: boolean } = {}): Promise<TestAgent> {
+  const agent = await connectAgent(backend, { hello, ordered: opts.ordered });
   await within(agent.relayHello, "the relay's HELLO");
   return agent;
 }

@@ -377,7 +377,8 @@ describe("streams that end before their response head", () => {
 describe("flow control", () => {
   it("streams several MiB of response body under credit, byte-exact", async () => {
     const backend = backendName();
-    const agent = await readyAgent(backend);
+    // Messages one at a time: the in-process client may reorder a burst (orderedSender).
+    const agent = await readyAgent(backend, undefined, { ordered: true });
     const pending = publicFetch(backend, "/big");
     const { stream } = await agent.next();
     stream.sendHeaders(encodeResponseHead({ status: 200, headers: [["content-type", "application/octet-stream"]] }));
