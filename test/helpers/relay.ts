@@ -155,8 +155,25 @@ async function startServe(opts: RelayOptions): Promise<RelayHandle> {
     const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
     await exited;
     clearTimeout(timer);
+    // A serve process killed before it stopped its workerd leaves that workerd running.
+    await endProcesses(pids, 5_000);
     rmSync(dir, { recursive: true, force: true });
   });
+}
+
+/** Waits up to `ms` for each of `pids` to end, then kills with SIGKILL those still running. */
+async function endProcesses(pids: number[], ms: number): Promise<void> {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + ms;
+  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL");
 }
 
 /** The handle of a relay listening at `url` with `secret`, whichever runtime runs it. */
