@@ -791,6 +791,9 @@ describe("memory bounds (docs/limits.md, Memory)", () => {
     stalled.req.stream.onData = () => {};
     const client = clientSide(stalled.ws);
     stalled.ws.send(new Uint8Array(DEFAULT_WINDOW));
+    // The window's message first: the in-process client may hand a burst over out of order, and
+    // 1-byte messages ahead of it would take the window, leaving too few waiting behind it.
+    await tap.handled(n + 1, "the window's message");
     for (let i = 0; i <= CLIENT_PENDING_MESSAGES; i++) stalled.ws.send(bytes(1));
     const closed = await within(client.closed, "the stalled client's close", 90_000);
     expect(closed).toEqual({ code: 1013, reason: "the backend is not reading" });
