@@ -1,6 +1,6 @@
 // A relay, a backend and an agent with --inspect on, for the inspector's browser tests, its
 // memory test and scripts/screenshot-inspector.ts, which shows the same page.
-import { agentArgs, startAgent, type AgentProcess } from "./agent.ts";
+import { BIN, agentArgs, startAgent, type AgentProcess } from "./agent.ts";
 import { startBackend, type Backend } from "./backend.ts";
 import { rawRequest, type RawResponse } from "./client.ts";
 import { startRelay, type RelayHandle } from "./relay.ts";
@@ -17,8 +17,8 @@ export interface InspectedAgent {
   stop(): Promise<void>;
 }
 
-/** Starts the three with the inspector on a free loopback port; `extra` agent flags. */
-export async function startInspectedAgent(extra: string[] = [], name = "inspected"): Promise<InspectedAgent> {
+/** Starts the three with the inspector on a free loopback port; `extra` agent flags, `nodeFlags` Node's. */
+export async function startInspectedAgent(extra: string[] = [], name = "inspected", nodeFlags: string[] = []): Promise<InspectedAgent> {
   const [relay, backend] = await Promise.all([startRelay({ snapshot: true }), startBackend()]);
   backend.route("/api/orders", async (req, res) => {
     let body = "";
@@ -29,7 +29,7 @@ export async function startInspectedAgent(extra: string[] = [], name = "inspecte
   });
   const agent = await startAgent(
     agentArgs(relay.url, name, await relay.token(name), backend.url, ["--inspect", "127.0.0.1:0", "--connections", "1", ...extra]),
-    { waitUp: 1 },
+    { waitUp: 1, command: [process.execPath, ...nodeFlags, BIN] },
   );
   const line = await agent.waitForLine(/inspector on http:\/\/127\.0\.0\.1:\d+\//);
   const inspector = /(http:\/\/127\.0\.0\.1:\d+)\//.exec(line)![1];
