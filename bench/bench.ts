@@ -17,6 +17,7 @@ import { startBenchRelay, type BenchRelay } from "./runtime.ts";
 import { concurrentGets, download, upload, type Transfer } from "./transfer.ts";
 import { pingPong, type EchoPeer } from "./echo.ts";
 import { tcpPeer, tcpStream } from "./tcp.ts";
+import { startFloorPeer } from "./ws-floor-peer.ts";
 import { closeWs, openWs, wsPeer, wsStream } from "./ws.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -51,10 +52,22 @@ const HBONE_IDENTITY = "spiffe://cluster.local/ns/default/sa/server";
  */
 const NOISY_LOAD_PER_CORE = 0.5;
 /** Rows measured side by side; the others are single checks. */
-const TABLE_ROWS = ["direct", "do-ceiling", "relay", "relay-hbone", "relay-bridge", "relay-metrics", "relay-inspect", "ws", "tcp"] as const;
+const TABLE_ROWS = [
+  "direct",
+  "do-ceiling",
+  "ws-floor",
+  "relay",
+  "relay-hbone",
+  "relay-bridge",
+  "relay-metrics",
+  "relay-inspect",
+  "ws",
+  "tcp",
+] as const;
 const CHECK_ROWS = ["memory", "streams", "idle", "fleet", "parallel", "auth"] as const;
 /** Rows measured as well whenever a row is, for its ratios. */
 const REFERENCES: Record<string, string[]> = {
+  "ws-floor": ["do-ceiling", "relay"],
   "relay-hbone": ["direct", "do-ceiling", "relay"],
   "relay-bridge": ["do-ceiling", "relay"],
   "relay-metrics": ["relay"],
@@ -68,7 +81,9 @@ const HELP = `npm run bench -- [options]
   --rows <list>        comma-separated, from: ${[...TABLE_ROWS, ...CHECK_ROWS].join(", ")}
                        (default: direct,do-ceiling,relay; "all" for every row;
                        relay-hbone brings direct, do-ceiling and relay along for its ratios,
-                       relay-bridge do-ceiling and relay; "observe" is relay,
+                       relay-bridge and ws-floor do-ceiling and relay; ws-floor: small GETs the
+                       object answers after a WebSocket round trip to an echoing peer, with no
+                       relay code (the platform's least cost for a tunnel); "observe" is relay,
                        relay-metrics and relay-inspect: the agent with --metrics, --inspect;
                        auth: c32 small GETs through jwt and basicAuth access policies in turns
                        with the plain relay, --duration s each)
@@ -374,6 +389,7 @@ interface AgentProcess {
 function baseUrl(row: string, env: Env): string {
   if (row === "direct") return env.backendUrl;
   if (row === "do-ceiling") return `${env.relay.url}/_relay/bench/${BACKEND}`;
+  if (row === "ws-floor") return `${env.relay.url}/_relay/bench/${BACKEND}/floor`;
   if (row === "relay-hbone") return `${env.relay.url}/r/${HBONE}`;
   if (row === "relay-bridge") return `${env.relay.url}/r/${BRIDGE}`;
   if (OBSERVED[row]) return `${env.relay.url}/r/${OBSERVED[row].backend}`;
@@ -400,7 +416,7 @@ function rowPids(row: string, env: Env): Record<string, number> {
   if (OBSERVED[row]) pids.agent = env.observed![row].proc.pid!;
   if (row === "relay-hbone") Object.assign(pids, { agent: env.hbone!.agent.proc.pid!, proxy: env.hbone!.pid });
   if (row === "relay-bridge") return { ...pids, agent: env.bridge!.agent.proc.pid!, backend: env.bridge!.pid };
-  if (row !== "do-ceiling") pids.backend = env.backendPid;
+  if (row !== "do-ceiling" && row !== "ws-floor") pids.backend = env.backendPid;
   return pids;
 }
 
@@ -459,7 +475,7 @@ async function measureEchoRow(row: string, env: Env, o: Options): Promise<RowRun
 
 async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
   if (isEcho(row)) return measureEchoRow(row, env, o);
-  if (row === "relay-bridge") return { peakRssMiB: {} }; // small requests only: measureSmallGets
+  if (row === "relay-bridge" || row === "ws-floor") return { peakRssMiB: {} }; // small requests only: measureSmallGets
   const base = baseUrl(row, env);
   const pids = rowPids(row, env);
   const rss = new PeakRss(pids);
@@ -1049,6 +1065,10 @@ async function main(): Promise<void> {
     cleanup.push(() => hboneAgent.stop());
     env.hbone = { pid: proxy.proc.pid!, agent: hboneAgent };
   }
+  if (tableRows.includes("ws-floor")) {
+    const peer = await startFloorPeer(`${relay.url.replace(/^http/, "ws")}/_relay/bench/${BACKEND}/floor-peer`);
+    cleanup.push(() => peer.stop());
+  }
   if (tableRows.includes("relay-bridge")) {
     const redis = await startRedis();
     cleanup.push(() => void redis.proc.kill("SIGTERM"));
@@ -1179,11 +1199,14 @@ async function main(): Promise<void> {
     const relayFig = fig.get("relay");
     const hboneFig = fig.get("relay-hbone");
     const bridgeFig = fig.get("relay-bridge");
+    const floorFig = fig.get("ws-floor");
     if (relayFig && direct) lines.push(ratioRow("relay / direct", relayFig, direct));
     if (relayFig && ceiling) lines.push(ratioRow("relay / do-ceiling", relayFig, ceiling));
     if (hboneFig && direct) lines.push(ratioRow("relay-hbone / direct", hboneFig, direct));
     if (hboneFig && ceiling) lines.push(ratioRow("relay-hbone / do-ceiling", hboneFig, ceiling));
     if (hboneFig && relayFig) lines.push(ratioRow("relay-hbone / relay", hboneFig, relayFig));
+    if (floorFig && ceiling) lines.push(ratioRow("ws-floor / do-ceiling", floorFig, ceiling));
+    if (floorFig && relayFig) lines.push(ratioRow("relay / ws-floor", relayFig, floorFig));
     if (bridgeFig && ceiling) lines.push(ratioRow("relay-bridge / do-ceiling", bridgeFig, ceiling));
     if (bridgeFig && relayFig) lines.push(ratioRow("relay-bridge / relay", bridgeFig, relayFig));
     if (ceiling && direct) lines.push(ratioRow("do-ceiling / direct", ceiling, direct));
@@ -1212,6 +1235,11 @@ async function main(): Promise<void> {
           (bridgeFig
             ? '\nrelay-bridge: each request POSTs ["GET","small"] to an agent whose bridge+tcp:// target is redis-server with the\n' +
               "resp plugin (a TCP connection to Redis per request); the answer is the small body as a JSON string. No transfers."
+            : "") +
+          (floorFig
+            ? "\nws-floor: the object answers each small GET once a WebSocket peer (in the bench's process) echoed its 8-byte\n" +
+              "id, ids batched as the relay batches request heads and the peer's answers of one turn in one message: no relay\n" +
+              "code, no agent, no backend. No transfers."
             : "") +
           (hboneFig
             ? "\nrelay-hbone: the agent reaches the backend through the HBONE proxy (mTLS, HTTP/2 CONNECT); its CPU is the (+ proxy)."
