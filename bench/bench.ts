@@ -11,7 +11,7 @@ import { agentArgs } from "../test/helpers/agent.ts";
 import { agentBin } from "./agent-bin.ts";
 import { WRK_INSTALL, wrk, wrkVersion, type LoadResult } from "./load.ts";
 import WebSocket from "ws";
-import { PeakRss, cpuSeconds, rssBytes } from "./procs.ts";
+import { PeakRss, cpuSeconds, otherWork, rssBytes } from "./procs.ts";
 import { profileWorkerd } from "./profile.ts";
 import { startBenchRelay, type BenchRelay } from "./runtime.ts";
 import { concurrentGets, download, upload, type Transfer } from "./transfer.ts";
@@ -47,10 +47,12 @@ const OBSERVED: Record<string, { backend: string; flags: string[] }> = {
 const HBONE_IDENTITY = "spiffe://cluster.local/ns/default/sa/server";
 
 /**
- * A load average (1 min, at the start) above this many runnable processes per core means other
- * work shares the machine: every target is then marked as judged on a noisy machine.
+ * Other work using more than this share of the machine's CPU in the 2 s before a run starts
+ * (bench/procs.ts otherWork) means it shares the machine: every target is then marked as judged
+ * on a noisy machine. The load average is printed too, but it still counts the previous run of
+ * --runs for a minute after it ended.
  */
-const NOISY_LOAD_PER_CORE = 0.5;
+const NOISY_BUSY_SHARE = 0.15;
 /** Rows measured side by side; the others are single checks. */
 const TABLE_ROWS = [
   "direct",
@@ -1017,13 +1019,14 @@ async function stopAll(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  // Before this run starts anything: its own processes are not the noise it is asked about.
-  const loadAtStart = os.loadavg();
   const o = parseOptions(process.argv.slice(2));
   if (o.runs > 1) {
     const { repeatRuns } = await import("./runs.ts");
     return repeatRuns(o.runs, withoutFlags(process.argv.slice(2), ["--runs", "--out"]), o.out);
   }
+  // Before this run starts anything: its own processes are not the noise it is asked about.
+  const loadAtStart = os.loadavg();
+  const busyAtStart = await otherWork();
   const asked = o.rows.flatMap((r) => [...(REFERENCES[r] ?? []), r]);
   const tableRows = TABLE_ROWS.filter((r) => asked.includes(r)) as string[];
   const loadTool = wrkVersion();
@@ -1153,12 +1156,10 @@ async function main(): Promise<void> {
   console.log(`edge-relay bench: ${info.nproc} cores, ${info.cpu}, Node ${info.node}, ${info.loadTool}`);
   console.log(`relay runtime: ${relay.runtime}`);
   console.log(`CPU pinning: ${pinned}`);
-  const noisy = loadAtStart[0] / info.nproc > NOISY_LOAD_PER_CORE;
+  const noisy = busyAtStart > NOISY_BUSY_SHARE;
   console.log(
-    `load average at start: ${loadAtStart.map((l) => l.toFixed(2)).join(", ")} (1, 5, 15 min; ${(loadAtStart[0] / info.nproc).toFixed(2)} per core)` +
-      (noisy
-        ? `: above ${NOISY_LOAD_PER_CORE} per core, other work shares this machine; targets are marked (noisy) and a miss may be noise`
-        : ""),
+    `other work at start: ${pct(busyAtStart)} of the machine's CPU over 2 s before the run (load average ${loadAtStart.map((l) => l.toFixed(2)).join(", ")})` +
+      (noisy ? `: above ${pct(NOISY_BUSY_SHARE)}, other work shares this machine; targets are marked (noisy) and a miss may be noise` : ""),
   );
   console.log(
     `rows: ${[...tableRows, ...o.rows.filter((r) => (CHECK_ROWS as readonly string[]).includes(r))].join(", ")}; small GETs: ${o.warmup} s warm-up, then ${o.duration} s per row and concurrency in 1 s turns; transfers: ${o.reps} repetition(s)\n`,
@@ -1403,7 +1404,7 @@ async function main(): Promise<void> {
     await stopAll();
   }
   if (o.profile) console.log(`agent CPU profile written to ${profileDir}/ (open in Chrome DevTools or speedscope)`);
-  const load = { start: loadAtStart, end: os.loadavg(), noisy, noisyAbovePerCore: NOISY_LOAD_PER_CORE };
+  const load = { start: loadAtStart, end: os.loadavg(), busyAtStart, noisy, noisyAboveBusyShare: NOISY_BUSY_SHARE };
   const out = { date: new Date().toISOString(), machine: info, load, options: { ...o, out: undefined }, targets, ...results };
   writeFileSync(o.out, JSON.stringify(out, null, 2) + "\n");
   console.log(`figures written to ${o.out}`);

@@ -59,3 +59,24 @@ export class PeakRss {
     return out;
   }
 }
+
+/** The machine's CPU time counters (jiffies, all CPUs) from /proc/stat: busy (steal included) and total. */
+function machineTicks(): { busy: number; total: number } {
+  const [, ...fields] = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+  // user nice system idle iowait irq softirq steal (guest time is already in user and nice).
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.map(Number);
+  const busy = user + nice + system + irq + softirq + (steal || 0);
+  return { busy, total: busy + idle + (iowait || 0) };
+}
+
+/**
+ * The share of the machine's CPU (0-1, all cores) other work used over `ms`, sampled while this
+ * bench runs nothing: unlike the load average, which still counts a run that just ended for a
+ * minute, it sees only what shares the machine now. A VM's stolen time counts as busy.
+ */
+export async function otherWork(ms = 2000): Promise<number> {
+  const before = machineTicks();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = machineTicks();
+  return (after.busy - before.busy) / Math.max(1, after.total - before.total);
+}

@@ -9,7 +9,7 @@ const BENCH = fileURLToPath(new URL("./bench.ts", import.meta.url));
 /** What one run wrote to its JSON that the tally reads. */
 interface RunResult {
   targets: Array<{ target: string; figure: string; met: boolean | string }>;
-  load: { start: number[]; noisy: boolean };
+  load: { start: number[]; busyAtStart?: number; noisy: boolean };
 }
 
 /** A target over the runs: its figure in each run that judged it, and how many met it. */
@@ -39,7 +39,7 @@ const short = (figure: string) => figure.split(" (")[0];
  */
 export async function repeatRuns(n: number, argv: string[], out: string): Promise<void> {
   const tallies = new Map<string, Tally>();
-  const runs: Array<{ out: string; exitCode: number; noisy?: boolean; loadPerCore?: number }> = [];
+  const runs: Array<{ out: string; exitCode: number; noisy?: boolean; otherWork?: number; loadAverage?: number }> = [];
   const base = out.replace(/\.json$/, "");
   for (let i = 1; i <= n; i++) {
     console.log(`\n==== run ${i} of ${n} ====`);
@@ -50,7 +50,7 @@ export async function repeatRuns(n: number, argv: string[], out: string): Promis
       continue;
     }
     const r = JSON.parse(readFileSync(file, "utf8")) as RunResult;
-    runs.push({ out: file, exitCode, noisy: r.load.noisy, loadPerCore: r.load.start[0] });
+    runs.push({ out: file, exitCode, noisy: r.load.noisy, otherWork: r.load.busyAtStart, loadAverage: r.load.start[0] });
     for (const t of r.targets) {
       if (typeof t.met !== "boolean") continue;
       const tally = tallies.get(t.target) ?? { target: t.target, met: 0, judged: 0, figures: [] };
