@@ -104,15 +104,15 @@ app.notFound(() =>
 );
 
 /** The answer for an error a route threw: RelayErrors as they are, anything else as internal_error. */
-function errorResponse(err: unknown): Response {
+function errorResponse(err: unknown, backend?: string): Response {
   if (err instanceof RelayError) return err.toResponse();
   if ((err as { overloaded?: boolean }).overloaded)
-    return new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.").toResponse();
+    return new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.", backend).toResponse();
   console.error("relay error", err);
   return new RelayError("internal_error", "The relay failed to handle the request.").toResponse();
 }
 
-app.onError(errorResponse);
+app.onError((err) => errorResponse(err));
 
 /** The secrets a token may be signed with: RELAY_SECRET, then RELAY_SECRET_PREVIOUS during a rotation. */
 function signingSecrets(env: Env): string[] {
@@ -127,7 +127,7 @@ function signingSecrets(env: Env): string[] {
  * object adds it to X-Forwarded-For, a traceparent where the request has no valid one, and
  * X-Forwarded-Proto and -Host, and drops every other x-relay- field (src/hub/request-head.ts).
  */
-async function forward(request: Request, env: Env, backend: string, path: string, base: string): Promise<Response> {
+function forward(request: Request, env: Env, backend: string, path: string, base: string): Promise<Response> {
   const { scheme, host: urlHost } = schemeAndHost(request.url);
   // One native copy of the headers (a Request built from a Request) and one set: never a copy
   // field by field in JavaScript, which runs on every request (docs/performance.md).
@@ -139,19 +139,24 @@ async function forward(request: Request, env: Env, backend: string, path: string
   if (clientIp) target.client = clientIp;
   if (base) target.base = base;
   const access = headers.get(ACCESS_HEADER);
-  if (access && env.RELAY_SECRET) {
-    const verdict = await verifyToken(signingSecrets(env), access);
-    if (verdict.ok && verdict.scope === "access" && tokenBackends(verdict).includes(backend)) target.access = true;
-  }
-  headers.set(ROUTE_HEADER, encodeRoute(target));
-  try {
-    return await hub(env, backend).fetch(forwarded);
-  } catch (err) {
-    if ((err as { overloaded?: boolean }).overloaded) {
-      throw new RelayError("overloaded", "The backend's relay is overloaded; try again shortly.", backend);
-    }
-    throw err;
-  }
+  if (access && env.RELAY_SECRET) return withAccessToken(env, access, target, forwarded);
+  return send(env, target, forwarded);
+}
+
+/** Marks the route when `access` is a valid access token for its backend, then sends the request. */
+async function withAccessToken(env: Env, access: string, target: HubRoute, forwarded: Request): Promise<Response> {
+  const verdict = await verifyToken(signingSecrets(env), access);
+  if (verdict.ok && verdict.scope === "access" && tokenBackends(verdict).includes(target.backend)) target.access = true;
+  return send(env, target, forwarded);
+}
+
+/**
+ * Sets the route header on `forwarded` and sends it to the backend's object. Its errors reach
+ * the caller's errorResponse as they are (an overloaded object's included).
+ */
+function send(env: Env, target: HubRoute, forwarded: Request): Promise<Response> {
+  forwarded.headers.set(ROUTE_HEADER, encodeRoute(target));
+  return hub(env, target.backend).fetch(forwarded);
 }
 
 /**
@@ -171,11 +176,13 @@ export default {
    * the relay's own routes. Redirects and HEAD (whose answer the app gives without a body) go
    * through the app, whose first handler routes them the same way.
    */
-  async fetch(request, env, ctx) {
+  fetch(request, env, ctx) {
+    // No async function around forward(): a promise less between the object's answer and the client.
     try {
       const r = request.method === "HEAD" ? undefined : publicRoute(request, env);
-      if (r?.kind !== "backend") return await app.fetch(request, env, ctx);
-      return await forward(request, env, r.backend, r.path, r.via === "path" ? `/r/${r.backend}` : "");
+      if (r?.kind !== "backend") return Promise.resolve(app.fetch(request, env, ctx)).catch(errorResponse);
+      const backend = r.backend;
+      return forward(request, env, backend, r.path, r.via === "path" ? `/r/${backend}` : "").catch((err) => errorResponse(err, backend));
     } catch (err) {
       return errorResponse(err);
     }

@@ -39,8 +39,15 @@ export class BackendHub extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
 
-  async fetch(request: Request): Promise<Response> {
+  fetch(request: Request): Promise<Response> {
     const route = decodeRoute(request.headers.get(ROUTE_HEADER));
+    // A public request's answer is relay()'s own promise: no async function wraps it in another.
+    if (route && route.op === undefined) return this.relay(request, route);
+    return this.operate(route);
+  }
+
+  /** What the Worker asks of the object besides relaying: tunnels, the admin and observers' views. */
+  private async operate(route: HubRoute | undefined): Promise<Response> {
     // Only the Worker calls this object, and it always sets the route.
     if (!route) return new RelayError("internal_error", "The request reached the relay's Durable Object without its route.").toResponse();
     switch (route.op) {
@@ -55,7 +62,7 @@ export class BackendHub extends DurableObject<Env> {
       case "observe":
         return Response.json(this.observe(route.backend));
     }
-    return this.relay(request, route);
+    return new RelayError("internal_error", `The relay's Durable Object has no operation "${route.op}".`).toResponse();
   }
 
   /** Relays a public request (a route with no op) and counts its answer. */

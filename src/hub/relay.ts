@@ -6,7 +6,7 @@ import type { HubRoute } from "../hub-route.ts";
 import { DEFAULT_WINDOW, ErrorCode, type HeaderList } from "../protocol/frame.ts";
 import { headSizeProblem } from "../protocol/head.ts";
 import type { StreamReset } from "../protocol/session.ts";
-import { Admission, withUser } from "./access-gate.ts";
+import { Admission, allOpen, withUser } from "./access-gate.ts";
 import { NO_FAILURES, chooseTunnel, isRepeatable, retryAfter } from "./attempts.ts";
 import { RequestBody, isSmallBody } from "./bodies.ts";
 import { Deadlines } from "./deadlines.ts";
@@ -45,25 +45,44 @@ export function deadlinesKeeper(): (seconds: number) => Deadlines {
  * response head is tried again on another tunnel when that cannot duplicate work
  * (src/hub/attempts.ts, docs/architecture.md "High availability").
  */
-export async function relayRequest(request: Request, route: HubRoute, hub: RelayHub): Promise<Response> {
-  const { backend } = route;
-  const tunnels = hub.tunnels.all();
-  // No tunnel: answered before the head is built or the body read, so a storm of requests
-  // for a backend whose agent is away costs each one a lookup and nothing it could wait on.
-  if (tunnels.length === 0) return noAgent(backend);
-  // Access policies: only the tunnels whose own policies admit the request may carry it.
+export function relayRequest(request: Request, route: HubRoute, hub: RelayHub): Promise<Response> {
+  try {
+    const tunnels = hub.tunnels.all();
+    // No tunnel: answered before the head is built or the body read, so a storm of requests
+    // for a backend whose agent is away costs each one a lookup and nothing it could wait on.
+    if (tunnels.length === 0) return Promise.resolve(noAgent(route.backend));
+    // Tunnels without access policies admit every request: no check, and no promise waited on
+    // for one, for what nearly every request is. (In the object every promise between the
+    // request and its answer costs a turn of the microtask queue: none is added without need.)
+    if (allOpen(tunnels)) return relayAdmitted(request, route, hub, tunnels);
+    return admitThenRelay(request, route, hub, tunnels);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** Access policies: only the tunnels whose own policies admit the request may carry it. */
+async function admitThenRelay(request: Request, route: HubRoute, hub: RelayHub, tunnels: Tunnel[]): Promise<Response> {
   const admission = new Admission(request, route, hub.tunnels, hub.env.RELAY_SECRET);
   const admitted = await admission.admitted(tunnels);
-  if (admitted.length === 0) return admission.refused() ?? noAgent(backend);
+  if (admitted.length === 0) return admission.refused() ?? noAgent(route.backend);
+  return relayAdmitted(request, route, hub, admitted, admission);
+}
+
+/** Relays a request to the tunnels that admitted it; `admission` when policies were checked. May throw. */
+function relayAdmitted(request: Request, route: HubRoute, hub: RelayHub, admitted: Tunnel[], admission?: Admission): Promise<Response> {
+  const { backend } = route;
   const { head, upgrade, flow, idempotencyKey, contentLength } = requestHead(request, route);
   // Refused here, before any frame: a head the agent could not accept would end the whole tunnel.
   const tooLarge = headSizeProblem(head);
   if (tooLarge) {
-    return new RelayError(
-      "request_header_fields_too_large",
-      `The request's head cannot be relayed: ${tooLarge} (path, Host and headers together).`,
-      backend,
-    ).toResponse();
+    return Promise.resolve(
+      new RelayError(
+        "request_header_fields_too_large",
+        `The request's head cannot be relayed: ${tooLarge} (path, Host and headers together).`,
+        backend,
+      ).toResponse(),
+    );
   }
   const limits = limitsOf(hub.env);
   const ready: Ready = {
@@ -72,18 +91,14 @@ export async function relayRequest(request: Request, route: HubRoute, hub: Relay
     contentLength,
     repeatable: isRepeatable(request.method, idempotencyKey),
     tunnels: admitted,
-    admission,
+    admission: admission ?? (() => new Admission(request, route, hub.tunnels, hub.env.RELAY_SECRET)),
     limits,
   };
   if (!upgrade) return attempt(request, route, hub, ready);
   if (hub.tunnels.openSockets(CLIENT_TAG) + hub.upgrading >= limits.websockets)
-    return tooManyWebSockets(backend, limits.websockets).toResponse();
+    return Promise.resolve(tooManyWebSockets(backend, limits.websockets).toResponse());
   hub.upgrading++;
-  try {
-    return await attempt(request, route, hub, ready, true);
-  } finally {
-    hub.upgrading--;
-  }
+  return attempt(request, route, hub, ready, true).finally(() => hub.upgrading--);
 }
 
 /** A request that passed the checks: its head, and the tunnels and limits it found. */
@@ -94,15 +109,16 @@ interface Ready {
   repeatable: boolean;
   /** The tunnels whose access policies admitted the request. */
   tunnels: Tunnel[];
-  /** The access check, for tunnels that connect while the request is retried. */
-  admission: Admission;
+  /** The access check, for tunnels that connect while the request is retried; made then when none was needed first. */
+  admission: Admission | (() => Admission);
   limits: Limits;
 }
 
 /** Sends the request over a tunnel, and again on another as src/hub/attempts.ts allows. */
 async function attempt(request: Request, route: HubRoute, hub: RelayHub, ready: Ready, upgrade = false): Promise<Response> {
   const { backend } = route;
-  const { head, flow, contentLength, repeatable, tunnels, admission, limits } = ready;
+  const { head, flow, contentLength, repeatable, tunnels, limits } = ready;
+  let admission = ready.admission;
   // A small body is read whole and goes with the HEADERS; any other streams under credit.
   const raw = upgrade ? null : request.body;
   const whole = raw && isSmallBody(contentLength) ? await readWhole(request, backend) : undefined;
@@ -115,7 +131,11 @@ async function attempt(request: Request, route: HubRoute, hub: RelayHub, ready: 
   /** The agent that refused this request or whose tunnel was lost under it. */
   let avoidAgent: string | undefined;
   for (;;) {
-    const untried = tried.size === 0 ? tunnels : await admission.admitted(hub.tunnels.all().filter((t) => !tried.has(t)));
+    let untried = tunnels;
+    if (tried.size > 0) {
+      if (typeof admission === "function") admission = admission();
+      untried = await admission.admitted(hub.tunnels.all().filter((t) => !tried.has(t)));
+    }
     const tunnel = chooseTunnel(untried, limits.streamsPerTunnel, avoidAgent);
     if (typeof tunnel !== "object") {
       body?.abort();
@@ -123,7 +143,7 @@ async function attempt(request: Request, route: HubRoute, hub: RelayHub, ready: 
       return tunnel === "full" ? tooManyStreams(backend, limits.streamsPerTunnel).toResponse() : noAgent(backend);
     }
     tried.add(tunnel);
-    const fields = withUser(head, admission.who.get(tunnel));
+    const fields = typeof admission === "function" ? head : withUser(head, admission.who.get(tunnel));
     const stream = whole?.byteLength ? tunnel.session.open(fields, false, whole) : tunnel.session.open(fields, !upgrade && !body);
     body?.attach(stream);
     const { tunnelId } = tunnel.meta;

@@ -28,17 +28,22 @@ export class HubCounters {
 
   constructor(private readonly storage: DurableObjectStorage) {}
 
-  /** Counts a public request's answer; resolves with it unchanged. */
-  async response(answer: Promise<Response>): Promise<Response> {
-    let response: Response;
-    try {
-      response = await answer;
-    } catch (err) {
-      this.add(5, "internal_error");
-      throw err;
-    }
-    this.add(Math.floor(response.status / 100), relayErrorOf(response));
-    return response;
+  /**
+   * Counts a public request's answer; resolves with it unchanged. A then(), not an async
+   * function: every public request passes here, and each promise between the answer and the
+   * runtime costs the object a turn of its microtask queue.
+   */
+  response(answer: Promise<Response>): Promise<Response> {
+    return answer.then(
+      (response) => {
+        this.add(Math.floor(response.status / 100), relayErrorOf(response));
+        return response;
+      },
+      (err: unknown) => {
+        this.add(5, "internal_error");
+        throw err;
+      },
+    );
   }
 
   /** Counts bytes the relay sent on a tunnel. */
