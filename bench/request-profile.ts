@@ -1,23 +1,25 @@
-// `npx tsx bench/request-profile.ts [--seconds S] [--top N] [--out DIR]`: where workerd's time goes
-// per small GET at concurrency 32, for the relay, ws-floor and do-ceiling side by side: a CPU
+// `npx tsx bench/request-profile.ts [--concurrency C] [--seconds S] [--top N] [--out DIR]`: where
+// workerd's time goes per small GET, for the relay, ws-floor and do-ceiling side by side: a CPU
 // profile of workerd's isolate over the inspector during each route's load alone, its self time
 // per function divided by the requests answered.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { agentArgs } from "../test/helpers/agent.ts";
 import { startAgent, startScript } from "./checkouts.ts";
 import { wrk } from "./load.ts";
+import { cpuSeconds } from "./procs.ts";
 import { profileWorkerd } from "./profile.ts";
 import { startBenchRelay } from "./runtime.ts";
 import { startFloorPeer } from "./ws-floor-peer.ts";
 
-const USAGE = `npx tsx bench/request-profile.ts [--seconds S] [--top N] [--out DIR]
+const USAGE = `npx tsx bench/request-profile.ts [--concurrency C] [--seconds S] [--top N] [--out DIR]
 
 Starts the bench's relay (bare workerd with its inspector), backend, agent and ws-floor peer, then
-sends wrk's small GETs at concurrency 32 to each route in turn (relay, ws-floor, do-ceiling) for
---seconds (default 6) after a 3 s warm-up, profiling workerd's JavaScript during each load alone.
-Prints the busy µs per request of each route (its samples but "(idle)"), then the --top (default
-40) functions by self µs per request in the relay: "(program)" is the runtime's own native work,
-a name without a line (fetch, Response, write) a runtime API. --out keeps the three .cpuprofile
+sends wrk's small GETs at --concurrency (default 32) to each route in turn (relay, ws-floor,
+do-ceiling) for --seconds (default 6) after a 3 s warm-up, profiling workerd's JavaScript during
+each load alone. Prints each route's workerd CPU µs per request (scheduler counters, all threads)
+and busy µs per request in the profile (its samples but "(idle)"), then the --top (default 40)
+functions by self µs per request in the relay: "(program)" is the runtime's own native work, a
+name without a line (fetch, Response, write) a runtime API. --out keeps the three .cpuprofile
 files (default: not kept).`;
 
 interface ProfileNode {
@@ -42,8 +44,20 @@ function selfPerRequest(profile: CpuProfile, requests: number): Map<string, numb
   return self;
 }
 
-function parse(argv: string[]): { seconds: number; top: number; out?: string } {
-  const o: { seconds: number; top: number; out?: string } = { seconds: 6, top: 40 };
+interface Options {
+  concurrency: number;
+  seconds: number;
+  top: number;
+  out?: string;
+}
+
+function parse(argv: string[]): Options {
+  const o: Options = { concurrency: 32, seconds: 6, top: 40 };
+  const numeric: Record<string, "concurrency" | "seconds" | "top"> = {
+    "--concurrency": "concurrency",
+    "--seconds": "seconds",
+    "--top": "top",
+  };
   for (let i = 0; i < argv.length; i++) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === "--help" || flag === "-h") {
@@ -51,7 +65,7 @@ function parse(argv: string[]): { seconds: number; top: number; out?: string } {
       process.exit(0);
     }
     if (flag === "--out" && value) o.out = value;
-    else if ((flag === "--seconds" || flag === "--top") && Number(value) > 0) o[flag === "--seconds" ? "seconds" : "top"] = Number(value);
+    else if (numeric[flag] && Number(value) > 0) o[numeric[flag]] = Number(value);
     else {
       console.error(`${flag} is not an option here, or its value "${value ?? ""}" is not valid.\n\n${USAGE}`);
       process.exit(2);
@@ -80,11 +94,14 @@ async function main(): Promise<void> {
       ["ws-floor", `${relay.url}/_relay/bench/${name}/floor/small`],
       ["do-ceiling", `${relay.url}/_relay/bench/${name}/small`],
     ];
-    for (const [, url] of routes) await wrk(url, 32, 3);
+    for (const [, url] of routes) await wrk(url, o.concurrency, 3);
     const tables: Array<Map<string, number>> = [];
+    const cpu: number[] = [];
     for (const [route, url] of routes) {
       const profiling = await profileWorkerd(relay.inspectorPort!);
-      const r = await wrk(url, 32, o.seconds);
+      const cpu0 = cpuSeconds(relay.pid);
+      const r = await wrk(url, o.concurrency, o.seconds);
+      cpu.push(((cpuSeconds(relay.pid) - cpu0) * 1e6) / Math.max(1, r.requests));
       const profile = (await profiling.stop()) as CpuProfile;
       if (r.errors || r.badStatus) throw new Error(`${route}: ${r.errors} socket errors and ${r.badStatus} bad statuses`);
       if (o.out) {
@@ -96,8 +113,9 @@ async function main(): Promise<void> {
     }
     const busy = tables.map((t) => [...t].reduce((sum, [k, us]) => (k === "(idle)" ? sum : sum + us), 0));
     const cell = (us: number) => us.toFixed(1).padStart(10);
-    console.log(`\n${routes.map(([r]) => r.padStart(10)).join("")}   µs per request`);
-    console.log(`${busy.map(cell).join("")}   busy (all but idle)`);
+    console.log(`\n${routes.map(([r]) => r.padStart(10)).join("")}   µs per request at c${o.concurrency}`);
+    console.log(`${cpu.map(cell).join("")}   workerd CPU (scheduler)`);
+    console.log(`${busy.map(cell).join("")}   busy in the profile (all but idle)`);
     const keys = [...tables[0].keys()].filter((k) => k !== "(idle)").sort((a, b) => tables[0].get(b)! - tables[0].get(a)!);
     for (const k of keys.slice(0, o.top)) console.log(`${tables.map((t) => cell(t.get(k) ?? 0)).join("")}   ${k}`);
   } finally {
