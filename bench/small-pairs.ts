@@ -15,8 +15,8 @@ agent of its own (that checkout's agent bundled, bench/agent-bin.ts) serving a b
 After a warm-up, every round sends small GETs through each agent in turn (the order alternates
 between rounds): wrk at concurrency 32 for --seconds (default 2), then at concurrency 1 for
 --c1-seconds (default 2). Prints per checkout each round's figures and their medians: agent and
-workerd CPU µs per request (scheduler counters) and req/s at c32, p50 ms and agent µs per request
-at c1. --own-relays gives each checkout a relay built from itself (to compare relay changes);
+workerd CPU µs per request (scheduler counters) and req/s at c32, p50 ms and agent and workerd µs
+per request at c1. --own-relays gives each checkout a relay built from itself (to compare relay changes);
 --profile runs each agent under node --cpu-prof into bench/profiles/. A name starting with "do"
 measures the relay's do-ceiling route (no agent).`;
 
@@ -95,8 +95,10 @@ async function main(): Promise<void> {
     }
     for (const v of variants) await turn(v, 32, 2);
     if (o.c1Seconds > 0) for (const v of variants) await turn(v, 1, 1);
-    type Figures = { rps: number[]; agent: number[]; workerd: number[]; p50: number[]; agentC1: number[] };
-    const figures = new Map<string, Figures>(variants.map((v) => [v.name, { rps: [], agent: [], workerd: [], p50: [], agentC1: [] }]));
+    type Figures = { rps: number[]; agent: number[]; workerd: number[]; p50: number[]; agentC1: number[]; workerdC1: number[] };
+    const figures = new Map<string, Figures>(
+      variants.map((v) => [v.name, { rps: [], agent: [], workerd: [], p50: [], agentC1: [], workerdC1: [] }]),
+    );
     for (let round = 0; round < o.rounds; round++) {
       const order = round % 2 ? [...variants].reverse() : variants;
       for (const v of order) {
@@ -111,6 +113,7 @@ async function main(): Promise<void> {
         const f = figures.get(v.name)!;
         f.p50.push(t.r.p50Ms);
         f.agentC1.push(t.agent);
+        f.workerdC1.push(t.workerd);
       }
     }
     console.log(loadLine("end"));
@@ -119,7 +122,9 @@ async function main(): Promise<void> {
       console.log(
         `${v.name.padEnd(10)} c32 req/s ${spread(f.rps, 0)}; agent µs/req ${spread(f.agent, 1)}; workerd µs/req ${spread(f.workerd, 0)}`,
       );
-      console.log(`${"".padEnd(10)} c1 p50 ms ${spread(f.p50, 3)}; agent µs/req ${spread(f.agentC1, 0)}`);
+      console.log(
+        `${"".padEnd(10)} c1 p50 ms ${spread(f.p50, 3)}; agent µs/req ${spread(f.agentC1, 0)}; workerd µs/req ${spread(f.workerdC1, 0)}`,
+      );
     }
   } finally {
     for (const stop of stops.reverse()) await stop();
