@@ -90,6 +90,7 @@ export class BackendHub extends DurableObject<Env> {
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     try {
+      if (!this.tunnels.holds(ws)) return closeQuietly(ws, code);
       // Close our side too, or the peer waits ~10 s and sees 1006 (docs/platform-notes.md "Close
       // our side of every WebSocket").
       if (this.tunnels.isClient(ws)) clientClosed(ws, this.tunnels.clientStream(ws), code, reason);
@@ -101,10 +102,20 @@ export class BackendHub extends DurableObject<Env> {
 
   async webSocketError(ws: WebSocket): Promise<void> {
     try {
+      if (!this.tunnels.holds(ws)) return closeQuietly(ws, 1011);
       if (this.tunnels.isClient(ws)) clientClosed(ws, this.tunnels.clientStream(ws), 1006, "socket error");
       else this.tunnels.close(ws, TunnelClose.InternalError, "socket error");
     } catch (err) {
       console.error("error handling failed", err);
     }
+  }
+}
+
+/** Closes a socket this instance does not hold; it may be closed already. */
+function closeQuietly(ws: WebSocket, code: number): void {
+  try {
+    ws.close(code === 1005 || code === 1006 ? 1000 : code);
+  } catch {
+    // Already closed.
   }
 }

@@ -248,6 +248,22 @@ export class TunnelRegistry {
     return this.ctx.getTags(ws).includes(CLIENT_TAG);
   }
 
+  /**
+   * Whether this instance holds `ws` as one of its hibernatable sockets. The runtime refuses to
+   * read the tags of any other: an object that was aborted (the workers test pool does it
+   * between tests) gets its old sockets' closes in the new instance, with nothing of ours left to
+   * clean up.
+   */
+  holds(ws: WebSocket): boolean {
+    if (this.tunnels.has(ws)) return true;
+    try {
+      this.ctx.getTags(ws);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** The stream a public client socket is bridged to (rebuilding its tunnel if needed). */
   clientStream(ws: WebSocket): Stream | undefined {
     const att = ws.deserializeAttachment() as ClientAttachment | null;
