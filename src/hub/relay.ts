@@ -91,7 +91,7 @@ function relayAdmitted(request: Request, route: HubRoute, hub: RelayHub, admitte
     contentLength,
     repeatable: isRepeatable(request.method, idempotencyKey),
     tunnels: admitted,
-    admission: admission ?? (() => new Admission(request, route, hub.tunnels, hub.env.RELAY_SECRET)),
+    admission,
     limits,
   };
   if (!upgrade) return attempt(request, route, hub, ready);
@@ -109,8 +109,8 @@ interface Ready {
   repeatable: boolean;
   /** The tunnels whose access policies admitted the request. */
   tunnels: Tunnel[];
-  /** The access check, for tunnels that connect while the request is retried; made then when none was needed first. */
-  admission: Admission | (() => Admission);
+  /** The access check, when tunnels had policies; a retry makes one for the tunnels that connected meanwhile. */
+  admission?: Admission;
   limits: Limits;
 }
 
@@ -133,7 +133,7 @@ async function attempt(request: Request, route: HubRoute, hub: RelayHub, ready: 
   for (;;) {
     let untried = tunnels;
     if (tried.size > 0) {
-      if (typeof admission === "function") admission = admission();
+      admission ??= new Admission(request, route, hub.tunnels, hub.env.RELAY_SECRET);
       untried = await admission.admitted(hub.tunnels.all().filter((t) => !tried.has(t)));
     }
     const tunnel = chooseTunnel(untried, limits.streamsPerTunnel, avoidAgent);
@@ -143,7 +143,7 @@ async function attempt(request: Request, route: HubRoute, hub: RelayHub, ready: 
       return tunnel === "full" ? tooManyStreams(backend, limits.streamsPerTunnel).toResponse() : noAgent(backend);
     }
     tried.add(tunnel);
-    const fields = typeof admission === "function" ? head : withUser(head, admission.who.get(tunnel));
+    const fields = admission ? withUser(head, admission.who.get(tunnel)) : head;
     const stream = whole?.byteLength ? tunnel.session.open(fields, false, whole) : tunnel.session.open(fields, !upgrade && !body);
     body?.attach(stream);
     const { tunnelId } = tunnel.meta;
