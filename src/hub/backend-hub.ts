@@ -90,10 +90,11 @@ export class BackendHub extends DurableObject<Env> {
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     try {
-      if (!this.tunnels.holds(ws)) return closeQuietly(ws, code);
+      const kind = this.tunnels.kindOf(ws);
+      if (!kind) return closeQuietly(ws, code);
       // Close our side too, or the peer waits ~10 s and sees 1006 (docs/platform-notes.md "Close
       // our side of every WebSocket").
-      if (this.tunnels.isClient(ws)) clientClosed(ws, this.tunnels.clientStream(ws), code, reason);
+      if (kind === "client") clientClosed(ws, this.tunnels.clientStream(ws), code, reason);
       else this.tunnels.close(ws, code, reason);
     } catch (err) {
       console.error("close handling failed", err);
@@ -102,8 +103,9 @@ export class BackendHub extends DurableObject<Env> {
 
   async webSocketError(ws: WebSocket): Promise<void> {
     try {
-      if (!this.tunnels.holds(ws)) return closeQuietly(ws, 1011);
-      if (this.tunnels.isClient(ws)) clientClosed(ws, this.tunnels.clientStream(ws), 1006, "socket error");
+      const kind = this.tunnels.kindOf(ws);
+      if (!kind) return closeQuietly(ws, 1011);
+      if (kind === "client") clientClosed(ws, this.tunnels.clientStream(ws), 1006, "socket error");
       else this.tunnels.close(ws, TunnelClose.InternalError, "socket error");
     } catch (err) {
       console.error("error handling failed", err);

@@ -249,18 +249,17 @@ export class TunnelRegistry {
   }
 
   /**
-   * Whether this instance holds `ws` as one of its hibernatable sockets. The runtime refuses to
-   * read the tags of any other: an object that was aborted (the workers test pool does it
-   * between tests) gets its old sockets' closes in the new instance, with nothing of ours left to
-   * clean up.
+   * What `ws` is to this instance, read once for a close or an error; undefined for a socket it
+   * does not hold. The runtime refuses to read the tags of such a socket: an object that was
+   * aborted (the workers test pool does it between tests) gets its old sockets' closes in the new
+   * instance, with nothing of ours left to clean up.
    */
-  holds(ws: WebSocket): boolean {
-    if (this.tunnels.has(ws)) return true;
+  kindOf(ws: WebSocket): "tunnel" | "client" | undefined {
+    if (this.tunnels.has(ws)) return "tunnel";
     try {
-      this.ctx.getTags(ws);
-      return true;
+      return this.ctx.getTags(ws).includes(CLIENT_TAG) ? "client" : "tunnel";
     } catch {
-      return false;
+      return undefined;
     }
   }
 
