@@ -146,6 +146,12 @@ export class HbonePool {
     });
   }
 
+  /** Whether `stream` is on a connection that still takes work (none that got GOAWAY or failed). */
+  carries(stream: Duplex): boolean {
+    const session = (stream as http2.ClientHttp2Stream).session;
+    return this.conns.some((c) => c.usable && c.session === session);
+  }
+
   /** Closes every connection. */
   close(): void {
     for (const c of this.conns) this.retire(c, true);

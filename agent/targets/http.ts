@@ -38,8 +38,8 @@ export function describeError(err: NodeJS.ErrnoException): string {
 }
 
 /**
- * How an HttpTarget reaches its target: a pooled connection over TCP, TLS or a unix socket, or
- * a connection of its own per request (an HBONE CONNECT stream).
+ * How an HttpTarget reaches its target: a pooled connection over TCP, TLS, a unix socket or an
+ * HBONE CONNECT stream, or one of its own (a retry, an upgrade).
  */
 export interface HttpTargetDialer {
   request: typeof http.request;
@@ -48,12 +48,12 @@ export interface HttpTargetDialer {
   /**
    * Connection options for one request: host and port with a keep-alive agent, or
    * createConnection. `fresh`: a new connection, never a pooled one (a retry after a reused
-   * connection broke).
+   * connection broke). `dial` reaches the agent's ConnectionPool for a connection it opens.
    */
   connection(
     head: RequestHead,
     fresh?: boolean,
-  ): Pick<http.RequestOptions, "hostname" | "port" | "socketPath" | "agent" | "createConnection">;
+  ): Pick<http.RequestOptions, "hostname" | "port" | "socketPath" | "agent" | "createConnection"> & { dial?: unknown };
   /** The same for the target's WebSocket server. */
   websocket: Omit<WebSocketTarget, "host" | "createConnection"> & { connection?(head: RequestHead): WebSocketTarget["createConnection"] };
   /**

@@ -1,7 +1,16 @@
-// Kept-alive connections to one plain-HTTP target (TCP or a unix socket), lent to node:http's
-// ClientRequest in place of an http.Agent: the same reuse, with less work per request.
+// Kept-alive connections to one plain-HTTP target (TCP, a unix socket, or HBONE CONNECT streams
+// to one workload), lent to node:http's ClientRequest in place of an http.Agent: the same reuse,
+// with less work per request.
 import type http from "node:http";
 import net from "node:net";
+import type { Duplex } from "node:stream";
+
+/**
+ * How a pool opens a connection: a socket at once, or a stream once it is ready (an HBONE
+ * CONNECT stream, after the proxy's 200). A rejection fails the request that asked for it.
+ * `dial` is what the request's options carried for it (the CONNECT's headers, say).
+ */
+export type Connector<D> = (dial: D | undefined) => net.Socket | Promise<Duplex>;
 
 /** A server's Keep-Alive `timeout=` hint, in seconds. */
 const KEEP_ALIVE_HINT = /(?:^|[\s,])timeout=(\d+)/i;
@@ -22,32 +31,58 @@ function keepAliveHeader(raw: readonly string[]): string | undefined {
  * closes, so the agent drops it before the target does. Idle connections do not keep the process
  * alive.
  */
-export class ConnectionPool {
+export class ConnectionPool<D = never> {
   /** ClientRequest asks for keep-alive (and frames requests for reuse) when its agent says so. */
   readonly keepAlive = true;
   readonly maxSockets = Number.POSITIVE_INFINITY;
-  private readonly idle: net.Socket[] = [];
-  private readonly all = new Set<net.Socket>();
+  private readonly idle: Duplex[] = [];
+  private readonly all = new Set<Duplex>();
+  private readonly connect: Connector<D>;
 
+  /**
+   * `connectTo`: TCP or unix socket options, or a Connector. `reusable` may turn an idle
+   * connection down when a request would take it (its HTTP/2 connection got GOAWAY, say).
+   */
   constructor(
-    private readonly connectTo: net.NetConnectOpts,
+    connectTo: net.NetConnectOpts | Connector<D>,
     private readonly idleMs: number,
-  ) {}
+    private readonly reusable: (connection: Duplex) => boolean = () => true,
+  ) {
+    // TCP keep-alive probes on idle connections, as node:http's Agent sets them.
+    this.connect =
+      typeof connectTo === "function"
+        ? connectTo
+        : () => net.connect({ ...connectTo, noDelay: true, keepAlive: true, keepAliveInitialDelay: 1000 });
+  }
 
   /** Connections open, idle or in use. */
   get size(): number {
     return this.all.size;
   }
 
-  /** Called by ClientRequest: gives `req` a connection. */
-  addRequest(req: http.ClientRequest): void {
+  /** Called by ClientRequest with the request's options: gives `req` a connection. */
+  addRequest(req: http.ClientRequest, options?: { dial?: D }): void {
     let socket = this.idle.pop();
-    while (socket?.destroyed) socket = this.idle.pop();
+    while (socket && (socket.destroyed || !this.reusable(socket))) {
+      if (!socket.destroyed) socket.destroy();
+      socket = this.idle.pop();
+    }
     if (socket) {
-      socket.ref();
+      (socket as Partial<net.Socket>).ref?.();
       (req as { reusedSocket: boolean }).reusedSocket = true;
-    } else socket = this.open();
-    req.onSocket(socket);
+      return req.onSocket(socket as net.Socket);
+    }
+    const made = this.connect(options?.dial);
+    if (!(made instanceof Promise)) return req.onSocket(this.adopt(made) as net.Socket);
+    made.then(
+      (connection) => {
+        // The request was given up on while its connection opened: nothing will use it.
+        if (req.destroyed) return void connection.destroy();
+        req.onSocket(this.adopt(connection) as net.Socket);
+      },
+      // ClientRequest's own way in for a connection that failed: the request emits the error.
+      (err: Error) => (req as unknown as { onSocket(socket: undefined, err: Error): void }).onSocket(undefined, err),
+    );
   }
 
   /** Closes every connection, idle or in use. */
@@ -57,10 +92,9 @@ export class ConnectionPool {
     this.all.clear();
   }
 
-  private open(): net.Socket {
-    // TCP keep-alive probes on idle connections, as node:http's Agent sets them.
-    const socket = net.connect({ ...this.connectTo, noDelay: true, keepAlive: true, keepAliveInitialDelay: 1000 });
-    socket.setTimeout(this.idleMs);
+  /** Takes a new connection into the pool's care: its idle timer, its return, its end. */
+  private adopt(socket: Duplex & Partial<Pick<net.Socket, "setTimeout">>): Duplex {
+    socket.setTimeout?.(this.idleMs);
     this.all.add(socket);
     socket.on("free", () => this.release(socket));
     // An idle connection has no request to report its errors to; `close` follows.
@@ -79,7 +113,7 @@ export class ConnectionPool {
   }
 
   /** A connection whose exchange completed and that may be reused. */
-  private release(socket: net.Socket): void {
+  private release(socket: Duplex & Partial<Pick<net.Socket, "setTimeout" | "timeout" | "unref">>): void {
     const req = (socket as { _httpMessage?: (http.ClientRequest & { res?: http.IncomingMessage }) | null })._httpMessage;
     if (!socket.writable || !req?.shouldKeepAlive) return void socket.destroy();
     let timeout = this.idleMs;
@@ -90,10 +124,10 @@ export class ConnectionPool {
       if (ms <= 0) return void socket.destroy();
       timeout = Math.min(timeout, ms);
     }
-    if (socket.timeout !== timeout) socket.setTimeout(timeout);
+    if (socket.timeout !== timeout) socket.setTimeout?.(timeout);
     // Forget the finished exchange, so the idle connection does not hold it.
     (socket as { _httpMessage?: unknown })._httpMessage = null;
-    socket.unref();
+    socket.unref?.();
     this.idle.push(socket);
   }
 }

@@ -71,6 +71,11 @@ async function askJson(path: string, init?: RequestInit): Promise<{ status: numb
 
 describe("HBONE through the in-repo node:http2 server", () => {
   let hbone: HboneServer;
+  const ask200 = async (client: string) => {
+    const res = await fetch(`${relay.url}/r/mesh/echo`, { headers: { "cf-connecting-ip": client } });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+  };
 
   beforeAll(async () => {
     hbone = await startHboneServer(pki, (authority) => {
@@ -98,6 +103,37 @@ describe("HBONE through the in-repo node:http2 server", () => {
     expect(connect.sni).toBe(false);
     expect(connect.tls).toBe("TLSv1.3");
     expect(connect.clientIds).toEqual([CLIENT_ID]);
+  });
+
+  it("reuses a CONNECT stream for one client's requests, one stream per client address", async () => {
+    const before = hbone.connects.length;
+    const ask = async (client: string, i: number) => {
+      const traceparent = `00-${"a".repeat(31)}${i}-${"b".repeat(16)}-01`;
+      const res = await fetch(`${relay.url}/r/mesh/echo?i=${i}`, { headers: { traceparent, "cf-connecting-ip": client } });
+      const body = (await res.json()) as { url: string; rawHeaders: string[] };
+      expect(body.url).toBe(`/echo?i=${i}`);
+      // Each request carries its own trace context to the workload, whichever CONNECT it rode.
+      expect(body.rawHeaders[body.rawHeaders.findIndex((h) => h.toLowerCase() === "traceparent") + 1]).toBe(traceparent);
+      return traceparent;
+    };
+    const first = await ask("198.51.100.7", 0);
+    for (let i = 1; i < 5; i++) await ask("198.51.100.7", i);
+    await ask("198.51.100.8", 5);
+    const opened = hbone.connects.slice(before);
+    expect(opened.map((c) => c.headers.forwarded)).toEqual(['for="198.51.100.7"', 'for="198.51.100.8"']);
+    // A kept-alive CONNECT carries the trace context of the request that opened it.
+    expect(opened[0].headers.traceparent).toBe(first);
+  });
+
+  it("opens a new CONNECT, on a new connection, once the proxy sent GOAWAY", async () => {
+    await ask200("198.51.100.9");
+    const [connects, sessions] = [hbone.connects.length, hbone.sessions];
+    await ask200("198.51.100.9");
+    expect(hbone.connects.length).toBe(connects);
+    hbone.goAway();
+    await ask200("198.51.100.9");
+    expect(hbone.connects.length).toBe(connects + 1);
+    expect(hbone.sessions).toBe(sessions + 1);
   });
 
   it.each([

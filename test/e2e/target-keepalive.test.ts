@@ -7,7 +7,9 @@ import net, { type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { agentArgs, startAgent, type AgentProcess } from "../helpers/agent.ts";
 import { patternBlock, startBackend, type Backend } from "../helpers/backend.ts";
+import { makePki } from "../helpers/certs.ts";
 import { openRequest, rawRequest } from "../helpers/client.ts";
+import { startHboneServer } from "../helpers/hbone-server.ts";
 import { startRelay, type RelayHandle } from "../helpers/relay.ts";
 import { within } from "../helpers/wait.ts";
 
@@ -26,8 +28,8 @@ afterAll(async () => {
   await relay?.stop();
 });
 
-async function agentFor(name: string, target: string): Promise<AgentProcess> {
-  const agent = await startAgent(agentArgs(relay.url, name, await relay.token(name), target), { waitUp: 1 });
+async function agentFor(name: string, target: string, extra: string[] = []): Promise<AgentProcess> {
+  const agent = await startAgent(agentArgs(relay.url, name, await relay.token(name), target, extra), { waitUp: 1 });
   cleanups.push(() => agent.stop());
   return agent;
 }
@@ -115,9 +117,9 @@ function rawRequestKeepAlive(port: number): Promise<number> {
 /**
  * A raw HTTP/1.1 target that answers the first request on each connection (keeping it open)
  * and destroys the connection when the first byte of a next request arrives on it: a target
- * closing an idle connection just as the agent reuses it.
+ * closing an idle connection just as the agent reuses it; with `reset`, with a TCP RST.
  */
-async function startClosingTarget(): Promise<{
+async function startClosingTarget(reset = false): Promise<{
   url: string;
   connections: () => number;
   /** Resolves once the target has had `n` connections. */
@@ -138,7 +140,7 @@ async function startClosingTarget(): Promise<{
     let served = false;
     let buffered = "";
     socket.on("data", (data) => {
-      if (served) return void socket.destroy();
+      if (served) return void (reset ? socket.resetAndDestroy() : socket.destroy());
       buffered += data.toString("latin1");
       const end = buffered.indexOf("\r\n\r\n");
       if (end < 0) return;
@@ -217,6 +219,42 @@ describe("a target that closes a kept-alive connection as the next request arriv
     expect(JSON.parse(res.body.toString())).toMatchObject({ error: "origin_unreachable", backend: name });
     // No connection after the broken one carried the POST.
     expect(target.requests).toEqual(["GET /warm #1"]);
+  });
+});
+
+describe("an hbone target whose workload closes a kept-alive CONNECT's connection", () => {
+  // Either way the proxy ends the CONNECT stream, and the agent sees the connection hang up.
+  it.each([
+    ["closes", false],
+    ["resets", true],
+  ])("the next request is sent again on a fresh CONNECT and answered (the workload %s)", async (_how, reset) => {
+    const pki = makePki();
+    const hbone = await startHboneServer(pki);
+    cleanups.push(() => hbone.stop());
+    const target = await startClosingTarget(reset);
+    cleanups.push(() => target.stop());
+    const name = `closing-hbone-${reset ? "reset" : "close"}`;
+    const { files } = pki;
+    const flags = [
+      "--hbone-proxy",
+      `127.0.0.1:${hbone.port}`,
+      "--hbone-cert",
+      files.clientCert,
+      "--hbone-key",
+      files.clientKey,
+      "--hbone-ca",
+      files.ca,
+    ];
+    await agentFor(name, target.url.replace(/^http:/, "hbone:"), flags);
+    expect((await rawRequest(relay.url, { path: `/r/${name}/one` })).body.toString()).toBe("served GET /one");
+    // The workload drops the kept-alive connection as /two arrives on it, and the agent sends
+    // /two again on a new CONNECT.
+    const second = await rawRequest(relay.url, { path: `/r/${name}/two` });
+    expect(second.status).toBe(200);
+    expect(second.body.toString()).toBe("served GET /two");
+    expect(target.requests).toEqual(["GET /one #1", "GET /two #2"]);
+    // One CONNECT carried /one and then /two, which went again on a second.
+    expect(hbone.connects).toHaveLength(2);
   });
 });
 

@@ -20,6 +20,8 @@ export interface HboneServer {
   connects: ConnectRecord[];
   /** TLS connections accepted. */
   sessions: number;
+  /** Sends GOAWAY on every open connection: streams in flight go on, no new ones are taken. */
+  goAway(): void;
   stop(): Promise<void>;
 }
 
@@ -86,6 +88,9 @@ export async function startHboneServer(pki: Pki, answer?: (authority: string) =>
     connects,
     get sessions() {
       return state.sessions;
+    },
+    goAway: () => {
+      for (const session of open) session.goaway();
     },
     stop: () =>
       new Promise<void>((resolve) => {
