@@ -74,13 +74,11 @@ export class ConnectionPool<D = never> {
     }
     const made = this.connect(options?.dial);
     if (!(made instanceof Promise)) return req.onSocket(this.adopt(made) as net.Socket);
+    // As node:http's Agent does, the request gets its connection or its error even when it was
+    // given up on meanwhile: ClientRequest then ends itself (and a connection it never used
+    // comes back through "free" with no exchange, and is closed).
     made.then(
-      (connection) => {
-        // The request was given up on while its connection opened: nothing will use it.
-        if (req.destroyed) return void connection.destroy();
-        req.onSocket(this.adopt(connection) as net.Socket);
-      },
-      // ClientRequest's own way in for a connection that failed: the request emits the error.
+      (connection) => req.onSocket(this.adopt(connection) as net.Socket),
       (err: Error) => (req as unknown as { onSocket(socket: undefined, err: Error): void }).onSocket(undefined, err),
     );
   }
