@@ -28,8 +28,8 @@ function keepAliveHeader(raw: readonly string[]): string | undefined {
  * An agent for ClientRequest (`agent:` option): a free connection is reused newest first, else a
  * new one opens. A connection whose response completed comes back (ClientRequest emits `free`
  * on it); idle for `idleMs`, or for a second less than the target's Keep-Alive `timeout=`, it
- * closes, so the agent drops it before the target does. Idle connections do not keep the process
- * alive.
+ * closes, so the agent drops it before the target does. Idle sockets do not keep the process
+ * alive (an idle CONNECT stream cannot be unref'd: its HTTP/2 connection holds the process).
  */
 export class ConnectionPool<D = never> {
   /** ClientRequest asks for keep-alive (and frames requests for reuse) when its agent says so. */

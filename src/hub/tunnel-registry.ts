@@ -255,9 +255,8 @@ export class TunnelRegistry {
    * instance, with nothing of ours left to clean up.
    */
   kindOf(ws: WebSocket): "tunnel" | "client" | undefined {
-    if (this.tunnels.has(ws)) return "tunnel";
     try {
-      return this.ctx.getTags(ws).includes(CLIENT_TAG) ? "client" : "tunnel";
+      return this.isClient(ws) ? "client" : "tunnel";
     } catch {
       return undefined;
     }
