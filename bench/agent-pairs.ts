@@ -14,7 +14,7 @@ import { cpuSeconds } from "./procs.ts";
 import { loadLine, median, parseCheckoutArgs, spread, startAgent, startScript } from "./checkouts.ts";
 
 const PROFILES = fileURLToPath(new URL("./profiles/", import.meta.url));
-const USAGE = `npx tsx bench/agent-pairs.ts [--rounds N] [--seconds S] [--c1-seconds S] [--concurrency N] name=<checkout> ...
+const USAGE = `npx tsx bench/agent-pairs.ts [--rounds N] [--seconds S] [--c1-seconds S] [--concurrency N] [--profile | --gc] name=<checkout> ...
 
 Runs one backend (bench/backend.ts), a stand-in for the relay in this process (a WebSocket server
 speaking the tunnel protocol with the relay's batching: a message per 8 request heads), and per
@@ -22,16 +22,20 @@ checkout its own agent (bundled by bench/agent-bin.ts). Every round sends GET /s
 turn, --concurrency (32) requests in flight for --seconds (2), then one at a time for
 --c1-seconds (1; 0 skips it). Prints per checkout each round's agent CPU µs per request and
 requests/s, and the median round trip at c1 in ms (relay to agent to backend and back).
---profile runs each agent under node --cpu-prof into bench/profiles/.`;
+--profile runs each agent under node --cpu-prof into bench/profiles/. --gc runs each agent with
+V8's --trace-gc-nvp and prints, over its --concurrency turns, what each request left to the old
+generation (bytes promoted by scavenges per request), its scavenges and mark-compacts, and the
+main thread's GC pauses per request.`;
 
 function parse(argv: string[]) {
-  const defaults = { rounds: 6, seconds: 2, c1Seconds: 1, concurrency: 32, profile: false };
+  const defaults = { rounds: 6, seconds: 2, c1Seconds: 1, concurrency: 32, profile: false, gc: false };
   return parseCheckoutArgs(argv, USAGE, defaults, {
     "--rounds": "rounds",
     "--seconds": "seconds",
     "--c1-seconds": "c1Seconds",
     "--concurrency": "concurrency",
     "--profile": "profile",
+    "--gc": "gc",
   });
 }
 
@@ -114,6 +118,33 @@ async function load(session: Session, concurrency: number, seconds: number): Pro
   return times;
 }
 
+/** An agent's garbage collections while `counting`, from the lines of node --trace-gc-nvp. */
+class GcTally {
+  counting = false;
+  scavenges = 0;
+  markCompacts = 0;
+  pauseMs = 0;
+  promoted = 0;
+  private partial = "";
+
+  /** Reads the agent's output as it comes. */
+  feed(chunk: Buffer): void {
+    const lines = (this.partial + chunk.toString()).split("\n");
+    this.partial = lines.pop() ?? "";
+    if (!this.counting) return;
+    for (const line of lines) {
+      const gc = / gc=(\w+) /.exec(line)?.[1];
+      if (!gc) continue;
+      if (gc === "s") this.scavenges++;
+      else this.markCompacts++;
+      this.pauseMs += Number(/ pause=([\d.]+)/.exec(line)?.[1] ?? 0);
+      this.promoted += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
+    }
+  }
+}
+
+const GC_FLAGS = ["--trace-gc", "--trace-gc-nvp"];
+
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   const stops: Array<() => unknown> = [];
@@ -123,7 +154,7 @@ async function main(): Promise<void> {
   const relay = await startRelay();
   stops.push(() => relay.close());
   try {
-    const agents: Array<{ name: string; pid: number; session: Session }> = [];
+    const agents: Array<{ name: string; pid: number; session: Session; gc: GcTally; requests: number }> = [];
     for (const { name, root } of o.variants) {
       const args = [
         "agent",
@@ -136,16 +167,22 @@ async function main(): Promise<void> {
         "--to",
         `http://127.0.0.1:${backend.port}`,
       ];
-      const proc = await startAgent(root, args, o.profile ? ["--cpu-prof", "--cpu-prof-interval=200", `--cpu-prof-dir=${PROFILES}`] : []);
+      const nodeArgs = o.profile ? ["--cpu-prof", "--cpu-prof-interval=200", `--cpu-prof-dir=${PROFILES}`] : o.gc ? GC_FLAGS : [];
+      const proc = await startAgent(root, args, nodeArgs);
+      const gc = new GcTally();
+      proc.stdout!.on("data", (d: Buffer) => gc.feed(d));
       stops.push(() => new Promise<void>((done) => (proc.once("exit", () => done()), proc.kill("SIGTERM"))));
       while (!relay.tunnels.get(name)?.ready) await new Promise((r) => setTimeout(r, 10));
-      agents.push({ name, pid: proc.pid!, session: relay.tunnels.get(name)! });
+      agents.push({ name, pid: proc.pid!, session: relay.tunnels.get(name)!, gc, requests: 0 });
       console.log(`agent ${name}: pid ${proc.pid}`);
     }
-    const turn = async (a: (typeof agents)[number], concurrency: number, seconds: number) => {
+    const turn = async (a: (typeof agents)[number], concurrency: number, seconds: number, counted = false) => {
       const cpu0 = cpuSeconds(a.pid);
       const t0 = performance.now();
+      a.gc.counting = counted;
       const times = await load(a.session, concurrency, seconds);
+      a.gc.counting = false;
+      if (counted) a.requests += times.length;
       const wall = (performance.now() - t0) / 1000;
       return { cpuUs: ((cpuSeconds(a.pid) - cpu0) * 1e6) / times.length, rps: times.length / wall, p50: median(times) };
     };
@@ -156,7 +193,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < o.rounds; round++) {
       const order = round % 2 ? [...agents].reverse() : agents;
       for (const a of order) {
-        const t = await turn(a, o.concurrency, o.seconds);
+        const t = await turn(a, o.concurrency, o.seconds, true);
         figures.get(a.name)!.cpu.push(t.cpuUs);
         figures.get(a.name)!.rps.push(t.rps);
       }
@@ -173,6 +210,13 @@ async function main(): Promise<void> {
       const f = figures.get(a.name)!;
       console.log(`${a.name.padEnd(10)} c${o.concurrency} agent µs/req ${spread(f.cpu, 1)}; req/s ${spread(f.rps, 0)}`);
       if (o.c1Seconds > 0) console.log(`${"".padEnd(10)} c1 p50 ms ${spread(f.p50, 3)}; agent µs/req ${spread(f.cpuC1, 0)}`);
+      if (o.gc) {
+        const { gc, requests } = a;
+        console.log(
+          `${"".padEnd(10)} gc over ${requests} requests at c${o.concurrency}: promoted ${Math.round(gc.promoted / requests)} B/req; ` +
+            `${gc.scavenges} scavenges, ${gc.markCompacts} mark-compacts; pauses ${((gc.pauseMs * 1000) / requests).toFixed(1)} µs/req`,
+        );
+      }
     }
   } finally {
     for (const stop of stops.reverse()) await stop();

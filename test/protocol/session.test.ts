@@ -1,5 +1,7 @@
 // Session conformance suite (README "Hello", "Streams", "Flow"): a relay-role and an agent-role
 // Session talking over a transport. Runs over every PairFactory in TRANSPORTS.
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   decodeError,
@@ -243,6 +245,19 @@ function relayPingAck(pair: Pair): Promise<Uint8Array> {
 
 const SMALL: Partial<Hello> = { window: 64 * KiB, maxFrame: 16 * KiB };
 
+/** V8's full collection, as `node --expose-gc` offers it. */
+function fullGc(): void {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+}
+
+/** Gives `stream` a CLOSE handler that closes over a fresh object; returns a weak reference to it. */
+function closeOverExchange(stream: Stream): WeakRef<object> {
+  const exchange = { body: new Uint8Array(64 * KiB) };
+  stream.onClose = () => void exchange.body;
+  return new WeakRef(exchange);
+}
+
 describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
   afterEach(disposePairs);
 
@@ -417,6 +432,32 @@ describe.each(TRANSPORTS)("session over %s", (_transport, makePair) => {
       expect(errors).toEqual({ relay: [], agent: [] });
       const fins = framesSent(pair, "relay").filter((f) => f.flags & Flag.FIN);
       expect(fins).toEqual([expect.objectContaining({ type: FrameType.Data, streamId: 1, payload: new Uint8Array(0) })]);
+    });
+
+    it("a forgotten stream lets go of its handlers: what they close over is collectable while the Stream is still held", async () => {
+      let agentStream!: Stream;
+      let agentExchange!: WeakRef<object>;
+      const { pair, server } = await serve((a) => {
+        agentStream = a.stream;
+        agentExchange = closeOverExchange(a.stream);
+        a.stream.sendHeaders(OK);
+        void a.stream.end(bytes(10));
+      });
+      const stream = pair.relay.open(REQUEST, true);
+      const relayExchange = closeOverExchange(stream);
+      const response = read(stream);
+      expect(await within(response.ended, "the response body")).toHaveLength(10);
+      await within(server.until(1), "the agent to accept the stream");
+      expect(pair.relay.streams.size).toBe(0);
+      expect(pair.agent.streams.size).toBe(0);
+      // A WeakRef's target lives until the job that made it ends: collect in a later turn.
+      await new Promise((resolve) => setImmediate(resolve));
+      fullGc();
+      expect(relayExchange.deref(), "the relay's handler still holds its exchange").toBeUndefined();
+      expect(agentExchange.deref(), "the agent's handler still holds its exchange").toBeUndefined();
+      // Both Streams are still held here.
+      expect(stream.state).toBe(StreamState.Closed);
+      expect(agentStream.state).toBe(StreamState.Closed);
     });
 
     it("a request without a body sets FIN on its HEADERS, and so can the response", async () => {
