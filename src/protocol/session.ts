@@ -633,13 +633,14 @@ export class Session {
   }
 
   private dispatchStream(frame: Frame): void {
-    const stream = this.streams.get(frame.streamId);
-    if (stream) this.dispatching = stream;
+    // Restored after, should a handler make the session deliver another frame meanwhile.
+    const outer = this.dispatching;
+    this.dispatching = this.streams.get(frame.streamId);
     try {
-      this.deliver(frame, stream);
+      this.deliver(frame, this.dispatching);
     } finally {
       const delivered = this.dispatching;
-      this.dispatching = undefined;
+      this.dispatching = outer;
       if (delivered?.state === StreamState.Closed && !this.streams.has(delivered.id)) dropHandlers(delivered);
     }
   }
