@@ -118,10 +118,10 @@ const EMPTY = new Uint8Array(0);
  * A stream the session has forgotten lets go of its handlers. They close over the whole exchange
  * (the agent's ClientRequest and IncomingMessage and their buffers; the relay's response body),
  * and the Stream itself stays reachable for V8's young-generation collections for a while after
- * its last event (through something a heap snapshot does not show), so with the handlers every
- * exchange went to the old generation: 4.3 KB per request in the agent, 1.4 KB without them
- * (docs/performance.md "What each request leaves to the old generation"). Nothing is delivered
- * to a forgotten stream; a handler set later (a target answering after the stream ended) stays.
+ * its last event (through something a heap snapshot does not show): holding the handlers, it
+ * took every exchange into the old generation (docs/performance.md "What each request leaves to
+ * the old generation"). Nothing is delivered to a forgotten stream; a handler set later (a
+ * target answering after the stream ended) stays.
  */
 function dropHandlers(stream: Stream): void {
   stream.onHeaders = ignore;
