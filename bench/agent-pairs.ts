@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import http from "node:http";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { WebSocketServer } from "ws";
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, HEARTBEAT_PING, HEARTBEAT_PONG, PROTOCOL_VERSION } from "../src/protocol/frame.ts";
@@ -125,21 +126,15 @@ class GcTally {
   markCompacts = 0;
   pauseMs = 0;
   promoted = 0;
-  private partial = "";
 
-  /** Reads the agent's output as it comes. */
-  feed(chunk: Buffer): void {
-    const lines = (this.partial + chunk.toString()).split("\n");
-    this.partial = lines.pop() ?? "";
-    if (!this.counting) return;
-    for (const line of lines) {
-      const gc = / gc=(\w+) /.exec(line)?.[1];
-      if (!gc) continue;
-      if (gc === "s") this.scavenges++;
-      else this.markCompacts++;
-      this.pauseMs += Number(/ pause=([\d.]+)/.exec(line)?.[1] ?? 0);
-      this.promoted += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
-    }
+  /** Counts one line of the agent's output, if it is a collection's. */
+  line(line: string): void {
+    const gc = this.counting ? / gc=(\w+) /.exec(line)?.[1] : undefined;
+    if (!gc) return;
+    if (gc === "s") this.scavenges++;
+    else this.markCompacts++;
+    this.pauseMs += Number(/ pause=([\d.]+)/.exec(line)?.[1] ?? 0);
+    this.promoted += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
   }
 }
 
@@ -170,7 +165,7 @@ async function main(): Promise<void> {
       const nodeArgs = o.profile ? ["--cpu-prof", "--cpu-prof-interval=200", `--cpu-prof-dir=${PROFILES}`] : o.gc ? GC_FLAGS : [];
       const proc = await startAgent(root, args, nodeArgs);
       const gc = new GcTally();
-      proc.stdout!.on("data", (d: Buffer) => gc.feed(d));
+      if (o.gc) createInterface({ input: proc.stdout! }).on("line", (line) => gc.line(line));
       stops.push(() => new Promise<void>((done) => (proc.once("exit", () => done()), proc.kill("SIGTERM"))));
       while (!relay.tunnels.get(name)?.ready) await new Promise((r) => setTimeout(r, 10));
       agents.push({ name, pid: proc.pid!, session: relay.tunnels.get(name)!, gc, requests: 0 });
