@@ -40,11 +40,13 @@ export class TargetFailureLog {
   /** Makes `stream` report its reset when the target was unreachable or its plugin failed; returns it. */
   watch(stream: Stream): Stream {
     const reset = stream.reset.bind(stream);
-    stream.reset = (code: ErrorCode, message = "") => {
-      if (code === ErrorCode.OriginUnreachable || code === ErrorCode.BridgeError) this.report(message, code);
-      reset(code, message);
-    };
-    return stream;
+    // Through Object.assign, not `stream.reset = (code) => ...`: see Stream.handle.
+    return Object.assign(stream, {
+      reset: (code: ErrorCode, message = "") => {
+        if (code === ErrorCode.OriginUnreachable || code === ErrorCode.BridgeError) this.report(message, code);
+        reset(code, message);
+      },
+    });
   }
 }
 

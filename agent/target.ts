@@ -135,7 +135,8 @@ export class IngressTable {
     if (response.set.length || response.remove.length) {
       // Every target kind answers through sendHeaders, so the rewrite sits there, once.
       const send = stream.sendHeaders.bind(stream);
-      stream.sendHeaders = (list: HeaderList, fin?: boolean) => send(rewriteHeaders(list, response), fin);
+      // Through Object.assign, not `stream.sendHeaders = (list) => ...`: see Stream.handle.
+      Object.assign(stream, { sendHeaders: (list: HeaderList, fin?: boolean) => send(rewriteHeaders(list, response), fin) });
     }
     const route = this.routes[match.index];
     noteTarget(stream, route.failures.target);
@@ -153,7 +154,7 @@ export class IngressTable {
 /** The JSON 404 for a request no rule takes; a request body is read and dropped. */
 function answerNoRule(stream: Stream, backend: string, path: string, hasBody: boolean): void {
   const { status, headers, body } = noRuleResponse(backend, path);
-  if (hasBody) stream.onData = (chunk) => stream.consumed(chunk.byteLength);
+  if (hasBody) stream.handle({ onData: (chunk) => stream.consumed(chunk.byteLength) });
   stream.sendHeaders(encodeResponseHead({ status, headers }));
   stream.end(body).catch(() => {});
 }

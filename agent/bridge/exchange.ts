@@ -141,9 +141,11 @@ export class BridgeExchange {
 
   /** Installs the stream's handlers and calls encodeHeaders. */
   start(): void {
-    this.stream.onData = (chunk) => this.queueRequest(chunk, false);
-    this.stream.onEnd = () => this.queueRequest(EMPTY, true);
-    this.stream.onReset = () => this.stop();
+    this.stream.handle({
+      onData: (chunk) => this.queueRequest(chunk, false),
+      onEnd: () => this.queueRequest(EMPTY, true),
+      onReset: () => this.stop(),
+    });
     this.requestTail = this.begin();
   }
 

@@ -196,59 +196,70 @@ export class Observer {
     } else {
       // Without a sink for the bytes themselves, counting them as the target hands them on is enough.
       const consumed = stream.consumed.bind(stream);
-      stream.consumed = (n, all) => {
-        x.bytesIn += n;
-        consumed(n, all);
-      };
+      Object.assign(stream, {
+        consumed: (n: number, all?: boolean) => {
+          x.bytesIn += n;
+          consumed(n, all);
+        },
+      });
     }
 
-    const sendHeaders = stream.sendHeaders.bind(stream);
-    stream.sendHeaders = (list, fin = false) => {
-      sendHeaders(list, fin);
-      if (x.status === undefined) {
-        x.headMs = performance.now() - x.startMono;
-        let i = 0;
-        for (; i < list.length && list[i][0].startsWith(":"); i++) if (list[i][0] === ":status") x.status = Number(list[i][1]);
-        x.responseHeaders = i === 0 ? list : list.slice(i);
-        for (const s of sinks) s.head?.(x);
-      }
-      if (fin) finish();
-    };
-    const write = stream.write.bind(stream);
-    stream.write = (chunk) => {
-      sent(chunk);
-      return write(chunk);
-    };
-    const writeMessage = stream.writeMessage.bind(stream);
-    stream.writeMessage = (data, text) => {
-      sent(data);
-      return writeMessage(data, text);
-    };
-    const end = stream.end.bind(stream);
-    stream.end = (lastChunk) => {
-      sent(lastChunk);
-      const done = end(lastChunk);
-      done.then(() => finish(), ignore);
-      return done;
-    };
-    const close = stream.close.bind(stream);
-    stream.close = (code, reason) => {
-      const done = close(code, reason);
-      done.then(() => finish(), ignore);
-      return done;
-    };
-    const reset = stream.reset.bind(stream);
-    stream.reset = (code, message = "") => {
-      reset(code, message);
-      finish({ code, message });
-    };
-    const fail = stream.fail.bind(stream);
-    stream.fail = (r: StreamReset) => {
-      fail(r);
-      finish({ code: r.code, message: r.message });
-    };
-    return stream;
+    const { sendHeaders, write, writeMessage, end, close, reset, fail } = bound(stream);
+    // Through Object.assign, not `stream.write = (chunk) => ...`: see Stream.handle.
+    return Object.assign(stream, {
+      sendHeaders: (list: HeaderList, fin = false) => {
+        sendHeaders(list, fin);
+        if (x.status === undefined) {
+          x.headMs = performance.now() - x.startMono;
+          let i = 0;
+          for (; i < list.length && list[i][0].startsWith(":"); i++) if (list[i][0] === ":status") x.status = Number(list[i][1]);
+          x.responseHeaders = i === 0 ? list : list.slice(i);
+          for (const s of sinks) s.head?.(x);
+        }
+        if (fin) finish();
+      },
+      write: (chunk: Uint8Array) => {
+        sent(chunk);
+        return write(chunk);
+      },
+      writeMessage: (data: Uint8Array, text: boolean) => {
+        sent(data);
+        return writeMessage(data, text);
+      },
+      end: (lastChunk?: Uint8Array) => {
+        sent(lastChunk);
+        const done = end(lastChunk);
+        done.then(() => finish(), ignore);
+        return done;
+      },
+      close: (code: number, reason?: string) => {
+        const done = close(code, reason);
+        done.then(() => finish(), ignore);
+        return done;
+      },
+      reset: (code: ErrorCode, message = "") => {
+        reset(code, message);
+        finish({ code, message });
+      },
+      fail: (r: StreamReset) => {
+        fail(r);
+        finish({ code: r.code, message: r.message });
+      },
+    });
   }
 }
 
 const ignore = (): void => {};
+
+/** The stream's methods the observer wraps, bound to it as they were before. */
+function bound(stream: Stream) {
+  return {
+    sendHeaders: stream.sendHeaders.bind(stream),
+    write: stream.write.bind(stream),
+    writeMessage: stream.writeMessage.bind(stream),
+    end: stream.end.bind(stream),
+    close: stream.close.bind(stream),
+    reset: stream.reset.bind(stream),
+    fail: stream.fail.bind(stream),
+  };
+}

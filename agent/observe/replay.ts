@@ -51,14 +51,16 @@ export function replayExchange(observer: Observer, x: Exchange, body: Uint8Array
       }, 100).unref();
       resolve({ id, ...(status !== undefined ? { status } : {}), ...(error ? { error } : {}) });
     };
-    stream.onHeaders = (list, fin) => {
-      const s = list.find(([name]) => name === ":status");
-      if (s) status = Number(s[1]);
-      if (fin) done();
-    };
-    stream.onData = (chunk) => stream.consumed(chunk.byteLength);
-    stream.onEnd = () => done();
-    stream.onReset = (reset) => done(reset.message);
+    stream.handle({
+      onHeaders: (list, fin) => {
+        const s = list.find(([name]) => name === ":status");
+        if (s) status = Number(s[1]);
+        if (fin) done();
+      },
+      onData: (chunk) => stream.consumed(chunk.byteLength),
+      onEnd: () => done(),
+      onReset: (reset) => done(reset.message),
+    });
   });
 }
 

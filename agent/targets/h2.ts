@@ -160,15 +160,17 @@ export function serveH2(
     if (noBody) return void req.resume();
     void sendBody(req as unknown as Readable, stream);
   });
-  stream.onReset = () => req.close(http2.constants.NGHTTP2_CANCEL);
-  stream.onData = (chunk) => {
-    if (req.destroyed) return;
-    bodySent = true;
-    req.write(chunk, () => stream.consumed(chunk.byteLength));
-  };
-  stream.onEnd = () => {
-    if (!hasBody) return;
-    bodySent = true;
-    req.end();
-  };
+  stream.handle({
+    onReset: () => req.close(http2.constants.NGHTTP2_CANCEL),
+    onData: (chunk) => {
+      if (req.destroyed) return;
+      bodySent = true;
+      req.write(chunk, () => stream.consumed(chunk.byteLength));
+    },
+    onEnd: () => {
+      if (!hasBody) return;
+      bodySent = true;
+      req.end();
+    },
+  });
 }

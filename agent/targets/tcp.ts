@@ -65,11 +65,13 @@ export class TcpTarget implements Target {
       },
       () => socket.resetAndDestroy(),
     );
-    stream.onClose = (code) => {
-      if (code === 1000 || code === 1005) socket.end();
-      else socket.resetAndDestroy();
-    };
-    stream.onReset = () => socket.resetAndDestroy();
+    stream.handle({
+      onClose: (code) => {
+        if (code === 1000 || code === 1005) socket.end();
+        else socket.resetAndDestroy();
+      },
+      onReset: () => socket.resetAndDestroy(),
+    });
   }
 
   close(): void {}

@@ -84,12 +84,14 @@ export function serveWebSocket(stream: Stream, head: RequestHead, target: WebSoc
     (message, handedOn) => ws.send(message.data, { binary: !message.text }, handedOn),
     () => ws.close(1009, "message too big"),
   );
-  stream.onClose = (code, reason) => {
-    peerClosed = true;
-    if (ws.readyState === WebSocket.OPEN) ws.close(sendableClose(code), closeReason(reason));
-  };
-  stream.onReset = () => {
-    if (!peerClosed) ws.terminate();
-  };
-  stream.onEnd = () => {};
+  stream.handle({
+    onClose: (code, reason) => {
+      peerClosed = true;
+      if (ws.readyState === WebSocket.OPEN) ws.close(sendableClose(code), closeReason(reason));
+    },
+    onReset: () => {
+      if (!peerClosed) ws.terminate();
+    },
+    onEnd: () => {},
+  });
 }

@@ -3,10 +3,12 @@
 // WebSocket closes and keeps an idle object from hibernating (docs/platform-notes.md "Timers keep
 // an object awake and delay closes"). Figures: docs/performance.md.
 
+import { IdTable } from "../protocol/id-table.ts";
+
 /** Deadlines of one fixed length, fired in the order they were added. */
 export class Deadlines {
-  /** Insertion order is deadline order: every entry waits the same time. */
-  private readonly waiting = new Map<number, { at: number; fire: () => void }>();
+  /** Key order is deadline order: keys only grow, and every entry waits the same time. */
+  private readonly waiting = new IdTable<{ key: number; at: number; fire: () => void }>();
   private nextKey = 0;
   private timer?: ReturnType<typeof setTimeout>;
 
@@ -18,7 +20,7 @@ export class Deadlines {
   /** Calls `fire` after the fixed time unless cancel(key) runs first; returns the key. */
   add(fire: () => void): number {
     const key = this.nextKey++;
-    this.waiting.set(key, { at: this.now() + this.ms, fire });
+    this.waiting.set(key, { key, at: this.now() + this.ms, fire });
     if (!this.timer) this.arm(this.ms);
     return key;
   }
@@ -43,9 +45,11 @@ export class Deadlines {
   private sweep(): void {
     this.timer = undefined;
     const now = this.now();
-    for (const [key, entry] of this.waiting) {
+    for (const entry of this.waiting.values()) {
+      // A deadline fired before this one may have cancelled it (one added meanwhile armed a timer).
+      if (this.waiting.get(entry.key) !== entry) continue;
       if (entry.at > now) return this.arm(entry.at - now);
-      this.waiting.delete(key);
+      this.waiting.delete(entry.key);
       entry.fire();
     }
   }

@@ -104,9 +104,11 @@ export function bindClient(ws: WebSocket, stream: Stream, flow = false): void {
     },
     () => safeClose(ws, 1009, "message too big"),
   );
-  stream.onClose = (code, reason) => safeClose(ws, sendableClose(code), closeReason(reason));
-  stream.onReset = (reset) =>
-    safeClose(ws, reset.code === ErrorCode.MessageTooBig ? 1009 : 1011, reset.tunnelLost ? "backend connection lost" : "reset");
+  stream.handle({
+    onClose: (code, reason) => safeClose(ws, sendableClose(code), closeReason(reason)),
+    onReset: (reset) =>
+      safeClose(ws, reset.code === ErrorCode.MessageTooBig ? 1009 : 1011, reset.tunnelLost ? "backend connection lost" : "reset"),
+  });
 }
 
 /**

@@ -77,10 +77,12 @@ export class ResponseAssembly {
     this.answer = new Promise((resolve) => (this.resolve = resolve));
     this.body = new TunnelBody(stream);
     this.deadline = opts.deadlines.add(() => this.timedOut());
-    stream.onHeaders = (list, fin) => this.head(list, fin);
-    stream.onData = (chunk) => this.body.push(chunk);
-    stream.onEnd = () => this.body.end();
-    stream.onReset = (reset) => (this.state === ResponseState.AwaitingHead ? this.settle(reset) : this.body.fail(reset));
+    stream.handle({
+      onHeaders: (list, fin) => this.head(list, fin),
+      onData: (chunk) => this.body.push(chunk),
+      onEnd: () => this.body.end(),
+      onReset: (reset) => (this.state === ResponseState.AwaitingHead ? this.settle(reset) : this.body.fail(reset)),
+    });
   }
 
   private settle(answer: Response | StreamReset): void {

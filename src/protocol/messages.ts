@@ -72,18 +72,20 @@ export function receiveMessages(
   tooBig: (error: MessageTooBig) => void,
 ): void {
   const assembler = new MessageAssembler();
-  stream.onData = (chunk, flags) => {
-    let message: Message | undefined;
-    try {
-      message = assembler.push(chunk, flags);
-    } catch (err) {
-      if (!(err instanceof MessageTooBig)) throw err;
-      stream.reset(ErrorCode.MessageTooBig, err.message);
-      return tooBig(err);
-    }
-    if (!message) return stream.consumed(chunk.byteLength);
-    deliver(message, () => stream.consumed(chunk.byteLength, true));
-  };
+  stream.handle({
+    onData: (chunk, flags) => {
+      let message: Message | undefined;
+      try {
+        message = assembler.push(chunk, flags);
+      } catch (err) {
+        if (!(err instanceof MessageTooBig)) throw err;
+        stream.reset(ErrorCode.MessageTooBig, err.message);
+        return tooBig(err);
+      }
+      if (!message) return stream.consumed(chunk.byteLength);
+      deliver(message, () => stream.consumed(chunk.byteLength, true));
+    },
+  });
 }
 
 /**

@@ -28,6 +28,7 @@ import {
   type Hello,
 } from "./frame.ts";
 import { ReceiveWindow, SendWindow } from "./flow.ts";
+import { IdTable } from "./id-table.ts";
 import { StreamEvent, StreamState, idleStatus, transition, type StreamStatus } from "./stream.ts";
 
 /** Why a stream ended early: a RST_STREAM from either side, or the tunnel going away. */
@@ -117,11 +118,12 @@ const EMPTY = new Uint8Array(0);
 /**
  * A stream the session has forgotten lets go of its handlers. They close over the whole exchange
  * (the agent's ClientRequest and IncomingMessage and their buffers; the relay's response body),
- * and the Stream itself stays reachable for V8's young-generation collections for a while after
- * its last event (through something a heap snapshot does not show): holding the handlers, it
- * took every exchange into the old generation (docs/performance.md "What each request leaves to
- * the old generation"). Nothing is delivered to a forgotten stream; a handler set later (a
- * target answering after the stream ended) stays.
+ * and a Stream can stay reachable for V8's young-generation collections after its last event:
+ * from any dead object in the old generation that pointed at it (see Stream.handle), which only a
+ * full collection finds dead. Holding the handlers, it took every exchange into the old
+ * generation (docs/performance.md "What each request leaves to the old generation"). Nothing is
+ * delivered to a forgotten stream; a handler set later (a target answering after the stream
+ * ended) stays.
  */
 function dropHandlers(stream: Stream): void {
   stream.onHeaders = ignore;
@@ -131,7 +133,10 @@ function dropHandlers(stream: Stream): void {
   stream.onReset = ignore;
 }
 
-/** One stream of a session. Handlers are set by whoever opened or accepted it. */
+/** A stream's handlers, for Stream.handle. */
+export type StreamHandlers = Partial<Pick<Stream, "onHeaders" | "onData" | "onClose" | "onEnd" | "onReset">>;
+
+/** One stream of a session. Handlers are set by whoever opened or accepted it, with handle(). */
 export class Stream {
   status: StreamStatus = idleStatus();
   readonly sendWindow: SendWindow;
@@ -151,6 +156,23 @@ export class Stream {
   onReset: (reset: StreamReset) => void = ignore;
 
   private writeTail: Promise<void> = Promise.resolve();
+
+  /**
+   * Sets the handlers `h` names. Handlers made per request are set through this, in an object
+   * literal, never as `stream.onData = (chunk) => ...`: V8 allocates a function literal assigned
+   * straight to a property in the old generation (its parser takes it for a method that will live
+   * long). Such a closure is dead as soon as its request ends, but until the next full collection
+   * its pointers into the young generation count as live for every young-generation collection,
+   * so everything its scope holds (the stream, the exchange, their buffers) is kept and promoted:
+   * about a kilobyte per request (docs/performance.md "Closures assigned to properties").
+   */
+  handle(h: StreamHandlers): void {
+    if (h.onHeaders) this.onHeaders = h.onHeaders;
+    if (h.onData) this.onData = h.onData;
+    if (h.onClose) this.onClose = h.onClose;
+    if (h.onEnd) this.onEnd = h.onEnd;
+    if (h.onReset) this.onReset = h.onReset;
+  }
 
   constructor(
     private readonly session: Session,
@@ -301,7 +323,7 @@ export class Stream {
 
 /** A tunnel's multiplexer: frames in, frames out, streams in between. */
 export class Session {
-  readonly streams = new Map<number, Stream>();
+  readonly streams = new IdTable<Stream>();
   remoteHello?: Hello;
   /** The peer sent GOAWAY. */
   remoteGoingAway = false;
@@ -319,7 +341,7 @@ export class Session {
   /** The outbox's last frame when it is a small DATA frame that later small DATA may join. */
   private gathering?: { frame: Frame; buffer: Uint8Array; n: number };
   /** The outbox's WINDOW_UPDATE per stream, with its credit: later credit adds to it. */
-  private pendingCredit = new Map<number, { frame: Frame; credit: number }>();
+  private pendingCredit = new IdTable<{ frame: Frame; credit: number }>();
   /** PING answers the budget still allows, and when it was last refilled. */
   private pingAcks = PING_ACK_BURST;
   private pingAcksAt = 0;
@@ -428,7 +450,7 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     this.dropOutbox();
-    const streams = [...this.streams.values()];
+    const streams = this.streams.values();
     this.streams.clear();
     for (const s of streams) {
       s.fail(new StreamReset(ErrorCode.Cancel, reason, true));

@@ -43,4 +43,17 @@ describe("Deadlines", () => {
     expect(firedAt).toBe(100_000);
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  it("a deadline that fires may cancel one due at the same time, which then does not fire", () => {
+    const d = new Deadlines(1000);
+    const fired: string[] = [];
+    let second = -1;
+    d.add(() => (fired.push("first"), d.cancel(second)));
+    second = d.add(() => fired.push("second"));
+    d.add(() => fired.push("third"));
+    vi.advanceTimersByTime(1000);
+    expect(fired).toEqual(["first", "third"]);
+    expect(d.size).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
 });
