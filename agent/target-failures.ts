@@ -46,7 +46,7 @@ export class TargetFailureLog {
         if (code === ErrorCode.OriginUnreachable || code === ErrorCode.BridgeError) this.report(message, code);
         reset(code, message);
       },
-    });
+    } satisfies Partial<Stream>);
   }
 }
 

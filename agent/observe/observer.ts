@@ -201,7 +201,7 @@ export class Observer {
           x.bytesIn += n;
           consumed(n, all);
         },
-      });
+      } satisfies Partial<Stream>);
     }
 
     const { sendHeaders, write, writeMessage, end, close, reset, fail } = bound(stream);
@@ -245,7 +245,7 @@ export class Observer {
         fail(r);
         finish({ code: r.code, message: r.message });
       },
-    });
+    } satisfies Partial<Stream>);
   }
 }
 
