@@ -136,7 +136,9 @@ export class IngressTable {
       // Every target kind answers through sendHeaders, so the rewrite sits there, once.
       const send = stream.sendHeaders.bind(stream);
       // Through Object.assign, not `stream.sendHeaders = (list) => ...`: see Stream.handle.
-      Object.assign(stream, { sendHeaders: (list: HeaderList, fin?: boolean) => send(rewriteHeaders(list, response), fin) } satisfies Partial<Stream>);
+      Object.assign(stream, {
+        sendHeaders: (list: HeaderList, fin?: boolean) => send(rewriteHeaders(list, response), fin),
+      } satisfies Partial<Stream>);
     }
     const route = this.routes[match.index];
     noteTarget(stream, route.failures.target);
