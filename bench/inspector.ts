@@ -1,6 +1,6 @@
 // A session on workerd's inspector (--inspector-addr): its one isolate's heap figures and a full
 // garbage collection, for the memory figures of the fleet row.
-import WebSocket from "ws";
+import { openCdp } from "../test/helpers/cdp.ts";
 
 export interface WorkerdInspector {
   /** Bytes the isolate's heap uses and has reserved. */
@@ -16,27 +16,7 @@ export async function inspectWorkerd(port: number): Promise<WorkerdInspector> {
     webSocketDebuggerUrl?: string;
     id: string;
   }>;
-  const ws = new WebSocket(targets[0]?.webSocketDebuggerUrl ?? `ws://127.0.0.1:${port}/${targets[0]?.id}`);
-  await new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("error", reject);
-  });
-  let id = 0;
-  const pending = new Map<number, { resolve: (result: unknown) => void; reject: (err: Error) => void }>();
-  ws.on("message", (data) => {
-    const msg = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: { message: string } };
-    const waiter = msg.id === undefined ? undefined : pending.get(msg.id);
-    if (!waiter) return;
-    pending.delete(msg.id!);
-    if (msg.error) waiter.reject(new Error(msg.error.message));
-    else waiter.resolve(msg.result);
-  });
-  const call = (method: string, params: object = {}) =>
-    new Promise<unknown>((resolve, reject) => {
-      const n = ++id;
-      pending.set(n, { resolve, reject });
-      ws.send(JSON.stringify({ id: n, method, params }));
-    });
+  const { call, close } = await openCdp(targets[0]?.webSocketDebuggerUrl ?? `ws://127.0.0.1:${port}/${targets[0]?.id}`);
   return {
     heapUsage: () => call("Runtime.getHeapUsage") as Promise<{ usedSize: number; totalSize: number }>,
     collectGarbage: async (nudge) => {
@@ -54,6 +34,6 @@ export async function inspectWorkerd(port: number): Promise<WorkerdInspector> {
       if (failed) throw failed;
       if (!collected) throw new Error("workerd did not collect garbage within 5 s");
     },
-    close: () => ws.close(),
+    close,
   };
 }

@@ -1,20 +1,29 @@
-// Memory of an agent with the inspector on: its ring is bounded, so 20,000 requests with bodies
-// grow the agent's resident memory by less than 64 MiB (issue 17). The young generation is fixed at
-// Node's default maximum (16 MiB semi-spaces) from the start, so its growth, which is V8 sizing
-// itself to the allocation rate and not memory kept, is in the baseline: a loaded run grew it by
-// up to 40 MiB more and crossed the bound. Grown this way the agent gains ~26 MiB; a ring that
-// never drops an entry gains ~167.
+// Memory of an agent with the inspector on: its ring is bounded (500 requests), so 20,000 requests
+// with bodies leave the agent holding no more than it held with a full ring (issue 17: "stays
+// within 64 MiB of growth").
+//
+// What is measured is memory kept: V8's heap in use and the Buffers outside it, and the resident
+// size, each read inside the agent right after a full garbage collection (through V8's inspector
+// protocol, Node's --inspect), before and after the load. The resident peak during the load is
+// printed but not bounded: it is V8's choice of when to collect garbage, not memory kept. It read
+// 25-34 MiB over the baseline on an idle machine and 108 MiB in a CI run sharing its two cores
+// with other suites, where V8, measuring its collector as slow, lets the old generation grow
+// further between collections. A ring that never drops an entry keeps ~100 MiB more after
+// collection, and fails both bounds.
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startInspectedAgent, type InspectedAgent } from "../helpers/inspected-agent.ts";
-import { sampleRss } from "../helpers/memory.ts";
+import { inspectProcess, sampleRss } from "../helpers/memory.ts";
 
+/** Growth of the resident size, after collection. */
 const BOUND_MiB = 64;
+/** Growth of the heap in use plus Buffers, after collection: the ring was full before the load too. */
+const KEPT_BOUND_MiB = 16;
 const REQUESTS = 20_000;
 let setup: InspectedAgent;
 
 beforeAll(async () => {
-  setup = await startInspectedAgent([], "inspected-mem", ["--min-semi-space-size=16", "--max-semi-space-size=16"]);
+  setup = await startInspectedAgent([], "inspected-mem", ["--inspect=127.0.0.1:0"]);
 }, 120_000);
 
 afterAll(async () => {
@@ -61,14 +70,29 @@ async function load(count: number, concurrency: number): Promise<number> {
 }
 
 describe("an agent with --inspect", () => {
-  it(`grows by less than ${BOUND_MiB} MiB over ${REQUESTS} requests`, async () => {
-    // Fill the ring once, so the baseline holds a full one.
-    expect(await load(1000, 16)).toBe(1000);
-    const sampler = sampleRss([setup.agent.proc.pid!]);
-    expect(await load(REQUESTS, 32)).toBe(REQUESTS);
-    const [{ growthMiB }] = sampler.stop();
-    expect(growthMiB).toBeLessThan(BOUND_MiB);
-    const kept = ((await (await fetch(`${setup.inspector}/api/requests`)).json()) as { requests: unknown[] }).requests;
-    expect(kept).toHaveLength(500);
+  it(`keeps less than ${KEPT_BOUND_MiB} MiB more, and grows by less than ${BOUND_MiB} MiB, over ${REQUESTS} requests`, async () => {
+    const line = await setup.agent.waitForLine(/Debugger listening on ws:\/\//);
+    const v8 = await inspectProcess(/(ws:\/\/\S+)/.exec(line)![1]);
+    try {
+      // Fill the ring once, so the baseline holds a full one.
+      expect(await load(1000, 16)).toBe(1000);
+      const before = await v8.retained();
+      const sampler = sampleRss([setup.agent.proc.pid!]);
+      expect(await load(REQUESTS, 32)).toBe(REQUESTS);
+      const [{ growthMiB: peakGrowthMiB }] = sampler.stop();
+      const after = await v8.retained();
+      const kept = after.heapUsedMiB + after.externalMiB - (before.heapUsedMiB + before.externalMiB);
+      console.log(
+        `agent with --inspect over ${REQUESTS} requests: kept ${kept.toFixed(1)} MiB more (heap ${before.heapUsedMiB} -> ${after.heapUsedMiB}, ` +
+          `Buffers ${before.externalMiB} -> ${after.externalMiB}), resident ${before.rssMiB} -> ${after.rssMiB} MiB after collection, ` +
+          `peak ${peakGrowthMiB} MiB over the baseline during the load`,
+      );
+      expect(kept).toBeLessThan(KEPT_BOUND_MiB);
+      expect(after.rssMiB - before.rssMiB).toBeLessThan(BOUND_MiB);
+    } finally {
+      v8.close();
+    }
+    const entries = ((await (await fetch(`${setup.inspector}/api/requests`)).json()) as { requests: unknown[] }).requests;
+    expect(entries).toHaveLength(500);
   }, 300_000);
 });

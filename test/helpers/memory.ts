@@ -1,4 +1,5 @@
 // Samples resident memory of processes while a test runs, for "memory stays flat" checks.
+import { openCdp } from "./cdp.ts";
 import { rssBytes } from "./relay.ts";
 
 export interface RssSampler {
@@ -40,4 +41,33 @@ export async function waitUntilStable(read: () => number, stableMs: number, time
     } else if (Date.now() - since >= stableMs) return now;
   }
   throw new Error(`value kept changing for ${timeoutMs} ms (last ${last})`);
+}
+
+/** What a process holds after a full garbage collection: V8's heap in use, and memory outside it (Buffers). */
+export interface Retained {
+  heapUsedMiB: number;
+  externalMiB: number;
+  rssMiB: number;
+}
+
+/**
+ * A Node process started with `--inspect=127.0.0.1:0`, reached over V8's inspector protocol (the
+ * WebSocket URL Node prints as "Debugger listening on ws://..."). `retained()` runs a full garbage
+ * collection and then reads process.memoryUsage() inside it: memory the process keeps, without
+ * the garbage a busy heap carries until V8 chooses to collect it.
+ */
+export async function inspectProcess(debuggerUrl: string): Promise<{ retained(): Promise<Retained>; close(): void }> {
+  const { call, close } = await openCdp(debuggerUrl);
+  const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
+  return {
+    async retained() {
+      await call("HeapProfiler.collectGarbage");
+      const r = (await call("Runtime.evaluate", { expression: "JSON.stringify(process.memoryUsage())", returnByValue: true })) as {
+        result: { value: string };
+      };
+      const u = JSON.parse(r.result.value) as NodeJS.MemoryUsage;
+      return { heapUsedMiB: mib(u.heapUsed), externalMiB: mib(u.external), rssMiB: mib(u.rss) };
+    },
+    close,
+  };
 }
