@@ -13,7 +13,7 @@ import { deferred, within } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
 const NAME = "files";
-/** Growth allowed while 200 MiB pass through (README "Measured bounds" has the figures). */
+/** Growth allowed while 200 MiB pass through (docs/performance.md "Memory and streaming bounds" has the figures). */
 const MEMORY_BOUND_MiB = 64;
 
 let relay: RelayHandle;
