@@ -13,6 +13,9 @@ import { ROUTE_HEADER, askHub, backendHub as hub, encodeRoute, type HubRoute } f
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
 import { clientAddress } from "./worker/client-address.ts";
 import { type Route, route, schemeAndHost } from "./worker/routing.ts";
+
+/** A route to a backend. */
+type BackendRoute = Extract<Route, { kind: "backend" }>;
 import { tokenRegistry } from "./token-registry.ts";
 
 export { BackendHub } from "./hub/backend-hub.ts";
@@ -24,10 +27,12 @@ const app = new Hono<{ Bindings: Env }>();
 /** Forwards anything not the relay's own to a backend, before the relay's routes match. */
 app.use("*", async (c, next) => {
   const request = c.req.raw;
-  const r = publicRoute(request, c.env);
+  const url = request.url;
+  const host = request.headers.get("host");
+  const r = publicRoute(request, url, host, c.env);
   if (r.kind === "redirect") return c.redirect(r.location, 308);
   if (r.kind === "relay") return next();
-  return forward(request, c.env, r.backend, r.path, r.via === "path" ? `/r/${r.backend}` : "");
+  return forward(request, c.env, r, url, host);
 });
 
 app.get("/_relay/health", (c) => c.json({ ok: true }));
@@ -127,17 +132,17 @@ function signingSecrets(env: Env): string[] {
  * object adds it to X-Forwarded-For, a traceparent where the request has no valid one, and
  * X-Forwarded-Proto and -Host, and drops every other x-relay- field (src/hub/request-head.ts).
  */
-function forward(request: Request, env: Env, backend: string, path: string, base: string): Promise<Response> {
-  const { scheme, host: urlHost } = schemeAndHost(request.url);
+function forward(request: Request, env: Env, r: BackendRoute, url: string, host: string | null): Promise<Response> {
+  const { backend, path } = r;
+  const { scheme, host: urlHost } = schemeAndHost(url);
   // One native copy of the headers (a Request built from a Request) and one set: never a copy
   // field by field in JavaScript, which runs on every request (docs/performance.md).
   const forwarded = new Request(request, { redirect: "manual" });
   const headers = forwarded.headers;
-  const host = headers.get("host") ?? urlHost;
   const clientIp = clientAddress(headers, request.cf);
-  const target: HubRoute = { backend, path, scheme, authority: host };
+  const target: HubRoute = { backend, path, scheme, authority: host ?? urlHost };
   if (clientIp) target.client = clientIp;
-  if (base) target.base = base;
+  if (r.via === "path") target.base = `/r/${backend}`;
   const access = headers.get(ACCESS_HEADER);
   if (access && env.RELAY_SECRET) return withAccessToken(env, access, target, forwarded);
   return send(env, target, forwarded);
@@ -163,8 +168,14 @@ function send(env: Env, target: HubRoute, forwarded: Request): Promise<Response>
  * Where a public request goes; a header-routed request for a /_relay/ path is the relay's own
  * (its routes are never a backend's).
  */
-function publicRoute(request: Request, env: Env): Route {
-  const r = route(request.url, request.headers.get("host"), request.headers.get("x-relay-backend"), env.RELAY_DOMAIN);
+function publicRoute(request: Request, url: string, host: string | null, env: Env): Route {
+  let r = route(url, host, null, env.RELAY_DOMAIN);
+  // X-Relay-Backend names the backend only of a request that neither its Host nor its path
+  // routes, so it is read only for those (each header read is a call into the runtime).
+  if (r.kind === "relay") {
+    const named = request.headers.get("x-relay-backend");
+    if (named !== null) r = route(url, host, named, env.RELAY_DOMAIN);
+  }
   // A header route's path is the request's own path and query.
   if (r.kind === "backend" && r.via === "header" && r.path.startsWith("/_relay/")) return { kind: "relay" };
   return r;
@@ -179,10 +190,13 @@ export default {
   fetch(request, env, ctx) {
     // No async function around forward(): a promise less between the object's answer and the client.
     try {
-      const r = request.method === "HEAD" ? undefined : publicRoute(request, env);
-      if (r?.kind !== "backend") return Promise.resolve(app.fetch(request, env, ctx)).catch(errorResponse);
-      const backend = r.backend;
-      return forward(request, env, backend, r.path, r.via === "path" ? `/r/${backend}` : "").catch((err) => errorResponse(err, backend));
+      if (request.method === "HEAD") return Promise.resolve(app.fetch(request, env, ctx)).catch(errorResponse);
+      // The URL and Host are read once, for the route and for forward().
+      const url = request.url;
+      const host = request.headers.get("host");
+      const r = publicRoute(request, url, host, env);
+      if (r.kind !== "backend") return Promise.resolve(app.fetch(request, env, ctx)).catch(errorResponse);
+      return forward(request, env, r, url, host).catch((err) => errorResponse(err, r.backend));
     } catch (err) {
       return errorResponse(err);
     }
