@@ -13,14 +13,14 @@ import { ROUTE_HEADER, askHub, backendHub as hub, encodeRoute, type HubRoute } f
 import { readRevokeRequest, tokenRevoked } from "./revocations.ts";
 import { clientAddress } from "./worker/client-address.ts";
 import { type Route, route, schemeAndHost } from "./worker/routing.ts";
-
-/** A route to a backend. */
-type BackendRoute = Extract<Route, { kind: "backend" }>;
 import { tokenRegistry } from "./token-registry.ts";
 
 export { BackendHub } from "./hub/backend-hub.ts";
 export { TokenRegistry } from "./token-registry.ts";
 export { BackendDirectory } from "./observe/directory.ts";
+
+/** A route to a backend. */
+type BackendRoute = Extract<Route, { kind: "backend" }>;
 
 const app = new Hono<{ Bindings: Env }>();
 
