@@ -7,9 +7,8 @@
 // protocol, Node's --inspect), before and after the load. The resident peak during the load is
 // printed but not bounded: it is V8's choice of when to collect garbage, not memory kept. It read
 // 25-34 MiB over the baseline on an idle machine and 108 MiB in a CI run sharing its two cores
-// with other suites, where V8, measuring its collector as slow, lets the old generation grow
-// further between collections. A ring that never drops an entry keeps ~100 MiB more after
-// collection, and fails both bounds.
+// with other suites (why V8 collected later there was not traced). A ring that never drops an
+// entry keeps 114 MiB more after collection (resident +127 MiB), and fails both bounds.
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startInspectedAgent, type InspectedAgent } from "../helpers/inspected-agent.ts";
