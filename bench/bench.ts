@@ -812,7 +812,7 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
     });
   workerd("relay", relayFig, ceiling);
   // The platform's floor under the same thresholds: a target the floor misses, no relay through
-  // one object meets on this machine that run (docs/performance.md, "What the platform leaves").
+  // one object meets in that run (docs/performance.md, "The platform's floor against the targets").
   const floor = fig.get("ws-floor");
   if (floor && ceiling) {
     c1("ws-floor", floor, ceiling, true);
