@@ -476,9 +476,26 @@ async function measureEchoRow(row: string, env: Env, o: Options): Promise<RowRun
   };
 }
 
+/** Rows with no transfers: their small requests only (measureSmallGets). */
+const SMALL_ONLY = new Set(["relay-bridge", "ws-floor"]);
+
+/**
+ * One full-size transfer each way through `row`, not measured. workerd's heap grows to a
+ * transfer's size during its first one: in a fresh relay `do-ceiling`'s first 200 MiB download
+ * ran at half the speed of its later ones (373-389 against 708-726 MiB/s), and `relay`, measured
+ * after it, never did, so a run with --reps 1 judged the download target on a cold `do-ceiling`
+ * (docs/performance.md "The platform's floor against the targets").
+ */
+async function warmTransfers(row: string, env: Env, o: Options): Promise<void> {
+  if (isEcho(row) || SMALL_ONLY.has(row)) return;
+  const base = baseUrl(row, env);
+  await download(`${base}/bytes?n=${o.downloadMiB * MiB}`, o.downloadMiB * MiB);
+  await upload(`${base}/echo`, o.uploadMiB * MiB);
+}
+
 async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
   if (isEcho(row)) return measureEchoRow(row, env, o);
-  if (row === "relay-bridge" || row === "ws-floor") return { peakRssMiB: {} }; // small requests only: measureSmallGets
+  if (SMALL_ONLY.has(row)) return { peakRssMiB: {} }; // small requests only: measureSmallGets
   const base = baseUrl(row, env);
   const pids = rowPids(row, env);
   const rss = new PeakRss(pids);
@@ -1198,6 +1215,8 @@ async function main(): Promise<void> {
     const workerdProfile = relay.inspectorPort ? await profileWorkerd(relay.inspectorPort) : undefined;
     const measured = tableRows.flatMap((r) => (DIRECT_OF[r] ? [DIRECT_OF[r], r] : [r]));
     const runs = new Map<string, RowRun[]>(measured.map((r) => [r, []]));
+    process.stdout.write("  warming up: one full-size transfer each way per row...\n");
+    for (const row of measured) await warmTransfers(row, env, o);
     for (let rep = 0; rep < o.reps; rep++) {
       for (const row of measured) {
         process.stdout.write(`  measuring ${row}${o.reps > 1 ? ` (${rep + 1}/${o.reps})` : ""}...\n`);
