@@ -479,15 +479,17 @@ async function measureEchoRow(row: string, env: Env, o: Options): Promise<RowRun
 /** Rows with no transfers: their small requests only (measureSmallGets). */
 const SMALL_ONLY = new Set(["relay-bridge", "ws-floor"]);
 
+/** Whether measureRow moves a download and an upload through `row`. */
+const hasTransfers = (row: string) => !isEcho(row) && !SMALL_ONLY.has(row);
+
 /**
- * One full-size transfer each way through `row`, not measured. workerd's heap grows to a
+ * One full-size transfer each way through `row` (a row with transfers), not measured. workerd's heap grows to a
  * transfer's size during its first one: in a fresh relay `do-ceiling`'s first 200 MiB download
  * ran at half the speed of its later ones (373-389 against 708-726 MiB/s), and `relay`, measured
  * after it, never did, so a run with --reps 1 judged the download target on a cold `do-ceiling`
  * (docs/performance.md "The platform's floor against the targets").
  */
 async function warmTransfers(row: string, env: Env, o: Options): Promise<void> {
-  if (isEcho(row) || SMALL_ONLY.has(row)) return;
   const base = baseUrl(row, env);
   await download(`${base}/bytes?n=${o.downloadMiB * MiB}`, o.downloadMiB * MiB);
   await upload(`${base}/echo`, o.uploadMiB * MiB);
@@ -1215,8 +1217,9 @@ async function main(): Promise<void> {
     const workerdProfile = relay.inspectorPort ? await profileWorkerd(relay.inspectorPort) : undefined;
     const measured = tableRows.flatMap((r) => (DIRECT_OF[r] ? [DIRECT_OF[r], r] : [r]));
     const runs = new Map<string, RowRun[]>(measured.map((r) => [r, []]));
-    process.stdout.write("  warming up: one full-size transfer each way per row...\n");
-    for (const row of measured) await warmTransfers(row, env, o);
+    const warmed = measured.filter(hasTransfers);
+    if (warmed.length) process.stdout.write(`  warming up: one full-size transfer each way through ${warmed.join(", ")}...\n`);
+    for (const row of warmed) await warmTransfers(row, env, o);
     for (let rep = 0; rep < o.reps; rep++) {
       for (const row of measured) {
         process.stdout.write(`  measuring ${row}${o.reps > 1 ? ` (${rep + 1}/${o.reps})` : ""}...\n`);
