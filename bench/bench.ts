@@ -483,11 +483,11 @@ const SMALL_ONLY = new Set(["relay-bridge", "ws-floor"]);
 const hasTransfers = (row: string) => !isEcho(row) && !SMALL_ONLY.has(row);
 
 /**
- * One full-size transfer each way through `row` (a row with transfers), not measured. workerd's heap grows to a
- * transfer's size during its first one: in a fresh relay `do-ceiling`'s first 200 MiB download
- * ran at half the speed of its later ones (373-389 against 708-726 MiB/s), and `relay`, measured
- * after it, never did, so a run with --reps 1 judged the download target on a cold `do-ceiling`
- * (docs/performance.md "The platform's floor against the targets").
+ * One full-size transfer each way through `row` (a row with transfers), not measured. In a
+ * fresh relay `do-ceiling`'s first 200 MiB download ran at half the speed of its later ones
+ * (373-389 against 708-726 MiB/s), and `relay`, measured after it, never did, so a run with
+ * --reps 1 judged the download target on a cold `do-ceiling` (docs/performance.md "The
+ * platform's floor against the targets").
  */
 async function warmTransfers(row: string, env: Env, o: Options): Promise<void> {
   const base = baseUrl(row, env);
