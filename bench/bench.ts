@@ -17,6 +17,7 @@ import { startBenchRelay, type BenchRelay } from "./runtime.ts";
 import { concurrentGets, download, upload, type Transfer } from "./transfer.ts";
 import { pingPong, type EchoPeer } from "./echo.ts";
 import { tcpPeer, tcpStream } from "./tcp.ts";
+import { printReferences } from "./runs.ts";
 import { startFloorPeer } from "./ws-floor-peer.ts";
 import { closeWs, openWs, wsPeer, wsStream } from "./ws.ts";
 
@@ -95,7 +96,10 @@ const HELP = `npm run bench -- [options]
   --warmup <s>         seconds of small-GET load per row and concurrency before measuring (default 3)
   --pin                pin workerd to CPU 0 and every other process (wrk, agents, backends) to
                        the other CPUs for the whole run (direct then shares its CPUs with wrk)
-  --reps <n>           repetitions of every table row, interleaved; medians are reported (default 3)
+  --reps <n>           repetitions of every table row, interleaved; medians are reported (default 3).
+                       Each transfer also reports every process's CPU ms per MiB (the client is
+                       this process) and the MiB/s their sum allows with every CPU busy; the
+                       transfer targets' 60% is applied to that figure too, apart (not a target)
   --download-mib <n>   size of the download (default 200)
   --upload-mib <n>     size of the upload (default 100)
   --memory-mib <n>     size of the slow download of the memory row (default 1024)
@@ -283,7 +287,15 @@ interface RowRun {
   cpuUsPerRequest?: Record<string, number>;
   /** The same during the concurrency-1 run. */
   cpuUsPerRequestC1?: Record<string, number>;
+  /** CPU milliseconds per MiB moved during the download and the upload, by process (transferCpu). */
+  transferCpu?: TransferCpu;
   peakRssMiB: Record<string, number>;
+}
+
+/** CPU ms per MiB moved each way, by process: the row's own and `client`, this process. */
+interface TransferCpu {
+  down: Record<string, number>;
+  up: Record<string, number>;
 }
 
 /** A row's small GETs: every slice of one concurrency added up. */
@@ -319,6 +331,8 @@ interface RowFigures {
   connectCpuUs?: number;
   /** Min, median and max of each figure: over the 1 s slices (small GETs) or the repetitions (the rest). */
   spread: Partial<Record<SpreadFigure, Spread>>;
+  /** Medians over the repetitions of each process's CPU ms per MiB moved (rows with transfers). */
+  transferCpu?: TransferCpu;
 }
 
 /** The figures whose spread is reported. */
@@ -505,12 +519,28 @@ async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
   // and runs them at half speed. Warm-ups first: a fresh path runs cold code in every process.
   await download(`${base}/bytes?n=${16 * MiB}`, 16 * MiB);
   await upload(`${base}/echo`, 16 * MiB);
-  const down = await download(`${base}/bytes?n=${o.downloadMiB * MiB}`, o.downloadMiB * MiB);
+  // The client is this process (it hashes every byte it gets or sends): it shares the two CPUs too.
+  const cpuPids = { ...pids, client: process.pid };
+  const [down, downCpu] = await cpuPerMiB(cpuPids, o.downloadMiB, () =>
+    download(`${base}/bytes?n=${o.downloadMiB * MiB}`, o.downloadMiB * MiB),
+  );
   check(down.exact, `${row}: the ${o.downloadMiB} MiB download was not byte-exact (${down.bytes} bytes)`);
-  const up = await upload(`${base}/echo`, o.uploadMiB * MiB);
+  const [up, upCpu] = await cpuPerMiB(cpuPids, o.uploadMiB, () => upload(`${base}/echo`, o.uploadMiB * MiB));
   check(up.exact, `${row}: the ${o.uploadMiB} MiB upload did not arrive byte-exact`);
   const peaks = rss.stop();
-  return { download: down, upload: up, peakRssMiB: Object.fromEntries(Object.entries(peaks).map(([k, v]) => [k, v.peakMiB])) };
+  return {
+    download: down,
+    upload: up,
+    transferCpu: { down: downCpu, up: upCpu },
+    peakRssMiB: Object.fromEntries(Object.entries(peaks).map(([k, v]) => [k, v.peakMiB])),
+  };
+}
+
+/** Runs a transfer of `mib` MiB and the CPU milliseconds each process spent per MiB meanwhile. */
+async function cpuPerMiB<T>(pids: Record<string, number>, mib: number, transfer: () => Promise<T>): Promise<[T, Record<string, number>]> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const result = await transfer();
+  return [result, Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, ((cpuSeconds(pid) - before[k]) * 1000) / mib]))];
 }
 
 /** A row's small request: GET /small, or for relay-bridge a POST of one Redis GET; and the body it answers. */
@@ -650,8 +680,12 @@ function figures(runs: RowRun[], small?: SmallGets): RowFigures {
     "uploadMiBps",
     runs.map((r) => r.upload?.mibps),
   );
+  const withCpu = runs.filter((r) => r.transferCpu);
+  const cpuMedians = (way: keyof TransferCpu) =>
+    Object.fromEntries(Object.keys(withCpu[0].transferCpu![way]).map((k) => [k, median(withCpu.map((r) => r.transferCpu![way][k]))]));
   return {
     spread,
+    ...(withCpu.length && { transferCpu: { down: cpuMedians("down"), up: cpuMedians("up") } }),
     rpsC1: m((r) => r.c1?.rps)!,
     p50C1: m((r) => r.c1?.p50Ms)!,
     p99C1: m((r) => r.c1?.p99Ms)!,
@@ -751,10 +785,10 @@ function ratioRow(name: string, a: RowFigures, b: RowFigures): string[] {
 }
 
 /** A Markdown table (readable as is in a terminal, pasteable into docs/performance.md). */
-function markdown(rows: string[][]): string {
-  const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (c ?? "").padEnd(widths[i])).join(" | ")} |`;
-  return [line(COLUMNS), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+function markdown(rows: string[][], header: readonly string[] = COLUMNS): string {
+  const widths = header.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => (c ?? "").padEnd(widths[i])).join(" | ")} |`;
+  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
 }
 
 interface Target {
@@ -762,11 +796,22 @@ interface Target {
   figure: string;
   met: boolean | "pending" | "not run";
   /**
-   * Not a target: the same threshold applied to the ws-floor row (a tunnel through the object with
-   * no relay code), printed apart, to tell what the platform alone reaches on this machine.
+   * Not a target: the same threshold applied to a reference figure, printed apart under this
+   * heading: the ws-floor row (FLOOR_REFERENCE) or the relay's transfers at their CPU cost with
+   * every CPU busy (CPU_REFERENCE).
    */
-  reference?: true;
+  reference?: string;
 }
+
+/** The ws-floor row under the targets' thresholds: a tunnel through the object with no relay code. */
+const FLOOR_REFERENCE = "ws-floor, no relay code (what the platform alone reaches; not targets)";
+/**
+ * The relay's transfers as fast as their CPU cost allows: the machine's CPUs divided by the CPU ms
+ * per MiB that all the row's processes and the client spent (docs/performance.md "The transfers'
+ * CPU per MiB"). A transfer target this misses cannot be met by any scheduling in that run.
+ */
+const CPU_REFERENCE =
+  "the relay's transfers at their CPU ms per MiB with every CPU busy (what the processes' cost allows on this machine; not targets)";
 
 /**
  * The targets of issue 19 judged from one run's table rows (medians): only those whose rows
@@ -778,7 +823,7 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
   const relayFig = fig.get("relay");
   // A figure a failed or cut-short row left at 0 or NaN judges nothing.
   const measured = (...xs: Array<number | undefined>) => xs.every((x) => x !== undefined && Number.isFinite(x) && x > 0);
-  const share = (target: string, a: number | undefined, b: number | undefined, atLeast: number, unit: string, reference?: true) => {
+  const share = (target: string, a: number | undefined, b: number | undefined, atLeast: number, unit: string, reference?: string) => {
     if (a === undefined || b === undefined || !measured(a, b)) return;
     const r = ratio(a, b);
     // A ratio that rounds to the threshold shows a decimal, so "35%" never reads as a miss.
@@ -786,7 +831,7 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
     out.push({ target, figure: `${shown} (${fmt(a)} against ${fmt(b)} ${unit})`, met: r >= atLeast, ...(reference && { reference }) });
   };
   /** The c1 target for `row`: at most 0.3 ms over do-ceiling's p50. */
-  const c1 = (row: string, f: RowFigures, c: RowFigures, reference?: true) => {
+  const c1 = (row: string, f: RowFigures, c: RowFigures, reference?: string) => {
     if (!measured(f.p50C1, c.p50C1)) return;
     const added = f.p50C1 - c.p50C1;
     out.push({
@@ -797,7 +842,7 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
     });
   };
   /** The workerd CPU target for `row`: at most 1.1x do-ceiling's per request at c32. */
-  const workerd = (row: string, f: RowFigures | undefined, c: RowFigures | undefined, reference?: true) => {
+  const workerd = (row: string, f: RowFigures | undefined, c: RowFigures | undefined, reference?: string) => {
     if (f?.workerdCpuUs === undefined || c?.workerdCpuUs === undefined || !measured(f.workerdCpuUs, c.workerdCpuUs)) return;
     const r = ratio(f.workerdCpuUs, c.workerdCpuUs);
     out.push({
@@ -834,11 +879,62 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
   // one object meets in that run (docs/performance.md, "The platform's floor against the targets").
   const floor = fig.get("ws-floor");
   if (floor && ceiling) {
-    c1("ws-floor", floor, ceiling, true);
-    share("small GET c32: ws-floor >= 90% of do-ceiling", floor.rpsC32, ceiling.rpsC32, 0.9, "req/s", true);
-    workerd("ws-floor", floor, ceiling, true);
+    c1("ws-floor", floor, ceiling, FLOOR_REFERENCE);
+    share("small GET c32: ws-floor >= 90% of do-ceiling", floor.rpsC32, ceiling.rpsC32, 0.9, "req/s", FLOOR_REFERENCE);
+    workerd("ws-floor", floor, ceiling, FLOOR_REFERENCE);
+  }
+  if (relayFig?.transferCpu && ceiling) {
+    const cores = os.availableParallelism();
+    for (const [way, size, measuredMiBps] of [
+      ["down", `${o.downloadMiB} MiB download`, ceiling.downloadMiBps],
+      ["up", `${o.uploadMiB} MiB upload`, ceiling.uploadMiBps],
+    ] as const) {
+      const bound = cpuBoundMiBps(relayFig.transferCpu[way], cores);
+      share(
+        `${size}: relay at its CPU per MiB, ${cores} CPUs busy, >= 60% of do-ceiling`,
+        bound,
+        measuredMiBps,
+        0.6,
+        "MiB/s",
+        CPU_REFERENCE,
+      );
+    }
   }
   return out;
+}
+
+/** MiB/s that `cpus` busy CPUs carry when a MiB costs the processes `msPerMiB` of CPU time in all. */
+function cpuBoundMiBps(msPerMiB: Record<string, number>, cpus: number): number {
+  const sum = Object.values(msPerMiB).reduce((a, b) => a + b, 0);
+  return sum > 0 ? (cpus * 1000) / sum : NaN;
+}
+
+/** The processes of the transfers' CPU table, in this order. */
+const TRANSFER_PROCESSES = ["client", "workerd", "agent", "backend", "proxy"];
+
+/**
+ * The transfers' CPU table: per row and way, each process's CPU ms per MiB moved, their sum, the
+ * MiB/s that sum allows with every CPU busy, and the MiB/s measured.
+ */
+function transferCpuTable(fig: Map<string, RowFigures>, rows: string[]): string | undefined {
+  const cpus = os.availableParallelism();
+  const processes = TRANSFER_PROCESSES.filter((p) => rows.some((r) => fig.get(r)?.transferCpu?.down[p] !== undefined));
+  const header = ["row", "way", ...processes, "sum", `MiB/s at ${cpus} CPUs busy`, "MiB/s measured"];
+  const out: string[][] = [];
+  for (const row of rows) {
+    const f = fig.get(row);
+    if (!f?.transferCpu) continue;
+    for (const [way, arrow, measured] of [
+      ["down", "↓", f.downloadMiBps],
+      ["up", "↑", f.uploadMiBps],
+    ] as const) {
+      const cpu = f.transferCpu[way];
+      const sum = Object.values(cpu).reduce((a, b) => a + b, 0);
+      const cells = processes.map((p) => (cpu[p] === undefined ? "-" : cpu[p].toFixed(2)));
+      out.push([row, arrow, ...cells, sum.toFixed(2), fmt(cpuBoundMiBps(cpu, cpus)), fmt(measured)]);
+    }
+  }
+  return out.length ? markdown(out, header) : undefined;
 }
 
 function machine(runtime: string) {
@@ -1262,6 +1358,13 @@ async function main(): Promise<void> {
         `Spread, min / median / max: small GETs over their ${Math.max(1, Math.round(o.duration))} slices of each concurrency, ` +
           `transfers and echo rows over the ${o.reps} repetition(s).\n${markdown(spreadLines)}\n`,
       );
+      const cpuTable = transferCpuTable(fig, measured);
+      if (cpuTable)
+        console.log(
+          "Transfers, CPU ms per MiB moved by process (medians of the repetitions; client = the bench's own process,\n" +
+            "which hashes every byte), their sum, and the MiB/s that sum allows with every CPU busy:\n" +
+            `${cpuTable}\n`,
+        );
       console.log(
         "Latency ratios show the difference in ms in brackets. CPU µs/req is CPU time per request during the c32 run;\n" +
           "every download and upload was checked byte-exact (sha256). Small-GET p50/p99 are wrk's, corrected for\n" +
@@ -1437,11 +1540,7 @@ async function main(): Promise<void> {
       `  ${t.met === true ? "MET   " : t.met === false ? "MISSED" : "      "} ${t.target}: ${t.figure}${noisy ? " (noisy)" : ""}`;
     const goals = targets.filter((t) => !t.reference);
     if (goals.length) console.log(`\nTargets:\n${goals.map(verdict).join("\n")}`);
-    const references = targets.filter((t) => t.reference);
-    if (references.length)
-      console.log(
-        `\nThe same thresholds for ws-floor, no relay code (what the platform alone reaches; not targets):\n${references.map(verdict).join("\n")}`,
-      );
+    printReferences(targets, verdict);
     console.log(`\nrun took ${((Date.now() - started) / 1000).toFixed(0)} s`);
   } finally {
     await stopAll();
