@@ -1,6 +1,6 @@
 // Agent tunnels as the Durable Object sees them: the socket attachment schema, the session
 // rebuilt around a socket (after hibernation too), and the choice of tunnel for a new stream.
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, PROTOCOL_VERSION, type ProtocolError, type Hello } from "../protocol/frame.ts";
+import { DEFAULT_MAX_FRAME, PROTOCOL_VERSION, type ProtocolError, type Hello } from "../protocol/frame.ts";
 import { Session } from "../protocol/session.ts";
 import type { AccessGate } from "../access/compose.ts";
 import type { AccessScope } from "../access/policy.ts";
@@ -30,6 +30,16 @@ export interface TunnelAttachment {
 /** Storage key of a tunnel's access policies (JSON of its hello's `access`). */
 export const accessKey = (tunnelId: string) => `access:${tunnelId}`;
 
+/**
+ * The relay's window: what an agent may send on one stream (a response body, a message stream
+ * toward a public client) before the relay returns credit, which it does as the runtime hands the
+ * bytes on. At the protocol's 1 MiB default one window was one tunnel message, so the agent and
+ * the object took turns on a download (the agent waiting for credit most of the time) instead of
+ * working at once; 4 MiB, as Go's HTTP/2 client gives a stream, lets them overlap. It is also what
+ * a public client that stops reading holds in the object per stream (docs/limits.md).
+ */
+export const RELAY_WINDOW = 4 * 1024 * 1024;
+
 /** The relay's hello: what it supports and accepts. */
 export function relayHello(tunnelId: string): Hello {
   return {
@@ -38,7 +48,7 @@ export function relayHello(tunnelId: string): Hello {
     id: tunnelId,
     // "access": this relay enforces the access policies an agent's hello carries.
     caps: ["http", "access"],
-    window: DEFAULT_WINDOW,
+    window: RELAY_WINDOW,
     maxFrame: DEFAULT_MAX_FRAME,
   };
 }

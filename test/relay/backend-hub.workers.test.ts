@@ -20,7 +20,7 @@ import { encodeResponseHead } from "../../src/protocol/head.ts";
 import { GATHER_BYTES, PING_ACK_BURST, PING_ACKS_PER_SECOND, type Stream } from "../../src/protocol/session.ts";
 import { concat } from "../../src/protocol/messages.ts";
 import { CLIENT_PENDING_MESSAGES, CLIENT_TAG, OBJECT_BACKLOG_BYTES, type ClientAttachment } from "../../src/hub/public-websockets.ts";
-import type { TunnelAttachment } from "../../src/hub/tunnels.ts";
+import { RELAY_WINDOW, type TunnelAttachment } from "../../src/hub/tunnels.ts";
 import {
   BASE,
   backendName,
@@ -384,10 +384,10 @@ describe("flow control", () => {
     stream.sendHeaders(encodeResponseHead({ status: 200, headers: [["content-type", "application/octet-stream"]] }));
 
     const CHUNK = 192 * 1024;
-    const CHUNKS = 32; // 6 MiB, six times the relay's window
+    const CHUNKS = Math.ceil((3 * RELAY_WINDOW) / CHUNK); // three times the relay's window
     let sentSum = 0;
     // Counts the times the agent's writer had spent all its credit and waited for the relay's
-    // WINDOW_UPDATE: with six windows to send it must, or the body did not go under credit.
+    // WINDOW_UPDATE: with three windows to send it must, or the body did not go under credit.
     let stalls = 0;
     const waitForCredit = stream.sendWindow.waitForCredit.bind(stream.sendWindow);
     stream.sendWindow.waitForCredit = () => {
@@ -615,7 +615,7 @@ describe("public WebSockets", () => {
 
     // The idle stream has its full window on both sides (README "Message streams").
     await roundTrip(agent);
-    expect(req.stream.sendWindow.available).toBe(DEFAULT_WINDOW);
+    expect(req.stream.sendWindow.available).toBe(RELAY_WINDOW);
 
     const evictions: Array<"client first" | "agent first"> = ["client first", "agent first"];
     for (const order of evictions) {
@@ -680,11 +680,11 @@ describe("public WebSockets", () => {
     await alone.req.stream.writeMessage(new Uint8Array(1000), false);
     expect(((await alone.client.next()) as ArrayBuffer).byteLength).toBe(1000);
     await roundTrip(agent);
-    expect(alone.req.stream.sendWindow.available).toBe(DEFAULT_WINDOW - 1000);
+    expect(alone.req.stream.sendWindow.available).toBe(RELAY_WINDOW - 1000);
     const credit = alone.req.stream.sendWindow.waitForCredit();
     alone.ws.send("ack 1000");
     await within(credit, "the agent's credit after the client's ack");
-    expect(alone.req.stream.sendWindow.available).toBe(DEFAULT_WINDOW);
+    expect(alone.req.stream.sendWindow.available).toBe(RELAY_WINDOW);
 
     // Offered with the application's own: only those are forwarded.
     const mixed = await publicSocket(agent, backend, { offer: `chat.v1, ${FLOW_SUBPROTOCOL}, chat.v2` });
