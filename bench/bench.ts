@@ -441,16 +441,20 @@ function check(ok: boolean, message: string): void {
   if (!ok) throw new Error(message);
 }
 
+/** Runs `work` and returns its result with the CPU seconds each process spent meanwhile. */
+async function cpuDuring<T>(pids: Record<string, number>, work: () => Promise<T>): Promise<[T, Record<string, number>]> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const result = await work();
+  return [result, Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid) - before[k]]))];
+}
+
 /** Runs a small-GET load and measures the CPU each process spent per request meanwhile. */
 async function withCpu(
   pids: Record<string, number>,
   load: () => Promise<LoadResult>,
 ): Promise<{ result: LoadResult; cpuUsPerRequest: Record<string, number> }> {
-  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
-  const result = await load();
-  const cpuUsPerRequest = Object.fromEntries(
-    Object.entries(pids).map(([k, pid]) => [k, ((cpuSeconds(pid) - before[k]) * 1e6) / Math.max(1, result.requests)]),
-  );
+  const [result, seconds] = await cpuDuring(pids, load);
+  const cpuUsPerRequest = Object.fromEntries(Object.entries(seconds).map(([k, s]) => [k, (s * 1e6) / Math.max(1, result.requests)]));
   return { result, cpuUsPerRequest };
 }
 
@@ -519,7 +523,7 @@ async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
   // and runs them at half speed. Warm-ups first: a fresh path runs cold code in every process.
   await download(`${base}/bytes?n=${16 * MiB}`, 16 * MiB);
   await upload(`${base}/echo`, 16 * MiB);
-  // The client is this process (it hashes every byte it gets or sends): it shares the two CPUs too.
+  // The client is this process (it hashes every byte it gets or sends): it shares the CPUs too.
   const cpuPids = { ...pids, client: process.pid };
   const [down, downCpu] = await cpuPerMiB(cpuPids, o.downloadMiB, () =>
     download(`${base}/bytes?n=${o.downloadMiB * MiB}`, o.downloadMiB * MiB),
@@ -538,9 +542,8 @@ async function measureRow(row: string, env: Env, o: Options): Promise<RowRun> {
 
 /** Runs a transfer of `mib` MiB and the CPU milliseconds each process spent per MiB meanwhile. */
 async function cpuPerMiB<T>(pids: Record<string, number>, mib: number, transfer: () => Promise<T>): Promise<[T, Record<string, number>]> {
-  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
-  const result = await transfer();
-  return [result, Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, ((cpuSeconds(pid) - before[k]) * 1000) / mib]))];
+  const [result, seconds] = await cpuDuring(pids, transfer);
+  return [result, Object.fromEntries(Object.entries(seconds).map(([k, s]) => [k, (s * 1000) / mib]))];
 }
 
 /** A row's small request: GET /small, or for relay-bridge a POST of one Redis GET; and the body it answers. */
@@ -903,9 +906,12 @@ function tableTargets(fig: Map<string, RowFigures>, o: Options): Target[] {
   return out;
 }
 
+/** CPU ms per MiB of all the processes together. */
+const cpuSum = (msPerMiB: Record<string, number>) => Object.values(msPerMiB).reduce((a, b) => a + b, 0);
+
 /** MiB/s that `cpus` busy CPUs carry when a MiB costs the processes `msPerMiB` of CPU time in all. */
 function cpuBoundMiBps(msPerMiB: Record<string, number>, cpus: number): number {
-  const sum = Object.values(msPerMiB).reduce((a, b) => a + b, 0);
+  const sum = cpuSum(msPerMiB);
   return sum > 0 ? (cpus * 1000) / sum : NaN;
 }
 
@@ -929,9 +935,8 @@ function transferCpuTable(fig: Map<string, RowFigures>, rows: string[]): string 
       ["up", "↑", f.uploadMiBps],
     ] as const) {
       const cpu = f.transferCpu[way];
-      const sum = Object.values(cpu).reduce((a, b) => a + b, 0);
       const cells = processes.map((p) => (cpu[p] === undefined ? "-" : cpu[p].toFixed(2)));
-      out.push([row, arrow, ...cells, sum.toFixed(2), fmt(cpuBoundMiBps(cpu, cpus)), fmt(measured)]);
+      out.push([row, arrow, ...cells, cpuSum(cpu).toFixed(2), fmt(cpuBoundMiBps(cpu, cpus)), fmt(measured)]);
     }
   }
   return out.length ? markdown(out, header) : undefined;
